@@ -1,0 +1,12 @@
+//! The rules of a payment, free of I/O: its states and legal moves, what a partner's status
+//! code means, and what each advice does to a payment in each state.
+
+mod advice;
+mod money;
+mod outcome;
+mod state;
+
+pub use advice::{decide_advice, AdviceDecision, AdviceKind, Refusal};
+pub use money::{currency_exponent, Money};
+pub use outcome::{classify, Outcome, PartnerOperation};
+pub use state::{settle_partner_answer, PartnerAnswer, PaymentState, Settlement};

@@ -1,0 +1,30 @@
+//! qrhub: a QR payment hub speaking the Electrum QR Payment Service Interface.
+//!
+//! # Layout
+//! - [`api`]: axum handlers (one module per resource), Basic auth, ErrorDetail responses.
+//! - [`service`]: the hub's work per operation: holding `pay`, matching scans, forwarding,
+//!   advices. Handlers call it; it calls the store and the partner client.
+//! - [`domain`]: the payment state machine and rules, pure.
+//! - [`model`]: the wire types and the spec's constraints.
+//! - [`qr`]: QR payload encoders, parser, CRC and images.
+//! - [`store`]: persistence behind one trait, on PostgreSQL and SQLite.
+//! - [`partner`]: the outbound client to partners.
+//! - [`outbox`]: store-and-forward delivery workers.
+//! - [`simulator`]: a partner simulator for newcomers, tests and load runs.
+//! - [`config`], [`telemetry`], [`app`] (wiring and shutdown), [`cli`].
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod app;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod model;
+pub mod outbox;
+pub mod partner;
+pub mod qr;
+pub mod service;
+pub mod simulator;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,371 @@
+//! What the hub persists, behind one trait with a PostgreSQL and a SQLite implementation.
+//!
+//! Every change of a payment's state is a compare-and-set (`UPDATE … WHERE state = $from`):
+//! the method returns whether it won, and the caller re-reads and decides again when it did
+//! not. Anything owed to a partner (an outbox row) is written in the same transaction as the
+//! state change it comes from.
+
+mod postgres;
+mod sqlite;
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+use uuid::Uuid;
+
+use crate::domain::{AdviceKind, PaymentState};
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is not valid: {0}")]
+    Corrupt(String),
+    #[error("unsupported database url {0:?}: use postgres://… or sqlite://…")]
+    UnsupportedUrl(String),
+}
+
+/// A QR code the hub issued.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QrCodeRecord {
+    pub tran_id: String,
+    pub client_id: String,
+    /// The createQrCode message `id`; unique per client.
+    pub message_id: String,
+    pub scheme: String,
+    pub payload: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A payment as first stored, waiting for its scan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewPayment {
+    pub id: Uuid,
+    pub client_id: String,
+    /// The POS's `PaymentRequest.id`; unique per client.
+    pub message_id: String,
+    pub tran_id: String,
+    pub amount_minor: i64,
+    pub currency: String,
+    /// The POS's PaymentRequest, as received (JSON), to build what goes to the partner.
+    pub request: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+    /// When the scan window closes.
+    pub scan_deadline: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PaymentRecord {
+    pub id: Uuid,
+    pub client_id: String,
+    pub message_id: String,
+    pub tran_id: String,
+    pub state: PaymentState,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub request: serde_json::Value,
+    pub partner_id: Option<String>,
+    pub partner_payment_token: Option<String>,
+    /// The scan notification that claimed the payment (partner's message id).
+    pub scan_message_id: Option<String>,
+    /// The id the hub minted for the `pay` it sends to the partner.
+    pub partner_message_id: Option<String>,
+    /// The POS reversed the payment while it was with the partner.
+    pub reversed_by_pos: bool,
+    /// The partner's HTTP status and body, once it answered.
+    pub partner_status: Option<i32>,
+    pub partner_response: Option<serde_json::Value>,
+    pub created_at: DateTime<Utc>,
+    pub scan_deadline: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InsertOutcome {
+    Inserted,
+    /// The same (client, message id) is already stored.
+    Duplicate,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NewPaymentOutcome {
+    Inserted,
+    /// The same (client, message id) is already stored.
+    DuplicateId,
+    /// Another payment for this `tranId` is waiting, in flight or approved.
+    TranIdInUse,
+    /// The POS reversed this payment id before the `pay` arrived.
+    AlreadyReversed,
+}
+
+/// A scan claiming the waiting payment of `tran_id`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScanClaim {
+    pub tran_id: String,
+    pub partner_id: String,
+    pub scan_message_id: String,
+    pub partner_payment_token: Option<String>,
+    /// The id the hub will use for its `pay` to the partner.
+    pub partner_message_id: String,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ScanClaimOutcome {
+    /// This scan won: the payment is now MATCHED to the partner.
+    Claimed(PaymentRecord),
+    /// No payment for the tranId is waiting (none yet, or it already ended).
+    NothingWaiting,
+}
+
+/// The partner's answer to the forwarded `pay`, recorded with the state it leads to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartnerAnswerRecord {
+    pub payment_id: Uuid,
+    pub to: PaymentState,
+    pub status: Option<i32>,
+    pub body: Option<serde_json::Value>,
+    /// The reversal owed to the partner, queued in the same transaction.
+    pub reversal: Option<NewOutboxMessage>,
+    pub at: DateTime<Utc>,
+}
+
+/// An advice from a POS, as received.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdviceRecord {
+    pub client_id: String,
+    /// The advice's own `id`.
+    pub message_id: String,
+    pub kind: AdviceKind,
+    /// The `PaymentRequest.id` it refers to.
+    pub request_id: String,
+    /// The payment it applied to; `None` for a reversal of a payment the hub never saw,
+    /// which is remembered so that a late `pay` with that id is refused.
+    pub payment_id: Option<Uuid>,
+    /// The advice as received: the 202 echo of a repeat is this body.
+    pub body: serde_json::Value,
+    pub received_at: DateTime<Utc>,
+}
+
+/// An advice applied to a payment: one compare-and-set plus the rows it brings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApplyAdvice {
+    pub advice: AdviceRecord,
+    pub payment_id: Uuid,
+    pub from: PaymentState,
+    /// `None` keeps the state (an absorbed advice) but still requires `from` to hold.
+    pub to: Option<PaymentState>,
+    /// Sets `reversed_by_pos` (a reversal that arrived while the partner had the payment).
+    pub mark_reversed_by_pos: bool,
+    pub outbox: Option<NewOutboxMessage>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApplyAdviceOutcome {
+    Applied,
+    /// The payment was no longer in `from`: re-read and decide again.
+    StateChanged,
+    /// The advice id is already stored (a repeat that raced this one).
+    DuplicateAdvice,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OutboxState {
+    Pending,
+    Delivered,
+    Failed,
+    Dead,
+}
+
+impl OutboxState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::Delivered => "DELIVERED",
+            Self::Failed => "FAILED",
+            Self::Dead => "DEAD",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "PENDING" => Some(Self::Pending),
+            "DELIVERED" => Some(Self::Delivered),
+            "FAILED" => Some(Self::Failed),
+            "DEAD" => Some(Self::Dead),
+            _ => None,
+        }
+    }
+}
+
+/// An advice owed to a partner.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewOutboxMessage {
+    pub id: Uuid,
+    pub payment_id: Uuid,
+    pub partner_id: String,
+    pub kind: AdviceKind,
+    /// The advice's `id` toward the partner: the same on every try.
+    pub message_id: String,
+    /// The PaymentConfirmation or PaymentReversal to send, as JSON.
+    pub body: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+    /// After this, an undelivered row is dead-lettered.
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxMessage {
+    pub id: Uuid,
+    pub payment_id: Uuid,
+    pub partner_id: String,
+    pub kind: AdviceKind,
+    pub message_id: String,
+    pub body: serde_json::Value,
+    pub state: OutboxState,
+    /// Tries started so far; also the fencing token of the current lease.
+    pub attempts: i32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_status: Option<i32>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// How one delivery try ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeliveryResult {
+    /// The partner has it (2xx, or 404 on a reversal).
+    Delivered { status: i32 },
+    /// A final answer that is not a success: the row ends, failed.
+    Failed { status: i32, error: String },
+    /// Unknown outcome: try again at `next_attempt_at`.
+    Retry {
+        status: Option<i32>,
+        error: String,
+        next_attempt_at: DateTime<Utc>,
+    },
+}
+
+/// What a hub finds after a restart, and repairs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Payments left FORWARDED: their outcome is unknown, a reversal was queued.
+    pub forwarded_made_unknown: u64,
+    /// Payments left MATCHED: nothing was sent to the partner; they end DECLINED.
+    pub matched_never_sent: u64,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Applies pending migrations.
+    async fn migrate(&self) -> StoreResult<()>;
+    /// Checks the database answers (readiness).
+    async fn ping(&self) -> StoreResult<()>;
+
+    // QR codes
+    async fn insert_qr_code(&self, code: &QrCodeRecord) -> StoreResult<InsertOutcome>;
+    async fn qr_code(&self, tran_id: &str) -> StoreResult<Option<QrCodeRecord>>;
+
+    // Payments
+    /// Stores a waiting payment, refusing a duplicate id, a busy tranId, and an id the POS
+    /// already reversed, all in one transaction.
+    async fn insert_payment(&self, payment: &NewPayment) -> StoreResult<NewPaymentOutcome>;
+    async fn payment(&self, id: Uuid) -> StoreResult<Option<PaymentRecord>>;
+    async fn payment_by_message(
+        &self,
+        client_id: &str,
+        message_id: &str,
+    ) -> StoreResult<Option<PaymentRecord>>;
+    /// The newest payment for a tranId, whatever its state.
+    async fn latest_payment_for_tran(&self, tran_id: &str) -> StoreResult<Option<PaymentRecord>>;
+    /// WAITING_FOR_SCAN → MATCHED for the tranId's waiting payment, recording the scan.
+    async fn claim_for_scan(&self, claim: &ScanClaim) -> StoreResult<ScanClaimOutcome>;
+    /// A bare compare-and-set of the state (no other column changes but `updated_at`).
+    async fn transition(
+        &self,
+        id: Uuid,
+        from: PaymentState,
+        to: PaymentState,
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+    /// FORWARDED → answer.to, storing the partner's status and body and queueing the
+    /// reversal if there is one, in one transaction.
+    async fn record_partner_answer(&self, answer: &PartnerAnswerRecord) -> StoreResult<bool>;
+    /// WAITING_FOR_SCAN payments whose scan window closed before `now`.
+    async fn expired_waiting(&self, now: DateTime<Utc>, limit: i64) -> StoreResult<Vec<Uuid>>;
+
+    // Advices
+    async fn advice(&self, client_id: &str, message_id: &str) -> StoreResult<Option<AdviceRecord>>;
+    /// Stores a reversal for a payment the hub never saw (payment_id None). Fails with
+    /// `Duplicate` if the advice id is known.
+    async fn insert_orphan_reversal(&self, advice: &AdviceRecord) -> StoreResult<InsertOutcome>;
+    async fn apply_advice(&self, apply: &ApplyAdvice) -> StoreResult<ApplyAdviceOutcome>;
+
+    // Outbox
+    /// Leases up to `limit` due PENDING rows until `lease_until`, counting a try on each.
+    /// A row whose worker dies becomes due again when its lease runs out.
+    async fn claim_due_outbox(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: i64,
+    ) -> StoreResult<Vec<OutboxMessage>>;
+    /// Records how a try ended; ignored (false) unless the row is still PENDING with
+    /// `attempts == attempt` (a stale worker cannot overwrite a newer try).
+    async fn finish_delivery(
+        &self,
+        id: Uuid,
+        attempt: i32,
+        result: &DeliveryResult,
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+    /// PENDING rows past their expiry become DEAD; returns how many.
+    async fn dead_letter_expired(&self, now: DateTime<Utc>) -> StoreResult<u64>;
+    async fn outbox_for_payment(&self, payment_id: Uuid) -> StoreResult<Vec<OutboxMessage>>;
+    async fn outbox_by_state(&self, state: OutboxState, limit: i64)
+        -> StoreResult<Vec<OutboxMessage>>;
+    /// DEAD → PENDING, due now, with a new expiry (an operator's retry).
+    async fn retry_dead_letter(
+        &self,
+        id: Uuid,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+
+    // Recovery
+    /// Repairs what a crashed hub left half done (see [`RecoveryReport`]): payments FORWARDED
+    /// with no change since `forwarded_before` become UNKNOWN with the reversal that
+    /// `reversal_for` builds; payments MATCHED since before `matched_before` become DECLINED.
+    /// The cut-offs lie further back than any live instance could take to finish, so this
+    /// is safe to run on every instance, at start-up and periodically.
+    async fn recover(
+        &self,
+        now: DateTime<Utc>,
+        forwarded_before: DateTime<Utc>,
+        matched_before: DateTime<Utc>,
+        reversal_for: &(dyn Fn(&PaymentRecord) -> NewOutboxMessage + Send + Sync),
+    ) -> StoreResult<RecoveryReport>;
+}
+
+pub type SharedStore = Arc<dyn Store>;
+
+/// Opens the store a database URL names (`postgres://…` or `sqlite://…`).
+pub async fn connect(url: &str, max_connections: u32) -> StoreResult<SharedStore> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PostgresStore::connect(url, max_connections).await?))
+    } else if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect(url).await?))
+    } else {
+        Err(StoreError::UnsupportedUrl(url.to_owned()))
+    }
+}
