@@ -1,1 +1,209 @@
-//! (to be written)
+//! Wiring: the store, the hub, the router with its layers, the background workers, and a
+//! graceful shutdown that lets held requests and forwarding finish.
+
+use anyhow::Context;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Request, StatusCode};
+use axum::Router;
+use std::future::IntoFuture;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceBuilder;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::api::{self, AppState};
+use crate::clock::SharedClock;
+use crate::config::Settings;
+use crate::credentials::Credentials;
+use crate::outbox::OutboxWorker;
+use crate::partner::PartnerClient;
+use crate::service::Hub;
+use crate::store;
+
+/// How often the sweeper looks for expired waits and half-finished payments.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
+pub struct App {
+    listener: TcpListener,
+    router: Router,
+    hub: Arc<Hub>,
+}
+
+impl App {
+    /// Connects and migrates the store, binds the listener (port 0 picks a free one).
+    pub async fn build(settings: Settings, clock: SharedClock) -> anyhow::Result<Self> {
+        let settings = Arc::new(settings);
+        let store = store::connect(&settings.database.url, settings.database.max_connections)
+            .await
+            .context("cannot open the database")?;
+        store
+            .migrate()
+            .await
+            .context("cannot migrate the database")?;
+        let partners = PartnerClient::new().context("cannot build the partner HTTP client")?;
+        let hub = Hub::new(Arc::clone(&settings), store, clock, partners);
+        let credentials = Credentials::new(
+            &settings
+                .clients
+                .iter()
+                .map(|c| (c.id.clone(), c.password_hash.clone()))
+                .collect::<Vec<_>>(),
+            &settings
+                .partners
+                .iter()
+                .map(|p| (p.id.clone(), p.password_hash.clone()))
+                .collect::<Vec<_>>(),
+        );
+        let state = AppState {
+            hub: Arc::clone(&hub),
+            credentials,
+        };
+        let router = with_layers(api::router(state), &settings);
+        let listener = TcpListener::bind(settings.server.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.server.listen))?;
+        Ok(Self {
+            listener,
+            router,
+            hub,
+        })
+    }
+
+    pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {
+        Ok(self.listener.local_addr()?)
+    }
+
+    pub fn hub(&self) -> Arc<Hub> {
+        Arc::clone(&self.hub)
+    }
+
+    /// Serves until `shutdown` is cancelled, then stops taking requests, lets held ones
+    /// finish (up to `server.shutdown_grace`), and stops the workers.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let hub = self.hub;
+        let workers = CancellationToken::new();
+        let outbox = tokio::spawn(OutboxWorker::new(Arc::clone(&hub)).run(workers.clone()));
+        let sweeper = tokio::spawn(Arc::clone(&hub).run_sweeper(SWEEP_INTERVAL, workers.clone()));
+        let addr = self.listener.local_addr()?;
+        tracing::info!(%addr, database = %redact_url(&hub.settings.database.url), "qrhub serving");
+
+        let grace = hub.settings.server.shutdown_grace;
+        let signal = shutdown.clone();
+        let server = axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(async move { signal.cancelled().await })
+            .into_future();
+        tokio::pin!(server);
+        tokio::select! {
+            result = &mut server => result.context("server failed")?,
+            _ = async {
+                shutdown.cancelled().await;
+                tokio::time::sleep(grace).await;
+            } => tracing::warn!("shutdown grace ran out with requests still held"),
+        }
+        hub.tasks.close();
+        if tokio::time::timeout(grace, hub.tasks.wait()).await.is_err() {
+            tracing::warn!("forwarding tasks still running at shutdown; recovery will settle them");
+        }
+        workers.cancel();
+        let _ = tokio::join!(outbox, sweeper);
+        tracing::info!("qrhub stopped");
+        Ok(())
+    }
+}
+
+fn with_layers(router: Router, settings: &Settings) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    // The held `pay` is answered by the hub itself before pay_deadline; this timeout only
+    // guards against a request that would otherwise outlive the POS.
+    let timeout = settings.timing.pos_timeout;
+    router.layer(
+        ServiceBuilder::new()
+            .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+            .layer(
+                TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+                    let request_id = request
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default();
+                    tracing::info_span!(
+                        "request",
+                        method = %request.method(),
+                        path = %request.uri().path(),
+                        request_id = %request_id,
+                    )
+                }),
+            )
+            .layer(PropagateRequestIdLayer::new(request_id))
+            .layer(TimeoutLayer::with_status_code(
+                StatusCode::GATEWAY_TIMEOUT,
+                timeout,
+            ))
+            .layer(DefaultBodyLimit::max(settings.server.body_limit_bytes)),
+    )
+}
+
+/// The database URL without its password, for logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutdown requested");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_stay_out_of_logs() {
+        assert_eq!(
+            redact_url("postgres://hub:s3cret@db:5432/qrhub"),
+            "postgres://hub:***@db:5432/qrhub"
+        );
+        assert_eq!(
+            redact_url("sqlite://data/qrhub.db"),
+            "sqlite://data/qrhub.db"
+        );
+    }
+}

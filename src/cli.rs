@@ -1,1 +1,129 @@
-//! (to be written)
+//! The `qrhub` command line.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::{shutdown_signal, App};
+use crate::clock::SystemClock;
+use crate::config::Settings;
+use crate::{credentials, store, telemetry};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "qrhub",
+    version,
+    about = "QR payment hub (Electrum QR Payment Service Interface)"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the hub (and the partner simulator, if the configuration enables it).
+    Serve {
+        /// Configuration file; QRHUB__SECTION__KEY environment variables override it.
+        #[arg(long, env = "QRHUB_CONFIG", default_value = "config/default.toml")]
+        config: PathBuf,
+    },
+    /// Apply database migrations and exit.
+    Migrate {
+        #[arg(long, env = "QRHUB_CONFIG", default_value = "config/default.toml")]
+        config: PathBuf,
+    },
+    /// Print an argon2id hash of a password read from standard input, for the config file.
+    HashPassword,
+    /// Run only the partner simulator of the configuration's [simulator] section.
+    SimulatePartner {
+        #[arg(long, env = "QRHUB_CONFIG", default_value = "config/default.toml")]
+        config: PathBuf,
+    },
+}
+
+pub fn run() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve { config } => serve(config).await,
+            Command::Migrate { config } => migrate(config).await,
+            Command::HashPassword => hash_password(),
+            Command::SimulatePartner { config } => simulate_partner(config).await,
+        }
+    })
+}
+
+fn load(path: &std::path::Path) -> anyhow::Result<Settings> {
+    Settings::load(path).with_context(|| format!("configuration {} is not usable", path.display()))
+}
+
+async fn serve(config: PathBuf) -> anyhow::Result<()> {
+    let settings = load(&config)?;
+    telemetry::init(&settings.log);
+    let simulator = match &settings.simulator {
+        Some(section) if section.enabled => Some(
+            crate::simulator::Simulator::start(section.settings.clone())
+                .await
+                .context("cannot start the partner simulator")?,
+        ),
+        _ => None,
+    };
+    if let Some(sim) = &simulator {
+        tracing::info!(url = %sim.base_url(), "partner simulator running");
+    }
+    let app = App::build(settings, Arc::new(SystemClock)).await?;
+    let shutdown = CancellationToken::new();
+    let trigger = shutdown.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        trigger.cancel();
+    });
+    let result = app.run(shutdown).await;
+    if let Some(sim) = simulator {
+        sim.shutdown().await;
+    }
+    result
+}
+
+async fn migrate(config: PathBuf) -> anyhow::Result<()> {
+    let settings = load(&config)?;
+    telemetry::init(&settings.log);
+    let store = store::connect(&settings.database.url, 1).await?;
+    store.migrate().await?;
+    tracing::info!("migrations applied");
+    Ok(())
+}
+
+fn hash_password() -> anyhow::Result<()> {
+    let mut password = String::new();
+    std::io::stdin()
+        .read_to_string(&mut password)
+        .context("cannot read the password from standard input")?;
+    let password = password.trim_end_matches(['\n', '\r']);
+    anyhow::ensure!(!password.is_empty(), "the password is empty");
+    let hash = credentials::hash_password(password)
+        .map_err(|e| anyhow::anyhow!("cannot hash the password: {e}"))?;
+    println!("{hash}");
+    Ok(())
+}
+
+async fn simulate_partner(config: PathBuf) -> anyhow::Result<()> {
+    let settings = load(&config)?;
+    telemetry::init(&settings.log);
+    let section = settings
+        .simulator
+        .context("the configuration has no [simulator] section")?;
+    let simulator = crate::simulator::Simulator::start(section.settings).await?;
+    tracing::info!(url = %simulator.base_url(), "partner simulator running");
+    shutdown_signal().await;
+    simulator.shutdown().await;
+    Ok(())
+}

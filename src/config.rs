@@ -1,1 +1,443 @@
-//! (to be written)
+//! Configuration: a TOML file, then `QRHUB__SECTION__KEY` environment variables over it.
+//!
+//! Every key is documented in `config/default.toml`. [`Settings::load`] checks the values
+//! against each other (the timing budget of DESIGN.md §6, credential hashes, partner URLs) so
+//! that a bad deployment stops at start-up with a message naming the key.
+
+use argon2::password_hash::PasswordHash;
+use secrecy::SecretString;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::model::QrScheme;
+use crate::simulator::SimulatorSettings;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("configuration key `{key}`: {problem}")]
+    Invalid { key: String, problem: String },
+}
+
+fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        problem: problem.into(),
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub hub: HubSettings,
+    #[serde(default)]
+    pub timing: TimingSettings,
+    #[serde(default)]
+    pub outbox: OutboxSettings,
+    #[serde(default)]
+    pub log: LogSettings,
+    #[serde(default)]
+    pub clients: Vec<ClientSettings>,
+    #[serde(default)]
+    pub partners: Vec<PartnerSettings>,
+    /// The built-in partner simulator, started in-process when `enabled`.
+    #[serde(default)]
+    pub simulator: Option<SimulatorSection>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub listen: SocketAddr,
+    /// Largest request body accepted; larger ones get 413 with an ErrorDetail.
+    #[serde(default = "default_body_limit")]
+    pub body_limit_bytes: usize,
+    /// Operations answered with 501 FUNCTION_NOT_SUPPORTED (e.g. `["createQrCode"]`).
+    #[serde(default)]
+    pub disabled_operations: Vec<String>,
+    /// How long shutdown waits for held requests before it stops anyway.
+    #[serde(default = "default_shutdown_grace", with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+}
+
+fn default_body_limit() -> usize {
+    64 * 1024
+}
+
+fn default_shutdown_grace() -> Duration {
+    Duration::from_secs(60)
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `sqlite://data/qrhub.db` (embedded, one instance) or `postgres://user@host/db`.
+    pub url: String,
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+}
+
+fn default_max_connections() -> u32 {
+    16
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HubSettings {
+    /// The hub's institution id in the ThirdPartyIdentifiers it adds.
+    pub institution_id: String,
+    /// Tag 26 sub-tag 00 of the QR payload: who issued the code.
+    pub qr_provider_id: String,
+    /// Encoder used when a request names no (known) scheme.
+    #[serde(default = "default_scheme")]
+    pub default_scheme: QrScheme,
+    /// How long an issued QR code stays valid when the request gives no expiry.
+    #[serde(default = "default_qr_ttl", with = "humantime_serde")]
+    pub qr_code_ttl: Duration,
+}
+
+fn default_scheme() -> QrScheme {
+    QrScheme::ElectrumMerchantMinimal
+}
+
+fn default_qr_ttl() -> Duration {
+    Duration::from_secs(300)
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TimingSettings {
+    /// How long POS systems wait for an answer (the interface's default is 60 s).
+    #[serde(with = "humantime_serde")]
+    pub pos_timeout: Duration,
+    /// Every `pay` is answered this long after it arrived, at the latest.
+    #[serde(with = "humantime_serde")]
+    pub pay_deadline: Duration,
+    /// How long a scan for an issued code waits for its `pay` to arrive.
+    #[serde(with = "humantime_serde")]
+    pub early_scan_grace: Duration,
+}
+
+impl Default for TimingSettings {
+    fn default() -> Self {
+        Self {
+            pos_timeout: Duration::from_secs(60),
+            pay_deadline: Duration::from_secs(55),
+            early_scan_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutboxSettings {
+    /// Concurrent deliveries per hub instance.
+    pub concurrency: usize,
+    /// How often idle workers look for due rows (new rows written here wake them at once).
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+    /// First retry delay; doubled per try up to `max_backoff`, with jitter.
+    #[serde(with = "humantime_serde")]
+    pub initial_backoff: Duration,
+    #[serde(with = "humantime_serde")]
+    pub max_backoff: Duration,
+    /// An advice not delivered by then is dead-lettered for an operator.
+    #[serde(with = "humantime_serde")]
+    pub expiry: Duration,
+}
+
+impl Default for OutboxSettings {
+    fn default() -> Self {
+        Self {
+            concurrency: 16,
+            poll_interval: Duration::from_secs(1),
+            initial_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(300),
+            expiry: Duration::from_secs(3 * 24 * 3600),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// `json` (one object per line, for collectors) or `pretty` (for people).
+    pub format: LogFormat,
+    /// A tracing filter (`info`, `qrhub=debug,tower_http=info`); `RUST_LOG` wins if set.
+    pub filter: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Json,
+            filter: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+/// A POS system: its Basic-auth user is its `client.id`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientSettings {
+    pub id: String,
+    /// argon2 PHC string (`qrhub hash-password`).
+    pub password_hash: String,
+}
+
+/// A partner wallet.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartnerSettings {
+    /// Its Basic-auth user on scans, and `partner.id` in messages.
+    pub id: String,
+    pub name: String,
+    /// argon2 PHC string of the password the partner presents to the hub.
+    pub password_hash: String,
+    /// The hub calls `{base_url}/qr/v1/payments`, `/payments/confirmations`, `/payments/reversals`.
+    pub base_url: String,
+    /// What the hub presents to the partner.
+    pub username: String,
+    pub password: SecretString,
+    /// How long the hub waits for the partner's answer to `pay` and to each advice.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SimulatorSection {
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(flatten)]
+    pub settings: SimulatorSettings,
+}
+
+impl Settings {
+    /// Loads `path` (if it exists), then the environment, then checks the result.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let builder = config::Config::builder()
+            .add_source(config::File::from(path).required(false))
+            .add_source(
+                config::Environment::with_prefix("QRHUB")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true),
+            );
+        let settings: Settings = builder.build()?.try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Parses a TOML document (tests build hubs this way) and checks it.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let settings: Settings = config::Config::builder()
+            .add_source(config::File::from_str(text, config::FileFormat::Toml))
+            .build()?
+            .try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// The longest any partner may take: the scan window leaves this much of the deadline.
+    pub fn max_partner_timeout(&self) -> Duration {
+        self.partners
+            .iter()
+            .map(|p| p.timeout)
+            .max()
+            .unwrap_or_default()
+    }
+
+    /// How long a `pay` waits for its scan: the deadline less the slowest partner's timeout.
+    pub fn scan_window(&self) -> Duration {
+        self.timing
+            .pay_deadline
+            .saturating_sub(self.max_partner_timeout())
+    }
+
+    pub fn partner(&self, id: &str) -> Option<&PartnerSettings> {
+        self.partners.iter().find(|p| p.id == id)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let t = &self.timing;
+        if t.pay_deadline >= t.pos_timeout {
+            return Err(invalid(
+                "timing.pay_deadline",
+                format!(
+                    "{} must be shorter than timing.pos_timeout ({}) so every pay is answered before the POS gives up",
+                    humantime::format_duration(t.pay_deadline),
+                    humantime::format_duration(t.pos_timeout)
+                ),
+            ));
+        }
+        if self.scan_window() < Duration::from_millis(100) {
+            return Err(invalid(
+                "timing.pay_deadline",
+                format!(
+                    "{} leaves no scan window after the slowest partner timeout ({})",
+                    humantime::format_duration(t.pay_deadline),
+                    humantime::format_duration(self.max_partner_timeout())
+                ),
+            ));
+        }
+        if self.hub.institution_id.is_empty() {
+            return Err(invalid("hub.institution_id", "must not be empty"));
+        }
+        if self.hub.qr_provider_id.is_empty() || self.hub.qr_provider_id.chars().count() > 32 {
+            return Err(invalid(
+                "hub.qr_provider_id",
+                "must be 1 to 32 characters (it shares tag 26 with the 32-character tranId)",
+            ));
+        }
+        if self.outbox.concurrency == 0 {
+            return Err(invalid("outbox.concurrency", "must be at least 1"));
+        }
+        if self.outbox.initial_backoff > self.outbox.max_backoff {
+            return Err(invalid(
+                "outbox.initial_backoff",
+                "must not exceed outbox.max_backoff",
+            ));
+        }
+        const OPERATIONS: [&str; 5] = [
+            "createQrCode",
+            "pay",
+            "notifyScan",
+            "confirmPayment",
+            "reversePayment",
+        ];
+        for (i, op) in self.server.disabled_operations.iter().enumerate() {
+            if !OPERATIONS.contains(&op.as_str()) {
+                return Err(invalid(
+                    format!("server.disabled_operations[{i}]"),
+                    format!("unknown operation {op:?}; one of {}", OPERATIONS.join(", ")),
+                ));
+            }
+        }
+        let mut ids = std::collections::HashSet::new();
+        for (i, c) in self.clients.iter().enumerate() {
+            check_hash(&format!("clients[{i}].password_hash"), &c.password_hash)?;
+            if !ids.insert(c.id.as_str()) {
+                return Err(invalid(format!("clients[{i}].id"), "is listed twice"));
+            }
+        }
+        for (i, p) in self.partners.iter().enumerate() {
+            check_hash(&format!("partners[{i}].password_hash"), &p.password_hash)?;
+            if !ids.insert(p.id.as_str()) {
+                return Err(invalid(
+                    format!("partners[{i}].id"),
+                    "is already used by a client or another partner",
+                ));
+            }
+            if !(p.base_url.starts_with("http://") || p.base_url.starts_with("https://")) {
+                return Err(invalid(
+                    format!("partners[{i}].base_url"),
+                    "must start with http:// or https://",
+                ));
+            }
+            if p.timeout.is_zero() {
+                return Err(invalid(
+                    format!("partners[{i}].timeout"),
+                    "must be positive",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_hash(key: &str, hash: &str) -> Result<(), ConfigError> {
+    PasswordHash::new(hash).map(|_| ()).map_err(|e| {
+        invalid(
+            key,
+            format!("is not an argon2 PHC string ({e}); make one with `qrhub hash-password`"),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HASH: &str =
+        "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG";
+
+    fn toml(extra: &str) -> String {
+        format!(
+            r#"
+[server]
+listen = "127.0.0.1:0"
+[database]
+url = "sqlite://data/x.db"
+[hub]
+institution_id = "qrhub"
+qr_provider_id = "za.co.qrhub"
+{extra}
+"#
+        )
+    }
+
+    #[test]
+    fn defaults_follow_the_design() {
+        let s = Settings::from_toml(&toml("")).expect("valid");
+        assert_eq!(s.timing.pay_deadline, Duration::from_secs(55));
+        assert_eq!(s.scan_window(), Duration::from_secs(55));
+    }
+
+    #[test]
+    fn the_scan_window_leaves_room_for_the_slowest_partner() {
+        let s = Settings::from_toml(&toml(&format!(
+            r#"
+[[partners]]
+id = "w"
+name = "W"
+password_hash = "{HASH}"
+base_url = "http://127.0.0.1:1"
+username = "qrhub"
+password = "x"
+timeout = "25s"
+"#
+        )))
+        .expect("valid");
+        assert_eq!(s.scan_window(), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn a_deadline_past_the_pos_timeout_is_refused_by_name() {
+        let err = Settings::from_toml(&toml(
+            "[timing]\npos_timeout = \"10s\"\npay_deadline = \"20s\"\nearly_scan_grace = \"1s\"",
+        ))
+        .expect_err("invalid");
+        assert!(err.to_string().contains("timing.pay_deadline"), "{err}");
+    }
+
+    #[test]
+    fn a_plain_password_in_place_of_a_hash_is_refused_by_name() {
+        let err = Settings::from_toml(&toml(
+            "[[clients]]\nid = \"pos\"\npassword_hash = \"secret\"",
+        ))
+        .expect_err("invalid");
+        assert!(
+            err.to_string().contains("clients[0].password_hash"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let err =
+            Settings::from_toml(&toml("[timing]\npay_deadlin = \"5s\"")).expect_err("invalid");
+        assert!(err.to_string().contains("pay_deadlin"), "{err}");
+    }
+}

@@ -19,6 +19,7 @@ pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod credentials;
 pub mod domain;
 pub mod model;
 pub mod outbox;

@@ -1,1 +1,9 @@
-fn main() {}
+fn main() -> std::process::ExitCode {
+    match qrhub::cli::run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("qrhub: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

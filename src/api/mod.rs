@@ -1,1 +1,103 @@
-//! (to be written)
+//! The HTTP surface: the five operations of the interface under `/qr/v1` (each also with a
+//! trailing slash, as clients before v1.4.0 sent), the QR image extension, and health.
+//! Handlers authenticate, check the body, call the [`Hub`], and shape the answer.
+
+mod error;
+mod extract;
+mod health;
+mod payments;
+mod qr_codes;
+mod scans;
+
+pub use error::ApiError;
+pub use extract::{Body, PartnerCaller, PosClient};
+
+use axum::extract::FromRef;
+use axum::routing::{get, post, MethodRouter};
+use axum::Router;
+use std::sync::Arc;
+
+use crate::credentials::Credentials;
+use crate::service::{Hub, HubError};
+
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub hub: Arc<Hub>,
+    pub credentials: Credentials,
+}
+
+impl FromRef<AppState> for Arc<Hub> {
+    fn from_ref(state: &AppState) -> Self {
+        Arc::clone(&state.hub)
+    }
+}
+
+/// The operation names of the interface, as `server.disabled_operations` spells them.
+pub mod operation {
+    pub const CREATE_QR_CODE: &str = "createQrCode";
+    pub const PAY: &str = "pay";
+    pub const NOTIFY_SCAN: &str = "notifyScan";
+    pub const CONFIRM_PAYMENT: &str = "confirmPayment";
+    pub const REVERSE_PAYMENT: &str = "reversePayment";
+}
+
+pub fn router(state: AppState) -> Router {
+    let mut router = Router::new();
+    for (path, route) in [
+        ("/qr/v1/qrCodes", post(qr_codes::create)),
+        ("/qr/v1/payments", post(payments::pay)),
+        ("/qr/v1/scans", post(scans::notify)),
+        ("/qr/v1/payments/confirmations", post(payments::confirm)),
+        ("/qr/v1/payments/reversals", post(payments::reverse)),
+    ] {
+        router = with_trailing_slash(router, path, route);
+    }
+    router
+        .route("/qr/v1/qrCodes/{tran_id}/image", get(qr_codes::image))
+        .route("/health/live", get(health::live))
+        .route("/health/ready", get(health::ready))
+        .with_state(state)
+}
+
+fn with_trailing_slash(
+    router: Router<AppState>,
+    path: &str,
+    route: MethodRouter<AppState>,
+) -> Router<AppState> {
+    router
+        .route(path, route.clone())
+        .route(&format!("{path}/"), route)
+}
+
+/// Turns the hub's refusals into answers; internal failures become an opaque 500.
+pub(crate) fn answer(id: &str, error: HubError) -> ApiError {
+    match error {
+        HubError::Refused { status, detail } => ApiError {
+            status,
+            detail,
+            challenge: false,
+        },
+        HubError::Internal(e) => ApiError::internal(id, &e),
+    }
+}
+
+/// 501 for an operation switched off in the configuration.
+pub(crate) fn ensure_enabled(hub: &Hub, operation: &str, id: &str) -> Result<(), ApiError> {
+    if hub
+        .settings
+        .server
+        .disabled_operations
+        .iter()
+        .any(|o| o == operation)
+    {
+        return Err(ApiError::new(
+            axum::http::StatusCode::NOT_IMPLEMENTED,
+            crate::model::ErrorDetail::new(
+                id,
+                crate::model::ErrorType::FunctionNotSupported,
+                "Operation not supported",
+            ),
+        ));
+    }
+    Ok(())
+}

@@ -20,7 +20,7 @@ pub enum PartnerOperation {
 /// the payment, so there is nothing to reverse); on a confirmation it is a failure.
 pub fn classify(status: u16, operation: PartnerOperation) -> Outcome {
     match status {
-        200 | 201 | 202 => Outcome::Success,
+        200..=202 => Outcome::Success,
         404 if operation == PartnerOperation::Reverse => Outcome::Success,
         500 | 504 => Outcome::Unknown,
         _ => Outcome::Failed,

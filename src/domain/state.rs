@@ -71,6 +71,11 @@ impl PaymentState {
         )
     }
 
+    /// A scan has claimed the payment (whatever became of it since).
+    pub fn partner_was_asked_or_matched(self) -> bool {
+        self == Self::Matched || self.partner_was_asked()
+    }
+
     /// The `pay` request has its answer: nothing more will happen before an advice.
     pub fn pay_is_answered(self) -> bool {
         use PaymentState::*;

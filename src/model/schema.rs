@@ -559,7 +559,7 @@ fn check_value(value: &Value, kind: &Kind, path: &str, errors: &mut Vec<FormatEr
             }
         }
         Kind::DateTime => {
-            if !value.as_str().is_some_and(|s| Timestamp::parse(s).is_some()) {
+            if value.as_str().and_then(Timestamp::parse).is_none() {
                 problem(
                     errors,
                     path.to_owned(),
@@ -574,7 +574,7 @@ fn check_value(value: &Value, kind: &Kind, path: &str, errors: &mut Vec<FormatEr
             }
         }
         Kind::Int32 => {
-            if !value.as_i64().is_some_and(|n| i32::try_from(n).is_ok()) {
+            if value.as_i64().and_then(|n| i32::try_from(n).ok()).is_none() {
                 problem(errors, path.to_owned(), "must be a 32-bit integer", value);
             }
         }

@@ -1,1 +1,186 @@
-//! (to be written)
+//! Store-and-forward delivery of advices to partners.
+//!
+//! Workers lease due rows (the lease is the row's next due time, so a worker that dies simply
+//! lets it fall due again), deliver each with the same message id every time, and record the
+//! outcome with the attempt number as a fencing token. Unknown outcomes are retried with
+//! capped exponential backoff and full jitter; final answers end the row.
+
+use chrono::{DateTime, Utc};
+use futures::stream::{self, StreamExt};
+use rand::Rng;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+use crate::domain::{classify, AdviceKind, Outcome, PartnerOperation};
+use crate::partner::{CallResult, CONFIRM_PATH, REVERSE_PATH};
+use crate::service::Hub;
+use crate::store::{DeliveryResult, OutboxMessage};
+
+/// How far past a partner's timeout a lease reaches, so a live delivery is never re-leased.
+const LEASE_MARGIN: Duration = Duration::from_secs(30);
+
+/// The delay before try `attempt + 1`: doubling from `initial`, capped at `max`, then
+/// scaled into [½, 1] of that so that many rows failing together do not retry together.
+pub fn backoff(attempt: i32, initial: Duration, max: Duration, jitter: f64) -> Duration {
+    let exponent = u32::try_from(attempt.saturating_sub(1))
+        .unwrap_or(0)
+        .min(30);
+    let raw = initial.saturating_mul(1u32 << exponent).min(max);
+    raw.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
+}
+
+pub struct OutboxWorker {
+    hub: Arc<Hub>,
+}
+
+impl OutboxWorker {
+    pub fn new(hub: Arc<Hub>) -> Self {
+        Self { hub }
+    }
+
+    /// Delivers until cancelled; wakes on the hub's `outbox_wake` or every poll interval.
+    pub async fn run(self, stop: CancellationToken) {
+        let poll = self.hub.settings.outbox.poll_interval;
+        loop {
+            let delivered = match self.deliver_due().await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::error!(error.cause_chain = ?e, "outbox pass failed");
+                    0
+                }
+            };
+            if delivered > 0 {
+                // There may be more due: go again at once.
+                continue;
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = self.hub.outbox_wake.notified() => {}
+                _ = tokio::time::sleep(poll) => {}
+            }
+        }
+    }
+
+    /// One pass: lease a batch of due rows and deliver them concurrently. Returns how many
+    /// rows were leased.
+    pub async fn deliver_due(&self) -> anyhow::Result<usize> {
+        let settings = &self.hub.settings;
+        let concurrency = settings.outbox.concurrency;
+        let now = self.hub.clock.now();
+        let lease = settings.max_partner_timeout() + LEASE_MARGIN;
+        let rows = self
+            .hub
+            .store
+            .claim_due_outbox(now, now + crate::service::span(lease), concurrency as i64)
+            .await?;
+        let count = rows.len();
+        stream::iter(rows)
+            .for_each_concurrent(concurrency, |row| async move {
+                if let Err(e) = self.deliver(row).await {
+                    tracing::error!(error.cause_chain = ?e, "recording a delivery failed");
+                }
+            })
+            .await;
+        Ok(count)
+    }
+
+    async fn deliver(&self, row: OutboxMessage) -> anyhow::Result<()> {
+        let hub = &self.hub;
+        let Some(partner) = hub.settings.partner(&row.partner_id) else {
+            let result = DeliveryResult::Failed {
+                status: 0,
+                error: format!("partner {:?} is not configured", row.partner_id),
+            };
+            hub.store
+                .finish_delivery(row.id, row.attempts, &result, hub.clock.now())
+                .await?;
+            return Ok(());
+        };
+        let (path, operation) = match row.kind {
+            AdviceKind::Confirmation => (CONFIRM_PATH, PartnerOperation::Confirm),
+            AdviceKind::Reversal => (REVERSE_PATH, PartnerOperation::Reverse),
+        };
+        let call = hub.partners.post(partner, path, &row.body).await;
+        let now = hub.clock.now();
+        let result = delivery_result(&call, operation, row.attempts, now, hub);
+        match &result {
+            DeliveryResult::Delivered { status } => {
+                tracing::info!(outbox_id = %row.id, message_id = %row.message_id, kind = row.kind.as_str(), status, attempt = row.attempts, "advice delivered")
+            }
+            DeliveryResult::Failed { status, error } => {
+                tracing::error!(outbox_id = %row.id, message_id = %row.message_id, kind = row.kind.as_str(), status, %error, "partner refused advice; not retried")
+            }
+            DeliveryResult::Retry {
+                error,
+                next_attempt_at,
+                ..
+            } => {
+                tracing::warn!(outbox_id = %row.id, message_id = %row.message_id, kind = row.kind.as_str(), %error, %next_attempt_at, attempt = row.attempts, "advice delivery unknown; will retry")
+            }
+        }
+        hub.store
+            .finish_delivery(row.id, row.attempts, &result, now)
+            .await?;
+        Ok(())
+    }
+}
+
+fn delivery_result(
+    call: &CallResult,
+    operation: PartnerOperation,
+    attempt: i32,
+    now: DateTime<Utc>,
+    hub: &Hub,
+) -> DeliveryResult {
+    let outbox = &hub.settings.outbox;
+    let retry_at = || {
+        let delay = backoff(
+            attempt,
+            outbox.initial_backoff,
+            outbox.max_backoff,
+            rand::thread_rng().gen(),
+        );
+        now + crate::service::span(delay)
+    };
+    match call {
+        CallResult::Answered { status, body } => {
+            let status_i32 = i32::from(*status);
+            match classify(*status, operation) {
+                Outcome::Success => DeliveryResult::Delivered { status: status_i32 },
+                Outcome::Failed => DeliveryResult::Failed {
+                    status: status_i32,
+                    error: String::from_utf8_lossy(&body[..body.len().min(500)]).into_owned(),
+                },
+                Outcome::Unknown => DeliveryResult::Retry {
+                    status: Some(status_i32),
+                    error: format!("partner answered {status}"),
+                    next_attempt_at: retry_at(),
+                },
+            }
+        }
+        // An advice that never left is retried like an unknown one: the partner must get it.
+        CallResult::NotSent { error } | CallResult::Unknown { error } => DeliveryResult::Retry {
+            status: None,
+            error: error.clone(),
+            next_attempt_at: retry_at(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_then_caps_and_jitter_stays_within_half() {
+        let s = Duration::from_secs(1);
+        let max = Duration::from_secs(60);
+        assert_eq!(backoff(1, s, max, 1.0), Duration::from_secs(1));
+        assert_eq!(backoff(2, s, max, 1.0), Duration::from_secs(2));
+        assert_eq!(backoff(4, s, max, 1.0), Duration::from_secs(8));
+        assert_eq!(backoff(20, s, max, 1.0), max);
+        assert_eq!(backoff(1000, s, max, 1.0), max);
+        assert_eq!(backoff(4, s, max, 0.0), Duration::from_secs(4));
+    }
+}

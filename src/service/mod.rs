@@ -1,1 +1,69 @@
-//! (to be written)
+//! The hub's work for each operation. Handlers parse and authenticate, then call [`Hub`];
+//! the hub decides with [`crate::domain`], persists through [`crate::store`], and talks to
+//! partners through [`crate::partner`].
+
+mod advices;
+pub use advices::Advice;
+mod error;
+mod forward;
+mod payments;
+mod qr_codes;
+mod scans;
+pub mod sweeper;
+mod waiters;
+
+pub use error::{HubError, HubResult};
+pub use payments::PayAnswer;
+pub use waiters::Waiters;
+
+use std::sync::Arc;
+use tokio::sync::Notify;
+use tokio_util::task::TaskTracker;
+
+use crate::clock::SharedClock;
+use crate::config::Settings;
+use crate::partner::PartnerClient;
+use crate::store::SharedStore;
+
+/// Everything a request needs, shared by all handlers and workers.
+#[derive(Debug)]
+pub struct Hub {
+    pub settings: Arc<Settings>,
+    pub store: SharedStore,
+    pub clock: SharedClock,
+    pub partners: PartnerClient,
+    pub waiters: Waiters,
+    /// Wakes the outbox workers when this process queued something.
+    pub outbox_wake: Arc<Notify>,
+    /// Forwarding tasks run detached from the POS's request (a POS that hangs up must not
+    /// cancel a call to a partner half way); shutdown waits for them here.
+    pub tasks: TaskTracker,
+}
+
+impl Hub {
+    pub fn new(
+        settings: Arc<Settings>,
+        store: SharedStore,
+        clock: SharedClock,
+        partners: PartnerClient,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            settings,
+            store,
+            clock,
+            partners,
+            waiters: Waiters::default(),
+            outbox_wake: Arc::new(Notify::new()),
+            tasks: TaskTracker::new(),
+        })
+    }
+
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+}
+
+/// A chrono span from a std duration, saturating instead of failing on absurd values.
+pub fn span(d: std::time::Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}

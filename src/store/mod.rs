@@ -135,6 +135,9 @@ pub struct PartnerAnswerRecord {
     pub body: Option<serde_json::Value>,
     /// The reversal owed to the partner, queued in the same transaction.
     pub reversal: Option<NewOutboxMessage>,
+    /// Part of the compare-and-set: `to` was decided knowing whether the POS had reversed,
+    /// so a reversal landing in between must make this write fail and be decided again.
+    pub expected_reversed_by_pos: bool,
     pub at: DateTime<Utc>,
 }
 
@@ -298,7 +301,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         to: PaymentState,
         at: DateTime<Utc>,
     ) -> StoreResult<bool>;
-    /// FORWARDED → answer.to, storing the partner's status and body and queueing the
+    /// FORWARDED → answer.to (only while `reversed_by_pos` still equals
+    /// `expected_reversed_by_pos`), storing the partner's status and body and queueing the
     /// reversal if there is one, in one transaction.
     async fn record_partner_answer(&self, answer: &PartnerAnswerRecord) -> StoreResult<bool>;
     /// WAITING_FOR_SCAN payments whose scan window closed before `now`.
@@ -332,8 +336,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// PENDING rows past their expiry become DEAD; returns how many.
     async fn dead_letter_expired(&self, now: DateTime<Utc>) -> StoreResult<u64>;
     async fn outbox_for_payment(&self, payment_id: Uuid) -> StoreResult<Vec<OutboxMessage>>;
-    async fn outbox_by_state(&self, state: OutboxState, limit: i64)
-        -> StoreResult<Vec<OutboxMessage>>;
+    async fn outbox_by_state(
+        &self,
+        state: OutboxState,
+        limit: i64,
+    ) -> StoreResult<Vec<OutboxMessage>>;
     /// DEAD → PENDING, due now, with a new expiry (an operator's retry).
     async fn retry_dead_letter(
         &self,
@@ -362,7 +369,9 @@ pub type SharedStore = Arc<dyn Store>;
 /// Opens the store a database URL names (`postgres://…` or `sqlite://…`).
 pub async fn connect(url: &str, max_connections: u32) -> StoreResult<SharedStore> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PostgresStore::connect(url, max_connections).await?))
+        Ok(Arc::new(
+            PostgresStore::connect(url, max_connections).await?,
+        ))
     } else if url.starts_with("sqlite:") {
         Ok(Arc::new(SqliteStore::connect(url).await?))
     } else {

@@ -37,7 +37,11 @@ impl Store for SqliteStore {
     async fn payment(&self, id: Uuid) -> StoreResult<Option<PaymentRecord>> {
         todo!()
     }
-    async fn payment_by_message( &self, client_id: &str, message_id: &str, ) -> StoreResult<Option<PaymentRecord>> {
+    async fn payment_by_message(
+        &self,
+        client_id: &str,
+        message_id: &str,
+    ) -> StoreResult<Option<PaymentRecord>> {
         todo!()
     }
     async fn latest_payment_for_tran(&self, tran_id: &str) -> StoreResult<Option<PaymentRecord>> {
@@ -46,7 +50,13 @@ impl Store for SqliteStore {
     async fn claim_for_scan(&self, claim: &ScanClaim) -> StoreResult<ScanClaimOutcome> {
         todo!()
     }
-    async fn transition( &self, id: Uuid, from: PaymentState, to: PaymentState, at: DateTime<Utc>, ) -> StoreResult<bool> {
+    async fn transition(
+        &self,
+        id: Uuid,
+        from: PaymentState,
+        to: PaymentState,
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool> {
         todo!()
     }
     async fn record_partner_answer(&self, answer: &PartnerAnswerRecord) -> StoreResult<bool> {
@@ -64,10 +74,21 @@ impl Store for SqliteStore {
     async fn apply_advice(&self, apply: &ApplyAdvice) -> StoreResult<ApplyAdviceOutcome> {
         todo!()
     }
-    async fn claim_due_outbox( &self, now: DateTime<Utc>, lease_until: DateTime<Utc>, limit: i64, ) -> StoreResult<Vec<OutboxMessage>> {
+    async fn claim_due_outbox(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: i64,
+    ) -> StoreResult<Vec<OutboxMessage>> {
         todo!()
     }
-    async fn finish_delivery( &self, id: Uuid, attempt: i32, result: &DeliveryResult, at: DateTime<Utc>, ) -> StoreResult<bool> {
+    async fn finish_delivery(
+        &self,
+        id: Uuid,
+        attempt: i32,
+        result: &DeliveryResult,
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool> {
         todo!()
     }
     async fn dead_letter_expired(&self, now: DateTime<Utc>) -> StoreResult<u64> {
@@ -76,13 +97,28 @@ impl Store for SqliteStore {
     async fn outbox_for_payment(&self, payment_id: Uuid) -> StoreResult<Vec<OutboxMessage>> {
         todo!()
     }
-    async fn outbox_by_state(&self, state: OutboxState, limit: i64) -> StoreResult<Vec<OutboxMessage>> {
+    async fn outbox_by_state(
+        &self,
+        state: OutboxState,
+        limit: i64,
+    ) -> StoreResult<Vec<OutboxMessage>> {
         todo!()
     }
-    async fn retry_dead_letter( &self, id: Uuid, now: DateTime<Utc>, expires_at: DateTime<Utc>, ) -> StoreResult<bool> {
+    async fn retry_dead_letter(
+        &self,
+        id: Uuid,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<bool> {
         todo!()
     }
-    async fn recover( &self, now: DateTime<Utc>, forwarded_before: DateTime<Utc>, matched_before: DateTime<Utc>, reversal_for: &(dyn Fn(&PaymentRecord) -> NewOutboxMessage + Send + Sync), ) -> StoreResult<RecoveryReport> {
+    async fn recover(
+        &self,
+        now: DateTime<Utc>,
+        forwarded_before: DateTime<Utc>,
+        matched_before: DateTime<Utc>,
+        reversal_for: &(dyn Fn(&PaymentRecord) -> NewOutboxMessage + Send + Sync),
+    ) -> StoreResult<RecoveryReport> {
         todo!()
     }
 }

@@ -1,0 +1,80 @@
+//! The one error type handlers return: a status with an ErrorDetail body, never a bare 500.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use crate::model::{ErrorDetail, ErrorType, FormatError};
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub detail: Box<ErrorDetail>,
+    /// Sent as `WWW-Authenticate` (401 only).
+    pub challenge: bool,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, detail: ErrorDetail) -> Self {
+        Self {
+            status,
+            detail: Box::new(detail),
+            challenge: false,
+        }
+    }
+
+    pub fn format(id: impl Into<String>, errors: &[FormatError]) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            ErrorDetail::new(id, ErrorType::FormatError, "Bad formatting")
+                .with_format_errors(errors),
+        )
+    }
+
+    /// A single-field format problem (e.g. the Basic-auth user is not `client.id`).
+    pub fn format_field(id: &str, field: &str, msg: &str, value: &str) -> Self {
+        Self::format(
+            id,
+            &[FormatError {
+                field: field.into(),
+                msg: msg.into(),
+                value: value.into(),
+            }],
+        )
+    }
+
+    pub fn unauthorized(id: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::UNAUTHORIZED,
+            detail: Box::new(ErrorDetail::new(
+                id,
+                ErrorType::FormatError,
+                "Authentication required",
+            )),
+            challenge: true,
+        }
+    }
+
+    /// An unexpected failure: logged here once with its cause chain; the caller learns only
+    /// that it happened.
+    pub fn internal(id: impl Into<String>, error: &anyhow::Error) -> Self {
+        tracing::error!(error.cause_chain = ?error, error.message = %error, "request failed");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorDetail::new(id, ErrorType::GeneralError, "Internal error"),
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, Json(*self.detail)).into_response();
+        if self.challenge {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"qrhub\", charset=\"UTF-8\""),
+            );
+        }
+        response
+    }
+}

@@ -1,0 +1,209 @@
+//! Extractors: who is calling (HTTP Basic) and the checked JSON body.
+
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
+use axum::http::{header, request::Parts, StatusCode};
+use base64::Engine;
+use serde::de::DeserializeOwned;
+
+use super::{ApiError, AppState};
+use crate::credentials::{Credentials, Role};
+use crate::model::schema::{self, Schema};
+use crate::model::{ErrorDetail, ErrorType};
+
+/// The Basic-auth user, verified, and whether it is a POS client or a partner. Which role an
+/// operation needs is checked by the handler's extractor ([`PosClient`], [`PartnerCaller`]).
+#[derive(Debug, Clone)]
+struct Caller {
+    user: String,
+    role: Role,
+}
+
+async fn caller(parts: &Parts, credentials: &Credentials) -> Result<Caller, ApiError> {
+    let header = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| ApiError::unauthorized(request_id(parts)))?;
+    let (user, password) =
+        decode_basic(header).ok_or_else(|| ApiError::unauthorized(request_id(parts)))?;
+    let role = credentials
+        .verify(&user, &password)
+        .await
+        .ok_or_else(|| ApiError::unauthorized(request_id(parts)))?;
+    Ok(Caller { user, role })
+}
+
+fn decode_basic(header: &str) -> Option<(String, String)> {
+    let (scheme, encoded) = header.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, password) = text.split_once(':')?;
+    Some((user.to_owned(), password.to_owned()))
+}
+
+/// The id an error answer carries before the body was read: the request's `x-request-id`.
+pub fn request_id(parts: &Parts) -> String {
+    parts
+        .headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// A POS client, authenticated.
+#[derive(Debug, Clone)]
+pub struct PosClient(pub String);
+
+/// A partner, authenticated.
+#[derive(Debug, Clone)]
+pub struct PartnerCaller(pub String);
+
+impl<S> FromRequestParts<S> for PosClient
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let state = AppState::from_ref(state);
+        let caller = caller(parts, &state.credentials).await?;
+        match caller.role {
+            Role::Pos => Ok(Self(caller.user)),
+            // Valid credentials, but not for this operation.
+            Role::Partner => Err(ApiError::unauthorized(request_id(parts))),
+        }
+    }
+}
+
+impl<S> FromRequestParts<S> for PartnerCaller
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let state = AppState::from_ref(state);
+        let caller = caller(parts, &state.credentials).await?;
+        match caller.role {
+            Role::Partner => Ok(Self(caller.user)),
+            Role::Pos => Err(ApiError::unauthorized(request_id(parts))),
+        }
+    }
+}
+
+/// Which spec model a body must be.
+pub trait Checked: DeserializeOwned {
+    const SCHEMA: &'static Schema;
+}
+
+macro_rules! checked {
+    ($($ty:ident => $schema:ident),* $(,)?) => {
+        $(impl Checked for crate::model::$ty {
+            const SCHEMA: &'static Schema = &schema::$schema;
+        })*
+    };
+}
+
+checked! {
+    CreateQrCodeRequest => CREATE_QR_CODE_REQUEST,
+    PaymentRequest => PAYMENT_REQUEST,
+    ScanNotification => SCAN_NOTIFICATION,
+    PaymentConfirmation => PAYMENT_CONFIRMATION,
+    PaymentReversal => PAYMENT_REVERSAL,
+}
+
+/// A JSON body checked against its spec model, every problem reported at once as
+/// `FORMAT_ERROR`; also the raw JSON, for echoes and for what is stored.
+#[derive(Debug)]
+pub struct Body<T> {
+    pub value: T,
+    pub raw: serde_json::Value,
+}
+
+impl<S, T> FromRequest<S> for Body<T>
+where
+    S: Send + Sync,
+    T: Checked,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let (parts, body) = req.into_parts();
+        let id = request_id(&parts);
+        let is_json = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|mime| {
+                let mime = mime.trim();
+                mime.eq_ignore_ascii_case("application/json")
+                    || (mime.starts_with("application/") && mime.ends_with("+json"))
+            });
+        if !is_json {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                ErrorDetail::new(id, ErrorType::FormatError, "Content-Type must be JSON"),
+            ));
+        }
+        let bytes = axum::body::Bytes::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(|rejection| {
+                let status = rejection.status();
+                let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                    "Request body too large"
+                } else {
+                    "Request body could not be read"
+                };
+                ApiError::new(
+                    status,
+                    ErrorDetail::new(&id, ErrorType::FormatError, message),
+                )
+            })?;
+        let raw: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+            ApiError::format_field(&id, "body", &format!("malformed JSON: {e}"), "")
+        })?;
+        let message_id = raw
+            .get("id")
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+            .unwrap_or(id);
+        let errors = schema::check(&raw, T::SCHEMA);
+        if !errors.is_empty() {
+            return Err(ApiError::format(message_id, &errors));
+        }
+        // The schema check passed, so this only fails on a disagreement between the schema
+        // and the types; it is still answered as a format error, never a 500.
+        let value = serde_json::from_value(raw.clone())
+            .map_err(|e| ApiError::format_field(&message_id, "body", &e.to_string(), ""))?;
+        Ok(Self { value, raw })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_credentials_decode() {
+        // "pos-1:pa:ss" — the password may itself contain a colon.
+        let header = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("pos-1:pa:ss")
+        );
+        assert_eq!(
+            decode_basic(&header),
+            Some(("pos-1".into(), "pa:ss".into()))
+        );
+        assert_eq!(decode_basic("Bearer abc"), None);
+        assert_eq!(decode_basic("Basic !!!"), None);
+    }
+}

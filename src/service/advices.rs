@@ -1,0 +1,192 @@
+//! confirmPayment and reversePayment: store the advice, answer 202 at once, and queue what
+//! the partner must hear. Repeats of an advice id answer the same; advices may come in any
+//! order.
+
+use axum::http::StatusCode;
+
+use super::{Hub, HubError, HubResult, Waiters};
+use crate::domain::{decide_advice, AdviceDecision, AdviceKind};
+use crate::model::{ErrorDetail, ErrorType, PaymentConfirmation, PaymentReversal};
+use crate::store::{AdviceRecord, ApplyAdvice, ApplyAdviceOutcome, InsertOutcome, PaymentRecord};
+
+/// One advice from a POS, either kind.
+#[derive(Debug, Clone)]
+pub enum Advice {
+    Confirmation(PaymentConfirmation),
+    Reversal(PaymentReversal),
+}
+
+impl Advice {
+    fn kind(&self) -> AdviceKind {
+        match self {
+            Self::Confirmation(_) => AdviceKind::Confirmation,
+            Self::Reversal(_) => AdviceKind::Reversal,
+        }
+    }
+
+    fn id(&self) -> &str {
+        match self {
+            Self::Confirmation(c) => &c.id,
+            Self::Reversal(r) => &r.id,
+        }
+    }
+
+    fn request_id(&self) -> &str {
+        match self {
+            Self::Confirmation(c) => &c.request_id,
+            Self::Reversal(r) => &r.request_id,
+        }
+    }
+}
+
+/// How many times an advice is re-decided when the payment keeps moving under it.
+const MAX_DECISIONS: usize = 16;
+
+impl Hub {
+    /// Returns the 202 echo (the advice as first received), or the refusal.
+    pub async fn advise(
+        &self,
+        client_id: &str,
+        advice: Advice,
+        raw: serde_json::Value,
+    ) -> HubResult<serde_json::Value> {
+        let not_found = || {
+            HubError::refuse(
+                StatusCode::NOT_FOUND,
+                ErrorDetail::new(
+                    advice.id(),
+                    ErrorType::UnableToLocateRecord,
+                    "Payment not found",
+                )
+                .with_original_id(advice.request_id()),
+            )
+        };
+        for _ in 0..MAX_DECISIONS {
+            if let Some(known) = self.store.advice(client_id, advice.id()).await? {
+                return self.repeat(&advice, known, not_found);
+            }
+            let record = AdviceRecord {
+                client_id: client_id.to_owned(),
+                message_id: advice.id().to_owned(),
+                kind: advice.kind(),
+                request_id: advice.request_id().to_owned(),
+                payment_id: None,
+                body: raw.clone(),
+                received_at: self.now(),
+            };
+            // Another client's payment is looked up under this client's id: it is not found.
+            let Some(payment) = self
+                .store
+                .payment_by_message(client_id, advice.request_id())
+                .await?
+            else {
+                if advice.kind() == AdviceKind::Confirmation {
+                    return Err(not_found());
+                }
+                // Remembered, so that a pay arriving later with this id is refused.
+                match self.store.insert_orphan_reversal(&record).await? {
+                    InsertOutcome::Inserted => return Err(not_found()),
+                    InsertOutcome::Duplicate => continue,
+                }
+            };
+            let apply = match decide_advice(advice.kind(), payment.state) {
+                AdviceDecision::Refuse(r) => {
+                    let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST);
+                    return Err(HubError::refuse(
+                        status,
+                        ErrorDetail::new(advice.id(), r.error_type, r.message)
+                            .with_original_id(advice.request_id())
+                            .with_tran_id(&payment.tran_id),
+                    ));
+                }
+                AdviceDecision::Apply {
+                    to,
+                    send_to_partner,
+                } => ApplyAdvice {
+                    outbox: send_to_partner.then(|| self.advice_for_partner(&payment, &advice)),
+                    to: Some(to),
+                    mark_reversed_by_pos: false,
+                    ..self.apply_base(&record, &payment)
+                },
+                AdviceDecision::MarkReversedByPos => ApplyAdvice {
+                    mark_reversed_by_pos: true,
+                    ..self.apply_base(&record, &payment)
+                },
+                AdviceDecision::Absorb => self.apply_base(&record, &payment),
+            };
+            match self.store.apply_advice(&apply).await? {
+                ApplyAdviceOutcome::Applied => {
+                    if apply.outbox.is_some() {
+                        self.outbox_wake.notify_one();
+                    }
+                    if apply.to.is_some() || apply.mark_reversed_by_pos {
+                        // A held pay may be waiting on this payment (a reversal while waiting).
+                        self.waiters.wake(&Waiters::payment_key(payment.id));
+                    }
+                    tracing::info!(payment_id = %payment.id, kind = advice.kind().as_str(), to = ?apply.to, "advice accepted");
+                    return Ok(raw);
+                }
+                ApplyAdviceOutcome::StateChanged | ApplyAdviceOutcome::DuplicateAdvice => continue,
+            }
+        }
+        Err(HubError::Internal(anyhow::anyhow!(
+            "advice {} kept racing with its payment's state",
+            advice.id()
+        )))
+    }
+
+    fn apply_base(&self, record: &AdviceRecord, payment: &PaymentRecord) -> ApplyAdvice {
+        ApplyAdvice {
+            advice: AdviceRecord {
+                payment_id: Some(payment.id),
+                ..record.clone()
+            },
+            payment_id: payment.id,
+            from: payment.state,
+            to: None,
+            mark_reversed_by_pos: false,
+            outbox: None,
+        }
+    }
+
+    fn advice_for_partner(
+        &self,
+        payment: &PaymentRecord,
+        advice: &Advice,
+    ) -> crate::store::NewOutboxMessage {
+        match advice {
+            Advice::Confirmation(c) => self.confirmation_for_partner(payment, c),
+            Advice::Reversal(r) => self.reversal_for_partner(
+                payment,
+                r.reversal_reason,
+                r.amounts.clone(),
+                r.third_party_identifiers.clone(),
+            ),
+        }
+    }
+
+    /// A repeat of a stored advice answers as the first did; an id reused for a different
+    /// advice is a duplicate record.
+    fn repeat(
+        &self,
+        advice: &Advice,
+        known: AdviceRecord,
+        not_found: impl Fn() -> HubError,
+    ) -> HubResult<serde_json::Value> {
+        if known.kind != advice.kind() || known.request_id != advice.request_id() {
+            return Err(HubError::refuse(
+                StatusCode::BAD_REQUEST,
+                ErrorDetail::new(
+                    advice.id(),
+                    ErrorType::DuplicateRecord,
+                    "Duplicate advice id",
+                )
+                .with_original_id(advice.request_id()),
+            ));
+        }
+        if known.payment_id.is_none() {
+            return Err(not_found());
+        }
+        Ok(known.body)
+    }
+}

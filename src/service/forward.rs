@@ -1,0 +1,290 @@
+//! Sending a matched payment to its partner, and the advices the hub owes partners.
+
+use anyhow::{anyhow, Context};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{span, Hub, Waiters};
+use crate::domain::{
+    classify, settle_partner_answer, AdviceKind, Outcome, PartnerAnswer, PartnerOperation,
+    PaymentState,
+};
+use crate::model::{
+    schema, Amounts, Institution, PaymentConfirmation, PaymentRequest, PaymentReversal,
+    ReversalReason, ThirdPartyIdentifier, Timestamp,
+};
+use crate::partner::{CallResult, PAY_PATH};
+use crate::store::{NewOutboxMessage, PartnerAnswerRecord, PaymentRecord};
+
+impl Hub {
+    /// MATCHED → FORWARDED → the partner's answer. The FORWARDED row is committed before
+    /// anything is sent, so a crash in between is found by recovery and reversed.
+    pub(super) async fn forward(&self, payment_id: Uuid) -> anyhow::Result<()> {
+        let payment = self
+            .store
+            .payment(payment_id)
+            .await?
+            .ok_or_else(|| anyhow!("payment {payment_id} not found"))?;
+        let partner_id = payment
+            .partner_id
+            .clone()
+            .context("matched payment has no partner")?;
+        let Some(partner) = self.settings.partner(&partner_id).cloned() else {
+            // The partner was removed from the configuration after it scanned.
+            self.store
+                .transition(
+                    payment_id,
+                    PaymentState::Matched,
+                    PaymentState::Declined,
+                    self.now(),
+                )
+                .await?;
+            self.waiters.wake(&Waiters::payment_key(payment_id));
+            return Ok(());
+        };
+        let request = self.request_for_partner(&payment, &partner.name)?;
+        if !self
+            .store
+            .transition(
+                payment_id,
+                PaymentState::Matched,
+                PaymentState::Forwarded,
+                self.now(),
+            )
+            .await?
+        {
+            // Someone else moved it (recovery, or another forwarder): theirs to finish.
+            return Ok(());
+        }
+        tracing::info!(payment_id = %payment_id, partner = %partner_id, "forwarding pay to partner");
+        let result = self.partners.post(&partner, PAY_PATH, &request).await;
+        let (answer, status, body) = interpret_pay_answer(&result);
+        if let CallResult::NotSent { error } | CallResult::Unknown { error } = &result {
+            tracing::warn!(payment_id = %payment_id, partner = %partner_id, %error, ?answer, "partner call failed");
+        }
+        // A POS reversal may land while the partner has the payment: re-read and retry the
+        // compare-and-set until the answer is recorded against the state as it is.
+        loop {
+            let current = self
+                .store
+                .payment(payment_id)
+                .await?
+                .ok_or_else(|| anyhow!("payment {payment_id} vanished"))?;
+            if current.state != PaymentState::Forwarded {
+                tracing::warn!(payment_id = %payment_id, state = %current.state, "partner answer came after the payment moved on; ignored");
+                break;
+            }
+            let settlement = settle_partner_answer(answer, current.reversed_by_pos);
+            let reversal = settlement.queue_reversal.then(|| {
+                self.reversal_for_partner(&current, ReversalReason::Timeout, None, Vec::new())
+            });
+            let record = PartnerAnswerRecord {
+                payment_id,
+                to: settlement.state,
+                status,
+                body: body.clone(),
+                reversal,
+                expected_reversed_by_pos: current.reversed_by_pos,
+                at: self.now(),
+            };
+            if self.store.record_partner_answer(&record).await? {
+                if record.reversal.is_some() {
+                    self.outbox_wake.notify_one();
+                }
+                tracing::info!(payment_id = %payment_id, state = %settlement.state, "partner answered");
+                break;
+            }
+        }
+        self.waiters.wake(&Waiters::payment_key(payment_id));
+        Ok(())
+    }
+
+    /// The POS's request as the partner gets it: the hub's own message id, the partner and
+    /// its token added, and the hub's ThirdPartyIdentifier appended to the caller's.
+    fn request_for_partner(
+        &self,
+        payment: &PaymentRecord,
+        partner_name: &str,
+    ) -> anyhow::Result<PaymentRequest> {
+        let mut request: PaymentRequest = serde_json::from_value(payment.request.clone())
+            .context("stored POS request is not a PaymentRequest")?;
+        request.id = payment
+            .partner_message_id
+            .clone()
+            .context("matched payment has no partner message id")?;
+        request.time = Timestamp::from(self.now());
+        request.partner = payment.partner_id.clone().map(|id| Institution {
+            id,
+            name: partner_name.to_owned(),
+        });
+        request.partner_payment_token = payment.partner_payment_token.clone();
+        request
+            .third_party_identifiers
+            .push(self.hub_identifier(payment));
+        Ok(request)
+    }
+
+    fn hub_identifier(&self, payment: &PaymentRecord) -> ThirdPartyIdentifier {
+        ThirdPartyIdentifier {
+            institution_id: self.settings.hub.institution_id.clone(),
+            transaction_identifier: Some(payment.id.simple().to_string()),
+        }
+    }
+
+    fn partner_institution(&self, payment: &PaymentRecord) -> Option<Institution> {
+        let id = payment.partner_id.as_deref()?;
+        let name = self
+            .settings
+            .partner(id)
+            .map(|p| p.name.clone())
+            .unwrap_or_else(|| id.to_owned());
+        Some(Institution {
+            id: id.to_owned(),
+            name,
+        })
+    }
+
+    fn outbox_message(
+        &self,
+        payment: &PaymentRecord,
+        kind: AdviceKind,
+        message_id: String,
+        body: serde_json::Value,
+    ) -> NewOutboxMessage {
+        let now = self.now();
+        NewOutboxMessage {
+            id: Uuid::new_v4(),
+            payment_id: payment.id,
+            partner_id: payment.partner_id.clone().unwrap_or_default(),
+            kind,
+            message_id,
+            body,
+            created_at: now,
+            expires_at: now + span(self.settings.outbox.expiry),
+        }
+    }
+
+    fn identifiers_for_advice(
+        &self,
+        payment: &PaymentRecord,
+        from_pos: Vec<ThirdPartyIdentifier>,
+    ) -> Vec<ThirdPartyIdentifier> {
+        if !from_pos.is_empty() {
+            return from_pos;
+        }
+        // No identifiers from the POS: send those of the partner's response, else our own.
+        payment
+            .partner_response
+            .as_ref()
+            .and_then(|b| b.get("thirdPartyIdentifiers"))
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or_else(|| vec![self.hub_identifier(payment)])
+    }
+
+    /// A reversal owed to the partner for `payment`, with the `requestId` the partner saw.
+    pub(crate) fn reversal_for_partner(
+        &self,
+        payment: &PaymentRecord,
+        reason: ReversalReason,
+        amounts: Option<Amounts>,
+        identifiers: Vec<ThirdPartyIdentifier>,
+    ) -> NewOutboxMessage {
+        let message_id = Uuid::new_v4().to_string();
+        let reversal = PaymentReversal {
+            id: message_id.clone(),
+            request_id: payment.partner_message_id.clone().unwrap_or_default(),
+            time: Timestamp::from(self.now()),
+            third_party_identifiers: self.identifiers_for_advice(payment, identifiers),
+            stan: None,
+            rrn: None,
+            amounts,
+            partner: self.partner_institution(payment),
+            tran_id: Some(payment.tran_id.clone()),
+            reversal_reason: reason,
+        };
+        let body = serde_json::to_value(&reversal).unwrap_or_default();
+        self.outbox_message(payment, AdviceKind::Reversal, message_id, body)
+    }
+
+    /// The POS's confirmation as the partner gets it (partial amounts carried through).
+    pub(crate) fn confirmation_for_partner(
+        &self,
+        payment: &PaymentRecord,
+        from_pos: &PaymentConfirmation,
+    ) -> NewOutboxMessage {
+        let message_id = Uuid::new_v4().to_string();
+        let confirmation = PaymentConfirmation {
+            id: message_id.clone(),
+            request_id: payment.partner_message_id.clone().unwrap_or_default(),
+            time: Timestamp::from(self.now()),
+            third_party_identifiers: self
+                .identifiers_for_advice(payment, from_pos.third_party_identifiers.clone()),
+            stan: from_pos.stan.clone(),
+            rrn: from_pos.rrn.clone(),
+            amounts: from_pos.amounts.clone(),
+            partner: self.partner_institution(payment),
+            tran_id: Some(payment.tran_id.clone()),
+        };
+        let body = serde_json::to_value(&confirmation).unwrap_or_default();
+        self.outbox_message(payment, AdviceKind::Confirmation, message_id, body)
+    }
+
+    /// Builds the reversal recovery queues for a payment a crashed hub left FORWARDED.
+    pub fn recovery_reversal(&self, payment: &PaymentRecord) -> NewOutboxMessage {
+        self.reversal_for_partner(payment, ReversalReason::Timeout, None, Vec::new())
+    }
+
+    /// Repairs what a crashed instance left half done; safe on every instance, any time.
+    pub async fn recover(
+        &self,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<crate::store::RecoveryReport> {
+        let margin = chrono::Duration::seconds(5);
+        let forwarded_before = now - span(self.settings.max_partner_timeout()) - margin;
+        let matched_before = now - span(self.settings.timing.pay_deadline) - margin;
+        let builder = |p: &PaymentRecord| self.recovery_reversal(p);
+        let report = self
+            .store
+            .recover(now, forwarded_before, matched_before, &builder)
+            .await?;
+        if report.forwarded_made_unknown > 0 {
+            self.outbox_wake.notify_one();
+        }
+        Ok(report)
+    }
+}
+
+/// What the partner's answer to `pay` means, with the status and body to keep.
+fn interpret_pay_answer(
+    result: &CallResult,
+) -> (PartnerAnswer, Option<i32>, Option<serde_json::Value>) {
+    match result {
+        CallResult::Answered { status, body } => {
+            let json: Option<serde_json::Value> = serde_json::from_slice(body).ok();
+            let answer = match classify(*status, PartnerOperation::Pay) {
+                Outcome::Success => {
+                    // An approval we cannot relay is no approval: the POS gets "unknown" and
+                    // the partner a reversal, rather than the POS a malformed response.
+                    let relayable = json
+                        .as_ref()
+                        .is_some_and(|b| schema::check(b, &schema::PAYMENT_RESPONSE).is_empty());
+                    if relayable {
+                        PartnerAnswer::Approved
+                    } else {
+                        tracing::warn!(
+                            status,
+                            "partner approved with a body that is not a valid PaymentResponse"
+                        );
+                        PartnerAnswer::Unknown
+                    }
+                }
+                Outcome::Failed => PartnerAnswer::Declined,
+                Outcome::Unknown => PartnerAnswer::Unknown,
+            };
+            (answer, Some(i32::from(*status)), json)
+        }
+        // Nothing reached the partner: a final failure, nothing to reverse.
+        CallResult::NotSent { .. } => (PartnerAnswer::Declined, None, None),
+        CallResult::Unknown { .. } => (PartnerAnswer::Unknown, None, None),
+    }
+}

@@ -1,0 +1,258 @@
+//! pay: store the payment, hold the request until a scan claims it and the partner answers,
+//! or the scan window closes.
+
+use anyhow::{anyhow, Context};
+use axum::http::StatusCode;
+use std::sync::Arc;
+use tokio::time::{sleep_until, Instant};
+use uuid::Uuid;
+
+use super::{span, Hub, HubError, HubResult, Waiters};
+use crate::domain::PaymentState;
+use crate::model::{ErrorDetail, ErrorType, Institution, PaymentRequest, PaymentResponse};
+use crate::store::{NewPayment, NewPaymentOutcome, PaymentRecord};
+
+/// The answer to a held `pay`.
+pub type PayAnswer = HubResult<PaymentResponse>;
+
+impl Hub {
+    pub async fn pay(
+        self: &Arc<Self>,
+        client_id: &str,
+        request: PaymentRequest,
+        raw: serde_json::Value,
+    ) -> PayAnswer {
+        let started = Instant::now();
+        let now = self.now();
+        let id = request.id.as_str();
+        let Some(amount) = request.amounts.request_amount.as_ref() else {
+            return Err(super::qr_codes::format_error(
+                id,
+                "amounts.requestAmount",
+                "amounts.requestAmount may not be null",
+                "null",
+            ));
+        };
+        if amount.amount <= 0 {
+            return Err(HubError::bad_request(
+                id,
+                ErrorType::InvalidAmount,
+                "Amount must be positive",
+            ));
+        }
+        let code = self.store.qr_code(&request.tran_id).await?;
+        // Another client's code is refused exactly like an unknown one: nothing is revealed.
+        if code.is_none_or(|c| c.client_id != client_id || c.expires_at <= now) {
+            return Err(HubError::refuse(
+                StatusCode::BAD_REQUEST,
+                ErrorDetail::new(id, ErrorType::InvalidTranId, "Unknown or expired tranId")
+                    .with_tran_id(&request.tran_id),
+            ));
+        }
+        let payment = NewPayment {
+            id: Uuid::new_v4(),
+            client_id: client_id.to_owned(),
+            message_id: request.id.clone(),
+            tran_id: request.tran_id.clone(),
+            amount_minor: amount.amount,
+            currency: amount.currency.clone(),
+            request: raw,
+            created_at: now,
+            scan_deadline: now + span(self.settings.scan_window()),
+        };
+        match self.store.insert_payment(&payment).await? {
+            NewPaymentOutcome::Inserted => {}
+            NewPaymentOutcome::DuplicateId => {
+                return Err(HubError::bad_request(
+                    id,
+                    ErrorType::DuplicateRecord,
+                    "Duplicate request id",
+                ))
+            }
+            NewPaymentOutcome::TranIdInUse => {
+                return Err(HubError::refuse(
+                    StatusCode::BAD_REQUEST,
+                    ErrorDetail::new(
+                        id,
+                        ErrorType::DuplicateRecord,
+                        "tranId already has a payment",
+                    )
+                    .with_tran_id(&request.tran_id),
+                ))
+            }
+            NewPaymentOutcome::AlreadyReversed => {
+                return Err(HubError::bad_request(
+                    id,
+                    ErrorType::AccountAlreadySettled,
+                    "Payment was already reversed",
+                ))
+            }
+        }
+        tracing::info!(payment_id = %payment.id, tran_id = %payment.tran_id, "payment waiting for scan");
+        // An early scan may be waiting in its grace period for exactly this payment.
+        self.waiters.wake(&Waiters::tran_key(&payment.tran_id));
+        self.await_outcome(payment.id, started).await
+    }
+
+    /// Holds the request until the payment has an answer. Each pass subscribes first, then
+    /// reads the state, then sleeps until a wake-up or the next deadline.
+    async fn await_outcome(self: &Arc<Self>, id: Uuid, started: Instant) -> PayAnswer {
+        let scan_deadline = started + self.settings.scan_window();
+        let pay_deadline = started + self.settings.timing.pay_deadline;
+        let key = Waiters::payment_key(id);
+        let mut forwarding = false;
+        loop {
+            let subscription = self.waiters.subscribe(key.clone());
+            let notified = subscription.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+
+            let payment = self
+                .store
+                .payment(id)
+                .await?
+                .ok_or_else(|| anyhow!("payment {id} vanished while its pay was held"))?;
+            if let Some(answer) = self.answer_for(&payment) {
+                return answer;
+            }
+            let wake_at = match payment.state {
+                PaymentState::WaitingForScan if Instant::now() >= scan_deadline => {
+                    let expired = self
+                        .store
+                        .transition(
+                            id,
+                            PaymentState::WaitingForScan,
+                            PaymentState::Expired,
+                            self.now(),
+                        )
+                        .await?;
+                    if expired {
+                        tracing::info!(payment_id = %id, "scan window closed without a scan");
+                    }
+                    // Either way the next pass reads the state that won.
+                    continue;
+                }
+                PaymentState::WaitingForScan => scan_deadline,
+                PaymentState::Matched if !forwarding => {
+                    forwarding = true;
+                    let hub = Arc::clone(self);
+                    self.tasks.spawn(async move {
+                        if let Err(e) = hub.forward(id).await {
+                            tracing::error!(payment_id = %id, error.cause_chain = ?e, "forwarding failed");
+                        }
+                    });
+                    pay_deadline
+                }
+                _ => pay_deadline,
+            };
+            if Instant::now() >= pay_deadline {
+                // Only reachable if the partner call outlives its own timeout; the POS is told
+                // the outcome is unknown and will reverse, which the hub absorbs.
+                return Err(HubError::refuse(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    ErrorDetail::new(
+                        &payment.message_id,
+                        ErrorType::UpstreamUnavailable,
+                        "Partner did not answer in time",
+                    )
+                    .with_tran_id(&payment.tran_id),
+                ));
+            }
+            tokio::select! {
+                _ = &mut notified => {}
+                _ = sleep_until(wake_at.min(pay_deadline)) => {}
+            }
+        }
+    }
+
+    /// The POS's answer for a payment that has one, or `None` while it is still in play.
+    fn answer_for(&self, payment: &PaymentRecord) -> Option<PayAnswer> {
+        let id = payment.message_id.as_str();
+        let tran_id = payment.tran_id.as_str();
+        let refuse = |status: StatusCode, error_type: ErrorType, message: &str| {
+            Some(Err(HubError::refuse(
+                status,
+                ErrorDetail::new(id, error_type, message).with_tran_id(tran_id),
+            )))
+        };
+        match payment.state {
+            PaymentState::WaitingForScan | PaymentState::Matched | PaymentState::Forwarded => None,
+            PaymentState::Approved | PaymentState::Confirmed => {
+                Some(self.approved_response(payment).map_err(HubError::Internal))
+            }
+            PaymentState::Declined => Some(Err(self.relayed_decline(payment))),
+            PaymentState::Unknown => refuse(
+                StatusCode::GATEWAY_TIMEOUT,
+                ErrorType::UpstreamUnavailable,
+                "Partner outcome unknown; reversed",
+            ),
+            PaymentState::Expired => refuse(
+                StatusCode::BAD_REQUEST,
+                ErrorType::NoScanReceived,
+                "No scan received",
+            ),
+            PaymentState::Reversed => refuse(
+                StatusCode::BAD_REQUEST,
+                ErrorType::AccountAlreadySettled,
+                "Payment was reversed",
+            ),
+        }
+    }
+
+    /// The partner's PaymentResponse, put back in the POS's terms: its own message id and
+    /// tranId, its originator and client, and the partner that processed it.
+    fn approved_response(&self, payment: &PaymentRecord) -> anyhow::Result<PaymentResponse> {
+        let body = payment
+            .partner_response
+            .clone()
+            .context("approved payment has no partner response")?;
+        let mut response: PaymentResponse = serde_json::from_value(body)
+            .context("stored partner response is not a PaymentResponse")?;
+        let request: PaymentRequest = serde_json::from_value(payment.request.clone())
+            .context("stored POS request is not a PaymentRequest")?;
+        response.id = request.id;
+        response.tran_id = request.tran_id;
+        response.originator = request.originator;
+        response.client = request.client;
+        if let Some(partner) = payment
+            .partner_id
+            .as_deref()
+            .and_then(|p| self.settings.partner(p))
+        {
+            if response.partner.id.is_empty() {
+                response.partner = Institution {
+                    id: partner.id.clone(),
+                    name: partner.name.clone(),
+                };
+            }
+        }
+        Ok(response)
+    }
+
+    /// The partner's failed status and ErrorDetail, relayed; or 503 when nothing was sent.
+    fn relayed_decline(&self, payment: &PaymentRecord) -> HubError {
+        let id = payment.message_id.as_str();
+        let Some(status) = payment
+            .partner_status
+            .and_then(|s| u16::try_from(s).ok())
+            .and_then(|s| StatusCode::from_u16(s).ok())
+        else {
+            return HubError::refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorDetail::new(id, ErrorType::UpstreamUnavailable, "Partner unreachable")
+                    .with_tran_id(&payment.tran_id),
+            );
+        };
+        let mut detail = payment
+            .partner_response
+            .clone()
+            .and_then(|b| serde_json::from_value::<ErrorDetail>(b).ok())
+            .unwrap_or_else(|| {
+                ErrorDetail::new(id, ErrorType::DeclinedByPartner, "Declined by partner")
+            });
+        detail.id = id.to_owned();
+        detail.original_id = None;
+        detail.tran_id = Some(payment.tran_id.clone());
+        HubError::refuse(status, detail)
+    }
+}

@@ -1,0 +1,141 @@
+//! createQrCode: mint a tranId, render the payload, store the code.
+
+use axum::http::StatusCode;
+
+use super::{span, Hub, HubError, HubResult};
+use crate::domain::Money;
+use crate::model::{
+    CreateQrCodeRequest, CreateQrCodeResponse, ErrorDetail, ErrorType, FormatError, QrProperties,
+    Timestamp,
+};
+use crate::qr;
+use crate::store::{InsertOutcome, QrCodeRecord};
+
+/// A new tranId: 32 lower-case hex characters, as in Electrum's published example.
+pub fn new_tran_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+impl Hub {
+    pub async fn create_qr_code(
+        &self,
+        client_id: &str,
+        request: CreateQrCodeRequest,
+    ) -> HubResult<CreateQrCodeResponse> {
+        let now = self.now();
+        let mut properties = request.qr_properties.clone().unwrap_or_default();
+        let scheme = properties
+            .scheme
+            .unwrap_or(self.settings.hub.default_scheme);
+        let expires_at = match properties.expiry_date {
+            Some(at) if at.to_utc() <= now => {
+                return Err(format_error(
+                    &request.id,
+                    "qrProperties.expiryDate",
+                    "must be in the future",
+                    &at.to_string(),
+                ))
+            }
+            Some(at) => at.to_utc(),
+            None => now + span(self.settings.hub.qr_code_ttl),
+        };
+        let tran_id = new_tran_id();
+        let content = self.qr_content(&tran_id, &request, &properties);
+        let payload = qr::encode(scheme, &content).map_err(|e| {
+            HubError::refuse(
+                StatusCode::BAD_REQUEST,
+                ErrorDetail::new(&request.id, ErrorType::FormatError, "Cannot build QR code")
+                    .with_format_errors(&[FormatError {
+                        field: "qrProperties.scheme".into(),
+                        msg: e.to_string(),
+                        value: scheme_name(scheme).into(),
+                    }]),
+            )
+        })?;
+        let record = QrCodeRecord {
+            tran_id: tran_id.clone(),
+            client_id: client_id.to_owned(),
+            message_id: request.id.clone(),
+            scheme: scheme_name(scheme).to_owned(),
+            payload: payload.clone(),
+            created_at: now,
+            expires_at,
+        };
+        if self.store.insert_qr_code(&record).await? == InsertOutcome::Duplicate {
+            return Err(HubError::bad_request(
+                &request.id,
+                ErrorType::DuplicateRecord,
+                "Duplicate request id",
+            ));
+        }
+        properties.scheme = Some(scheme);
+        properties.expiry_date = Some(Timestamp::from(expires_at));
+        Ok(CreateQrCodeResponse {
+            id: request.id,
+            time: request.time,
+            originator: request.originator,
+            client: request.client,
+            third_party_identifiers: request.third_party_identifiers,
+            rrn: request.rrn,
+            stan: request.stan,
+            amounts: request.amounts,
+            customer: request.customer,
+            qr_properties: properties,
+            tran_id,
+            qr_code: payload,
+        })
+    }
+
+    fn qr_content(
+        &self,
+        tran_id: &str,
+        request: &CreateQrCodeRequest,
+        properties: &QrProperties,
+    ) -> qr::QrContent {
+        let amount = request
+            .amounts
+            .as_ref()
+            .and_then(|a| a.request_amount.as_ref())
+            .or(properties.value.as_ref())
+            .map(Money::from);
+        let merchant = &request.originator.merchant;
+        qr::QrContent {
+            tran_id: tran_id.to_owned(),
+            provider_id: self.settings.hub.qr_provider_id.clone(),
+            partner_templates: Vec::new(),
+            currency: amount.as_ref().map(|m| m.currency.clone()),
+            amount,
+            merchant: Some(qr::MerchantInfo {
+                category_code: merchant.merchant_type.clone(),
+                name: merchant.merchant_name.name.clone(),
+                city: merchant.merchant_name.city.clone(),
+                country_code: merchant.merchant_name.country.clone(),
+                postal_code: None,
+            }),
+            terminal_label: Some(request.originator.terminal_id.clone()),
+            reference_label: None,
+        }
+    }
+}
+
+pub fn scheme_name(scheme: crate::model::QrScheme) -> &'static str {
+    use crate::model::QrScheme::*;
+    match scheme {
+        EmvcoMerchant => "EMVCO_MERCHANT",
+        PseudoEmvcoMerchant => "PSEUDO_EMVCO_MERCHANT",
+        ElectrumMerchantMinimal => "ELECTRUM_MERCHANT_MINIMAL",
+    }
+}
+
+pub(super) fn format_error(id: &str, field: &str, msg: &str, value: &str) -> HubError {
+    HubError::refuse(
+        StatusCode::BAD_REQUEST,
+        ErrorDetail::new(id, ErrorType::FormatError, "Bad formatting").with_format_errors(&[
+            FormatError {
+                field: field.into(),
+                msg: msg.into(),
+                value: value.into(),
+            },
+        ]),
+    )
+}

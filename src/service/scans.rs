@@ -1,0 +1,82 @@
+//! notifyScan: claim the waiting payment of a tranId for the partner that scanned it.
+
+use axum::http::StatusCode;
+use tokio::time::{sleep_until, Instant};
+
+use super::{Hub, HubError, HubResult, Waiters};
+use crate::model::{ErrorDetail, ErrorType, ScanNotification};
+use crate::store::{ScanClaim, ScanClaimOutcome};
+
+impl Hub {
+    /// Answers `Ok(())` (202) once the payment is claimed for this partner, or when this
+    /// very scan already claimed it (a repeat).
+    pub async fn notify_scan(&self, partner_id: &str, scan: &ScanNotification) -> HubResult<()> {
+        let refuse = |error_type: ErrorType, message: &str| {
+            HubError::refuse(
+                StatusCode::BAD_REQUEST,
+                ErrorDetail::new(&scan.id, error_type, message).with_tran_id(&scan.tran_id),
+            )
+        };
+        let now = self.now();
+        let code = self.store.qr_code(&scan.tran_id).await?;
+        if code.is_none_or(|c| c.expires_at <= now) {
+            return Err(refuse(
+                ErrorType::InvalidTranId,
+                "Unknown or expired tranId",
+            ));
+        }
+        // An early scan (S3/P4) waits a little for its pay; a late one finds nothing.
+        let grace_ends = Instant::now() + self.settings.timing.early_scan_grace;
+        let key = Waiters::tran_key(&scan.tran_id);
+        let claim = ScanClaim {
+            tran_id: scan.tran_id.clone(),
+            partner_id: partner_id.to_owned(),
+            scan_message_id: scan.id.clone(),
+            partner_payment_token: scan.partner_payment_token.clone(),
+            partner_message_id: uuid::Uuid::new_v4().to_string(),
+            at: now,
+        };
+        loop {
+            let subscription = self.waiters.subscribe(key.clone());
+            let notified = subscription.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+
+            match self
+                .store
+                .claim_for_scan(&ScanClaim {
+                    at: self.now(),
+                    ..claim.clone()
+                })
+                .await?
+            {
+                ScanClaimOutcome::Claimed(payment) => {
+                    tracing::info!(payment_id = %payment.id, tran_id = %payment.tran_id, partner = partner_id, "scan matched payment");
+                    self.waiters.wake(&Waiters::payment_key(payment.id));
+                    return Ok(());
+                }
+                ScanClaimOutcome::NothingWaiting => {}
+            }
+            if let Some(latest) = self.store.latest_payment_for_tran(&scan.tran_id).await? {
+                if latest.partner_id.as_deref() == Some(partner_id)
+                    && latest.scan_message_id.as_deref() == Some(scan.id.as_str())
+                {
+                    return Ok(());
+                }
+                if latest.partner_id.is_some() && latest.state.partner_was_asked_or_matched() {
+                    return Err(refuse(ErrorType::DuplicateRecord, "Already scanned"));
+                }
+            }
+            if Instant::now() >= grace_ends {
+                return Err(refuse(
+                    ErrorType::UnableToLocateRecord,
+                    "No payment waiting for this tranId",
+                ));
+            }
+            tokio::select! {
+                _ = &mut notified => {}
+                _ = sleep_until(grace_ends) => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! The periodic sweep that makes the hub whole after a crash: waiting payments whose holder
+//! is gone are expired at their deadline, half-forwarded payments become unknown and are
+//! reversed, and outbox rows past their expiry are dead-lettered.
+
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+use super::Hub;
+use crate::domain::PaymentState;
+
+impl Hub {
+    /// One sweep. Every write in it is a compare-and-set, so instances may sweep together.
+    pub async fn sweep(&self) -> anyhow::Result<()> {
+        let now = self.now();
+        for id in self.store.expired_waiting(now, 500).await? {
+            // A live holder may win this race first; either way the payment ends once.
+            if self
+                .store
+                .transition(id, PaymentState::WaitingForScan, PaymentState::Expired, now)
+                .await?
+            {
+                self.waiters.wake(&super::Waiters::payment_key(id));
+            }
+        }
+        let report = self.recover(now).await?;
+        if report.forwarded_made_unknown + report.matched_never_sent > 0 {
+            tracing::warn!(
+                forwarded_made_unknown = report.forwarded_made_unknown,
+                matched_never_sent = report.matched_never_sent,
+                "recovered payments left behind by a stopped hub"
+            );
+        }
+        let dead = self.store.dead_letter_expired(now).await?;
+        if dead > 0 {
+            tracing::error!(count = dead, "advices dead-lettered after their expiry");
+        }
+        Ok(())
+    }
+
+    /// Sweeps every `interval` until cancelled.
+    pub async fn run_sweeper(self: Arc<Self>, interval: Duration, stop: CancellationToken) {
+        loop {
+            if let Err(e) = self.sweep().await {
+                tracing::error!(error.cause_chain = ?e, "sweep failed");
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(interval) => {}
+            }
+        }
+    }
+}
