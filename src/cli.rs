@@ -70,7 +70,7 @@ async fn serve(config: PathBuf) -> anyhow::Result<()> {
     telemetry::init(&settings.log);
     let simulator = match &settings.simulator {
         Some(section) if section.enabled => Some(
-            crate::simulator::Simulator::start(section.settings.clone())
+            crate::simulator::Simulator::start(section.clone())
                 .await
                 .context("cannot start the partner simulator")?,
         ),
@@ -88,7 +88,7 @@ async fn serve(config: PathBuf) -> anyhow::Result<()> {
     });
     let result = app.run(shutdown).await;
     if let Some(sim) = simulator {
-        sim.shutdown().await;
+        sim.shutdown().await?;
     }
     result
 }
@@ -121,9 +121,8 @@ async fn simulate_partner(config: PathBuf) -> anyhow::Result<()> {
     let section = settings
         .simulator
         .context("the configuration has no [simulator] section")?;
-    let simulator = crate::simulator::Simulator::start(section.settings).await?;
+    let simulator = crate::simulator::Simulator::start(section).await?;
     tracing::info!(url = %simulator.base_url(), "partner simulator running");
     shutdown_signal().await;
-    simulator.shutdown().await;
-    Ok(())
+    simulator.shutdown().await
 }

@@ -47,7 +47,7 @@ pub struct Settings {
     pub partners: Vec<PartnerSettings>,
     /// The built-in partner simulator, started in-process when `enabled`.
     #[serde(default)]
-    pub simulator: Option<SimulatorSection>,
+    pub simulator: Option<SimulatorSettings>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -214,14 +214,6 @@ pub struct PartnerSettings {
     /// How long the hub waits for the partner's answer to `pay` and to each advice.
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct SimulatorSection {
-    #[serde(default)]
-    pub enabled: bool,
-    #[serde(flatten)]
-    pub settings: SimulatorSettings,
 }
 
 impl Settings {

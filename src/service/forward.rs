@@ -239,7 +239,9 @@ impl Hub {
         &self,
         now: DateTime<Utc>,
     ) -> anyhow::Result<crate::store::RecoveryReport> {
-        let margin = chrono::Duration::seconds(5);
+        // A live forwarder records its answer within the partner's timeout of writing
+        // FORWARDED; past that and this margin, nobody is coming back for the payment.
+        let margin = chrono::Duration::seconds(2);
         let forwarded_before = now - span(self.settings.max_partner_timeout()) - margin;
         let matched_before = now - span(self.settings.timing.pay_deadline) - margin;
         let builder = |p: &PaymentRecord| self.recovery_reversal(p);

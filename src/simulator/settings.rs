@@ -26,6 +26,9 @@ use crate::model::{ErrorType, Institution};
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SimulatorSettings {
+    /// Whether `qrhub serve` starts the simulator in-process beside the hub.
+    #[serde(default)]
+    pub enabled: bool,
     /// Address to bind; port 0 lets the system choose (see `SimulatorHandle::addr`).
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
@@ -97,6 +100,7 @@ impl SimulatorSettings {
 impl Default for SimulatorSettings {
     fn default() -> Self {
         Self {
+            enabled: false,
             listen: default_listen(),
             partner_id: default_partner_id(),
             partner_name: default_partner_name(),
@@ -116,6 +120,7 @@ impl std::fmt::Debug for SimulatorSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let redact = |p: &Option<String>| p.as_ref().map(|_| "<redacted>");
         f.debug_struct("SimulatorSettings")
+            .field("enabled", &self.enabled)
             .field("listen", &self.listen)
             .field("partner_id", &self.partner_id)
             .field("partner_name", &self.partner_name)

@@ -41,6 +41,8 @@ pub struct Options {
     /// so this is for whole sections the defaults here do not write).
     pub extra: String,
     pub disabled_operations: Vec<String>,
+    /// Where the hub thinks the partners are (default: the simulator).
+    pub partner_url: Option<String>,
 }
 
 impl Default for Options {
@@ -54,6 +56,7 @@ impl Default for Options {
             outbox_expiry: Duration::from_secs(3600),
             extra: String::new(),
             disabled_operations: Vec::new(),
+            partner_url: None,
         }
     }
 }
@@ -162,7 +165,8 @@ impl TestHub {
     }
 
     pub async fn start_with(db: TestDb, sim: SimulatorHandle, options: Options) -> Self {
-        let toml = config_toml(&db.url, &sim.base_url(), &options);
+        let partner_url = options.partner_url.clone().unwrap_or_else(|| sim.base_url());
+        let toml = config_toml(&db.url, &partner_url, &options);
         let settings = Settings::from_toml(&toml).expect("test configuration is valid");
         let app = App::build(settings, Arc::new(SystemClock))
             .await

@@ -1,0 +1,380 @@
+//! The hub's HTTP surface as a POS and a partner meet it: paths, validation in Electrum's
+//! error shape, authentication, createQrCode and the QR payloads it returns.
+
+mod common;
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use common::db::TestDb;
+use common::hub::{new_id, nulls, qr_request, Options, TestHub, POS_PASSWORD};
+use qrhub::qr;
+
+async fn hub(db: TestDb) -> TestHub {
+    TestHub::start(db, Options::default()).await
+}
+
+/// Removes the value at a dotted path (`originator.merchant.merchantId`).
+fn without(mut body: Value, path: &str) -> Value {
+    let mut parts: Vec<&str> = path.split('.').collect();
+    let last = parts.pop().expect("a path");
+    let mut node = &mut body;
+    for p in parts {
+        node = node.get_mut(p).expect("the path exists");
+    }
+    node.as_object_mut().expect("an object").remove(last);
+    body
+}
+
+fn set(mut body: Value, path: &str, value: Value) -> Value {
+    let mut parts: Vec<&str> = path.split('.').collect();
+    let last = parts.pop().expect("a path");
+    let mut node = &mut body;
+    for p in parts {
+        node = node.get_mut(p).expect("the path exists");
+    }
+    node[last] = value;
+    body
+}
+
+fn format_error_fields(body: &Value) -> Vec<String> {
+    assert_eq!(body["errorType"], "FORMAT_ERROR", "{body}");
+    body["detailMessage"]["formatErrors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("formatErrors listed: {body}"))
+        .iter()
+        .map(|e| e["field"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+async fn every_operation_answers_with_and_without_a_trailing_slash(db: TestDb) {
+    let hub = hub(db).await;
+    for path in ["/qr/v1/qrCodes", "/qr/v1/qrCodes/"] {
+        let (status, body) = hub.pos(path, &qr_request("pos-1", 1000)).await;
+        assert_eq!(status, StatusCode::CREATED, "{path}: {body}");
+    }
+    // An empty body reaches each operation's validation (400), not a missing route (404/405).
+    for path in [
+        "/qr/v1/payments",
+        "/qr/v1/payments/confirmations",
+        "/qr/v1/payments/reversals",
+    ] {
+        for p in [path.to_owned(), format!("{path}/")] {
+            let (status, body) = hub.pos(&p, &json!({})).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{p}: {body}");
+            assert_eq!(body["errorType"], "FORMAT_ERROR", "{p}");
+        }
+    }
+    for p in ["/qr/v1/scans", "/qr/v1/scans/"] {
+        let (status, body) = hub
+            .post_as("wallet-1", common::hub::PARTNER_PASSWORD, p, &json!({}))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{p}: {body}");
+    }
+    hub.stop().await;
+}
+
+const REQUIRED_CREATE_QR_FIELDS: &[&str] = &[
+    "id",
+    "time",
+    "originator",
+    "originator.institution",
+    "originator.institution.id",
+    "originator.institution.name",
+    "originator.terminalId",
+    "originator.merchant",
+    "originator.merchant.merchantType",
+    "originator.merchant.merchantId",
+    "originator.merchant.merchantName",
+    "originator.merchant.merchantName.name",
+    "originator.merchant.merchantName.city",
+    "originator.merchant.merchantName.region",
+    "originator.merchant.merchantName.country",
+    "client",
+    "client.id",
+    "client.name",
+];
+
+async fn a_missing_required_field_is_named_by_its_dotted_path(db: TestDb) {
+    let hub = hub(db).await;
+    for field in REQUIRED_CREATE_QR_FIELDS {
+        let body = without(qr_request("pos-1", 1000), field);
+        let (status, answer) = hub.pos("/qr/v1/qrCodes", &body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{field}: {answer}");
+        let fields = format_error_fields(&answer);
+        assert!(fields.contains(&field.to_string()), "{field}: {answer}");
+        let error = &answer["detailMessage"]["formatErrors"][0];
+        assert_eq!(error["msg"], format!("{field} may not be null"), "{answer}");
+        assert_eq!(error["value"], "null");
+    }
+    hub.stop().await;
+}
+
+async fn bad_patterns_and_lengths_are_each_reported(db: TestDb) {
+    let hub = hub(db).await;
+    let cases: &[(&str, Value)] = &[
+        ("originator.merchant.merchantType", json!("54A1")),
+        ("originator.merchant.merchantType", json!("54111")),
+        ("originator.merchant.merchantId", json!("12345")),
+        ("originator.terminalId", json!("T1")),
+        ("originator.institution.name", json!("x".repeat(41))),
+        ("originator.merchant.merchantName.name", json!("x".repeat(24))),
+        ("originator.merchant.merchantName.city", json!("x".repeat(14))),
+        ("amounts.requestAmount.currency", json!("ZAR")),
+        ("amounts.requestAmount.amount", json!("100")),
+        ("time", json!("yesterday")),
+    ];
+    for (field, value) in cases {
+        let body = set(qr_request("pos-1", 1000), field, value.clone());
+        let (status, answer) = hub.pos("/qr/v1/qrCodes", &body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{field}={value}: {answer}");
+        assert_eq!(format_error_fields(&answer), [field.to_string()], "{answer}");
+        assert_eq!(answer["id"], body["id"], "the ErrorDetail carries the message id");
+    }
+    // Several problems at once are all listed.
+    let body = set(
+        set(qr_request("pos-1", 1000), "originator.terminalId", json!("T1")),
+        "originator.merchant.merchantType",
+        json!("x"),
+    );
+    let (_, answer) = hub.pos("/qr/v1/qrCodes", &body).await;
+    assert_eq!(format_error_fields(&answer).len(), 2, "{answer}");
+    hub.stop().await;
+}
+
+async fn unknown_fields_are_ignored_and_absent_ones_omitted(db: TestDb) {
+    let hub = hub(db).await;
+    let mut body = qr_request("pos-1", 1000);
+    body["somethingNewer"] = json!({"x": 1});
+    body["originator"]["channelId"] = json!("web");
+    let (status, answer) = hub.pos("/qr/v1/qrCodes", &body).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    assert!(answer.get("somethingNewer").is_none());
+    assert_eq!(answer["originator"]["channelId"], "web");
+    let mut found = Vec::new();
+    nulls(&answer, "", &mut found);
+    assert!(found.is_empty(), "null fields emitted: {found:?}");
+    // Optional fields the request left out are not in the answer at all.
+    for absent in ["rrn", "stan", "customer"] {
+        assert!(answer.get(absent).is_none(), "{absent} emitted");
+    }
+    hub.stop().await;
+}
+
+async fn created_codes_echo_the_request_and_decode(db: TestDb) {
+    let hub = hub(db).await;
+    let request = qr_request("pos-1", 15000);
+    let (status, answer) = hub.pos("/qr/v1/qrCodes", &request).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    for echoed in ["id", "time", "originator", "client", "amounts"] {
+        assert_eq!(answer[echoed], request[echoed], "{echoed} echoed");
+    }
+    let tran_id = answer["tranId"].as_str().expect("tranId");
+    assert_eq!(tran_id.len(), 32);
+    assert!(tran_id.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+    assert_eq!(answer["qrProperties"]["scheme"], "ELECTRUM_MERCHANT_MINIMAL");
+    assert!(answer["qrProperties"]["expiryDate"].is_string());
+    let payload = answer["qrCode"].as_str().expect("qrCode");
+    let parsed = qr::parse(payload).expect("the minimal payload parses");
+    assert_eq!(parsed.tran_id("za.co.qrhub"), Some(tran_id));
+    assert_eq!(
+        payload,
+        format!("00020126500011za.co.qrhub0132{tran_id}"),
+        "Electrum's minimal template"
+    );
+
+    // The full EMVCo scheme: merchant data, amount and a CRC that verifies.
+    let mut request = qr_request("pos-1", 15000);
+    request["qrProperties"] = json!({"scheme": "EMVCO_MERCHANT"});
+    let (status, answer) = hub.pos("/qr/v1/qrCodes", &request).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    assert_eq!(answer["qrProperties"]["scheme"], "EMVCO_MERCHANT");
+    let payload = answer["qrCode"].as_str().expect("qrCode");
+    let parsed = qr::parse(payload).expect("the EMVCo payload parses with a valid CRC");
+    assert!(parsed.crc().is_some(), "tag 63 present: {payload}");
+    assert_eq!(parsed.tran_id("za.co.qrhub"), answer["tranId"].as_str());
+    assert_eq!(parsed.amount(), Some("150.00"));
+    assert_eq!(parsed.currency(), Some("710"));
+    assert_eq!(parsed.merchant_name(), Some("DEMO STORE"));
+    assert!(payload.starts_with("000201010212"), "dynamic code: {payload}");
+
+    // An unknown scheme is ignored, as the reference implementation does: the default applies.
+    let mut request = qr_request("pos-1", 100);
+    request["qrProperties"] = json!({"scheme": "SOMETHING_ELSE"});
+    let (status, answer) = hub.pos("/qr/v1/qrCodes", &request).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    assert_eq!(answer["qrProperties"]["scheme"], "ELECTRUM_MERCHANT_MINIMAL");
+    hub.stop().await;
+}
+
+async fn a_duplicate_request_id_is_refused_and_nothing_is_stored_twice(db: TestDb) {
+    let hub = hub(db).await;
+    let request = qr_request("pos-1", 1000);
+    let (status, first) = hub.pos("/qr/v1/qrCodes", &request).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, again) = hub.pos("/qr/v1/qrCodes", &request).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{again}");
+    assert_eq!(again["errorType"], "DUPLICATE_RECORD");
+    assert_eq!(again["id"], request["id"]);
+    assert!(again.get("originalId").is_none());
+    // The first code is still the one stored for its tranId.
+    let tran_id = first["tranId"].as_str().expect("tranId");
+    let stored = hub.hub.store.qr_code(tran_id).await.expect("store").expect("stored");
+    assert_eq!(stored.message_id, request["id"].as_str().expect("id"));
+    hub.stop().await;
+}
+
+async fn authentication_failures_are_401_and_identity_mismatches_400(db: TestDb) {
+    let hub = hub(db).await;
+    let url = format!("{}/qr/v1/qrCodes", hub.url);
+    let body = qr_request("pos-1", 1000);
+    // No credentials.
+    let response = hub.http.post(&url).json(&body).send().await.expect("answer");
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(response.headers().get("www-authenticate").is_some());
+    // Wrong password, unknown user, a partner's credentials on a POS operation.
+    for (user, password) in [
+        ("pos-1", "wrong"),
+        ("nobody", POS_PASSWORD),
+        ("wallet-1", common::hub::PARTNER_PASSWORD),
+    ] {
+        let (status, answer) = hub.post_as(user, password, "/qr/v1/qrCodes", &body).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{user}: {answer}");
+    }
+    // Right credentials, but the message names another client.
+    let (status, answer) = hub
+        .post_as("pos-2", POS_PASSWORD, "/qr/v1/qrCodes", &body)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(format_error_fields(&answer), ["client.id"]);
+    // A partner scanning in another partner's name.
+    let (status, answer) = hub
+        .post_as(
+            "wallet-2",
+            common::hub::PARTNER_PASSWORD,
+            "/qr/v1/scans",
+            &json!({"id": new_id(), "time": common::hub::now(),
+                    "partner": {"id": "wallet-1", "name": "W"}, "tranId": "x"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(format_error_fields(&answer), ["partner.id"]);
+    // A POS's credentials on the partner operation.
+    let (status, _) = hub
+        .post_as("pos-1", POS_PASSWORD, "/qr/v1/scans", &json!({}))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    hub.stop().await;
+}
+
+async fn malformed_bodies_get_an_error_detail_never_a_500(db: TestDb) {
+    let hub = hub(db).await;
+    let url = format!("{}/qr/v1/qrCodes", hub.url);
+    let send = |body: Vec<u8>, content_type: &'static str| {
+        hub.http
+            .post(&url)
+            .basic_auth("pos-1", Some(POS_PASSWORD))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    let response = send(b"{\"id\": ".to_vec(), "application/json").await.expect("answer");
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: Value = response.json().await.expect("an ErrorDetail");
+    assert_eq!(body["errorType"], "FORMAT_ERROR");
+
+    let response = send(b"id=1".to_vec(), "application/x-www-form-urlencoded")
+        .await
+        .expect("answer");
+    assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let body: Value = response.json().await.expect("an ErrorDetail");
+    assert_eq!(body["errorType"], "FORMAT_ERROR");
+
+    let huge = format!("{{\"id\": \"{}\"}}", "x".repeat(200 * 1024));
+    let response = send(huge.into_bytes(), "application/json").await.expect("answer");
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let body: Value = response.json().await.expect("an ErrorDetail");
+    assert_eq!(body["errorType"], "FORMAT_ERROR");
+
+    let response = send(b"[1, 2]".to_vec(), "application/json").await.expect("answer");
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    hub.stop().await;
+}
+
+async fn qr_images_are_served_to_their_client_only(db: TestDb) {
+    let hub = hub(db).await;
+    let tran_id = hub.new_code(1000).await;
+    let url = format!("{}/qr/v1/qrCodes/{tran_id}/image", hub.url);
+    let svg = hub
+        .http
+        .get(&url)
+        .basic_auth("pos-1", Some(POS_PASSWORD))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(svg.status(), StatusCode::OK);
+    assert_eq!(svg.headers()["content-type"], "image/svg+xml");
+    assert!(svg.text().await.expect("text").contains("<svg"));
+    let png = hub
+        .http
+        .get(format!("{url}?format=png"))
+        .basic_auth("pos-1", Some(POS_PASSWORD))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(png.status(), StatusCode::OK);
+    assert!(png.bytes().await.expect("bytes").starts_with(b"\x89PNG\r\n\x1a\n"));
+    let other = hub
+        .http
+        .get(&url)
+        .basic_auth("pos-2", Some(POS_PASSWORD))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(other.status(), StatusCode::NOT_FOUND);
+    hub.stop().await;
+}
+
+async fn health_reports_liveness_and_database_readiness(db: TestDb) {
+    let hub = hub(db).await;
+    for path in ["/health/live", "/health/ready"] {
+        let response = hub
+            .http
+            .get(format!("{}{path}", hub.url))
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        assert!(response.headers().get("x-request-id").is_some());
+    }
+    hub.stop().await;
+}
+
+async fn a_disabled_operation_answers_501(db: TestDb) {
+    let hub = TestHub::start(
+        db,
+        Options {
+            disabled_operations: vec!["createQrCode".into()],
+            ..Options::default()
+        },
+    )
+    .await;
+    let (status, answer) = hub.pos("/qr/v1/qrCodes", &qr_request("pos-1", 1000)).await;
+    assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "{answer}");
+    assert_eq!(answer["errorType"], "FUNCTION_NOT_SUPPORTED");
+    hub.stop().await;
+}
+
+both_stores!(
+    every_operation_answers_with_and_without_a_trailing_slash,
+    a_missing_required_field_is_named_by_its_dotted_path,
+    bad_patterns_and_lengths_are_each_reported,
+    unknown_fields_are_ignored_and_absent_ones_omitted,
+    created_codes_echo_the_request_and_decode,
+    a_duplicate_request_id_is_refused_and_nothing_is_stored_twice,
+    authentication_failures_are_401_and_identity_mismatches_400,
+    malformed_bodies_get_an_error_detail_never_a_500,
+    qr_images_are_served_to_their_client_only,
+    health_reports_liveness_and_database_readiness,
+    a_disabled_operation_answers_501,
+);
