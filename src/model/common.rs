@@ -250,8 +250,9 @@ mod tests {
 
     #[test]
     fn an_unknown_scheme_is_dropped_not_refused() {
-        let p: QrProperties = serde_json::from_str(r#"{"scheme":"SOMETHING_NEW","singleUse":true}"#)
-            .expect("lenient");
+        let p: QrProperties =
+            serde_json::from_str(r#"{"scheme":"SOMETHING_NEW","singleUse":true}"#)
+                .expect("lenient");
         assert_eq!(p.scheme, None);
         assert_eq!(p.single_use, Some(true));
     }

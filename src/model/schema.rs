@@ -559,7 +559,10 @@ fn check_value(value: &Value, kind: &Kind, path: &str, errors: &mut Vec<FormatEr
             }
         }
         Kind::DateTime => {
-            if !value.as_str().is_some_and(|s| Timestamp::parse(s).is_some()) {
+            if !value
+                .as_str()
+                .is_some_and(|s| Timestamp::parse(s).is_some())
+            {
                 problem(
                     errors,
                     path.to_owned(),

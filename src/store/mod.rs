@@ -6,6 +6,7 @@
 //! state change it comes from.
 
 mod postgres;
+mod rows;
 mod sqlite;
 
 pub use postgres::PostgresStore;
@@ -30,6 +31,22 @@ pub enum StoreError {
     Corrupt(String),
     #[error("unsupported database url {0:?}: use postgres://… or sqlite://…")]
     UnsupportedUrl(String),
+    /// A caller asked for a move the state machine does not allow
+    /// ([`PaymentState::can_move_to`]); nothing was written.
+    #[error("illegal payment transition {from} -> {to}")]
+    IllegalTransition {
+        from: PaymentState,
+        to: PaymentState,
+    },
+}
+
+/// Refuses a move the payment state machine does not allow, before touching the database.
+fn check_move(from: PaymentState, to: PaymentState) -> StoreResult<()> {
+    if from.can_move_to(to) {
+        Ok(())
+    } else {
+        Err(StoreError::IllegalTransition { from, to })
+    }
 }
 
 /// A QR code the hub issued.
@@ -332,8 +349,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// PENDING rows past their expiry become DEAD; returns how many.
     async fn dead_letter_expired(&self, now: DateTime<Utc>) -> StoreResult<u64>;
     async fn outbox_for_payment(&self, payment_id: Uuid) -> StoreResult<Vec<OutboxMessage>>;
-    async fn outbox_by_state(&self, state: OutboxState, limit: i64)
-        -> StoreResult<Vec<OutboxMessage>>;
+    async fn outbox_by_state(
+        &self,
+        state: OutboxState,
+        limit: i64,
+    ) -> StoreResult<Vec<OutboxMessage>>;
     /// DEAD → PENDING, due now, with a new expiry (an operator's retry).
     async fn retry_dead_letter(
         &self,
@@ -348,12 +368,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// `reversal_for` builds; payments MATCHED since before `matched_before` become DECLINED.
     /// The cut-offs lie further back than any live instance could take to finish, so this
     /// is safe to run on every instance, at start-up and periodically.
+    ///
+    /// (`for<'p>` is spelled out because `#[async_trait]` would otherwise tie the record's
+    /// borrow to the call's lifetime, and no implementation could pass a local record.)
     async fn recover(
         &self,
         now: DateTime<Utc>,
         forwarded_before: DateTime<Utc>,
         matched_before: DateTime<Utc>,
-        reversal_for: &(dyn Fn(&PaymentRecord) -> NewOutboxMessage + Send + Sync),
+        reversal_for: &(dyn for<'p> Fn(&'p PaymentRecord) -> NewOutboxMessage + Send + Sync),
     ) -> StoreResult<RecoveryReport>;
 }
 
@@ -362,7 +385,9 @@ pub type SharedStore = Arc<dyn Store>;
 /// Opens the store a database URL names (`postgres://…` or `sqlite://…`).
 pub async fn connect(url: &str, max_connections: u32) -> StoreResult<SharedStore> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PostgresStore::connect(url, max_connections).await?))
+        Ok(Arc::new(
+            PostgresStore::connect(url, max_connections).await?,
+        ))
     } else if url.starts_with("sqlite:") {
         Ok(Arc::new(SqliteStore::connect(url).await?))
     } else {
