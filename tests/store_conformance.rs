@@ -998,18 +998,32 @@ async fn outbox_claim_limit_and_order(store: SharedStore) {
 
 async fn concurrent_outbox_claims_are_disjoint(store: SharedStore) {
     let mut ids = HashSet::new();
-    for _ in 0..30 {
+    for _ in 0..60 {
         ids.insert(one_outbox_row(&store).await.id);
     }
+    // Four workers claim small batches concurrently until nothing is left.
     let t = t0();
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                loop {
+                    let batch = store.claim_due_outbox(t, t + secs(30), 3).await.unwrap();
+                    if batch.is_empty() {
+                        return got;
+                    }
+                    got.extend(batch.into_iter().map(|m| (m.id, m.attempts)));
+                }
+            })
+        })
+        .collect();
     let mut seen: Vec<Uuid> = Vec::new();
-    for _ in 0..3 {
-        let (sa, sb) = (store.clone(), store.clone());
-        let ta = tokio::spawn(async move { sa.claim_due_outbox(t, t + secs(30), 20).await });
-        let tb = tokio::spawn(async move { sb.claim_due_outbox(t, t + secs(30), 20).await });
-        let (a, b) = (ta.await.unwrap().unwrap(), tb.await.unwrap().unwrap());
-        assert!(a.iter().chain(&b).all(|m| m.attempts == 1));
-        seen.extend(a.iter().chain(&b).map(|m| m.id));
+    for worker in workers {
+        for (id, attempts) in worker.await.unwrap() {
+            assert_eq!(attempts, 1, "row {id} was leased twice");
+            seen.push(id);
+        }
     }
     let unique: HashSet<Uuid> = seen.iter().copied().collect();
     assert_eq!(unique.len(), seen.len(), "a row was claimed twice");

@@ -315,3 +315,65 @@ pub(crate) fn delivery_columns(
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{Duration, TimeZone};
+
+    #[test]
+    fn sqlite_times_are_fixed_width_and_sort_as_text() {
+        let base = Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 9).unwrap();
+        let times = [
+            base,
+            base + Duration::microseconds(1),
+            base + Duration::milliseconds(999),
+            base + Duration::seconds(1),
+            base + Duration::nanoseconds(1_000_000_999),
+        ];
+        let texts: Vec<String> = times.iter().map(|t| sqlite_time(*t)).collect();
+        assert_eq!(texts[0], "2024-05-01T12:00:09.000000Z");
+        assert!(texts.iter().all(|t| t.len() == 27));
+        assert!(texts.windows(2).all(|w| w[0] <= w[1]), "{texts:?}");
+        // Nanoseconds are truncated, never rounded up.
+        assert_eq!(texts[4], "2024-05-01T12:00:10.000000Z");
+    }
+
+    #[test]
+    fn unknown_state_names_are_corrupt() {
+        assert!(matches!(
+            payment_state("PAID", "payment x"),
+            Err(StoreError::Corrupt(msg)) if msg.contains("payment x") && msg.contains("PAID")
+        ));
+        assert!(matches!(
+            outbox_state("SENT", "row"),
+            Err(StoreError::Corrupt(_))
+        ));
+        assert!(matches!(
+            advice_kind("REFUND", "row"),
+            Err(StoreError::Corrupt(_))
+        ));
+        assert_eq!(
+            payment_state("FORWARDED", "p").unwrap(),
+            PaymentState::Forwarded
+        );
+    }
+
+    #[test]
+    fn delivery_results_map_to_columns() {
+        use super::super::DeliveryResult;
+        let at = Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 0).unwrap();
+        assert_eq!(
+            delivery_columns(&DeliveryResult::Delivered { status: 202 }),
+            (OutboxState::Delivered, Some(202), None, None)
+        );
+        assert_eq!(
+            delivery_columns(&DeliveryResult::Retry {
+                status: None,
+                error: "timeout".into(),
+                next_attempt_at: at
+            }),
+            (OutboxState::Pending, None, Some("timeout"), Some(at))
+        );
+    }
+}

@@ -582,3 +582,16 @@ where
     .await?;
     Ok(done.rows_affected() == 1)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::is_in_memory;
+
+    #[test]
+    fn in_memory_urls_are_recognised() {
+        assert!(is_in_memory("sqlite::memory:"));
+        assert!(is_in_memory("sqlite://?mode=memory"));
+        assert!(!is_in_memory("sqlite:///tmp/x.db"));
+        assert!(!is_in_memory("sqlite://data/qrhub.db"));
+    }
+}
