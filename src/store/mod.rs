@@ -6,6 +6,7 @@
 //! state change it comes from.
 
 mod postgres;
+mod rows;
 mod sqlite;
 
 pub use postgres::PostgresStore;
@@ -30,6 +31,22 @@ pub enum StoreError {
     Corrupt(String),
     #[error("unsupported database url {0:?}: use postgres://… or sqlite://…")]
     UnsupportedUrl(String),
+    /// A caller asked for a move the state machine does not allow
+    /// ([`PaymentState::can_move_to`]); nothing was written.
+    #[error("illegal payment transition {from} -> {to}")]
+    IllegalTransition {
+        from: PaymentState,
+        to: PaymentState,
+    },
+}
+
+/// Refuses a move the payment state machine does not allow, before touching the database.
+fn check_move(from: PaymentState, to: PaymentState) -> StoreResult<()> {
+    if from.can_move_to(to) {
+        Ok(())
+    } else {
+        Err(StoreError::IllegalTransition { from, to })
+    }
 }
 
 /// A QR code the hub issued.
@@ -118,6 +135,8 @@ pub struct ScanClaim {
     pub at: DateTime<Utc>,
 }
 
+// One value per scan, moved straight to the caller: boxing the record would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum ScanClaimOutcome {
     /// This scan won: the payment is now MATCHED to the partner.
@@ -355,12 +374,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// `reversal_for` builds; payments MATCHED since before `matched_before` become DECLINED.
     /// The cut-offs lie further back than any live instance could take to finish, so this
     /// is safe to run on every instance, at start-up and periodically.
+    ///
+    /// (`for<'p>` is spelled out because `#[async_trait]` would otherwise tie the record's
+    /// borrow to the call's lifetime, and no implementation could pass a local record.)
     async fn recover(
         &self,
         now: DateTime<Utc>,
         forwarded_before: DateTime<Utc>,
         matched_before: DateTime<Utc>,
-        reversal_for: &(dyn Fn(&PaymentRecord) -> NewOutboxMessage + Send + Sync),
+        reversal_for: &(dyn for<'p> Fn(&'p PaymentRecord) -> NewOutboxMessage + Send + Sync),
     ) -> StoreResult<RecoveryReport>;
 }
 

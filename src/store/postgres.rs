@@ -1,55 +1,225 @@
-//! Placeholder: replaced by the real implementation.
-#![allow(unused_variables)]
+//! The store on PostgreSQL: the production backend, safe for several hub instances.
+//!
+//! Every state change is one `UPDATE … WHERE state = $from` (row locks make concurrent
+//! compare-and-sets serialise, and the loser sees the new state and matches nothing);
+//! multi-step changes run in one transaction at READ COMMITTED; outbox rows are leased with
+//! `FOR UPDATE SKIP LOCKED` so that instances never claim the same row.
+
+use std::time::Duration;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnection, PgPoolOptions};
+use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::rows::{convert_all, delivery_columns, AdviceRow, OutboxRow, PaymentRow, QrCodeRow};
 use super::*;
 use crate::domain::PaymentState;
 
-#[derive(Debug)]
-pub struct PostgresStore;
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// How long a query waits for a free connection before failing.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
 
 impl PostgresStore {
     pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
-        let _ = (url, max_connections);
-        todo!("postgres store")
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect(url)
+            .await?;
+        Ok(Self { pool })
     }
+}
+
+/// Whether `err` violates the named constraint or unique index.
+fn violates(err: &sqlx::Error, constraint: &str) -> bool {
+    err.as_database_error()
+        .is_some_and(|db| db.constraint() == Some(constraint))
+}
+
+async fn insert_outbox(conn: &mut PgConnection, msg: &NewOutboxMessage) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO outbox (id, payment_id, partner_id, kind, message_id, body, state, \
+         attempts, next_attempt_at, created_at, expires_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $8, $9, $8)",
+    )
+    .bind(msg.id)
+    .bind(msg.payment_id)
+    .bind(&msg.partner_id)
+    .bind(msg.kind.as_str())
+    .bind(&msg.message_id)
+    .bind(&msg.body)
+    .bind(OutboxState::Pending.as_str())
+    .bind(msg.created_at)
+    .bind(msg.expires_at)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 #[async_trait]
 impl Store for PostgresStore {
     async fn migrate(&self) -> StoreResult<()> {
-        todo!()
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
     }
+
     async fn ping(&self) -> StoreResult<()> {
-        todo!()
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
     }
+
     async fn insert_qr_code(&self, code: &QrCodeRecord) -> StoreResult<InsertOutcome> {
-        todo!()
+        let done = sqlx::query(
+            "INSERT INTO qr_code (tran_id, client_id, message_id, scheme, payload, created_at, \
+             expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (client_id, message_id) DO NOTHING",
+        )
+        .bind(&code.tran_id)
+        .bind(&code.client_id)
+        .bind(&code.message_id)
+        .bind(&code.scheme)
+        .bind(&code.payload)
+        .bind(code.created_at)
+        .bind(code.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(if done.rows_affected() == 1 {
+            InsertOutcome::Inserted
+        } else {
+            InsertOutcome::Duplicate
+        })
     }
+
     async fn qr_code(&self, tran_id: &str) -> StoreResult<Option<QrCodeRecord>> {
-        todo!()
+        let row = sqlx::query_as::<_, QrCodeRow>("SELECT * FROM qr_code WHERE tran_id = $1")
+            .bind(tran_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(QrCodeRecord::from))
     }
+
     async fn insert_payment(&self, payment: &NewPayment) -> StoreResult<NewPaymentOutcome> {
-        todo!()
+        let mut tx = self.pool.begin().await?;
+        let known: Option<i32> =
+            sqlx::query_scalar("SELECT 1 FROM payment WHERE client_id = $1 AND message_id = $2")
+                .bind(&payment.client_id)
+                .bind(&payment.message_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if known.is_some() {
+            return Ok(NewPaymentOutcome::DuplicateId);
+        }
+        let reversed: Option<i32> = sqlx::query_scalar(
+            "SELECT 1 FROM advice WHERE client_id = $1 AND request_id = $2 AND kind = $3",
+        )
+        .bind(&payment.client_id)
+        .bind(&payment.message_id)
+        .bind(AdviceKind::Reversal.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        if reversed.is_some() {
+            return Ok(NewPaymentOutcome::AlreadyReversed);
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO payment (id, client_id, message_id, tran_id, state, amount_minor, \
+             currency, request, created_at, scan_deadline, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $9)",
+        )
+        .bind(payment.id)
+        .bind(&payment.client_id)
+        .bind(&payment.message_id)
+        .bind(&payment.tran_id)
+        .bind(PaymentState::WaitingForScan.as_str())
+        .bind(payment.amount_minor)
+        .bind(&payment.currency)
+        .bind(&payment.request)
+        .bind(payment.created_at)
+        .bind(payment.scan_deadline)
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Ok(_) => {
+                tx.commit().await?;
+                Ok(NewPaymentOutcome::Inserted)
+            }
+            Err(e) if violates(&e, "payment_client_message_key") => {
+                Ok(NewPaymentOutcome::DuplicateId)
+            }
+            Err(e) if violates(&e, "payment_live_tran_id_key") => {
+                Ok(NewPaymentOutcome::TranIdInUse)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
+
     async fn payment(&self, id: Uuid) -> StoreResult<Option<PaymentRecord>> {
-        todo!()
+        sqlx::query_as::<_, PaymentRow>("SELECT * FROM payment WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(PaymentRecord::try_from)
+            .transpose()
     }
+
     async fn payment_by_message(
         &self,
         client_id: &str,
         message_id: &str,
     ) -> StoreResult<Option<PaymentRecord>> {
-        todo!()
+        sqlx::query_as::<_, PaymentRow>(
+            "SELECT * FROM payment WHERE client_id = $1 AND message_id = $2",
+        )
+        .bind(client_id)
+        .bind(message_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(PaymentRecord::try_from)
+        .transpose()
     }
+
     async fn latest_payment_for_tran(&self, tran_id: &str) -> StoreResult<Option<PaymentRecord>> {
-        todo!()
+        sqlx::query_as::<_, PaymentRow>(
+            "SELECT * FROM payment WHERE tran_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1",
+        )
+        .bind(tran_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(PaymentRecord::try_from)
+        .transpose()
     }
+
     async fn claim_for_scan(&self, claim: &ScanClaim) -> StoreResult<ScanClaimOutcome> {
-        todo!()
+        // One statement: the WHERE is the compare, the SET the swap.
+        let row = sqlx::query_as::<_, PaymentRow>(
+            "UPDATE payment SET state = $2, partner_id = $3, partner_payment_token = $4, \
+             scan_message_id = $5, partner_message_id = $6, updated_at = $7 \
+             WHERE tran_id = $1 AND state = $8 RETURNING *",
+        )
+        .bind(&claim.tran_id)
+        .bind(PaymentState::Matched.as_str())
+        .bind(&claim.partner_id)
+        .bind(&claim.partner_payment_token)
+        .bind(&claim.scan_message_id)
+        .bind(&claim.partner_message_id)
+        .bind(claim.at)
+        .bind(PaymentState::WaitingForScan.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(row) => Ok(ScanClaimOutcome::Claimed(row.try_into()?)),
+            None => Ok(ScanClaimOutcome::NothingWaiting),
+        }
     }
+
     async fn transition(
         &self,
         id: Uuid,
@@ -57,31 +227,138 @@ impl Store for PostgresStore {
         to: PaymentState,
         at: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        todo!()
+        check_move(from, to)?;
+        let done = sqlx::query(
+            "UPDATE payment SET state = $3, updated_at = $4 WHERE id = $1 AND state = $2",
+        )
+        .bind(id)
+        .bind(from.as_str())
+        .bind(to.as_str())
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
+
     async fn record_partner_answer(&self, answer: &PartnerAnswerRecord) -> StoreResult<bool> {
-        todo!()
+        check_move(PaymentState::Forwarded, answer.to)?;
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE payment SET state = $3, partner_status = $4, partner_response = $5, \
+             updated_at = $6 WHERE id = $1 AND state = $2",
+        )
+        .bind(answer.payment_id)
+        .bind(PaymentState::Forwarded.as_str())
+        .bind(answer.to.as_str())
+        .bind(answer.status)
+        .bind(&answer.body)
+        .bind(answer.at)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        if let Some(reversal) = &answer.reversal {
+            insert_outbox(&mut tx, reversal).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
     }
+
     async fn expired_waiting(&self, now: DateTime<Utc>, limit: i64) -> StoreResult<Vec<Uuid>> {
-        todo!()
+        let ids: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT id FROM payment WHERE state = $1 AND scan_deadline < $2 \
+             ORDER BY scan_deadline LIMIT $3",
+        )
+        .bind(PaymentState::WaitingForScan.as_str())
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(ids)
     }
+
     async fn advice(&self, client_id: &str, message_id: &str) -> StoreResult<Option<AdviceRecord>> {
-        todo!()
+        sqlx::query_as::<_, AdviceRow>(
+            "SELECT * FROM advice WHERE client_id = $1 AND message_id = $2",
+        )
+        .bind(client_id)
+        .bind(message_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(AdviceRecord::try_from)
+        .transpose()
     }
+
     async fn insert_orphan_reversal(&self, advice: &AdviceRecord) -> StoreResult<InsertOutcome> {
-        todo!()
+        let inserted = insert_advice(&self.pool, advice).await?;
+        Ok(if inserted {
+            InsertOutcome::Inserted
+        } else {
+            InsertOutcome::Duplicate
+        })
     }
+
     async fn apply_advice(&self, apply: &ApplyAdvice) -> StoreResult<ApplyAdviceOutcome> {
-        todo!()
+        if let Some(to) = apply.to {
+            check_move(apply.from, to)?;
+        }
+        let mut tx = self.pool.begin().await?;
+        if !insert_advice(&mut *tx, &apply.advice).await? {
+            tx.rollback().await?;
+            return Ok(ApplyAdviceOutcome::DuplicateAdvice);
+        }
+        // With `to` None the state is written back unchanged: the compare still holds the
+        // payment in `from` for the rest of this transaction.
+        let touched = apply.to.is_some() || apply.mark_reversed_by_pos;
+        let done = sqlx::query(
+            "UPDATE payment SET state = $3, reversed_by_pos = (reversed_by_pos OR $4), \
+             updated_at = CASE WHEN $5 THEN $6 ELSE updated_at END \
+             WHERE id = $1 AND state = $2",
+        )
+        .bind(apply.payment_id)
+        .bind(apply.from.as_str())
+        .bind(apply.to.unwrap_or(apply.from).as_str())
+        .bind(apply.mark_reversed_by_pos)
+        .bind(touched)
+        .bind(apply.advice.received_at)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(ApplyAdviceOutcome::StateChanged);
+        }
+        if let Some(msg) = &apply.outbox {
+            insert_outbox(&mut tx, msg).await?;
+        }
+        tx.commit().await?;
+        Ok(ApplyAdviceOutcome::Applied)
     }
+
     async fn claim_due_outbox(
         &self,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         limit: i64,
     ) -> StoreResult<Vec<OutboxMessage>> {
-        todo!()
+        // Rows another instance is claiming right now are skipped, not waited for.
+        let rows = sqlx::query_as::<_, OutboxRow>(
+            "UPDATE outbox SET next_attempt_at = $1, attempts = attempts + 1, updated_at = $2 \
+             WHERE id IN (SELECT id FROM outbox WHERE state = $3 AND next_attempt_at <= $2 \
+             ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED) RETURNING *",
+        )
+        .bind(lease_until)
+        .bind(now)
+        .bind(OutboxState::Pending.as_str())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut claimed: Vec<OutboxMessage> = convert_all(rows)?;
+        claimed.sort_by_key(|m| (m.created_at, m.id));
+        Ok(claimed)
     }
+
     async fn finish_delivery(
         &self,
         id: Uuid,
@@ -89,36 +366,139 @@ impl Store for PostgresStore {
         result: &DeliveryResult,
         at: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        todo!()
+        let (state, status, error, next) = delivery_columns(result);
+        let done = sqlx::query(
+            "UPDATE outbox SET state = $4, last_status = $5, last_error = $6, \
+             next_attempt_at = COALESCE($7, next_attempt_at), updated_at = $8 \
+             WHERE id = $1 AND state = $2 AND attempts = $3",
+        )
+        .bind(id)
+        .bind(OutboxState::Pending.as_str())
+        .bind(attempt)
+        .bind(state.as_str())
+        .bind(status)
+        .bind(error)
+        .bind(next)
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
+
     async fn dead_letter_expired(&self, now: DateTime<Utc>) -> StoreResult<u64> {
-        todo!()
+        let done = sqlx::query(
+            "UPDATE outbox SET state = $1, updated_at = $3 WHERE state = $2 AND expires_at <= $3",
+        )
+        .bind(OutboxState::Dead.as_str())
+        .bind(OutboxState::Pending.as_str())
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
     }
+
     async fn outbox_for_payment(&self, payment_id: Uuid) -> StoreResult<Vec<OutboxMessage>> {
-        todo!()
+        let rows = sqlx::query_as::<_, OutboxRow>(
+            "SELECT * FROM outbox WHERE payment_id = $1 ORDER BY created_at, id",
+        )
+        .bind(payment_id)
+        .fetch_all(&self.pool)
+        .await?;
+        convert_all(rows)
     }
+
     async fn outbox_by_state(
         &self,
         state: OutboxState,
         limit: i64,
     ) -> StoreResult<Vec<OutboxMessage>> {
-        todo!()
+        let rows = sqlx::query_as::<_, OutboxRow>(
+            "SELECT * FROM outbox WHERE state = $1 ORDER BY created_at, id LIMIT $2",
+        )
+        .bind(state.as_str())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        convert_all(rows)
     }
+
     async fn retry_dead_letter(
         &self,
         id: Uuid,
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        todo!()
+        let done = sqlx::query(
+            "UPDATE outbox SET state = $3, next_attempt_at = $4, expires_at = $5, updated_at = $4 \
+             WHERE id = $1 AND state = $2",
+        )
+        .bind(id)
+        .bind(OutboxState::Dead.as_str())
+        .bind(OutboxState::Pending.as_str())
+        .bind(now)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
+
     async fn recover(
         &self,
         now: DateTime<Utc>,
         forwarded_before: DateTime<Utc>,
         matched_before: DateTime<Utc>,
-        reversal_for: &(dyn Fn(&PaymentRecord) -> NewOutboxMessage + Send + Sync),
+        reversal_for: &(dyn for<'p> Fn(&'p PaymentRecord) -> NewOutboxMessage + Send + Sync),
     ) -> StoreResult<RecoveryReport> {
-        todo!()
+        let mut tx = self.pool.begin().await?;
+        let unknown = sqlx::query_as::<_, PaymentRow>(
+            "UPDATE payment SET state = $2, updated_at = $3 \
+             WHERE state = $1 AND updated_at < $4 RETURNING *",
+        )
+        .bind(PaymentState::Forwarded.as_str())
+        .bind(PaymentState::Unknown.as_str())
+        .bind(now)
+        .bind(forwarded_before)
+        .fetch_all(&mut *tx)
+        .await?;
+        let unknown: Vec<PaymentRecord> = convert_all(unknown)?;
+        for payment in &unknown {
+            insert_outbox(&mut tx, &reversal_for(payment)).await?;
+        }
+        let declined = sqlx::query(
+            "UPDATE payment SET state = $2, updated_at = $3 WHERE state = $1 AND updated_at < $4",
+        )
+        .bind(PaymentState::Matched.as_str())
+        .bind(PaymentState::Declined.as_str())
+        .bind(now)
+        .bind(matched_before)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(RecoveryReport {
+            forwarded_made_unknown: unknown.len() as u64,
+            matched_never_sent: declined.rows_affected(),
+        })
     }
+}
+
+/// Inserts an advice row; false if its (client, id) is already stored.
+async fn insert_advice<'e, E>(executor: E, advice: &AdviceRecord) -> StoreResult<bool>
+where
+    E: sqlx::PgExecutor<'e>,
+{
+    let done = sqlx::query(
+        "INSERT INTO advice (client_id, message_id, kind, request_id, payment_id, body, \
+         received_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+         ON CONFLICT (client_id, message_id) DO NOTHING",
+    )
+    .bind(&advice.client_id)
+    .bind(&advice.message_id)
+    .bind(advice.kind.as_str())
+    .bind(&advice.request_id)
+    .bind(advice.payment_id)
+    .bind(&advice.body)
+    .bind(advice.received_at)
+    .execute(executor)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }

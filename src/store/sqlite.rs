@@ -1,55 +1,305 @@
-//! Placeholder: replaced by the real implementation.
-#![allow(unused_variables)]
+//! The store on SQLite, for a single hub instance.
+//!
+//! # Concurrency
+//! SQLite allows one writer at a time; a second connection that tries to write gets
+//! `SQLITE_BUSY`, and a deferred transaction that read first cannot wait its way out of it
+//! (the busy handler is not called when upgrading a stale read snapshot). So:
+//!
+//! - every write goes through `writer`, a pool of exactly **one** connection: writes from
+//!   concurrent requests queue in the pool (up to its acquire timeout) instead of colliding
+//!   in SQLite;
+//! - multi-statement write transactions still begin with `BEGIN IMMEDIATE`, taking the write
+//!   lock up front, so that another process on the same file (an operator's CLI) makes them
+//!   wait for `busy_timeout` rather than fail half way;
+//! - reads go through `reader`, a few connections that, in WAL mode, never block the writer
+//!   and see every committed write.
+//!
+//! An in-memory database (`sqlite::memory:`) exists once per connection, so there both
+//! roles share one connection that is never closed.
+
+use std::str::FromStr;
+use std::time::Duration;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::SqlitePool;
 use uuid::Uuid;
 
+use super::rows::{
+    convert_all, delivery_columns, AdviceRow, Id, OutboxRow, PaymentRow, QrCodeRow, Ts,
+};
 use super::*;
 use crate::domain::PaymentState;
 
-#[derive(Debug)]
-pub struct SqliteStore;
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// How long SQLite waits for a lock held by another connection or process.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a write waits for the writer connection (queued behind other writes).
+const WRITE_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
+const READ_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+const READ_CONNECTIONS: u32 = 4;
+
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    /// One connection: every write goes through it.
+    writer: SqlitePool,
+    /// Reads only.
+    reader: SqlitePool,
+}
+
+/// Whether a URL names an in-memory database rather than a file.
+fn is_in_memory(url: &str) -> bool {
+    url.contains(":memory:") || url.contains("mode=memory")
+}
 
 impl SqliteStore {
+    /// Opens (creating if missing, with its parent directory) the database file a
+    /// `sqlite://…` URL names.
     pub async fn connect(url: &str) -> StoreResult<Self> {
-        let _ = url;
-        todo!("sqlite store")
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+
+        if is_in_memory(url) {
+            let pool = SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .acquire_timeout(WRITE_ACQUIRE_TIMEOUT)
+                .connect_with(options)
+                .await?;
+            return Ok(Self {
+                writer: pool.clone(),
+                reader: pool,
+            });
+        }
+
+        if let Some(parent) = options.get_filename().parent() {
+            if !parent.as_os_str().is_empty() {
+                tokio::fs::create_dir_all(parent)
+                    .await
+                    .map_err(sqlx::Error::Io)?;
+            }
+        }
+        let options = options
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal);
+        // The writer connects first: it creates the file and switches it to WAL, which is
+        // persistent. Its connection is kept open for the life of the store.
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .acquire_timeout(WRITE_ACQUIRE_TIMEOUT)
+            .connect_with(options.clone())
+            .await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(READ_CONNECTIONS)
+            .acquire_timeout(READ_ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await?;
+        Ok(Self { writer, reader })
     }
+
+    async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+/// Whether `err` is a unique violation on exactly these columns. SQLite reports no
+/// constraint name, but its message names the columns: `UNIQUE constraint failed:
+/// payment.client_id, payment.message_id`.
+fn violates_unique(err: &sqlx::Error, columns: &str) -> bool {
+    err.as_database_error().is_some_and(|db| {
+        db.is_unique_violation()
+            && db
+                .message()
+                .strip_prefix("UNIQUE constraint failed: ")
+                .is_some_and(|cols| cols == columns)
+    })
+}
+
+async fn insert_outbox(conn: &mut SqliteConnection, msg: &NewOutboxMessage) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO outbox (id, payment_id, partner_id, kind, message_id, body, state, \
+         attempts, next_attempt_at, created_at, expires_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $8, $9, $8)",
+    )
+    .bind(Id(msg.id))
+    .bind(Id(msg.payment_id))
+    .bind(&msg.partner_id)
+    .bind(msg.kind.as_str())
+    .bind(&msg.message_id)
+    .bind(&msg.body)
+    .bind(OutboxState::Pending.as_str())
+    .bind(Ts(msg.created_at))
+    .bind(Ts(msg.expires_at))
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 #[async_trait]
 impl Store for SqliteStore {
     async fn migrate(&self) -> StoreResult<()> {
-        todo!()
+        MIGRATOR.run(&self.writer).await?;
+        Ok(())
     }
+
     async fn ping(&self) -> StoreResult<()> {
-        todo!()
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
     }
+
     async fn insert_qr_code(&self, code: &QrCodeRecord) -> StoreResult<InsertOutcome> {
-        todo!()
+        let done = sqlx::query(
+            "INSERT INTO qr_code (tran_id, client_id, message_id, scheme, payload, created_at, \
+             expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (client_id, message_id) DO NOTHING",
+        )
+        .bind(&code.tran_id)
+        .bind(&code.client_id)
+        .bind(&code.message_id)
+        .bind(&code.scheme)
+        .bind(&code.payload)
+        .bind(Ts(code.created_at))
+        .bind(Ts(code.expires_at))
+        .execute(&self.writer)
+        .await?;
+        Ok(if done.rows_affected() == 1 {
+            InsertOutcome::Inserted
+        } else {
+            InsertOutcome::Duplicate
+        })
     }
+
     async fn qr_code(&self, tran_id: &str) -> StoreResult<Option<QrCodeRecord>> {
-        todo!()
+        let row = sqlx::query_as::<_, QrCodeRow>("SELECT * FROM qr_code WHERE tran_id = $1")
+            .bind(tran_id)
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(row.map(QrCodeRecord::from))
     }
+
     async fn insert_payment(&self, payment: &NewPayment) -> StoreResult<NewPaymentOutcome> {
-        todo!()
+        let mut tx = self.begin_write().await?;
+        let known: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM payment WHERE client_id = $1 AND message_id = $2")
+                .bind(&payment.client_id)
+                .bind(&payment.message_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if known.is_some() {
+            return Ok(NewPaymentOutcome::DuplicateId);
+        }
+        let reversed: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM advice WHERE client_id = $1 AND request_id = $2 AND kind = $3",
+        )
+        .bind(&payment.client_id)
+        .bind(&payment.message_id)
+        .bind(AdviceKind::Reversal.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        if reversed.is_some() {
+            return Ok(NewPaymentOutcome::AlreadyReversed);
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO payment (id, client_id, message_id, tran_id, state, amount_minor, \
+             currency, request, created_at, scan_deadline, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $9)",
+        )
+        .bind(Id(payment.id))
+        .bind(&payment.client_id)
+        .bind(&payment.message_id)
+        .bind(&payment.tran_id)
+        .bind(PaymentState::WaitingForScan.as_str())
+        .bind(payment.amount_minor)
+        .bind(&payment.currency)
+        .bind(&payment.request)
+        .bind(Ts(payment.created_at))
+        .bind(Ts(payment.scan_deadline))
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Ok(_) => {
+                tx.commit().await?;
+                Ok(NewPaymentOutcome::Inserted)
+            }
+            Err(e) if violates_unique(&e, "payment.client_id, payment.message_id") => {
+                Ok(NewPaymentOutcome::DuplicateId)
+            }
+            Err(e) if violates_unique(&e, "payment.tran_id") => Ok(NewPaymentOutcome::TranIdInUse),
+            Err(e) => Err(e.into()),
+        }
     }
+
     async fn payment(&self, id: Uuid) -> StoreResult<Option<PaymentRecord>> {
-        todo!()
+        sqlx::query_as::<_, PaymentRow>("SELECT * FROM payment WHERE id = $1")
+            .bind(Id(id))
+            .fetch_optional(&self.reader)
+            .await?
+            .map(PaymentRecord::try_from)
+            .transpose()
     }
+
     async fn payment_by_message(
         &self,
         client_id: &str,
         message_id: &str,
     ) -> StoreResult<Option<PaymentRecord>> {
-        todo!()
+        sqlx::query_as::<_, PaymentRow>(
+            "SELECT * FROM payment WHERE client_id = $1 AND message_id = $2",
+        )
+        .bind(client_id)
+        .bind(message_id)
+        .fetch_optional(&self.reader)
+        .await?
+        .map(PaymentRecord::try_from)
+        .transpose()
     }
+
     async fn latest_payment_for_tran(&self, tran_id: &str) -> StoreResult<Option<PaymentRecord>> {
-        todo!()
+        sqlx::query_as::<_, PaymentRow>(
+            "SELECT * FROM payment WHERE tran_id = $1 ORDER BY created_at DESC, rowid DESC LIMIT 1",
+        )
+        .bind(tran_id)
+        .fetch_optional(&self.reader)
+        .await?
+        .map(PaymentRecord::try_from)
+        .transpose()
     }
+
     async fn claim_for_scan(&self, claim: &ScanClaim) -> StoreResult<ScanClaimOutcome> {
-        todo!()
+        // One statement: the WHERE is the compare, the SET the swap.
+        let row = sqlx::query_as::<_, PaymentRow>(
+            "UPDATE payment SET state = $2, partner_id = $3, partner_payment_token = $4, \
+             scan_message_id = $5, partner_message_id = $6, updated_at = $7 \
+             WHERE tran_id = $1 AND state = $8 RETURNING *",
+        )
+        .bind(&claim.tran_id)
+        .bind(PaymentState::Matched.as_str())
+        .bind(&claim.partner_id)
+        .bind(&claim.partner_payment_token)
+        .bind(&claim.scan_message_id)
+        .bind(&claim.partner_message_id)
+        .bind(Ts(claim.at))
+        .bind(PaymentState::WaitingForScan.as_str())
+        .fetch_optional(&self.writer)
+        .await?;
+        match row {
+            Some(row) => Ok(ScanClaimOutcome::Claimed(row.try_into()?)),
+            None => Ok(ScanClaimOutcome::NothingWaiting),
+        }
     }
+
     async fn transition(
         &self,
         id: Uuid,
@@ -57,31 +307,138 @@ impl Store for SqliteStore {
         to: PaymentState,
         at: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        todo!()
+        check_move(from, to)?;
+        let done = sqlx::query(
+            "UPDATE payment SET state = $3, updated_at = $4 WHERE id = $1 AND state = $2",
+        )
+        .bind(Id(id))
+        .bind(from.as_str())
+        .bind(to.as_str())
+        .bind(Ts(at))
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
+
     async fn record_partner_answer(&self, answer: &PartnerAnswerRecord) -> StoreResult<bool> {
-        todo!()
+        check_move(PaymentState::Forwarded, answer.to)?;
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE payment SET state = $3, partner_status = $4, partner_response = $5, \
+             updated_at = $6 WHERE id = $1 AND state = $2",
+        )
+        .bind(Id(answer.payment_id))
+        .bind(PaymentState::Forwarded.as_str())
+        .bind(answer.to.as_str())
+        .bind(answer.status)
+        .bind(&answer.body)
+        .bind(Ts(answer.at))
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        if let Some(reversal) = &answer.reversal {
+            insert_outbox(&mut tx, reversal).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
     }
+
     async fn expired_waiting(&self, now: DateTime<Utc>, limit: i64) -> StoreResult<Vec<Uuid>> {
-        todo!()
+        let ids: Vec<Id> = sqlx::query_scalar(
+            "SELECT id FROM payment WHERE state = $1 AND scan_deadline < $2 \
+             ORDER BY scan_deadline LIMIT $3",
+        )
+        .bind(PaymentState::WaitingForScan.as_str())
+        .bind(Ts(now))
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(ids.into_iter().map(|id| id.0).collect())
     }
+
     async fn advice(&self, client_id: &str, message_id: &str) -> StoreResult<Option<AdviceRecord>> {
-        todo!()
+        sqlx::query_as::<_, AdviceRow>(
+            "SELECT * FROM advice WHERE client_id = $1 AND message_id = $2",
+        )
+        .bind(client_id)
+        .bind(message_id)
+        .fetch_optional(&self.reader)
+        .await?
+        .map(AdviceRecord::try_from)
+        .transpose()
     }
+
     async fn insert_orphan_reversal(&self, advice: &AdviceRecord) -> StoreResult<InsertOutcome> {
-        todo!()
+        let inserted = insert_advice(&self.writer, advice).await?;
+        Ok(if inserted {
+            InsertOutcome::Inserted
+        } else {
+            InsertOutcome::Duplicate
+        })
     }
+
     async fn apply_advice(&self, apply: &ApplyAdvice) -> StoreResult<ApplyAdviceOutcome> {
-        todo!()
+        if let Some(to) = apply.to {
+            check_move(apply.from, to)?;
+        }
+        let mut tx = self.begin_write().await?;
+        if !insert_advice(&mut *tx, &apply.advice).await? {
+            tx.rollback().await?;
+            return Ok(ApplyAdviceOutcome::DuplicateAdvice);
+        }
+        // With `to` None the state is written back unchanged: the compare still holds the
+        // payment in `from` for the rest of this transaction.
+        let touched = apply.to.is_some() || apply.mark_reversed_by_pos;
+        let done = sqlx::query(
+            "UPDATE payment SET state = $3, reversed_by_pos = (reversed_by_pos OR $4), \
+             updated_at = CASE WHEN $5 THEN $6 ELSE updated_at END \
+             WHERE id = $1 AND state = $2",
+        )
+        .bind(Id(apply.payment_id))
+        .bind(apply.from.as_str())
+        .bind(apply.to.unwrap_or(apply.from).as_str())
+        .bind(apply.mark_reversed_by_pos)
+        .bind(touched)
+        .bind(Ts(apply.advice.received_at))
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(ApplyAdviceOutcome::StateChanged);
+        }
+        if let Some(msg) = &apply.outbox {
+            insert_outbox(&mut tx, msg).await?;
+        }
+        tx.commit().await?;
+        Ok(ApplyAdviceOutcome::Applied)
     }
+
     async fn claim_due_outbox(
         &self,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         limit: i64,
     ) -> StoreResult<Vec<OutboxMessage>> {
-        todo!()
+        // One statement, through the single writer: no other claim can interleave.
+        let rows = sqlx::query_as::<_, OutboxRow>(
+            "UPDATE outbox SET next_attempt_at = $1, attempts = attempts + 1, updated_at = $2 \
+             WHERE id IN (SELECT id FROM outbox WHERE state = $3 AND next_attempt_at <= $2 \
+             ORDER BY next_attempt_at LIMIT $4) RETURNING *",
+        )
+        .bind(Ts(lease_until))
+        .bind(Ts(now))
+        .bind(OutboxState::Pending.as_str())
+        .bind(limit)
+        .fetch_all(&self.writer)
+        .await?;
+        let mut claimed: Vec<OutboxMessage> = convert_all(rows)?;
+        claimed.sort_by_key(|m| (m.created_at, m.id));
+        Ok(claimed)
     }
+
     async fn finish_delivery(
         &self,
         id: Uuid,
@@ -89,36 +446,152 @@ impl Store for SqliteStore {
         result: &DeliveryResult,
         at: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        todo!()
+        let (state, status, error, next) = delivery_columns(result);
+        let done = sqlx::query(
+            "UPDATE outbox SET state = $4, last_status = $5, last_error = $6, \
+             next_attempt_at = COALESCE($7, next_attempt_at), updated_at = $8 \
+             WHERE id = $1 AND state = $2 AND attempts = $3",
+        )
+        .bind(Id(id))
+        .bind(OutboxState::Pending.as_str())
+        .bind(attempt)
+        .bind(state.as_str())
+        .bind(status)
+        .bind(error)
+        .bind(next.map(Ts))
+        .bind(Ts(at))
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
+
     async fn dead_letter_expired(&self, now: DateTime<Utc>) -> StoreResult<u64> {
-        todo!()
+        let done = sqlx::query(
+            "UPDATE outbox SET state = $1, updated_at = $3 WHERE state = $2 AND expires_at <= $3",
+        )
+        .bind(OutboxState::Dead.as_str())
+        .bind(OutboxState::Pending.as_str())
+        .bind(Ts(now))
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected())
     }
+
     async fn outbox_for_payment(&self, payment_id: Uuid) -> StoreResult<Vec<OutboxMessage>> {
-        todo!()
+        let rows = sqlx::query_as::<_, OutboxRow>(
+            "SELECT * FROM outbox WHERE payment_id = $1 ORDER BY created_at, id",
+        )
+        .bind(Id(payment_id))
+        .fetch_all(&self.reader)
+        .await?;
+        convert_all(rows)
     }
+
     async fn outbox_by_state(
         &self,
         state: OutboxState,
         limit: i64,
     ) -> StoreResult<Vec<OutboxMessage>> {
-        todo!()
+        let rows = sqlx::query_as::<_, OutboxRow>(
+            "SELECT * FROM outbox WHERE state = $1 ORDER BY created_at, id LIMIT $2",
+        )
+        .bind(state.as_str())
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?;
+        convert_all(rows)
     }
+
     async fn retry_dead_letter(
         &self,
         id: Uuid,
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        todo!()
+        let done = sqlx::query(
+            "UPDATE outbox SET state = $3, next_attempt_at = $4, expires_at = $5, updated_at = $4 \
+             WHERE id = $1 AND state = $2",
+        )
+        .bind(Id(id))
+        .bind(OutboxState::Dead.as_str())
+        .bind(OutboxState::Pending.as_str())
+        .bind(Ts(now))
+        .bind(Ts(expires_at))
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
+
     async fn recover(
         &self,
         now: DateTime<Utc>,
         forwarded_before: DateTime<Utc>,
         matched_before: DateTime<Utc>,
-        reversal_for: &(dyn Fn(&PaymentRecord) -> NewOutboxMessage + Send + Sync),
+        reversal_for: &(dyn for<'p> Fn(&'p PaymentRecord) -> NewOutboxMessage + Send + Sync),
     ) -> StoreResult<RecoveryReport> {
-        todo!()
+        let mut tx = self.begin_write().await?;
+        let unknown = sqlx::query_as::<_, PaymentRow>(
+            "UPDATE payment SET state = $2, updated_at = $3 \
+             WHERE state = $1 AND updated_at < $4 RETURNING *",
+        )
+        .bind(PaymentState::Forwarded.as_str())
+        .bind(PaymentState::Unknown.as_str())
+        .bind(Ts(now))
+        .bind(Ts(forwarded_before))
+        .fetch_all(&mut *tx)
+        .await?;
+        let unknown: Vec<PaymentRecord> = convert_all(unknown)?;
+        for payment in &unknown {
+            insert_outbox(&mut tx, &reversal_for(payment)).await?;
+        }
+        let declined = sqlx::query(
+            "UPDATE payment SET state = $2, updated_at = $3 WHERE state = $1 AND updated_at < $4",
+        )
+        .bind(PaymentState::Matched.as_str())
+        .bind(PaymentState::Declined.as_str())
+        .bind(Ts(now))
+        .bind(Ts(matched_before))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(RecoveryReport {
+            forwarded_made_unknown: unknown.len() as u64,
+            matched_never_sent: declined.rows_affected(),
+        })
+    }
+}
+
+/// Inserts an advice row; false if its (client, id) is already stored.
+async fn insert_advice<'e, E>(executor: E, advice: &AdviceRecord) -> StoreResult<bool>
+where
+    E: sqlx::SqliteExecutor<'e>,
+{
+    let done = sqlx::query(
+        "INSERT INTO advice (client_id, message_id, kind, request_id, payment_id, body, \
+         received_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+         ON CONFLICT (client_id, message_id) DO NOTHING",
+    )
+    .bind(&advice.client_id)
+    .bind(&advice.message_id)
+    .bind(advice.kind.as_str())
+    .bind(&advice.request_id)
+    .bind(advice.payment_id.map(Id))
+    .bind(&advice.body)
+    .bind(Ts(advice.received_at))
+    .execute(executor)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_in_memory;
+
+    #[test]
+    fn in_memory_urls_are_recognised() {
+        assert!(is_in_memory("sqlite::memory:"));
+        assert!(is_in_memory("sqlite://?mode=memory"));
+        assert!(!is_in_memory("sqlite:///tmp/x.db"));
+        assert!(!is_in_memory("sqlite://data/qrhub.db"));
     }
 }

@@ -1,0 +1,1427 @@
+//! The same cases against both store backends: every case is an `async fn(SharedStore)`,
+//! and `conformance!` runs each on a fresh PostgreSQL database (`postgres::<case>`) and on
+//! a fresh SQLite file (`sqlite::<case>`). See `tests/common/db.rs` for the databases.
+
+mod common;
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Duration, SubsecRound, TimeZone, Utc};
+use qrhub::domain::{AdviceKind, PaymentState};
+use qrhub::store::*;
+use serde_json::json;
+use uuid::Uuid;
+
+use common::db::TestDb;
+
+const CLIENT: &str = "pos-1";
+const PARTNER: &str = "wallet-1";
+
+/// A fixed moment with microseconds, so stored times compare exactly.
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 0).unwrap() + Duration::microseconds(123_456)
+}
+
+fn secs(n: i64) -> Duration {
+    Duration::seconds(n)
+}
+
+fn new_tran() -> String {
+    Uuid::new_v4().simple().to_string()
+}
+
+fn new_payment(tran_id: &str, message_id: &str) -> NewPayment {
+    NewPayment {
+        id: Uuid::new_v4(),
+        client_id: CLIENT.into(),
+        message_id: message_id.into(),
+        tran_id: tran_id.into(),
+        amount_minor: 1234,
+        currency: "USD".into(),
+        request: json!({"id": message_id, "tranId": tran_id, "amount": 12.34, "nested": {"a": [1, 2]}}),
+        created_at: t0(),
+        scan_deadline: t0() + secs(30),
+    }
+}
+
+fn scan(tran_id: &str, partner: &str, scan_id: &str, at: DateTime<Utc>) -> ScanClaim {
+    ScanClaim {
+        tran_id: tran_id.into(),
+        partner_id: partner.into(),
+        scan_message_id: scan_id.into(),
+        partner_payment_token: Some(format!("token-{scan_id}")),
+        partner_message_id: format!("hub-{scan_id}"),
+        at,
+    }
+}
+
+fn outbox_msg(payment_id: Uuid, kind: AdviceKind, at: DateTime<Utc>) -> NewOutboxMessage {
+    let message_id = Uuid::new_v4().to_string();
+    NewOutboxMessage {
+        id: Uuid::new_v4(),
+        payment_id,
+        partner_id: PARTNER.into(),
+        kind,
+        body: json!({"id": message_id, "kind": kind.as_str()}),
+        message_id,
+        created_at: at,
+        expires_at: at + Duration::days(3),
+    }
+}
+
+fn advice(
+    kind: AdviceKind,
+    message_id: &str,
+    request_id: &str,
+    payment_id: Option<Uuid>,
+) -> AdviceRecord {
+    AdviceRecord {
+        client_id: CLIENT.into(),
+        message_id: message_id.into(),
+        kind,
+        request_id: request_id.into(),
+        payment_id,
+        body: json!({"id": message_id, "requestId": request_id}),
+        received_at: t0() + secs(60),
+    }
+}
+
+/// A stored payment, waiting for its scan.
+async fn waiting(store: &SharedStore) -> NewPayment {
+    let p = new_payment(&new_tran(), &Uuid::new_v4().to_string());
+    assert_eq!(
+        store.insert_payment(&p).await.unwrap(),
+        NewPaymentOutcome::Inserted
+    );
+    p
+}
+
+/// A stored payment moved to FORWARDED at `at`.
+async fn forwarded(store: &SharedStore, at: DateTime<Utc>) -> Uuid {
+    let p = waiting(store).await;
+    let claim = scan(&p.tran_id, PARTNER, &Uuid::new_v4().to_string(), at);
+    assert!(matches!(
+        store.claim_for_scan(&claim).await.unwrap(),
+        ScanClaimOutcome::Claimed(_)
+    ));
+    assert!(store
+        .transition(p.id, PaymentState::Matched, PaymentState::Forwarded, at)
+        .await
+        .unwrap());
+    p.id
+}
+
+fn answer(
+    payment_id: Uuid,
+    to: PaymentState,
+    reversal: Option<NewOutboxMessage>,
+) -> PartnerAnswerRecord {
+    PartnerAnswerRecord {
+        payment_id,
+        to,
+        status: Some(if to == PaymentState::Approved {
+            201
+        } else {
+            504
+        }),
+        body: Some(json!({"status": to.as_str()})),
+        reversal,
+        at: t0() + secs(5),
+    }
+}
+
+/// A stored payment the partner approved.
+async fn approved(store: &SharedStore) -> Uuid {
+    let id = forwarded(store, t0() + secs(1)).await;
+    assert!(store
+        .record_partner_answer(&answer(id, PaymentState::Approved, None))
+        .await
+        .unwrap());
+    id
+}
+
+async fn state_of(store: &SharedStore, id: Uuid) -> PaymentState {
+    store
+        .payment(id)
+        .await
+        .unwrap()
+        .expect("payment exists")
+        .state
+}
+
+/// One outbox row, PENDING and due at `t0`.
+async fn one_outbox_row(store: &SharedStore) -> OutboxMessage {
+    let id = forwarded(store, t0()).await;
+    let msg = outbox_msg(id, AdviceKind::Reversal, t0());
+    assert!(store
+        .record_partner_answer(&answer(id, PaymentState::Unknown, Some(msg)))
+        .await
+        .unwrap());
+    let mut rows = store.outbox_for_payment(id).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    rows.remove(0)
+}
+
+async fn outbox_row(store: &SharedStore, msg: &OutboxMessage) -> OutboxMessage {
+    store
+        .outbox_for_payment(msg.payment_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|m| m.id == msg.id)
+        .expect("outbox row exists")
+}
+
+// ---------------------------------------------------------------------------------------
+// Cases
+
+async fn migrate_twice_and_ping(store: SharedStore) {
+    store.migrate().await.unwrap();
+    store.ping().await.unwrap();
+}
+
+async fn qr_codes(store: SharedStore) {
+    let code = QrCodeRecord {
+        tran_id: new_tran(),
+        client_id: CLIENT.into(),
+        message_id: "create-1".into(),
+        scheme: "EMVCO".into(),
+        payload: "000201010212".into(),
+        created_at: t0(),
+        expires_at: t0() + Duration::minutes(10),
+    };
+    assert_eq!(
+        store.insert_qr_code(&code).await.unwrap(),
+        InsertOutcome::Inserted
+    );
+    assert_eq!(
+        store.qr_code(&code.tran_id).await.unwrap(),
+        Some(code.clone())
+    );
+
+    // Same client and message id: a duplicate, whatever the tranId; nothing new stored.
+    let again = QrCodeRecord {
+        tran_id: new_tran(),
+        ..code.clone()
+    };
+    assert_eq!(
+        store.insert_qr_code(&again).await.unwrap(),
+        InsertOutcome::Duplicate
+    );
+    assert_eq!(store.qr_code(&again.tran_id).await.unwrap(), None);
+    assert_eq!(
+        store.qr_code(&code.tran_id).await.unwrap(),
+        Some(code.clone())
+    );
+
+    // The message id is unique per client only.
+    let other_client = QrCodeRecord {
+        tran_id: new_tran(),
+        client_id: "pos-2".into(),
+        ..code.clone()
+    };
+    assert_eq!(
+        store.insert_qr_code(&other_client).await.unwrap(),
+        InsertOutcome::Inserted
+    );
+    assert_eq!(store.qr_code("no-such-tran").await.unwrap(), None);
+}
+
+async fn payment_insert_and_read(store: SharedStore) {
+    let p = new_payment(&new_tran(), "pay-1");
+    assert_eq!(
+        store.insert_payment(&p).await.unwrap(),
+        NewPaymentOutcome::Inserted
+    );
+    let expected = PaymentRecord {
+        id: p.id,
+        client_id: p.client_id.clone(),
+        message_id: p.message_id.clone(),
+        tran_id: p.tran_id.clone(),
+        state: PaymentState::WaitingForScan,
+        amount_minor: p.amount_minor,
+        currency: p.currency.clone(),
+        request: p.request.clone(),
+        partner_id: None,
+        partner_payment_token: None,
+        scan_message_id: None,
+        partner_message_id: None,
+        reversed_by_pos: false,
+        partner_status: None,
+        partner_response: None,
+        created_at: p.created_at,
+        scan_deadline: p.scan_deadline,
+        updated_at: p.created_at,
+    };
+    assert_eq!(store.payment(p.id).await.unwrap(), Some(expected.clone()));
+    assert_eq!(
+        store.payment_by_message(CLIENT, "pay-1").await.unwrap(),
+        Some(expected.clone())
+    );
+    assert_eq!(
+        store.latest_payment_for_tran(&p.tran_id).await.unwrap(),
+        Some(expected.clone())
+    );
+    assert_eq!(store.payment(Uuid::new_v4()).await.unwrap(), None);
+    assert_eq!(
+        store.payment_by_message("pos-2", "pay-1").await.unwrap(),
+        None
+    );
+    assert_eq!(store.latest_payment_for_tran("nope").await.unwrap(), None);
+
+    // The same message id again, even for another tranId: a duplicate, nothing stored.
+    let dup = NewPayment {
+        id: Uuid::new_v4(),
+        ..new_payment(&new_tran(), "pay-1")
+    };
+    assert_eq!(
+        store.insert_payment(&dup).await.unwrap(),
+        NewPaymentOutcome::DuplicateId
+    );
+    assert_eq!(store.payment(dup.id).await.unwrap(), None);
+    // The same message id again for the same tranId: still reported as the duplicate id.
+    let dup_same_tran = NewPayment {
+        id: Uuid::new_v4(),
+        ..new_payment(&p.tran_id, "pay-1")
+    };
+    assert_eq!(
+        store.insert_payment(&dup_same_tran).await.unwrap(),
+        NewPaymentOutcome::DuplicateId
+    );
+
+    // Another client may use the same message id.
+    let other = NewPayment {
+        client_id: "pos-2".into(),
+        ..new_payment(&new_tran(), "pay-1")
+    };
+    assert_eq!(
+        store.insert_payment(&other).await.unwrap(),
+        NewPaymentOutcome::Inserted
+    );
+}
+
+async fn tran_id_in_use_while_live(store: SharedStore) {
+    let tran = new_tran();
+    let first = new_payment(&tran, "pay-a");
+    assert_eq!(
+        store.insert_payment(&first).await.unwrap(),
+        NewPaymentOutcome::Inserted
+    );
+    let mut second = new_payment(&tran, "pay-b");
+    second.created_at = t0() + secs(40);
+    assert_eq!(
+        store.insert_payment(&second).await.unwrap(),
+        NewPaymentOutcome::TranIdInUse
+    );
+    assert_eq!(store.payment(second.id).await.unwrap(), None);
+
+    // EXPIRED frees the tranId.
+    assert!(store
+        .transition(
+            first.id,
+            PaymentState::WaitingForScan,
+            PaymentState::Expired,
+            t0() + secs(31)
+        )
+        .await
+        .unwrap());
+    assert_eq!(
+        store.insert_payment(&second).await.unwrap(),
+        NewPaymentOutcome::Inserted
+    );
+    assert_eq!(
+        store
+            .latest_payment_for_tran(&tran)
+            .await
+            .unwrap()
+            .map(|p| p.id),
+        Some(second.id)
+    );
+
+    // MATCHED holds it; DECLINED frees it.
+    let claim = scan(&tran, PARTNER, "scan-b", t0() + secs(41));
+    assert!(matches!(
+        store.claim_for_scan(&claim).await.unwrap(),
+        ScanClaimOutcome::Claimed(_)
+    ));
+    let mut third = new_payment(&tran, "pay-c");
+    third.created_at = t0() + secs(50);
+    assert_eq!(
+        store.insert_payment(&third).await.unwrap(),
+        NewPaymentOutcome::TranIdInUse
+    );
+    assert!(store
+        .transition(
+            second.id,
+            PaymentState::Matched,
+            PaymentState::Declined,
+            t0() + secs(42)
+        )
+        .await
+        .unwrap());
+    assert_eq!(
+        store.insert_payment(&third).await.unwrap(),
+        NewPaymentOutcome::Inserted
+    );
+
+    // REVERSED (the POS gave up before the scan) frees it.
+    assert!(store
+        .transition(
+            third.id,
+            PaymentState::WaitingForScan,
+            PaymentState::Reversed,
+            t0() + secs(51)
+        )
+        .await
+        .unwrap());
+    let mut fourth = new_payment(&tran, "pay-d");
+    fourth.created_at = t0() + secs(60);
+    assert_eq!(
+        store.insert_payment(&fourth).await.unwrap(),
+        NewPaymentOutcome::Inserted
+    );
+
+    // APPROVED holds it.
+    let claim = scan(&tran, PARTNER, "scan-d", t0() + secs(61));
+    assert!(matches!(
+        store.claim_for_scan(&claim).await.unwrap(),
+        ScanClaimOutcome::Claimed(_)
+    ));
+    assert!(store
+        .transition(
+            fourth.id,
+            PaymentState::Matched,
+            PaymentState::Forwarded,
+            t0() + secs(62)
+        )
+        .await
+        .unwrap());
+    assert!(store
+        .record_partner_answer(&answer(fourth.id, PaymentState::Approved, None))
+        .await
+        .unwrap());
+    let fifth = new_payment(&tran, "pay-e");
+    assert_eq!(
+        store.insert_payment(&fifth).await.unwrap(),
+        NewPaymentOutcome::TranIdInUse
+    );
+    assert_eq!(
+        store
+            .latest_payment_for_tran(&tran)
+            .await
+            .unwrap()
+            .map(|p| p.id),
+        Some(fourth.id)
+    );
+}
+
+async fn already_reversed(store: SharedStore) {
+    let reversal = advice(AdviceKind::Reversal, "rev-1", "pay-9", None);
+    assert_eq!(
+        store.insert_orphan_reversal(&reversal).await.unwrap(),
+        InsertOutcome::Inserted
+    );
+    assert_eq!(
+        store.advice(CLIENT, "rev-1").await.unwrap(),
+        Some(reversal.clone())
+    );
+    // The same advice id again.
+    let again = AdviceRecord {
+        request_id: "pay-10".into(),
+        ..reversal.clone()
+    };
+    assert_eq!(
+        store.insert_orphan_reversal(&again).await.unwrap(),
+        InsertOutcome::Duplicate
+    );
+    assert_eq!(store.advice(CLIENT, "rev-1").await.unwrap(), Some(reversal));
+
+    // A late pay with the reversed id is refused, and not stored.
+    let late = new_payment(&new_tran(), "pay-9");
+    assert_eq!(
+        store.insert_payment(&late).await.unwrap(),
+        NewPaymentOutcome::AlreadyReversed
+    );
+    assert_eq!(
+        store.payment_by_message(CLIENT, "pay-9").await.unwrap(),
+        None
+    );
+    // Another client's payment with that id is not affected.
+    let other = NewPayment {
+        client_id: "pos-2".into(),
+        ..new_payment(&new_tran(), "pay-9")
+    };
+    assert_eq!(
+        store.insert_payment(&other).await.unwrap(),
+        NewPaymentOutcome::Inserted
+    );
+    // A confirmation does not block a pay.
+    let confirmation = advice(AdviceKind::Confirmation, "conf-1", "pay-11", None);
+    assert_eq!(
+        store.insert_orphan_reversal(&confirmation).await.unwrap(),
+        InsertOutcome::Inserted
+    );
+    let p = new_payment(&new_tran(), "pay-11");
+    assert_eq!(
+        store.insert_payment(&p).await.unwrap(),
+        NewPaymentOutcome::Inserted
+    );
+}
+
+async fn claim_for_scan_records_the_scan(store: SharedStore) {
+    assert_eq!(
+        store
+            .claim_for_scan(&scan("unknown-tran", PARTNER, "scan-0", t0()))
+            .await
+            .unwrap(),
+        ScanClaimOutcome::NothingWaiting
+    );
+    let p = waiting(&store).await;
+    let claim = scan(&p.tran_id, PARTNER, "scan-1", t0() + secs(3));
+    let ScanClaimOutcome::Claimed(record) = store.claim_for_scan(&claim).await.unwrap() else {
+        panic!("the first scan must claim the waiting payment");
+    };
+    assert_eq!(record.id, p.id);
+    assert_eq!(record.state, PaymentState::Matched);
+    assert_eq!(record.partner_id.as_deref(), Some(PARTNER));
+    assert_eq!(record.scan_message_id.as_deref(), Some("scan-1"));
+    assert_eq!(
+        record.partner_payment_token.as_deref(),
+        Some("token-scan-1")
+    );
+    assert_eq!(record.partner_message_id.as_deref(), Some("hub-scan-1"));
+    assert_eq!(record.updated_at, t0() + secs(3));
+    assert_eq!(record.created_at, p.created_at);
+    assert_eq!(store.payment(p.id).await.unwrap(), Some(record));
+
+    let again = scan(&p.tran_id, "wallet-2", "scan-2", t0() + secs(4));
+    assert_eq!(
+        store.claim_for_scan(&again).await.unwrap(),
+        ScanClaimOutcome::NothingWaiting
+    );
+    let stored = store.payment(p.id).await.unwrap().unwrap();
+    assert_eq!(stored.partner_id.as_deref(), Some(PARTNER));
+}
+
+async fn concurrent_claims_one_wins(store: SharedStore) {
+    for i in 0..20 {
+        let p = waiting(&store).await;
+        let (a, b) = (
+            scan(&p.tran_id, "wallet-a", &format!("a-{i}"), t0() + secs(1)),
+            scan(&p.tran_id, "wallet-b", &format!("b-{i}"), t0() + secs(1)),
+        );
+        let (sa, sb) = (store.clone(), store.clone());
+        let ta = tokio::spawn(async move { sa.claim_for_scan(&a).await });
+        let tb = tokio::spawn(async move { sb.claim_for_scan(&b).await });
+        let (ra, rb) = (ta.await.unwrap().unwrap(), tb.await.unwrap().unwrap());
+        let winners: Vec<&PaymentRecord> = [&ra, &rb]
+            .into_iter()
+            .filter_map(|r| match r {
+                ScanClaimOutcome::Claimed(p) => Some(p),
+                ScanClaimOutcome::NothingWaiting => None,
+            })
+            .collect();
+        assert_eq!(winners.len(), 1, "iteration {i}: {ra:?} / {rb:?}");
+        let stored = store.payment(p.id).await.unwrap().unwrap();
+        assert_eq!(stored.state, PaymentState::Matched);
+        assert_eq!(stored.partner_id, winners[0].partner_id);
+    }
+}
+
+async fn claim_races_expiry(store: SharedStore) {
+    for i in 0..20 {
+        let p = waiting(&store).await;
+        let claim = scan(&p.tran_id, PARTNER, &format!("scan-{i}"), t0() + secs(30));
+        let (sa, sb) = (store.clone(), store.clone());
+        let id = p.id;
+        let ta = tokio::spawn(async move { sa.claim_for_scan(&claim).await });
+        let tb = tokio::spawn(async move {
+            sb.transition(
+                id,
+                PaymentState::WaitingForScan,
+                PaymentState::Expired,
+                t0() + secs(30),
+            )
+            .await
+        });
+        let claimed = matches!(ta.await.unwrap().unwrap(), ScanClaimOutcome::Claimed(_));
+        let expired = tb.await.unwrap().unwrap();
+        assert!(
+            claimed ^ expired,
+            "iteration {i}: claimed {claimed}, expired {expired}"
+        );
+        let want = if claimed {
+            PaymentState::Matched
+        } else {
+            PaymentState::Expired
+        };
+        assert_eq!(state_of(&store, p.id).await, want);
+    }
+}
+
+async fn transition_is_compare_and_set(store: SharedStore) {
+    let p = waiting(&store).await;
+    // Wrong `from`: nothing happens.
+    assert!(!store
+        .transition(p.id, PaymentState::Matched, PaymentState::Forwarded, t0())
+        .await
+        .unwrap());
+    assert!(!store
+        .transition(
+            Uuid::new_v4(),
+            PaymentState::WaitingForScan,
+            PaymentState::Expired,
+            t0()
+        )
+        .await
+        .unwrap());
+    assert_eq!(state_of(&store, p.id).await, PaymentState::WaitingForScan);
+    // A move the state machine forbids is refused before the database is touched.
+    let err = store
+        .transition(
+            p.id,
+            PaymentState::WaitingForScan,
+            PaymentState::Confirmed,
+            t0(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::IllegalTransition { .. }), "{err}");
+    assert!(store
+        .transition(
+            p.id,
+            PaymentState::WaitingForScan,
+            PaymentState::Expired,
+            t0() + secs(31)
+        )
+        .await
+        .unwrap());
+    let stored = store.payment(p.id).await.unwrap().unwrap();
+    assert_eq!(stored.state, PaymentState::Expired);
+    assert_eq!(stored.updated_at, t0() + secs(31));
+}
+
+async fn partner_answer_with_reversal(store: SharedStore) {
+    let id = forwarded(&store, t0() + secs(1)).await;
+    let reversal = outbox_msg(id, AdviceKind::Reversal, t0() + secs(5));
+    let ans = answer(id, PaymentState::Unknown, Some(reversal.clone()));
+    assert!(store.record_partner_answer(&ans).await.unwrap());
+
+    let stored = store.payment(id).await.unwrap().unwrap();
+    assert_eq!(stored.state, PaymentState::Unknown);
+    assert_eq!(stored.partner_status, Some(504));
+    assert_eq!(stored.partner_response, Some(json!({"status": "UNKNOWN"})));
+    assert_eq!(stored.updated_at, ans.at);
+
+    let rows = store.outbox_for_payment(id).await.unwrap();
+    assert_eq!(
+        rows,
+        vec![OutboxMessage {
+            id: reversal.id,
+            payment_id: id,
+            partner_id: reversal.partner_id.clone(),
+            kind: AdviceKind::Reversal,
+            message_id: reversal.message_id.clone(),
+            body: reversal.body.clone(),
+            state: OutboxState::Pending,
+            attempts: 0,
+            next_attempt_at: reversal.created_at,
+            last_status: None,
+            last_error: None,
+            created_at: reversal.created_at,
+            expires_at: reversal.expires_at,
+            updated_at: reversal.created_at,
+        }]
+    );
+
+    // A second answer (a duplicate delivery of the same outcome) loses, and queues nothing.
+    let again = answer(
+        id,
+        PaymentState::Unknown,
+        Some(outbox_msg(id, AdviceKind::Reversal, t0())),
+    );
+    assert!(!store.record_partner_answer(&again).await.unwrap());
+    assert_eq!(store.outbox_for_payment(id).await.unwrap().len(), 1);
+
+    // Not FORWARDED: nothing is written.
+    let p = waiting(&store).await;
+    let early = answer(
+        p.id,
+        PaymentState::Unknown,
+        Some(outbox_msg(p.id, AdviceKind::Reversal, t0())),
+    );
+    assert!(!store.record_partner_answer(&early).await.unwrap());
+    assert_eq!(state_of(&store, p.id).await, PaymentState::WaitingForScan);
+    assert!(store.outbox_for_payment(p.id).await.unwrap().is_empty());
+
+    // An answer leading to an illegal state is refused.
+    let err = store
+        .record_partner_answer(&answer(id, PaymentState::Confirmed, None))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::IllegalTransition { .. }), "{err}");
+}
+
+async fn partner_answer_rolls_back_when_the_outbox_insert_fails(store: SharedStore) {
+    // The outbox row reuses an existing row's id: its insert fails, and so must the CAS.
+    let existing = one_outbox_row(&store).await;
+    let id = forwarded(&store, t0()).await;
+    let mut clash = outbox_msg(id, AdviceKind::Reversal, t0());
+    clash.id = existing.id;
+    assert!(store
+        .record_partner_answer(&answer(id, PaymentState::Unknown, Some(clash)))
+        .await
+        .is_err());
+    let stored = store.payment(id).await.unwrap().unwrap();
+    assert_eq!(stored.state, PaymentState::Forwarded);
+    assert_eq!(stored.partner_status, None);
+    assert!(store.outbox_for_payment(id).await.unwrap().is_empty());
+}
+
+async fn apply_advice_happy_duplicate_and_stale(store: SharedStore) {
+    let id = approved(&store).await;
+    let confirmation = advice(AdviceKind::Confirmation, "conf-1", "pay-x", Some(id));
+    let to_partner = outbox_msg(id, AdviceKind::Confirmation, t0() + secs(60));
+    let apply = ApplyAdvice {
+        advice: confirmation.clone(),
+        payment_id: id,
+        from: PaymentState::Approved,
+        to: Some(PaymentState::Confirmed),
+        mark_reversed_by_pos: false,
+        outbox: Some(to_partner.clone()),
+    };
+    assert_eq!(
+        store.apply_advice(&apply).await.unwrap(),
+        ApplyAdviceOutcome::Applied
+    );
+    let stored = store.payment(id).await.unwrap().unwrap();
+    assert_eq!(stored.state, PaymentState::Confirmed);
+    assert_eq!(stored.updated_at, confirmation.received_at);
+    assert!(!stored.reversed_by_pos);
+    assert_eq!(
+        store.advice(CLIENT, "conf-1").await.unwrap(),
+        Some(confirmation.clone())
+    );
+    let rows = store.outbox_for_payment(id).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].id, to_partner.id);
+    assert_eq!(rows[0].kind, AdviceKind::Confirmation);
+
+    // The same advice id again (a racing repeat): refused, nothing new queued.
+    let repeat = ApplyAdvice {
+        outbox: Some(outbox_msg(id, AdviceKind::Confirmation, t0() + secs(61))),
+        from: PaymentState::Confirmed,
+        to: None,
+        ..apply.clone()
+    };
+    assert_eq!(
+        store.apply_advice(&repeat).await.unwrap(),
+        ApplyAdviceOutcome::DuplicateAdvice
+    );
+    assert_eq!(store.outbox_for_payment(id).await.unwrap().len(), 1);
+
+    // A decision taken on a stale state: nothing is written, not even the advice.
+    let stale = ApplyAdvice {
+        advice: advice(AdviceKind::Reversal, "rev-1", "pay-x", Some(id)),
+        payment_id: id,
+        from: PaymentState::Approved,
+        to: Some(PaymentState::Reversed),
+        mark_reversed_by_pos: false,
+        outbox: Some(outbox_msg(id, AdviceKind::Reversal, t0() + secs(62))),
+    };
+    assert_eq!(
+        store.apply_advice(&stale).await.unwrap(),
+        ApplyAdviceOutcome::StateChanged
+    );
+    assert_eq!(store.advice(CLIENT, "rev-1").await.unwrap(), None);
+    assert_eq!(state_of(&store, id).await, PaymentState::Confirmed);
+    assert_eq!(store.outbox_for_payment(id).await.unwrap().len(), 1);
+
+    // An unknown payment: StateChanged too.
+    let missing = ApplyAdvice {
+        advice: advice(AdviceKind::Reversal, "rev-2", "pay-y", None),
+        payment_id: Uuid::new_v4(),
+        outbox: None,
+        ..stale.clone()
+    };
+    assert_eq!(
+        store.apply_advice(&missing).await.unwrap(),
+        ApplyAdviceOutcome::StateChanged
+    );
+    assert_eq!(store.advice(CLIENT, "rev-2").await.unwrap(), None);
+
+    // Illegal moves are refused.
+    let illegal = ApplyAdvice {
+        advice: advice(AdviceKind::Reversal, "rev-3", "pay-x", Some(id)),
+        from: PaymentState::Confirmed,
+        to: Some(PaymentState::Reversed),
+        outbox: None,
+        ..stale
+    };
+    assert!(matches!(
+        store.apply_advice(&illegal).await,
+        Err(StoreError::IllegalTransition { .. })
+    ));
+    assert_eq!(store.advice(CLIENT, "rev-3").await.unwrap(), None);
+}
+
+async fn apply_advice_keeping_the_state(store: SharedStore) {
+    // A reversal while the partner has the payment: mark it, keep FORWARDED.
+    let id = forwarded(&store, t0() + secs(1)).await;
+    let mark = ApplyAdvice {
+        advice: advice(AdviceKind::Reversal, "rev-1", "pay-x", Some(id)),
+        payment_id: id,
+        from: PaymentState::Forwarded,
+        to: None,
+        mark_reversed_by_pos: true,
+        outbox: None,
+    };
+    assert_eq!(
+        store.apply_advice(&mark).await.unwrap(),
+        ApplyAdviceOutcome::Applied
+    );
+    let stored = store.payment(id).await.unwrap().unwrap();
+    assert_eq!(stored.state, PaymentState::Forwarded);
+    assert!(stored.reversed_by_pos);
+    assert!(store.advice(CLIENT, "rev-1").await.unwrap().is_some());
+
+    // Absorbed with a stale `from`: StateChanged, nothing stored.
+    let stale = ApplyAdvice {
+        advice: advice(AdviceKind::Reversal, "rev-2", "pay-x", Some(id)),
+        from: PaymentState::Matched,
+        mark_reversed_by_pos: false,
+        ..mark.clone()
+    };
+    assert_eq!(
+        store.apply_advice(&stale).await.unwrap(),
+        ApplyAdviceOutcome::StateChanged
+    );
+    assert_eq!(store.advice(CLIENT, "rev-2").await.unwrap(), None);
+
+    // Absorbed with the right `from`: stored, the payment untouched.
+    let absorbed = ApplyAdvice {
+        from: PaymentState::Forwarded,
+        ..stale
+    };
+    assert_eq!(
+        store.apply_advice(&absorbed).await.unwrap(),
+        ApplyAdviceOutcome::Applied
+    );
+    assert!(store.advice(CLIENT, "rev-2").await.unwrap().is_some());
+    assert_eq!(store.payment(id).await.unwrap().unwrap(), stored);
+}
+
+async fn outbox_lease_and_fencing(store: SharedStore) {
+    let row = one_outbox_row(&store).await;
+    let t = row.next_attempt_at;
+
+    // Not due yet.
+    assert!(store
+        .claim_due_outbox(t - secs(1), t + secs(29), 10)
+        .await
+        .unwrap()
+        .is_empty());
+
+    let claimed = store.claim_due_outbox(t, t + secs(30), 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].id, row.id);
+    assert_eq!(claimed[0].attempts, 1);
+    assert_eq!(claimed[0].next_attempt_at, t + secs(30));
+    assert_eq!(claimed[0].state, OutboxState::Pending);
+    assert_eq!(claimed[0].updated_at, t);
+
+    // Leased: not claimed again before the lease ends...
+    assert!(store
+        .claim_due_outbox(t + secs(10), t + secs(40), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    // ...and claimed again once it has (the first worker died).
+    let reclaimed = store
+        .claim_due_outbox(t + secs(31), t + secs(61), 10)
+        .await
+        .unwrap();
+    assert_eq!(reclaimed.len(), 1);
+    assert_eq!(reclaimed[0].attempts, 2);
+
+    // The first worker comes back: its result is ignored.
+    assert!(!store
+        .finish_delivery(
+            row.id,
+            1,
+            &DeliveryResult::Delivered { status: 202 },
+            t + secs(32)
+        )
+        .await
+        .unwrap());
+    assert_eq!(outbox_row(&store, &row).await.state, OutboxState::Pending);
+
+    // The current worker schedules a retry.
+    let retry = DeliveryResult::Retry {
+        status: Some(504),
+        error: "gateway timeout".into(),
+        next_attempt_at: t + secs(120),
+    };
+    assert!(store
+        .finish_delivery(row.id, 2, &retry, t + secs(33))
+        .await
+        .unwrap());
+    let stored = outbox_row(&store, &row).await;
+    assert_eq!(stored.state, OutboxState::Pending);
+    assert_eq!(stored.attempts, 2);
+    assert_eq!(stored.next_attempt_at, t + secs(120));
+    assert_eq!(stored.last_status, Some(504));
+    assert_eq!(stored.last_error.as_deref(), Some("gateway timeout"));
+    assert_eq!(stored.updated_at, t + secs(33));
+
+    // Not due before the retry time; due after.
+    assert!(store
+        .claim_due_outbox(t + secs(119), t + secs(149), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let third = store
+        .claim_due_outbox(t + secs(120), t + secs(150), 10)
+        .await
+        .unwrap();
+    assert_eq!(third.len(), 1);
+    assert_eq!(third[0].attempts, 3);
+
+    // A retry with no status clears the last status.
+    let retry = DeliveryResult::Retry {
+        status: None,
+        error: "connection reset".into(),
+        next_attempt_at: t + secs(200),
+    };
+    assert!(store
+        .finish_delivery(row.id, 3, &retry, t + secs(121))
+        .await
+        .unwrap());
+    assert_eq!(outbox_row(&store, &row).await.last_status, None);
+    let fourth = store
+        .claim_due_outbox(t + secs(200), t + secs(230), 10)
+        .await
+        .unwrap();
+    assert_eq!(fourth[0].attempts, 4);
+
+    assert!(store
+        .finish_delivery(
+            row.id,
+            4,
+            &DeliveryResult::Delivered { status: 202 },
+            t + secs(201)
+        )
+        .await
+        .unwrap());
+    let stored = outbox_row(&store, &row).await;
+    assert_eq!(stored.state, OutboxState::Delivered);
+    assert_eq!(stored.last_status, Some(202));
+    assert_eq!(stored.last_error, None);
+    // Ended: never claimed again, and a second finish is ignored.
+    assert!(store
+        .claim_due_outbox(t + Duration::days(1), t + Duration::days(2), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(!store
+        .finish_delivery(
+            row.id,
+            4,
+            &DeliveryResult::Delivered { status: 202 },
+            t + secs(202)
+        )
+        .await
+        .unwrap());
+    assert_eq!(
+        store
+            .outbox_by_state(OutboxState::Delivered, 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|m| m.id)
+            .collect::<Vec<_>>(),
+        vec![row.id]
+    );
+
+    // A final failure ends the row, failed.
+    let other = one_outbox_row(&store).await;
+    let claimed = store.claim_due_outbox(t, t + secs(30), 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    let failed = DeliveryResult::Failed {
+        status: 400,
+        error: "rejected".into(),
+    };
+    assert!(store
+        .finish_delivery(other.id, 1, &failed, t + secs(1))
+        .await
+        .unwrap());
+    let stored = outbox_row(&store, &other).await;
+    assert_eq!(stored.state, OutboxState::Failed);
+    assert_eq!(stored.last_status, Some(400));
+    assert_eq!(stored.last_error.as_deref(), Some("rejected"));
+}
+
+async fn outbox_claim_limit_and_order(store: SharedStore) {
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(one_outbox_row(&store).await.id);
+    }
+    let t = t0();
+    let first = store.claim_due_outbox(t, t + secs(30), 3).await.unwrap();
+    assert_eq!(first.len(), 3);
+    let second = store.claim_due_outbox(t, t + secs(30), 3).await.unwrap();
+    assert_eq!(second.len(), 2);
+    let all: HashSet<Uuid> = first.iter().chain(&second).map(|m| m.id).collect();
+    assert_eq!(all, ids.into_iter().collect());
+    assert_eq!(
+        store
+            .outbox_by_state(OutboxState::Pending, 2)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        store
+            .outbox_by_state(OutboxState::Pending, 10)
+            .await
+            .unwrap()
+            .len(),
+        5
+    );
+    assert!(store
+        .outbox_by_state(OutboxState::Dead, 10)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn concurrent_outbox_claims_are_disjoint(store: SharedStore) {
+    let mut ids = HashSet::new();
+    for _ in 0..60 {
+        ids.insert(one_outbox_row(&store).await.id);
+    }
+    // Four workers claim small batches concurrently until nothing is left.
+    let t = t0();
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                loop {
+                    let batch = store.claim_due_outbox(t, t + secs(30), 3).await.unwrap();
+                    if batch.is_empty() {
+                        return got;
+                    }
+                    got.extend(batch.into_iter().map(|m| (m.id, m.attempts)));
+                }
+            })
+        })
+        .collect();
+    let mut seen: Vec<Uuid> = Vec::new();
+    for worker in workers {
+        for (id, attempts) in worker.await.unwrap() {
+            assert_eq!(attempts, 1, "row {id} was leased twice");
+            seen.push(id);
+        }
+    }
+    let unique: HashSet<Uuid> = seen.iter().copied().collect();
+    assert_eq!(unique.len(), seen.len(), "a row was claimed twice");
+    assert_eq!(unique, ids);
+}
+
+async fn dead_letters_and_operator_retry(store: SharedStore) {
+    let row = one_outbox_row(&store).await;
+    let expiry = row.expires_at;
+    assert_eq!(
+        store.dead_letter_expired(expiry - secs(1)).await.unwrap(),
+        0
+    );
+    assert_eq!(
+        store.dead_letter_expired(expiry + secs(1)).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        store.dead_letter_expired(expiry + secs(2)).await.unwrap(),
+        0
+    );
+    let dead = store.outbox_by_state(OutboxState::Dead, 10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].id, row.id);
+    assert_eq!(dead[0].updated_at, expiry + secs(1));
+    // Dead rows are not claimed, and a late worker cannot revive one.
+    assert!(store
+        .claim_due_outbox(expiry + secs(5), expiry + secs(35), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(!store
+        .finish_delivery(
+            row.id,
+            0,
+            &DeliveryResult::Delivered { status: 202 },
+            expiry
+        )
+        .await
+        .unwrap());
+    // A delivered row is not dead-lettered.
+    let delivered = one_outbox_row(&store).await;
+    let claimed = store
+        .claim_due_outbox(t0(), t0() + secs(30), 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert!(store
+        .finish_delivery(
+            delivered.id,
+            1,
+            &DeliveryResult::Delivered { status: 202 },
+            t0()
+        )
+        .await
+        .unwrap());
+    assert_eq!(
+        store
+            .dead_letter_expired(expiry + Duration::days(10))
+            .await
+            .unwrap(),
+        0
+    );
+
+    // The operator retries.
+    let now = expiry + Duration::hours(1);
+    let new_expiry = now + Duration::days(3);
+    assert!(store
+        .retry_dead_letter(row.id, now, new_expiry)
+        .await
+        .unwrap());
+    assert!(!store
+        .retry_dead_letter(row.id, now, new_expiry)
+        .await
+        .unwrap());
+    assert!(!store
+        .retry_dead_letter(delivered.id, now, new_expiry)
+        .await
+        .unwrap());
+    let stored = outbox_row(&store, &row).await;
+    assert_eq!(stored.state, OutboxState::Pending);
+    assert_eq!(stored.next_attempt_at, now);
+    assert_eq!(stored.expires_at, new_expiry);
+    let claimed = store
+        .claim_due_outbox(now, now + secs(30), 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].id, row.id);
+}
+
+async fn recover_repairs_what_a_crash_left(store: SharedStore) {
+    let old = t0();
+    let recent = t0() + Duration::minutes(10);
+    let now = t0() + Duration::minutes(12);
+    let cutoff = t0() + Duration::minutes(5);
+
+    let old_forwarded = forwarded(&store, old).await;
+    let recent_forwarded = forwarded(&store, recent).await;
+    let old_matched = waiting(&store).await;
+    let claim = scan(&old_matched.tran_id, PARTNER, "scan-om", old);
+    store.claim_for_scan(&claim).await.unwrap();
+    let recent_matched = waiting(&store).await;
+    let claim = scan(&recent_matched.tran_id, PARTNER, "scan-rm", recent);
+    store.claim_for_scan(&claim).await.unwrap();
+    let old_waiting = waiting(&store).await;
+    let answered = approved(&store).await;
+
+    let reversal_for = |p: &PaymentRecord| NewOutboxMessage {
+        body: json!({"reverses": p.id, "partnerMessageId": p.partner_message_id}),
+        ..outbox_msg(p.id, AdviceKind::Reversal, now)
+    };
+    let report = store
+        .recover(now, cutoff, cutoff, &reversal_for)
+        .await
+        .unwrap();
+    assert_eq!(
+        report,
+        RecoveryReport {
+            forwarded_made_unknown: 1,
+            matched_never_sent: 1,
+        }
+    );
+
+    let stored = store.payment(old_forwarded).await.unwrap().unwrap();
+    assert_eq!(stored.state, PaymentState::Unknown);
+    assert_eq!(stored.updated_at, now);
+    let rows = store.outbox_for_payment(old_forwarded).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].kind, AdviceKind::Reversal);
+    assert_eq!(rows[0].state, OutboxState::Pending);
+    assert_eq!(rows[0].body["reverses"], json!(old_forwarded));
+    assert_eq!(
+        rows[0].body["partnerMessageId"],
+        json!(stored.partner_message_id)
+    );
+
+    assert_eq!(
+        state_of(&store, old_matched.id).await,
+        PaymentState::Declined
+    );
+    assert_eq!(
+        state_of(&store, recent_forwarded).await,
+        PaymentState::Forwarded
+    );
+    assert!(store
+        .outbox_for_payment(recent_forwarded)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        state_of(&store, recent_matched.id).await,
+        PaymentState::Matched
+    );
+    assert_eq!(
+        state_of(&store, old_waiting.id).await,
+        PaymentState::WaitingForScan
+    );
+    assert_eq!(state_of(&store, answered).await, PaymentState::Approved);
+
+    // Running again (another instance, or the next period) finds nothing more.
+    let again = store
+        .recover(now + secs(1), cutoff, cutoff, &reversal_for)
+        .await
+        .unwrap();
+    assert_eq!(again, RecoveryReport::default());
+    assert_eq!(
+        store.outbox_for_payment(old_forwarded).await.unwrap().len(),
+        1
+    );
+}
+
+async fn concurrent_recovery_queues_one_reversal(store: SharedStore) {
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(forwarded(&store, t0()).await);
+    }
+    let now = t0() + Duration::minutes(12);
+    let cutoff = t0() + Duration::minutes(5);
+    let run = |store: SharedStore| async move {
+        let reversal_for = |p: &PaymentRecord| outbox_msg(p.id, AdviceKind::Reversal, now);
+        store.recover(now, cutoff, cutoff, &reversal_for).await
+    };
+    let ta = tokio::spawn(run(store.clone()));
+    let tb = tokio::spawn(run(store.clone()));
+    let (a, b) = (ta.await.unwrap().unwrap(), tb.await.unwrap().unwrap());
+    assert_eq!(a.forwarded_made_unknown + b.forwarded_made_unknown, 5);
+    for id in ids {
+        assert_eq!(state_of(&store, id).await, PaymentState::Unknown);
+        assert_eq!(store.outbox_for_payment(id).await.unwrap().len(), 1);
+    }
+}
+
+async fn expired_waiting_lists_past_deadlines(store: SharedStore) {
+    let mut early = new_payment(&new_tran(), "pay-early");
+    early.scan_deadline = t0() + secs(10);
+    let mut late = new_payment(&new_tran(), "pay-late");
+    late.scan_deadline = t0() + secs(60);
+    // Sub-second and across a digit boundary, to catch text ordering mistakes.
+    let mut fraction = new_payment(&new_tran(), "pay-fraction");
+    fraction.scan_deadline = t0() + Duration::microseconds(9_876_543);
+    let mut matched = new_payment(&new_tran(), "pay-matched");
+    matched.scan_deadline = t0() + secs(5);
+    for p in [&early, &late, &fraction, &matched] {
+        assert_eq!(
+            store.insert_payment(p).await.unwrap(),
+            NewPaymentOutcome::Inserted
+        );
+    }
+    store
+        .claim_for_scan(&scan(&matched.tran_id, PARTNER, "scan-m", t0()))
+        .await
+        .unwrap();
+
+    assert!(store.expired_waiting(t0(), 10).await.unwrap().is_empty());
+    assert_eq!(
+        store.expired_waiting(t0() + secs(10), 10).await.unwrap(),
+        vec![fraction.id]
+    );
+    assert_eq!(
+        store.expired_waiting(t0() + secs(11), 10).await.unwrap(),
+        vec![fraction.id, early.id]
+    );
+    assert_eq!(
+        store.expired_waiting(t0() + secs(100), 10).await.unwrap(),
+        vec![fraction.id, early.id, late.id]
+    );
+    assert_eq!(
+        store.expired_waiting(t0() + secs(100), 1).await.unwrap(),
+        vec![fraction.id]
+    );
+    store
+        .transition(
+            early.id,
+            PaymentState::WaitingForScan,
+            PaymentState::Expired,
+            t0() + secs(11),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.expired_waiting(t0() + secs(100), 10).await.unwrap(),
+        vec![fraction.id, late.id]
+    );
+}
+
+async fn times_round_trip(store: SharedStore) {
+    // Nanoseconds are cut to microseconds; everything else survives exactly.
+    let precise = Utc.with_ymd_and_hms(2031, 12, 31, 23, 59, 59).unwrap()
+        + Duration::nanoseconds(987_654_321);
+    let code = QrCodeRecord {
+        tran_id: new_tran(),
+        client_id: CLIENT.into(),
+        message_id: "create-precise".into(),
+        scheme: "EMVCO".into(),
+        payload: "x".into(),
+        created_at: precise,
+        expires_at: Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 0).unwrap(),
+    };
+    store.insert_qr_code(&code).await.unwrap();
+    let stored = store.qr_code(&code.tran_id).await.unwrap().unwrap();
+    assert_eq!(stored.created_at, precise.trunc_subsecs(6));
+    assert_eq!(stored.created_at.timestamp_subsec_micros(), 987_654);
+    assert_eq!(stored.expires_at, code.expires_at);
+
+    let mut p = new_payment(&new_tran(), "pay-precise");
+    p.created_at = precise;
+    p.scan_deadline = precise + Duration::microseconds(1);
+    store.insert_payment(&p).await.unwrap();
+    let stored = store.payment(p.id).await.unwrap().unwrap();
+    assert_eq!(stored.created_at, precise.trunc_subsecs(6));
+    assert_eq!(
+        stored.scan_deadline,
+        (precise + Duration::microseconds(1)).trunc_subsecs(6)
+    );
+    assert_eq!(stored.request, p.request);
+}
+
+// ---------------------------------------------------------------------------------------
+
+macro_rules! conformance {
+    ($($case:ident),* $(,)?) => {
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::TestDb::postgres().await.run(super::$case).await;
+                }
+            )*
+        }
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::TestDb::sqlite().await.run(super::$case).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    migrate_twice_and_ping,
+    qr_codes,
+    payment_insert_and_read,
+    tran_id_in_use_while_live,
+    already_reversed,
+    claim_for_scan_records_the_scan,
+    concurrent_claims_one_wins,
+    claim_races_expiry,
+    transition_is_compare_and_set,
+    partner_answer_with_reversal,
+    partner_answer_rolls_back_when_the_outbox_insert_fails,
+    apply_advice_happy_duplicate_and_stale,
+    apply_advice_keeping_the_state,
+    outbox_lease_and_fencing,
+    outbox_claim_limit_and_order,
+    concurrent_outbox_claims_are_disjoint,
+    dead_letters_and_operator_retry,
+    recover_repairs_what_a_crash_left,
+    concurrent_recovery_queues_one_reversal,
+    expired_waiting_lists_past_deadlines,
+    times_round_trip,
+);
+
+// ---------------------------------------------------------------------------------------
+// SQLite only: how the file is opened.
+
+#[tokio::test]
+async fn sqlite_creates_missing_parent_directories() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a/b/qrhub.db");
+    let store = connect(&format!("sqlite://{}", path.display()), 4)
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    assert!(path.exists());
+    let p = new_payment(&new_tran(), "pay-1");
+    assert_eq!(
+        store.insert_payment(&p).await.unwrap(),
+        NewPaymentOutcome::Inserted
+    );
+    drop(store);
+    // Reopened, the data is there.
+    let store = connect(&format!("sqlite://{}", path.display()), 4)
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    assert!(store.payment(p.id).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn sqlite_in_memory_works() {
+    let store = connect("sqlite::memory:", 4).await.unwrap();
+    store.migrate().await.unwrap();
+    let p = new_payment(&new_tran(), "pay-1");
+    assert_eq!(
+        store.insert_payment(&p).await.unwrap(),
+        NewPaymentOutcome::Inserted
+    );
+    assert_eq!(state_of(&store, p.id).await, PaymentState::WaitingForScan);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_concurrent_writes_never_fail_busy() {
+    let db = TestDb::sqlite().await;
+    let store = db.store().await;
+    let mut tasks = Vec::new();
+    for i in 0..100 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let p = new_payment(&new_tran(), &format!("pay-{i}"));
+            store.insert_payment(&p).await?;
+            let claim = scan(&p.tran_id, PARTNER, &format!("scan-{i}"), t0());
+            store.claim_for_scan(&claim).await?;
+            store
+                .transition(p.id, PaymentState::Matched, PaymentState::Forwarded, t0())
+                .await?;
+            let ans = answer(
+                p.id,
+                PaymentState::Unknown,
+                Some(outbox_msg(p.id, AdviceKind::Reversal, t0())),
+            );
+            store.record_partner_answer(&ans).await?;
+            store.payment(p.id).await
+        }));
+    }
+    for task in tasks {
+        let stored = task.await.unwrap().unwrap().unwrap();
+        assert_eq!(stored.state, PaymentState::Unknown);
+    }
+    assert_eq!(
+        store
+            .outbox_by_state(OutboxState::Pending, 1000)
+            .await
+            .unwrap()
+            .len(),
+        100
+    );
+    db.cleanup().await;
+}
