@@ -118,8 +118,14 @@ async fn bad_patterns_and_lengths_are_each_reported(db: TestDb) {
         ("originator.merchant.merchantId", json!("12345")),
         ("originator.terminalId", json!("T1")),
         ("originator.institution.name", json!("x".repeat(41))),
-        ("originator.merchant.merchantName.name", json!("x".repeat(24))),
-        ("originator.merchant.merchantName.city", json!("x".repeat(14))),
+        (
+            "originator.merchant.merchantName.name",
+            json!("x".repeat(24)),
+        ),
+        (
+            "originator.merchant.merchantName.city",
+            json!("x".repeat(14)),
+        ),
         ("amounts.requestAmount.currency", json!("ZAR")),
         ("amounts.requestAmount.amount", json!("100")),
         ("time", json!("yesterday")),
@@ -128,12 +134,23 @@ async fn bad_patterns_and_lengths_are_each_reported(db: TestDb) {
         let body = set(qr_request("pos-1", 1000), field, value.clone());
         let (status, answer) = hub.pos("/qr/v1/qrCodes", &body).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{field}={value}: {answer}");
-        assert_eq!(format_error_fields(&answer), [field.to_string()], "{answer}");
-        assert_eq!(answer["id"], body["id"], "the ErrorDetail carries the message id");
+        assert_eq!(
+            format_error_fields(&answer),
+            [field.to_string()],
+            "{answer}"
+        );
+        assert_eq!(
+            answer["id"], body["id"],
+            "the ErrorDetail carries the message id"
+        );
     }
     // Several problems at once are all listed.
     let body = set(
-        set(qr_request("pos-1", 1000), "originator.terminalId", json!("T1")),
+        set(
+            qr_request("pos-1", 1000),
+            "originator.terminalId",
+            json!("T1"),
+        ),
         "originator.merchant.merchantType",
         json!("x"),
     );
@@ -171,15 +188,20 @@ async fn created_codes_echo_the_request_and_decode(db: TestDb) {
     }
     let tran_id = answer["tranId"].as_str().expect("tranId");
     assert_eq!(tran_id.len(), 32);
-    assert!(tran_id.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
-    assert_eq!(answer["qrProperties"]["scheme"], "ELECTRUM_MERCHANT_MINIMAL");
+    assert!(tran_id
+        .chars()
+        .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+    assert_eq!(
+        answer["qrProperties"]["scheme"],
+        "ELECTRUM_MERCHANT_MINIMAL"
+    );
     assert!(answer["qrProperties"]["expiryDate"].is_string());
     let payload = answer["qrCode"].as_str().expect("qrCode");
     let parsed = qr::parse(payload).expect("the minimal payload parses");
     assert_eq!(parsed.tran_id("za.co.qrhub"), Some(tran_id));
     assert_eq!(
         payload,
-        format!("00020126500011za.co.qrhub0132{tran_id}"),
+        format!("00020126510011za.co.qrhub0132{tran_id}"),
         "Electrum's minimal template"
     );
 
@@ -196,14 +218,20 @@ async fn created_codes_echo_the_request_and_decode(db: TestDb) {
     assert_eq!(parsed.amount(), Some("150.00"));
     assert_eq!(parsed.currency(), Some("710"));
     assert_eq!(parsed.merchant_name(), Some("DEMO STORE"));
-    assert!(payload.starts_with("000201010212"), "dynamic code: {payload}");
+    assert!(
+        payload.starts_with("000201010212"),
+        "dynamic code: {payload}"
+    );
 
     // An unknown scheme is ignored, as the reference implementation does: the default applies.
     let mut request = qr_request("pos-1", 100);
     request["qrProperties"] = json!({"scheme": "SOMETHING_ELSE"});
     let (status, answer) = hub.pos("/qr/v1/qrCodes", &request).await;
     assert_eq!(status, StatusCode::CREATED, "{answer}");
-    assert_eq!(answer["qrProperties"]["scheme"], "ELECTRUM_MERCHANT_MINIMAL");
+    assert_eq!(
+        answer["qrProperties"]["scheme"],
+        "ELECTRUM_MERCHANT_MINIMAL"
+    );
     hub.stop().await;
 }
 
@@ -219,7 +247,13 @@ async fn a_duplicate_request_id_is_refused_and_nothing_is_stored_twice(db: TestD
     assert!(again.get("originalId").is_none());
     // The first code is still the one stored for its tranId.
     let tran_id = first["tranId"].as_str().expect("tranId");
-    let stored = hub.hub.store.qr_code(tran_id).await.expect("store").expect("stored");
+    let stored = hub
+        .hub
+        .store
+        .qr_code(tran_id)
+        .await
+        .expect("store")
+        .expect("stored");
     assert_eq!(stored.message_id, request["id"].as_str().expect("id"));
     hub.stop().await;
 }
@@ -229,7 +263,13 @@ async fn authentication_failures_are_401_and_identity_mismatches_400(db: TestDb)
     let url = format!("{}/qr/v1/qrCodes", hub.url);
     let body = qr_request("pos-1", 1000);
     // No credentials.
-    let response = hub.http.post(&url).json(&body).send().await.expect("answer");
+    let response = hub
+        .http
+        .post(&url)
+        .json(&body)
+        .send()
+        .await
+        .expect("answer");
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert!(response.headers().get("www-authenticate").is_some());
     // Wrong password, unknown user, a partner's credentials on a POS operation.
@@ -278,7 +318,9 @@ async fn malformed_bodies_get_an_error_detail_never_a_500(db: TestDb) {
             .body(body)
             .send()
     };
-    let response = send(b"{\"id\": ".to_vec(), "application/json").await.expect("answer");
+    let response = send(b"{\"id\": ".to_vec(), "application/json")
+        .await
+        .expect("answer");
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     let body: Value = response.json().await.expect("an ErrorDetail");
     assert_eq!(body["errorType"], "FORMAT_ERROR");
@@ -291,12 +333,16 @@ async fn malformed_bodies_get_an_error_detail_never_a_500(db: TestDb) {
     assert_eq!(body["errorType"], "FORMAT_ERROR");
 
     let huge = format!("{{\"id\": \"{}\"}}", "x".repeat(200 * 1024));
-    let response = send(huge.into_bytes(), "application/json").await.expect("answer");
+    let response = send(huge.into_bytes(), "application/json")
+        .await
+        .expect("answer");
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
     let body: Value = response.json().await.expect("an ErrorDetail");
     assert_eq!(body["errorType"], "FORMAT_ERROR");
 
-    let response = send(b"[1, 2]".to_vec(), "application/json").await.expect("answer");
+    let response = send(b"[1, 2]".to_vec(), "application/json")
+        .await
+        .expect("answer");
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     hub.stop().await;
 }
@@ -323,7 +369,11 @@ async fn qr_images_are_served_to_their_client_only(db: TestDb) {
         .await
         .expect("answer");
     assert_eq!(png.status(), StatusCode::OK);
-    assert!(png.bytes().await.expect("bytes").starts_with(b"\x89PNG\r\n\x1a\n"));
+    assert!(png
+        .bytes()
+        .await
+        .expect("bytes")
+        .starts_with(b"\x89PNG\r\n\x1a\n"));
     let other = hub
         .http
         .get(&url)

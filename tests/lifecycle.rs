@@ -8,9 +8,7 @@ use serde_json::Value;
 use std::time::Duration;
 
 use common::db::TestDb;
-use common::hub::{
-    confirmation, new_id, pay_request, reversal, Options, TestHub, POS_PASSWORD,
-};
+use common::hub::{confirmation, new_id, pay_request, reversal, Options, TestHub, POS_PASSWORD};
 use qrhub::domain::PaymentState;
 use qrhub::model::ErrorType;
 use qrhub::simulator::{AdviceBehaviour, LedgerEntry, MessageKind, PayBehaviour};
@@ -49,7 +47,10 @@ async fn happy_path_end_to_end(db: TestDb) {
     let hub = TestHub::start(db, Options::default()).await;
     let (request, status, answer) = paid(&hub, 15000).await;
     assert_eq!(status, StatusCode::CREATED, "{answer}");
-    assert_eq!(answer["id"], request["id"], "the POS sees its own message id");
+    assert_eq!(
+        answer["id"], request["id"],
+        "the POS sees its own message id"
+    );
     assert_eq!(answer["tranId"], request["tranId"]);
     assert_eq!(answer["partner"]["id"], "wallet-1");
     assert_eq!(answer["client"], request["client"]);
@@ -60,16 +61,28 @@ async fn happy_path_end_to_end(db: TestDb) {
         .iter()
         .map(|t| t["institutionId"].as_str().unwrap_or_default())
         .collect();
-    assert!(ids.contains(&"1"), "the POS's own identifier is kept: {ids:?}");
-    assert!(ids.contains(&"qrhub"), "the hub's identifier is added: {ids:?}");
-    assert!(ids.contains(&"wallet-1"), "the partner's identifier is relayed: {ids:?}");
+    assert!(
+        ids.contains(&"1"),
+        "the POS's own identifier is kept: {ids:?}"
+    );
+    assert!(
+        ids.contains(&"qrhub"),
+        "the hub's identifier is added: {ids:?}"
+    );
+    assert!(
+        ids.contains(&"wallet-1"),
+        "the partner's identifier is relayed: {ids:?}"
+    );
 
     // The partner got exactly one pay, with the hub's own id and the scan's token.
     let ledger = hub.sim.ledger();
     let pays = of_kind(&ledger, MessageKind::Pay);
     assert_eq!(pays.len(), 1, "{ledger:#?}");
     let sent = &pays[0].message;
-    assert_ne!(sent["id"], request["id"], "the hub mints its own message id");
+    assert_ne!(
+        sent["id"], request["id"],
+        "the hub mints its own message id"
+    );
     assert_eq!(sent["tranId"], request["tranId"]);
     assert_eq!(sent["partner"]["id"], "wallet-1");
     assert_eq!(
@@ -96,7 +109,10 @@ async fn happy_path_end_to_end(db: TestDb) {
     let ledger = hub.sim.ledger();
     let confirmations = of_kind(&ledger, MessageKind::Confirmation);
     assert_eq!(confirmations.len(), 1, "delivered once: {ledger:#?}");
-    assert_eq!(confirmations[0].message["requestId"], partner_pay_id.as_str());
+    assert_eq!(
+        confirmations[0].message["requestId"],
+        partner_pay_id.as_str()
+    );
     assert_eq!(confirmations[0].message["tranId"], request["tranId"]);
     assert_eq!(payment_state(&hub, &request).await, PaymentState::Confirmed);
     hub.stop().await;
@@ -168,7 +184,9 @@ async fn p4_an_orphan_scan_is_declined_and_not_buffered(db: TestDb) {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
     assert_eq!(answer["errorType"], "NO_SCAN_RECEIVED");
     // A scan for a code the hub never issued.
-    let (status, answer) = hub.scan("wallet-1", "0123456789abcdef0123456789abcdef", None).await;
+    let (status, answer) = hub
+        .scan("wallet-1", "0123456789abcdef0123456789abcdef", None)
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(answer["errorType"], "INVALID_TRAN_ID");
     hub.stop().await;
@@ -217,7 +235,10 @@ async fn s5_a_pos_reversal_of_an_approved_payment_reaches_the_partner(db: TestDb
     assert_eq!(sent["reversalReason"], "TIMEOUT");
     // Confirm after reverse is refused.
     let (status, answer) = hub
-        .pos("/qr/v1/payments/confirmations", &confirmation(request["id"].as_str().expect("id")))
+        .pos(
+            "/qr/v1/payments/confirmations",
+            &confirmation(request["id"].as_str().expect("id")),
+        )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
     assert_eq!(answer["errorType"], "ACCOUNT_ALREADY_SETTLED");
@@ -271,7 +292,11 @@ async fn p2_unknown_partner_outcomes_are_reversed_by_the_hub(db: TestDb) {
         hub.sim.clear_ledger();
         hub.sim.script_pay(behaviour.clone());
         let (request, status, answer) = paid(&hub, 3000).await;
-        assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{behaviour:?}: {answer}");
+        assert_eq!(
+            status,
+            StatusCode::GATEWAY_TIMEOUT,
+            "{behaviour:?}: {answer}"
+        );
         assert_eq!(answer["errorType"], "UPSTREAM_UNAVAILABLE");
         hub.wait_for_ledger(WAIT, |l| of_kind(l, MessageKind::Reversal).len() == 1)
             .await;
@@ -282,12 +307,18 @@ async fn p2_unknown_partner_outcomes_are_reversed_by_the_hub(db: TestDb) {
         assert_eq!(sent["reversalReason"], "TIMEOUT");
         // The POS, told "unknown", reverses too: 202, and nothing more goes to the partner.
         let (status, _) = hub
-            .pos("/qr/v1/payments/reversals", &reversal(request["id"].as_str().expect("id"), "TIMEOUT"))
+            .pos(
+                "/qr/v1/payments/reversals",
+                &reversal(request["id"].as_str().expect("id"), "TIMEOUT"),
+            )
             .await;
         assert_eq!(status, StatusCode::ACCEPTED);
         // And it can never be confirmed.
         let (status, answer) = hub
-            .pos("/qr/v1/payments/confirmations", &confirmation(request["id"].as_str().expect("id")))
+            .pos(
+                "/qr/v1/payments/confirmations",
+                &confirmation(request["id"].as_str().expect("id")),
+            )
             .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -309,7 +340,10 @@ async fn a_partner_decline_is_relayed_and_nothing_is_reversed(db: TestDb) {
     assert_eq!(answer["id"], request["id"]);
     assert_eq!(answer["tranId"], request["tranId"]);
     let (status, _) = hub
-        .pos("/qr/v1/payments/reversals", &reversal(request["id"].as_str().expect("id"), "CANCELLED"))
+        .pos(
+            "/qr/v1/payments/reversals",
+            &reversal(request["id"].as_str().expect("id"), "CANCELLED"),
+        )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED);
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -433,24 +467,43 @@ async fn advices_in_any_order_and_from_the_wrong_client(db: TestDb) {
 
     // Another client's advice is answered as if the payment did not exist.
     let (status, answer) = hub
-        .post_as("pos-2", POS_PASSWORD, "/qr/v1/payments/reversals", &reversal(request_id, "CANCELLED"))
+        .post_as(
+            "pos-2",
+            POS_PASSWORD,
+            "/qr/v1/payments/reversals",
+            &reversal(request_id, "CANCELLED"),
+        )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
     let (status, _) = hub
-        .post_as("pos-2", POS_PASSWORD, "/qr/v1/payments/confirmations", &confirmation(request_id))
+        .post_as(
+            "pos-2",
+            POS_PASSWORD,
+            "/qr/v1/payments/confirmations",
+            &confirmation(request_id),
+        )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     // Confirm, then a reversal: the reversal is refused; the confirmation's repeat is not.
     let confirm = confirmation(request_id);
-    assert_eq!(hub.pos("/qr/v1/payments/confirmations", &confirm).await.0, StatusCode::ACCEPTED);
+    assert_eq!(
+        hub.pos("/qr/v1/payments/confirmations", &confirm).await.0,
+        StatusCode::ACCEPTED
+    );
     let (status, answer) = hub
-        .pos("/qr/v1/payments/reversals", &reversal(request_id, "CANCELLED"))
+        .pos(
+            "/qr/v1/payments/reversals",
+            &reversal(request_id, "CANCELLED"),
+        )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
     assert_eq!(answer["errorType"], "ACCOUNT_ALREADY_SETTLED");
     assert_eq!(answer["originalId"], request_id);
-    assert_eq!(hub.pos("/qr/v1/payments/confirmations", &confirm).await.0, StatusCode::ACCEPTED);
+    assert_eq!(
+        hub.pos("/qr/v1/payments/confirmations", &confirm).await.0,
+        StatusCode::ACCEPTED
+    );
     // The advice id reused for a different advice is a duplicate record.
     let mut reused = reversal(request_id, "CANCELLED");
     reused["id"] = confirm["id"].clone();
@@ -464,9 +517,13 @@ async fn advice_delivery_retries_with_the_same_id_until_the_partner_has_it(db: T
     let hub = TestHub::start(db, Options::default()).await;
     let (request, status, _) = paid(&hub, 1000).await;
     assert_eq!(status, StatusCode::CREATED);
-    hub.sim.script_advice(AdviceBehaviour::FailTimes { n: 3, status: 500 });
+    hub.sim
+        .script_advice(AdviceBehaviour::FailTimes { n: 3, status: 500 });
     let (status, _) = hub
-        .pos("/qr/v1/payments/confirmations", &confirmation(request["id"].as_str().expect("id")))
+        .pos(
+            "/qr/v1/payments/confirmations",
+            &confirmation(request["id"].as_str().expect("id")),
+        )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED);
     hub.wait_for_ledger(WAIT, |l| of_kind(l, MessageKind::Confirmation).len() >= 4)
@@ -475,7 +532,10 @@ async fn advice_delivery_retries_with_the_same_id_until_the_partner_has_it(db: T
     let ledger = hub.sim.ledger();
     let deliveries = of_kind(&ledger, MessageKind::Confirmation);
     assert_eq!(deliveries.len(), 4, "three failures, then one success");
-    assert!(deliveries.iter().all(|d| d.id == deliveries[0].id), "the same id every time");
+    assert!(
+        deliveries.iter().all(|d| d.id == deliveries[0].id),
+        "the same id every time"
+    );
     let payment = hub
         .hub
         .store
@@ -483,7 +543,12 @@ async fn advice_delivery_retries_with_the_same_id_until_the_partner_has_it(db: T
         .await
         .expect("store")
         .expect("payment");
-    let rows = hub.hub.store.outbox_for_payment(payment.id).await.expect("store");
+    let rows = hub
+        .hub
+        .store
+        .outbox_for_payment(payment.id)
+        .await
+        .expect("store");
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].state, OutboxState::Delivered);
     assert_eq!(rows[0].attempts, 4);
@@ -496,13 +561,19 @@ async fn a_final_refusal_ends_the_delivery(db: TestDb) {
     assert_eq!(status, StatusCode::CREATED);
     hub.sim.script_advice(AdviceBehaviour::Status(400));
     let (status, _) = hub
-        .pos("/qr/v1/payments/confirmations", &confirmation(request["id"].as_str().expect("id")))
+        .pos(
+            "/qr/v1/payments/confirmations",
+            &confirmation(request["id"].as_str().expect("id")),
+        )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED);
     hub.wait_for_ledger(WAIT, |l| of_kind(l, MessageKind::Confirmation).len() == 1)
         .await;
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(of_kind(&hub.sim.ledger(), MessageKind::Confirmation).len(), 1);
+    assert_eq!(
+        of_kind(&hub.sim.ledger(), MessageKind::Confirmation).len(),
+        1
+    );
     let payment = hub
         .hub
         .store
@@ -510,7 +581,12 @@ async fn a_final_refusal_ends_the_delivery(db: TestDb) {
         .await
         .expect("store")
         .expect("payment");
-    let rows = hub.hub.store.outbox_for_payment(payment.id).await.expect("store");
+    let rows = hub
+        .hub
+        .store
+        .outbox_for_payment(payment.id)
+        .await
+        .expect("store");
     assert_eq!(rows[0].state, OutboxState::Failed);
     assert_eq!(rows[0].last_status, Some(400));
     hub.stop().await;
@@ -527,9 +603,15 @@ async fn undeliverable_advices_are_dead_lettered_at_their_expiry(db: TestDb) {
     .await;
     let (request, status, _) = paid(&hub, 1000).await;
     assert_eq!(status, StatusCode::CREATED);
-    hub.sim.script_advice(AdviceBehaviour::FailTimes { n: 10_000, status: 500 });
+    hub.sim.script_advice(AdviceBehaviour::FailTimes {
+        n: 10_000,
+        status: 500,
+    });
     let (status, _) = hub
-        .pos("/qr/v1/payments/confirmations", &confirmation(request["id"].as_str().expect("id")))
+        .pos(
+            "/qr/v1/payments/confirmations",
+            &confirmation(request["id"].as_str().expect("id")),
+        )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED);
     let payment = hub
@@ -541,12 +623,20 @@ async fn undeliverable_advices_are_dead_lettered_at_their_expiry(db: TestDb) {
         .expect("payment");
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let rows = hub.hub.store.outbox_for_payment(payment.id).await.expect("store");
+        let rows = hub
+            .hub
+            .store
+            .outbox_for_payment(payment.id)
+            .await
+            .expect("store");
         if rows[0].state == OutboxState::Dead {
             assert!(rows[0].attempts >= 2, "it was tried before it died");
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "never dead-lettered: {rows:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never dead-lettered: {rows:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let dead = hub

@@ -126,6 +126,7 @@ fn answer(
         }),
         body: Some(json!({"status": to.as_str()})),
         reversal,
+        expected_reversed_by_pos: false,
         at: t0() + secs(5),
     }
 }

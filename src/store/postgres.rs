@@ -245,7 +245,7 @@ impl Store for PostgresStore {
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE payment SET state = $3, partner_status = $4, partner_response = $5, \
-             updated_at = $6 WHERE id = $1 AND state = $2",
+             updated_at = $6 WHERE id = $1 AND state = $2 AND reversed_by_pos = $7",
         )
         .bind(answer.payment_id)
         .bind(PaymentState::Forwarded.as_str())
@@ -253,6 +253,7 @@ impl Store for PostgresStore {
         .bind(answer.status)
         .bind(&answer.body)
         .bind(answer.at)
+        .bind(answer.expected_reversed_by_pos)
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() != 1 {

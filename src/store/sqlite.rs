@@ -325,7 +325,7 @@ impl Store for SqliteStore {
         let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE payment SET state = $3, partner_status = $4, partner_response = $5, \
-             updated_at = $6 WHERE id = $1 AND state = $2",
+             updated_at = $6 WHERE id = $1 AND state = $2 AND reversed_by_pos = $7",
         )
         .bind(Id(answer.payment_id))
         .bind(PaymentState::Forwarded.as_str())
@@ -333,6 +333,7 @@ impl Store for SqliteStore {
         .bind(answer.status)
         .bind(&answer.body)
         .bind(Ts(answer.at))
+        .bind(answer.expected_reversed_by_pos)
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() != 1 {

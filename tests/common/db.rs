@@ -12,6 +12,8 @@
 //! A test that manages the store itself calls [`TestDb::cleanup`] at the end; if it panics
 //! before that, `Drop` drops the database from a helper thread as a last resort.
 
+// Each test binary uses part of this harness.
+#![allow(dead_code)]
 use std::future::Future;
 
 use qrhub::store::{self, SharedStore};

@@ -165,7 +165,10 @@ impl TestHub {
     }
 
     pub async fn start_with(db: TestDb, sim: SimulatorHandle, options: Options) -> Self {
-        let partner_url = options.partner_url.clone().unwrap_or_else(|| sim.base_url());
+        let partner_url = options
+            .partner_url
+            .clone()
+            .unwrap_or_else(|| sim.base_url());
         let toml = config_toml(&db.url, &partner_url, &options);
         let settings = Settings::from_toml(&toml).expect("test configuration is valid");
         let app = App::build(settings, Arc::new(SystemClock))
@@ -196,7 +199,13 @@ impl TestHub {
         }
     }
 
-    pub async fn post_as(&self, user: &str, password: &str, path: &str, body: &Value) -> (StatusCode, Value) {
+    pub async fn post_as(
+        &self,
+        user: &str,
+        password: &str,
+        path: &str,
+        body: &Value,
+    ) -> (StatusCode, Value) {
         let response = self
             .http
             .post(format!("{}{path}", self.url))
@@ -222,7 +231,9 @@ impl TestHub {
 
     /// A createQrCode by pos-1 that must succeed; returns the tranId.
     pub async fn new_code(&self, amount: i64) -> String {
-        let (status, body) = self.pos("/qr/v1/qrCodes", &qr_request("pos-1", amount)).await;
+        let (status, body) = self
+            .pos("/qr/v1/qrCodes", &qr_request("pos-1", amount))
+            .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         body["tranId"].as_str().expect("tranId").to_owned()
     }
@@ -234,7 +245,12 @@ impl TestHub {
     }
 
     /// A scan from `partner` of `tran_id`, with a fresh scan id unless one is given.
-    pub async fn scan(&self, partner: &str, tran_id: &str, scan_id: Option<&str>) -> (StatusCode, Value) {
+    pub async fn scan(
+        &self,
+        partner: &str,
+        tran_id: &str,
+        scan_id: Option<&str>,
+    ) -> (StatusCode, Value) {
         let id = scan_id.map(str::to_owned).unwrap_or_else(new_id);
         let body = json!({
             "id": id,
@@ -243,7 +259,8 @@ impl TestHub {
             "tranId": tran_id,
             "partnerPaymentToken": format!("token-{tran_id}"),
         });
-        self.post_as(partner, PARTNER_PASSWORD, "/qr/v1/scans", &body).await
+        self.post_as(partner, PARTNER_PASSWORD, "/qr/v1/scans", &body)
+            .await
     }
 
     /// A handle for background requests (shares the connection pool).
@@ -255,14 +272,21 @@ impl TestHub {
     }
 
     /// Waits until `check` holds on the simulator's ledger, or fails after `within`.
-    pub async fn wait_for_ledger(&self, within: Duration, check: impl Fn(&[qrhub::simulator::LedgerEntry]) -> bool) {
+    pub async fn wait_for_ledger(
+        &self,
+        within: Duration,
+        check: impl Fn(&[qrhub::simulator::LedgerEntry]) -> bool,
+    ) {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             if check(&self.sim.ledger()) {
                 return;
             }
             if tokio::time::Instant::now() > deadline {
-                panic!("the partner's ledger never reached the expected state: {:#?}", self.sim.ledger());
+                panic!(
+                    "the partner's ledger never reached the expected state: {:#?}",
+                    self.sim.ledger()
+                );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
