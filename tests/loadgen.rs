@@ -68,6 +68,9 @@ fn assert_clean(report: &Report) {
     let json = serde_json::to_value(report).expect("the report serialises");
     assert_eq!(json["flowsCompleted"], FLOWS);
     assert_eq!(json["check"]["violations"], serde_json::json!([]));
+    assert_eq!(json["flow"]["count"], FLOWS);
+    assert!(json["matchLatency"]["p50Us"].is_u64());
+    assert_eq!(json["errors"]["byKind"], serde_json::json!({}));
 }
 
 async fn sixty_flows(db: TestDb) {

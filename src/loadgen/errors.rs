@@ -26,6 +26,7 @@ pub struct ErrorSample {
 
 /// Errors by kind: `"<operation> <status> <errorType>"`, or `"<operation> <transport error>"`.
 #[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ErrorLog {
     pub total: u64,
     pub by_kind: BTreeMap<String, u64>,

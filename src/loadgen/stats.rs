@@ -85,6 +85,7 @@ impl Latency {
 
 /// Count and percentiles of one histogram, in microseconds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct LatencySummary {
     pub name: String,
     pub count: u64,
