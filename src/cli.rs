@@ -43,6 +43,9 @@ enum Command {
         #[arg(long, env = "QRHUB_CONFIG", default_value = "config/default.toml")]
         config: PathBuf,
     },
+    /// Drive hubs with concurrent POS lanes and partner scans, then check the simulator's
+    /// ledger against what the hubs answered.
+    Loadgen(Box<crate::loadgen::LoadgenOptions>),
 }
 
 pub fn run() -> anyhow::Result<()> {
@@ -57,6 +60,7 @@ pub fn run() -> anyhow::Result<()> {
             Command::Migrate { config } => migrate(config).await,
             Command::HashPassword => hash_password(),
             Command::SimulatePartner { config } => simulate_partner(config).await,
+            Command::Loadgen(options) => crate::loadgen::command(*options).await,
         }
     })
 }

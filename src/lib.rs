@@ -11,6 +11,7 @@
 //! - [`partner`]: the outbound client to partners.
 //! - [`outbox`]: store-and-forward delivery workers.
 //! - [`simulator`]: a partner simulator for newcomers, tests and load runs.
+//! - [`loadgen`]: the load generator that drives hubs and checks the simulator's ledger.
 //! - [`config`], [`telemetry`], [`app`] (wiring and shutdown), [`cli`].
 #![forbid(unsafe_code)]
 
@@ -21,6 +22,7 @@ pub mod clock;
 pub mod config;
 pub mod credentials;
 pub mod domain;
+pub mod loadgen;
 pub mod model;
 pub mod outbox;
 pub mod partner;

@@ -1,0 +1,129 @@
+//! The lanes: each runs flows back to back until the run's count or duration is used up;
+//! each keeps its own tally, merged when all have stopped.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::errors::ErrorLog;
+use super::flow::{run_flow, Context};
+use super::record::FlowRecord;
+use super::stats::{Latency, Op};
+
+/// What one lane (and, merged, the run) counted and measured.
+#[derive(Debug, Default)]
+pub struct Tally {
+    pub started: u64,
+    /// Flows that went as planned, with no error.
+    pub completed: u64,
+    pub confirmed: u64,
+    pub reversed: u64,
+    pub declined: u64,
+    pub ops: BTreeMap<Op, Latency>,
+    /// Whole-flow latency of completed flows.
+    pub flow: Latency,
+    pub errors: ErrorLog,
+    pub flows: Vec<FlowRecord>,
+}
+
+impl Tally {
+    pub fn latency(&mut self, op: Op) -> &mut Latency {
+        self.ops.entry(op).or_default()
+    }
+
+    pub fn merge(&mut self, other: Tally) {
+        self.started += other.started;
+        self.completed += other.completed;
+        self.confirmed += other.confirmed;
+        self.reversed += other.reversed;
+        self.declined += other.declined;
+        for (op, h) in &other.ops {
+            self.latency(*op).merge(h);
+        }
+        self.flow.merge(&other.flow);
+        self.errors.merge(other.errors);
+        self.flows.extend(other.flows);
+    }
+}
+
+/// Hands out flow numbers until the count is reached or the time is up.
+#[derive(Debug)]
+struct Schedule {
+    next: AtomicU64,
+    count: Option<u64>,
+    until: Option<Instant>,
+}
+
+impl Schedule {
+    fn next(&self) -> Option<u64> {
+        if self.until.is_some_and(|t| Instant::now() >= t) {
+            return None;
+        }
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        match self.count {
+            Some(c) if n >= c => None,
+            _ => Some(n),
+        }
+    }
+}
+
+/// Runs `lanes` lanes over `ctx.options.hubs` (round-robin) and returns the merged tally and
+/// the wall time from the first flow's start to the last flow's end.
+pub async fn run_lanes(
+    ctx: Arc<Context>,
+    count: Option<u64>,
+    duration: Option<Duration>,
+) -> anyhow::Result<(Tally, Duration)> {
+    let started = Instant::now();
+    let schedule = Arc::new(Schedule {
+        next: AtomicU64::new(0),
+        count,
+        until: duration.map(|d| started + d),
+    });
+    let mut tasks = Vec::with_capacity(ctx.options.lanes);
+    for lane in 0..ctx.options.lanes {
+        let ctx = Arc::clone(&ctx);
+        let schedule = Arc::clone(&schedule);
+        tasks.push(tokio::spawn(async move {
+            let hub = ctx.options.hubs[lane % ctx.options.hubs.len()].clone();
+            let mut tally = Tally::default();
+            while let Some(n) = schedule.next() {
+                run_flow(&ctx, &hub, lane, n, &mut tally).await;
+            }
+            tally
+        }));
+    }
+    let mut total = Tally::default();
+    for task in tasks {
+        total.merge(task.await?);
+    }
+    Ok((total, started.elapsed()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_count_hands_out_exactly_that_many_numbers() {
+        let s = Schedule {
+            next: AtomicU64::new(0),
+            count: Some(3),
+            until: None,
+        };
+        let got: Vec<u64> = std::iter::from_fn(|| s.next()).collect();
+        assert_eq!(got, [0, 1, 2]);
+        assert_eq!(s.next(), None);
+    }
+
+    #[test]
+    fn a_past_deadline_hands_out_nothing() {
+        let s = Schedule {
+            next: AtomicU64::new(0),
+            count: None,
+            until: Some(Instant::now()),
+        };
+        assert_eq!(s.next(), None);
+    }
+}
