@@ -36,11 +36,13 @@ impl HubProcess {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("the hub binary starts");
+        // From here on, Drop kills and reaps the child, whatever happens.
+        let process = Self { child };
         let http = reqwest::Client::new();
         for _ in 0..200 {
             if let Ok(r) = http.get(format!("{url}/health/ready")).send().await {
                 if r.status() == StatusCode::OK {
-                    return Self { child };
+                    return process;
                 }
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
