@@ -32,6 +32,8 @@ pub struct App {
     listener: TcpListener,
     router: Router,
     hub: Arc<Hub>,
+    /// Held while serving a SQLite database, so that a second instance refuses to start.
+    _instance_lock: Option<std::fs::File>,
 }
 
 impl App {
@@ -45,6 +47,7 @@ impl App {
             .migrate()
             .await
             .context("cannot migrate the database")?;
+        let instance_lock = lock_single_instance(&settings.database.url)?;
         let partners = PartnerClient::new().context("cannot build the partner HTTP client")?;
         let hub = Hub::new(Arc::clone(&settings), store, clock, partners);
         let credentials = Credentials::new(
@@ -71,6 +74,7 @@ impl App {
             listener,
             router,
             hub,
+            _instance_lock: instance_lock,
         })
     }
 
@@ -89,6 +93,7 @@ impl App {
         let workers = CancellationToken::new();
         let outbox = tokio::spawn(OutboxWorker::new(Arc::clone(&hub)).run(workers.clone()));
         let sweeper = tokio::spawn(Arc::clone(&hub).run_sweeper(SWEEP_INTERVAL, workers.clone()));
+        let relay = tokio::spawn(Arc::clone(&hub).relay_announcements(workers.clone()));
         let addr = self.listener.local_addr()?;
         tracing::info!(%addr, database = %redact_url(&hub.settings.database.url), "qrhub serving");
 
@@ -110,7 +115,7 @@ impl App {
             tracing::warn!("forwarding tasks still running at shutdown; recovery will settle them");
         }
         workers.cancel();
-        let _ = tokio::join!(outbox, sweeper);
+        let _ = tokio::join!(outbox, sweeper, relay);
         tracing::info!("qrhub stopped");
         Ok(())
     }
@@ -146,6 +151,36 @@ fn with_layers(router: Router, settings: &Settings) -> Router {
             ))
             .layer(DefaultBodyLimit::max(settings.server.body_limit_bytes)),
     )
+}
+
+/// SQLite serves one hub instance (its waits and wake-ups live in one process): a second
+/// `serve` on the same file stops at start-up and says why, rather than running half-blind.
+fn lock_single_instance(url: &str) -> anyhow::Result<Option<std::fs::File>> {
+    let Some(rest) = url.strip_prefix("sqlite:") else {
+        return Ok(None);
+    };
+    let path = rest.trim_start_matches("//");
+    let path = path.split('?').next().unwrap_or(path);
+    if path.is_empty() || path.starts_with(':') {
+        return Ok(None); // in memory: nobody else can open it
+    }
+    let lock_path = format!("{path}.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("cannot open the instance lock {lock_path}"))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another qrhub instance is already serving {path}: SQLite supports one instance; \
+             use PostgreSQL (database.url = \"postgres://...\") to run several"
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("cannot lock {lock_path}"))
+        }
+    }
 }
 
 /// The database URL without its password, for logs.

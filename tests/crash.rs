@@ -4,8 +4,6 @@
 mod common;
 
 use reqwest::StatusCode;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::db::TestDb;
@@ -13,55 +11,10 @@ use common::hub::{
     config_toml, confirmation, new_id, now, pay_request, qr_request, start_simulator, Options,
     PARTNER_PASSWORD, POS_PASSWORD,
 };
+use common::process::{free_port, HubProcess};
 use qrhub::domain::PaymentState;
 use qrhub::simulator::{AdviceBehaviour, MessageKind, PayBehaviour};
 use qrhub::store::OutboxState;
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
-}
-
-struct HubProcess {
-    child: Child,
-}
-
-impl HubProcess {
-    async fn start(config: &Path, url: &str) -> Self {
-        let child = Command::new(env!("CARGO_BIN_EXE_qrhub"))
-            .args(["serve", "--config"])
-            .arg(config)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("the hub binary starts");
-        // From here on, Drop kills and reaps the child, whatever happens.
-        let process = Self { child };
-        let http = reqwest::Client::new();
-        for _ in 0..200 {
-            if let Ok(r) = http.get(format!("{url}/health/ready")).send().await {
-                if r.status() == StatusCode::OK {
-                    return process;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("the hub did not become ready");
-    }
-
-    /// SIGKILL: no shutdown, no flush, nothing finished.
-    fn kill(self) {
-        // Drop does it.
-    }
-}
-
-impl Drop for HubProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 async fn post(
     http: &reqwest::Client,

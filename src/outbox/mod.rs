@@ -106,7 +106,7 @@ impl OutboxWorker {
         let result = delivery_result(&call, operation, row.attempts, now, hub);
         match &result {
             DeliveryResult::Delivered { status } => {
-                tracing::info!(outbox_id = %row.id, message_id = %row.message_id, kind = row.kind.as_str(), status, attempt = row.attempts, "advice delivered")
+                tracing::debug!(outbox_id = %row.id, message_id = %row.message_id, kind = row.kind.as_str(), status, attempt = row.attempts, "advice delivered")
             }
             DeliveryResult::Failed { status, error } => {
                 tracing::error!(outbox_id = %row.id, message_id = %row.message_id, kind = row.kind.as_str(), status, %error, "partner refused advice; not retried")

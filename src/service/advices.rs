@@ -121,9 +121,10 @@ impl Hub {
                     }
                     if apply.to.is_some() || apply.mark_reversed_by_pos {
                         // A held pay may be waiting on this payment (a reversal while waiting).
-                        self.waiters.wake(&Waiters::payment_key(payment.id));
+                        self.wake_everywhere(&Waiters::payment_key(payment.id))
+                            .await;
                     }
-                    tracing::info!(payment_id = %payment.id, kind = advice.kind().as_str(), to = ?apply.to, "advice accepted");
+                    tracing::debug!(payment_id = %payment.id, kind = advice.kind().as_str(), to = ?apply.to, "advice accepted");
                     return Ok(raw);
                 }
                 ApplyAdviceOutcome::StateChanged | ApplyAdviceOutcome::DuplicateAdvice => continue,

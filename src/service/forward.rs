@@ -17,14 +17,14 @@ use crate::partner::{CallResult, PAY_PATH};
 use crate::store::{NewOutboxMessage, PartnerAnswerRecord, PaymentRecord};
 
 impl Hub {
-    /// MATCHED → FORWARDED → the partner's answer. The FORWARDED row is committed before
-    /// anything is sent, so a crash in between is found by recovery and reversed.
-    pub(super) async fn forward(&self, payment_id: Uuid) -> anyhow::Result<()> {
-        let payment = self
-            .store
-            .payment(payment_id)
-            .await?
-            .ok_or_else(|| anyhow!("payment {payment_id} not found"))?;
+    /// MATCHED → FORWARDED → the partner's answer; returns the payment as settled, or
+    /// `None` if someone else moved it first. The FORWARDED row is committed before anything
+    /// is sent, so a crash in between is found by recovery and reversed.
+    pub(super) async fn forward(
+        &self,
+        payment: PaymentRecord,
+    ) -> anyhow::Result<Option<PaymentRecord>> {
+        let payment_id = payment.id;
         let partner_id = payment
             .partner_id
             .clone()
@@ -39,8 +39,7 @@ impl Hub {
                     self.now(),
                 )
                 .await?;
-            self.waiters.wake(&Waiters::payment_key(payment_id));
-            return Ok(());
+            return Ok(None);
         };
         let request = self.request_for_partner(&payment, &partner.name)?;
         if !self
@@ -53,31 +52,31 @@ impl Hub {
             )
             .await?
         {
-            // Someone else moved it (recovery, or another forwarder): theirs to finish.
-            return Ok(());
+            // Someone else moved it (recovery): theirs to finish.
+            return Ok(None);
         }
-        tracing::info!(payment_id = %payment_id, partner = %partner_id, "forwarding pay to partner");
+        tracing::debug!(payment_id = %payment_id, partner = %partner_id, "forwarding pay to partner");
         let result = self.partners.post(&partner, PAY_PATH, &request).await;
         let (answer, status, body) = interpret_pay_answer(&result);
         if let CallResult::NotSent { error } | CallResult::Unknown { error } = &result {
             tracing::warn!(payment_id = %payment_id, partner = %partner_id, %error, ?answer, "partner call failed");
         }
-        // A POS reversal may land while the partner has the payment: re-read and retry the
-        // compare-and-set until the answer is recorded against the state as it is.
+        // A POS reversal may land while the partner has the payment: the compare-and-set
+        // includes it, and a lost race re-reads and decides again.
+        let mut current = PaymentRecord {
+            state: PaymentState::Forwarded,
+            ..payment
+        };
         loop {
-            let current = self
-                .store
-                .payment(payment_id)
-                .await?
-                .ok_or_else(|| anyhow!("payment {payment_id} vanished"))?;
             if current.state != PaymentState::Forwarded {
                 tracing::warn!(payment_id = %payment_id, state = %current.state, "partner answer came after the payment moved on; ignored");
-                break;
+                return Ok(None);
             }
             let settlement = settle_partner_answer(answer, current.reversed_by_pos);
             let reversal = settlement.queue_reversal.then(|| {
                 self.reversal_for_partner(&current, ReversalReason::Timeout, None, Vec::new())
             });
+            let at = self.now();
             let record = PartnerAnswerRecord {
                 payment_id,
                 to: settlement.state,
@@ -85,18 +84,28 @@ impl Hub {
                 body: body.clone(),
                 reversal,
                 expected_reversed_by_pos: current.reversed_by_pos,
-                at: self.now(),
+                at,
             };
             if self.store.record_partner_answer(&record).await? {
                 if record.reversal.is_some() {
                     self.outbox_wake.notify_one();
                 }
-                tracing::info!(payment_id = %payment_id, state = %settlement.state, "partner answered");
-                break;
+                tracing::debug!(payment_id = %payment_id, state = %settlement.state, "partner answered");
+                self.waiters.wake(&Waiters::payment_key(payment_id));
+                return Ok(Some(PaymentRecord {
+                    state: settlement.state,
+                    partner_status: status,
+                    partner_response: body,
+                    updated_at: at,
+                    ..current
+                }));
             }
+            current = self
+                .store
+                .payment(payment_id)
+                .await?
+                .ok_or_else(|| anyhow!("payment {payment_id} vanished"))?;
         }
-        self.waiters.wake(&Waiters::payment_key(payment_id));
-        Ok(())
     }
 
     /// The POS's request as the partner gets it: the hub's own message id, the partner and

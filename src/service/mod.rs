@@ -61,6 +61,36 @@ impl Hub {
     fn now(&self) -> chrono::DateTime<chrono::Utc> {
         self.clock.now()
     }
+
+    /// Wakes waiters on `key` in this process and in every other instance on the database.
+    /// A lost announcement only delays the other instance's waiter to its deadline.
+    async fn wake_everywhere(&self, key: &str) {
+        self.waiters.wake(key);
+        if let Err(e) = self.store.announce(key).await {
+            tracing::warn!(error = %e, key, "could not announce a wake-up to other instances");
+        }
+    }
+
+    /// Relays other instances' announcements to this process's waiters until they stop.
+    pub async fn relay_announcements(self: Arc<Self>, stop: tokio_util::sync::CancellationToken) {
+        let mut announcements = match self.store.announcements().await {
+            Ok(Some(rx)) => rx,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for other instances' wake-ups; waits end at their deadlines");
+                return;
+            }
+        };
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                key = announcements.recv() => match key {
+                    Some(key) => self.waiters.wake(&key),
+                    None => return,
+                },
+            }
+        }
+    }
 }
 
 /// A chrono span from a std duration, saturating instead of failing on absurd values.

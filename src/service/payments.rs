@@ -88,34 +88,40 @@ impl Hub {
                 ))
             }
         }
-        tracing::info!(payment_id = %payment.id, tran_id = %payment.tran_id, "payment waiting for scan");
+        tracing::debug!(payment_id = %payment.id, tran_id = %payment.tran_id, "payment waiting for scan");
         // An early scan may be waiting in its grace period for exactly this payment.
-        self.waiters.wake(&Waiters::tran_key(&payment.tran_id));
+        self.wake_everywhere(&Waiters::tran_key(&payment.tran_id))
+            .await;
         self.await_outcome(payment.id, started).await
     }
 
     /// Holds the request until the payment has an answer. Each pass subscribes first, then
-    /// reads the state, then sleeps until a wake-up or the next deadline.
+    /// reads the state, then sleeps until a wake-up or the next deadline. The first pass
+    /// needs no read: the payment was stored waiting a moment ago.
     async fn await_outcome(self: &Arc<Self>, id: Uuid, started: Instant) -> PayAnswer {
         let scan_deadline = started + self.settings.scan_window();
         let pay_deadline = started + self.settings.timing.pay_deadline;
         let key = Waiters::payment_key(id);
-        let mut forwarding = false;
+        let mut known_waiting = true;
         loop {
             let subscription = self.waiters.subscribe(key.clone());
             let notified = subscription.notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
 
-            let payment = self
-                .store
-                .payment(id)
-                .await?
-                .ok_or_else(|| anyhow!("payment {id} vanished while its pay was held"))?;
-            if let Some(answer) = self.answer_for(&payment) {
-                return answer;
-            }
-            let wake_at = match payment.state {
+            let state = if std::mem::take(&mut known_waiting) {
+                PaymentState::WaitingForScan
+            } else {
+                let payment = self.load(id).await?;
+                if let Some(answer) = self.answer_for(&payment) {
+                    return answer;
+                }
+                if payment.state == PaymentState::Matched {
+                    return self.forward_and_answer(payment, pay_deadline).await;
+                }
+                payment.state
+            };
+            let wake_at = match state {
                 PaymentState::WaitingForScan if Instant::now() >= scan_deadline => {
                     let expired = self
                         .store
@@ -133,36 +139,52 @@ impl Hub {
                     continue;
                 }
                 PaymentState::WaitingForScan => scan_deadline,
-                PaymentState::Matched if !forwarding => {
-                    forwarding = true;
-                    let hub = Arc::clone(self);
-                    self.tasks.spawn(async move {
-                        if let Err(e) = hub.forward(id).await {
-                            tracing::error!(payment_id = %id, error.cause_chain = ?e, "forwarding failed");
-                        }
-                    });
-                    pay_deadline
-                }
+                // FORWARDED by an earlier holder of this payment (not this request): its
+                // answer wakes us, or recovery settles it.
                 _ => pay_deadline,
             };
             if Instant::now() >= pay_deadline {
-                // Only reachable if the partner call outlives its own timeout; the POS is told
-                // the outcome is unknown and will reverse, which the hub absorbs.
-                return Err(HubError::refuse(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    ErrorDetail::new(
-                        &payment.message_id,
-                        ErrorType::UpstreamUnavailable,
-                        "Partner did not answer in time",
-                    )
-                    .with_tran_id(&payment.tran_id),
-                ));
+                return Err(unknown_in_time(id, &self.load(id).await?));
             }
             tokio::select! {
                 _ = &mut notified => {}
                 _ = sleep_until(wake_at.min(pay_deadline)) => {}
             }
         }
+    }
+
+    async fn load(&self, id: Uuid) -> HubResult<PaymentRecord> {
+        Ok(self
+            .store
+            .payment(id)
+            .await?
+            .ok_or_else(|| anyhow!("payment {id} vanished while its pay was held"))?)
+    }
+
+    /// Forwards a matched payment in a task of its own (a POS that hangs up must not cancel
+    /// a call to a partner half way) and answers from what it settled.
+    async fn forward_and_answer(
+        self: &Arc<Self>,
+        payment: PaymentRecord,
+        pay_deadline: Instant,
+    ) -> PayAnswer {
+        let id = payment.id;
+        let hub = Arc::clone(self);
+        let forwarding = self.tasks.spawn(async move { hub.forward(payment).await });
+        let settled = tokio::select! {
+            joined = forwarding => match joined {
+                Ok(Ok(Some(settled))) => settled,
+                // Someone else moved the payment first: answer from what is stored.
+                Ok(Ok(None)) => self.load(id).await?,
+                Ok(Err(e)) => return Err(HubError::Internal(e)),
+                Err(e) => return Err(HubError::Internal(anyhow!("forwarding task failed: {e}"))),
+            },
+            // Only reachable if the partner call outlives its own timeout; the POS is told
+            // the outcome is unknown and will reverse, which the hub absorbs.
+            _ = sleep_until(pay_deadline) => return Err(unknown_in_time(id, &self.load(id).await?)),
+        };
+        self.answer_for(&settled)
+            .unwrap_or_else(|| Err(unknown_in_time(id, &settled)))
     }
 
     /// The POS's answer for a payment that has one, or `None` while it is still in play.
@@ -255,4 +277,18 @@ impl Hub {
         detail.tran_id = Some(payment.tran_id.clone());
         HubError::refuse(status, detail)
     }
+}
+
+/// 504: the hub could not learn the partner's answer before its own deadline.
+fn unknown_in_time(id: Uuid, payment: &PaymentRecord) -> HubError {
+    tracing::warn!(payment_id = %id, state = %payment.state, "pay deadline reached before the partner's answer");
+    HubError::refuse(
+        StatusCode::GATEWAY_TIMEOUT,
+        ErrorDetail::new(
+            &payment.message_id,
+            ErrorType::UpstreamUnavailable,
+            "Partner did not answer in time",
+        )
+        .with_tran_id(&payment.tran_id),
+    )
 }

@@ -51,8 +51,9 @@ impl Hub {
                 .await?
             {
                 ScanClaimOutcome::Claimed(payment) => {
-                    tracing::info!(payment_id = %payment.id, tran_id = %payment.tran_id, partner = partner_id, "scan matched payment");
-                    self.waiters.wake(&Waiters::payment_key(payment.id));
+                    tracing::debug!(payment_id = %payment.id, tran_id = %payment.tran_id, partner = partner_id, "scan matched payment");
+                    self.wake_everywhere(&Waiters::payment_key(payment.id))
+                        .await;
                     return Ok(());
                 }
                 ScanClaimOutcome::NothingWaiting => {}

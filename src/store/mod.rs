@@ -368,6 +368,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         expires_at: DateTime<Utc>,
     ) -> StoreResult<bool>;
 
+    // Wake-ups between instances
+    /// Tells every hub instance on this database that `key` changed (PostgreSQL:
+    /// `NOTIFY`). Nothing to do where only one instance can run (SQLite).
+    async fn announce(&self, key: &str) -> StoreResult<()>;
+    /// The keys other instances announce, or `None` where there are no other instances.
+    /// Notifications can be lost (a reconnect); every waiter also has its deadline.
+    async fn announcements(&self) -> StoreResult<Option<Announcements>>;
+
     // Recovery
     /// Repairs what a crashed hub left half done (see [`RecoveryReport`]): payments FORWARDED
     /// with no change since `forwarded_before` become UNKNOWN with the reversal that
@@ -387,6 +395,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 }
 
 pub type SharedStore = Arc<dyn Store>;
+
+/// Keys announced by any hub instance sharing the database (see [`Store::announce`]).
+pub type Announcements = tokio::sync::mpsc::Receiver<String>;
 
 /// Opens the store a database URL names (`postgres://…` or `sqlite://…`).
 pub async fn connect(url: &str, max_connections: u32) -> StoreResult<SharedStore> {

@@ -39,6 +39,9 @@ impl PostgresStore {
     }
 }
 
+/// The channel hub instances announce wake-ups on.
+const WAKE_CHANNEL: &str = "qrhub_wake";
+
 /// Whether `err` violates the named constraint or unique index.
 fn violates(err: &sqlx::Error, constraint: &str) -> bool {
     err.as_database_error()
@@ -67,6 +70,39 @@ async fn insert_outbox(conn: &mut PgConnection, msg: &NewOutboxMessage) -> Store
 
 #[async_trait]
 impl Store for PostgresStore {
+    async fn announce(&self, key: &str) -> StoreResult<()> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(WAKE_CHANNEL)
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn announcements(&self) -> StoreResult<Option<Announcements>> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
+        listener.listen(WAKE_CHANNEL).await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(4096);
+        tokio::spawn(async move {
+            loop {
+                // recv() reconnects by itself after a lost connection; what was announced
+                // meanwhile is lost, and the waiters' deadlines cover it.
+                match listener.recv().await {
+                    Ok(notification) => {
+                        if tx.send(notification.payload().to_owned()).await.is_err() {
+                            return; // the hub stopped listening
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "lost the wake-up channel; reconnecting");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+            }
+        });
+        Ok(Some(rx))
+    }
+
     async fn migrate(&self) -> StoreResult<()> {
         MIGRATOR.run(&self.pool).await?;
         Ok(())

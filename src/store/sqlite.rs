@@ -149,6 +149,15 @@ async fn insert_outbox(conn: &mut SqliteConnection, msg: &NewOutboxMessage) -> S
 
 #[async_trait]
 impl Store for SqliteStore {
+    /// One instance only: its own in-process wake-ups are all there is.
+    async fn announce(&self, _key: &str) -> StoreResult<()> {
+        Ok(())
+    }
+
+    async fn announcements(&self) -> StoreResult<Option<Announcements>> {
+        Ok(None)
+    }
+
     async fn migrate(&self) -> StoreResult<()> {
         MIGRATOR.run(&self.writer).await?;
         Ok(())

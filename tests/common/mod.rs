@@ -1,2 +1,3 @@
 pub mod db;
 pub mod hub;
+pub mod process;
