@@ -5,59 +5,23 @@
 mod common;
 
 use reqwest::StatusCode;
-use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
 use common::db::TestDb;
-use common::hub::{
-    config_toml, confirmation, new_id, now, pay_request, qr_request, start_simulator, Options,
-    PARTNER_PASSWORD, POS_PASSWORD,
-};
+use common::hub::{config_toml, confirmation, pay_request, start_simulator, Client, Options};
 use common::process::{free_port, write_config, HubProcess};
 use qrhub::simulator::{AdviceBehaviour, MessageKind};
 
-async fn post(
-    http: &reqwest::Client,
-    url: &str,
-    user: &str,
-    password: &str,
-    body: &Value,
-) -> (StatusCode, Value) {
-    let r = http
-        .post(url)
-        .basic_auth(user, Some(password))
-        .json(body)
-        .send()
-        .await
-        .expect("answer");
-    let status = r.status();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
-async fn new_code(http: &reqwest::Client, hub: &str) -> String {
-    let (status, body) = post(
-        http,
-        &format!("{hub}/qr/v1/qrCodes"),
-        "pos-1",
-        POS_PASSWORD,
-        &qr_request("pos-1", 500),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    body["tranId"].as_str().expect("tranId").to_owned()
-}
-
-async fn scan(http: &reqwest::Client, hub: &str, tran_id: &str) -> StatusCode {
-    let body = json!({"id": new_id(), "time": now(), "partner": {"id": "wallet-1", "name": "W"}, "tranId": tran_id});
-    post(
-        http,
-        &format!("{hub}/qr/v1/scans"),
-        "wallet-1",
-        PARTNER_PASSWORD,
-        &body,
-    )
-    .await
-    .0
+/// A pay held by `holder` and scanned at `scanner`; returns the pay request.
+async fn pay_across(holder: &Client, scanner: &Client, amount: i64) -> serde_json::Value {
+    let tran_id = holder.new_code(amount).await;
+    let request = pay_request("pos-1", &tran_id, amount);
+    let held = holder.spawn_pay(&request);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(scanner.scan(&tran_id).await, StatusCode::ACCEPTED);
+    let (status, answer) = held.await.expect("task").expect("answer");
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    request
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -76,55 +40,31 @@ async fn two_instances_share_one_postgres() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (port_a, port_b) = (free_port(), free_port());
     let (a, b) = (
-        format!("http://127.0.0.1:{port_a}"),
-        format!("http://127.0.0.1:{port_b}"),
+        Client::new(format!("http://127.0.0.1:{port_a}")),
+        Client::new(format!("http://127.0.0.1:{port_b}")),
     );
-    let hub_a = HubProcess::start(&write_config(dir.path(), "a.toml", &toml, port_a), &a).await;
-    let hub_b = HubProcess::start(&write_config(dir.path(), "b.toml", &toml, port_b), &b).await;
-    let http = reqwest::Client::new();
+    let hub_a = HubProcess::start(&write_config(dir.path(), "a.toml", &toml, port_a), &a.url).await;
+    let hub_b = HubProcess::start(&write_config(dir.path(), "b.toml", &toml, port_b), &b.url).await;
 
     // A pay held by A, its scan sent to B.
-    let tran_id = new_code(&http, &a).await;
-    let request = pay_request("pos-1", &tran_id, 500);
     let started = Instant::now();
-    let held = tokio::spawn({
-        let (http, url, body) = (http.clone(), a.clone(), request.clone());
-        async move {
-            post(
-                &http,
-                &format!("{url}/qr/v1/payments"),
-                "pos-1",
-                POS_PASSWORD,
-                &body,
-            )
-            .await
-        }
-    });
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(scan(&http, &b, &tran_id).await, StatusCode::ACCEPTED);
-    let (status, answer) = held.await.expect("pay");
-    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    let first = pay_across(&a, &b, 500).await;
     assert!(
         started.elapsed() < Duration::from_secs(7),
         "matched by a wake-up, not the window's end"
     );
 
     // An early scan at B waits for a pay that arrives at A.
-    let tran_id = new_code(&http, &b).await;
+    let tran_id = b.new_code(500).await;
     let early = tokio::spawn({
-        let (http, url, t) = (http.clone(), b.clone(), tran_id.clone());
-        async move { scan(&http, &url, &t).await }
+        let (b, t) = (b.clone(), tran_id.clone());
+        async move { b.scan(&t).await }
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
     let started = Instant::now();
-    let (status, answer) = post(
-        &http,
-        &format!("{a}/qr/v1/payments"),
-        "pos-1",
-        POS_PASSWORD,
-        &pay_request("pos-1", &tran_id, 500),
-    )
-    .await;
+    let (status, answer) = a
+        .pos("/qr/v1/payments", &pay_request("pos-1", &tran_id, 500))
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{answer}");
     assert_eq!(early.await.expect("scan"), StatusCode::ACCEPTED);
     assert!(
@@ -133,24 +73,10 @@ async fn two_instances_share_one_postgres() {
     );
 
     // Either instance answers any advice, and a repeat at the other answers the same.
-    let advice = confirmation(request["id"].as_str().expect("id"));
-    let (status, echo_b) = post(
-        &http,
-        &format!("{b}/qr/v1/payments/confirmations"),
-        "pos-1",
-        POS_PASSWORD,
-        &advice,
-    )
-    .await;
+    let advice = confirmation(first["id"].as_str().expect("id"));
+    let (status, echo_b) = b.pos("/qr/v1/payments/confirmations", &advice).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{echo_b}");
-    let (status, echo_a) = post(
-        &http,
-        &format!("{a}/qr/v1/payments/confirmations"),
-        "pos-1",
-        POS_PASSWORD,
-        &advice,
-    )
-    .await;
+    let (status, echo_a) = a.pos("/qr/v1/payments/confirmations", &advice).await;
     assert_eq!(status, StatusCode::ACCEPTED);
     assert_eq!(echo_a, echo_b);
 
@@ -162,32 +88,13 @@ async fn two_instances_share_one_postgres() {
     let mut confirmed = 1;
     for i in 0..24 {
         let (holder, scanner) = if i % 2 == 0 { (&a, &b) } else { (&b, &a) };
-        let tran_id = new_code(&http, holder).await;
-        let request = pay_request("pos-1", &tran_id, 100 + i);
-        let held = tokio::spawn({
-            let (http, url, body) = (http.clone(), holder.clone(), request.clone());
-            async move {
-                post(
-                    &http,
-                    &format!("{url}/qr/v1/payments"),
-                    "pos-1",
-                    POS_PASSWORD,
-                    &body,
-                )
-                .await
-            }
-        });
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        assert_eq!(scan(&http, scanner, &tran_id).await, StatusCode::ACCEPTED);
-        assert_eq!(held.await.expect("pay").0, StatusCode::CREATED);
-        let (status, _) = post(
-            &http,
-            &format!("{scanner}/qr/v1/payments/confirmations"),
-            "pos-1",
-            POS_PASSWORD,
-            &confirmation(request["id"].as_str().expect("id")),
-        )
-        .await;
+        let request = pay_across(holder, scanner, 100 + i).await;
+        let (status, _) = scanner
+            .pos(
+                "/qr/v1/payments/confirmations",
+                &confirmation(request["id"].as_str().expect("id")),
+            )
+            .await;
         assert_eq!(status, StatusCode::ACCEPTED);
         confirmed += 1;
     }
@@ -238,9 +145,11 @@ async fn sqlite_refuses_a_second_instance() {
     let toml = config_toml(&db.url, &sim.base_url(), &Options::default());
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
-    let first_url = format!("http://127.0.0.1:{port}");
-    let first =
-        HubProcess::start(&write_config(dir.path(), "a.toml", &toml, port), &first_url).await;
+    let first = HubProcess::start(
+        &write_config(dir.path(), "a.toml", &toml, port),
+        &format!("http://127.0.0.1:{port}"),
+    )
+    .await;
     let second = std::process::Command::new(env!("CARGO_BIN_EXE_qrhub"))
         .args(["serve", "--config"])
         .arg(write_config(dir.path(), "b.toml", &toml, free_port()))

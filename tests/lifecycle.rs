@@ -12,7 +12,7 @@ use common::hub::{confirmation, new_id, pay_request, reversal, Options, TestHub,
 use qrhub::domain::PaymentState;
 use qrhub::model::ErrorType;
 use qrhub::simulator::{AdviceBehaviour, LedgerEntry, MessageKind, PayBehaviour};
-use qrhub::store::OutboxState;
+use qrhub::store::{OutboxMessage, OutboxState, PaymentRecord};
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -33,14 +33,27 @@ async fn paid(hub: &TestHub, amount: i64) -> (Value, StatusCode, Value) {
     (request, status, answer)
 }
 
-async fn payment_state(hub: &TestHub, request: &Value) -> PaymentState {
+async fn stored(hub: &TestHub, request: &Value) -> PaymentRecord {
     hub.hub
         .store
         .payment_by_message("pos-1", request["id"].as_str().expect("id"))
         .await
         .expect("store")
         .expect("payment stored")
-        .state
+}
+
+async fn payment_state(hub: &TestHub, request: &Value) -> PaymentState {
+    stored(hub, request).await.state
+}
+
+/// The advices the hub owes the partner for the payment of `request`.
+async fn outbox_of(hub: &TestHub, request: &Value) -> Vec<OutboxMessage> {
+    let payment = stored(hub, request).await;
+    hub.hub
+        .store
+        .outbox_for_payment(payment.id)
+        .await
+        .expect("store")
 }
 
 async fn happy_path_end_to_end(db: TestDb) {
@@ -368,21 +381,8 @@ async fn an_unreachable_partner_is_503_with_nothing_to_reverse(db: TestDb) {
     let (request, status, answer) = paid(&hub, 3000).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
     assert_eq!(answer["errorType"], "UPSTREAM_UNAVAILABLE");
-    let payment = hub
-        .hub
-        .store
-        .payment_by_message("pos-1", request["id"].as_str().expect("id"))
-        .await
-        .expect("store")
-        .expect("payment");
-    assert_eq!(payment.state, PaymentState::Declined);
-    assert!(hub
-        .hub
-        .store
-        .outbox_for_payment(payment.id)
-        .await
-        .expect("store")
-        .is_empty());
+    assert_eq!(payment_state(&hub, &request).await, PaymentState::Declined);
+    assert!(outbox_of(&hub, &request).await.is_empty());
     hub.stop().await;
 }
 
@@ -536,19 +536,7 @@ async fn advice_delivery_retries_with_the_same_id_until_the_partner_has_it(db: T
         deliveries.iter().all(|d| d.id == deliveries[0].id),
         "the same id every time"
     );
-    let payment = hub
-        .hub
-        .store
-        .payment_by_message("pos-1", request["id"].as_str().expect("id"))
-        .await
-        .expect("store")
-        .expect("payment");
-    let rows = hub
-        .hub
-        .store
-        .outbox_for_payment(payment.id)
-        .await
-        .expect("store");
+    let rows = outbox_of(&hub, &request).await;
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].state, OutboxState::Delivered);
     assert_eq!(rows[0].attempts, 4);
@@ -574,19 +562,7 @@ async fn a_final_refusal_ends_the_delivery(db: TestDb) {
         of_kind(&hub.sim.ledger(), MessageKind::Confirmation).len(),
         1
     );
-    let payment = hub
-        .hub
-        .store
-        .payment_by_message("pos-1", request["id"].as_str().expect("id"))
-        .await
-        .expect("store")
-        .expect("payment");
-    let rows = hub
-        .hub
-        .store
-        .outbox_for_payment(payment.id)
-        .await
-        .expect("store");
+    let rows = outbox_of(&hub, &request).await;
     assert_eq!(rows[0].state, OutboxState::Failed);
     assert_eq!(rows[0].last_status, Some(400));
     hub.stop().await;
@@ -614,21 +590,9 @@ async fn undeliverable_advices_are_dead_lettered_at_their_expiry(db: TestDb) {
         )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED);
-    let payment = hub
-        .hub
-        .store
-        .payment_by_message("pos-1", request["id"].as_str().expect("id"))
-        .await
-        .expect("store")
-        .expect("payment");
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let rows = hub
-            .hub
-            .store
-            .outbox_for_payment(payment.id)
-            .await
-            .expect("store");
+        let rows = outbox_of(&hub, &request).await;
         if rows[0].state == OutboxState::Dead {
             assert!(rows[0].attempts >= 2, "it was tried before it died");
             break;

@@ -240,8 +240,8 @@ impl TestHub {
 
     /// Starts a held pay by pos-1 in the background.
     pub fn pay(&self, request: Value) -> JoinHandle<(StatusCode, Value)> {
-        let hub = self.clone_client();
-        tokio::spawn(async move { hub.pos("/qr/v1/payments", &request).await })
+        let client = self.clone_client();
+        tokio::spawn(async move { client.pos("/qr/v1/payments", &request).await })
     }
 
     /// A scan from `partner` of `tran_id`, with a fresh scan id unless one is given.
@@ -293,6 +293,7 @@ impl TestHub {
     }
 }
 
+/// A POS (`pos-1`) and a partner (`wallet-1`) talking to a hub at `url`, in-process or not.
 #[derive(Clone)]
 pub struct Client {
     pub url: String,
@@ -300,18 +301,58 @@ pub struct Client {
 }
 
 impl Client {
-    pub async fn pos(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// As `pos-1`; a lost connection is an `Err` (tests that kill hubs look for it).
+    pub async fn try_pos(&self, path: &str, body: &Value) -> reqwest::Result<(StatusCode, Value)> {
         let response = self
             .http
             .post(format!("{}{path}", self.url))
             .basic_auth("pos-1", Some(POS_PASSWORD))
             .json(body)
             .send()
-            .await
-            .expect("the hub answers");
+            .await?;
         let status = response.status();
-        let text = response.text().await.expect("a body");
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        let text = response.text().await?;
+        Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+    }
+
+    pub async fn pos(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        self.try_pos(path, body).await.expect("the hub answers")
+    }
+
+    /// A createQrCode that must succeed; returns the tranId.
+    pub async fn new_code(&self, amount: i64) -> String {
+        let (status, body) = self
+            .pos("/qr/v1/qrCodes", &qr_request("pos-1", amount))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["tranId"].as_str().expect("tranId").to_owned()
+    }
+
+    /// A pay held in the background.
+    pub fn spawn_pay(&self, request: &Value) -> JoinHandle<reqwest::Result<(StatusCode, Value)>> {
+        let (client, request) = (self.clone(), request.clone());
+        tokio::spawn(async move { client.try_pos("/qr/v1/payments", &request).await })
+    }
+
+    /// A scan of `tran_id` by `wallet-1`.
+    pub async fn scan(&self, tran_id: &str) -> StatusCode {
+        let body = json!({"id": new_id(), "time": now(),
+            "partner": {"id": "wallet-1", "name": "Wallet wallet-1"}, "tranId": tran_id});
+        self.http
+            .post(format!("{}/qr/v1/scans", self.url))
+            .basic_auth("wallet-1", Some(PARTNER_PASSWORD))
+            .json(&body)
+            .send()
+            .await
+            .expect("the hub answers")
+            .status()
     }
 }
 
