@@ -24,6 +24,7 @@ use crate::outbox::OutboxWorker;
 use crate::partner::PartnerClient;
 use crate::service::Hub;
 use crate::store;
+use crate::tls::{ReloadableServerConfig, TlsListener};
 
 /// How often the sweeper looks for expired waits and half-finished payments.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
@@ -32,6 +33,8 @@ pub struct App {
     listener: TcpListener,
     router: Router,
     hub: Arc<Hub>,
+    /// The listener's TLS configuration when `[server.tls]` is set (reloaded on SIGHUP).
+    tls: Option<Arc<ReloadableServerConfig>>,
     /// Held while serving a SQLite database, so that a second instance refuses to start.
     _instance_lock: Option<std::fs::File>,
 }
@@ -40,6 +43,13 @@ impl App {
     /// Connects and migrates the store, binds the listener (port 0 picks a free one).
     pub async fn build(settings: Settings, clock: SharedClock) -> anyhow::Result<Self> {
         let settings = Arc::new(settings);
+        let tls = match &settings.server.tls {
+            Some(section) => Some(Arc::new(
+                ReloadableServerConfig::load(section.clone())
+                    .context("cannot set up TLS on the listener")?,
+            )),
+            None => None,
+        };
         let store = store::connect(&settings.database.url, settings.database.max_connections)
             .await
             .context("cannot open the database")?;
@@ -48,7 +58,8 @@ impl App {
             .await
             .context("cannot migrate the database")?;
         let instance_lock = lock_single_instance(&settings.database.url)?;
-        let partners = PartnerClient::new().context("cannot build the partner HTTP client")?;
+        let partners = PartnerClient::new(&settings.partners)
+            .context("cannot build the partner HTTP client")?;
         let hub = Hub::new(Arc::clone(&settings), store, clock, partners);
         let credentials = Credentials::new(
             &settings
@@ -74,12 +85,22 @@ impl App {
             listener,
             router,
             hub,
+            tls,
             _instance_lock: instance_lock,
         })
     }
 
     pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {
         Ok(self.listener.local_addr()?)
+    }
+
+    /// `https` when the listener speaks TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
     }
 
     pub fn hub(&self) -> Arc<Hub> {
@@ -95,21 +116,30 @@ impl App {
         let sweeper = tokio::spawn(Arc::clone(&hub).run_sweeper(SWEEP_INTERVAL, workers.clone()));
         let relay = tokio::spawn(Arc::clone(&hub).relay_announcements(workers.clone()));
         let addr = self.listener.local_addr()?;
-        tracing::info!(%addr, database = %redact_url(&hub.settings.database.url), "qrhub serving");
+        tracing::info!(%addr, tls = self.tls.is_some(), database = %redact_url(&hub.settings.database.url), "qrhub serving");
 
         let grace = hub.settings.server.shutdown_grace;
-        let signal = shutdown.clone();
-        let server = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(async move { signal.cancelled().await })
-            .into_future();
-        tokio::pin!(server);
-        tokio::select! {
-            result = &mut server => result.context("server failed")?,
-            _ = async {
-                shutdown.cancelled().await;
-                tokio::time::sleep(grace).await;
-            } => tracing::warn!("shutdown grace ran out with requests still held"),
-        }
+        let served = match self.tls {
+            Some(tls) => {
+                #[cfg(unix)]
+                {
+                    // Registered here, before serving, so that SIGHUP never meets the
+                    // default action (termination) once the hub answers.
+                    let hangup =
+                        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+                            .context("cannot listen for SIGHUP (TLS certificate reload)")?;
+                    tokio::spawn(crate::tls::reload_on_hangup(
+                        Arc::clone(&tls),
+                        hangup,
+                        workers.clone(),
+                    ));
+                }
+                let listener = TlsListener::new(self.listener, tls)?;
+                serve(listener, self.router, &shutdown, grace).await
+            }
+            None => serve(self.listener, self.router, &shutdown, grace).await,
+        };
+        served?;
         hub.tasks.close();
         if tokio::time::timeout(grace, hub.tasks.wait()).await.is_err() {
             tracing::warn!("forwarding tasks still running at shutdown; recovery will settle them");
@@ -119,6 +149,33 @@ impl App {
         tracing::info!("qrhub stopped");
         Ok(())
     }
+}
+
+/// Serves `router` on `listener` until `shutdown`, then lets requests in flight finish for up
+/// to `grace`.
+async fn serve<L>(
+    listener: L,
+    router: Router,
+    shutdown: &CancellationToken,
+    grace: Duration,
+) -> anyhow::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    let signal = shutdown.clone();
+    let server = axum::serve(listener, router)
+        .with_graceful_shutdown(async move { signal.cancelled().await })
+        .into_future();
+    tokio::pin!(server);
+    tokio::select! {
+        result = &mut server => result.context("server failed")?,
+        _ = async {
+            shutdown.cancelled().await;
+            tokio::time::sleep(grace).await;
+        } => tracing::warn!("shutdown grace ran out with requests still held"),
+    }
+    Ok(())
 }
 
 fn with_layers(router: Router, settings: &Settings) -> Router {

@@ -8,7 +8,7 @@ use argon2::password_hash::PasswordHash;
 use secrecy::SecretString;
 use serde::Deserialize;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::model::QrScheme;
@@ -63,6 +63,23 @@ pub struct ServerSettings {
     /// How long shutdown waits for held requests before it stops anyway.
     #[serde(default = "default_shutdown_grace", with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// HTTPS on the listener; plain HTTP when absent.
+    #[serde(default)]
+    pub tls: Option<ServerTlsSettings>,
+}
+
+/// `[server.tls]`: the listener's certificate, and optionally the CA its clients' certificates
+/// must chain to (mutual TLS). All PEM files, re-read on SIGHUP.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerTlsSettings {
+    /// The certificate chain, leaf first.
+    pub cert_path: PathBuf,
+    /// Its private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_path: PathBuf,
+    /// When set, every client must present a certificate issued by one of these CAs.
+    #[serde(default)]
+    pub client_ca_path: Option<PathBuf>,
 }
 
 fn default_body_limit() -> usize {
@@ -214,6 +231,22 @@ pub struct PartnerSettings {
     /// How long the hub waits for the partner's answer to `pay` and to each advice.
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
+    /// PEM bundle of the CAs trusted for this partner's server certificate, instead of the
+    /// built-in web roots (`https://` base URLs only).
+    #[serde(default)]
+    pub ca_path: Option<PathBuf>,
+    /// The certificate chain (PEM) the hub presents to this partner, with its key.
+    #[serde(default)]
+    pub client_cert_path: Option<PathBuf>,
+    #[serde(default)]
+    pub client_key_path: Option<PathBuf>,
+}
+
+impl PartnerSettings {
+    /// Whether calls to this partner need a TLS setup of their own.
+    pub fn has_own_tls(&self) -> bool {
+        self.ca_path.is_some() || self.client_cert_path.is_some()
+    }
 }
 
 impl Settings {
@@ -342,6 +375,32 @@ impl Settings {
                 return Err(invalid(
                     format!("partners[{i}].timeout"),
                     "must be positive",
+                ));
+            }
+            match (&p.client_cert_path, &p.client_key_path) {
+                (Some(_), None) => {
+                    return Err(invalid(
+                        format!("partners[{i}].client_key_path"),
+                        "is required with client_cert_path",
+                    ))
+                }
+                (None, Some(_)) => {
+                    return Err(invalid(
+                        format!("partners[{i}].client_cert_path"),
+                        "is required with client_key_path",
+                    ))
+                }
+                _ => {}
+            }
+            if p.has_own_tls() && !p.base_url.starts_with("https://") {
+                let key = if p.ca_path.is_some() {
+                    "ca_path"
+                } else {
+                    "client_cert_path"
+                };
+                return Err(invalid(
+                    format!("partners[{i}].{key}"),
+                    "is only used over TLS; base_url must start with https://",
                 ));
             }
         }

@@ -12,6 +12,7 @@
 //! - [`outbox`]: store-and-forward delivery workers.
 //! - [`simulator`]: a partner simulator for newcomers, tests and load runs.
 //! - [`loadgen`]: the load generator that drives hubs and checks the simulator's ledger.
+//! - [`tls`]: rustls on the listener (reloaded on SIGHUP) and PEM loading.
 //! - [`config`], [`telemetry`], [`app`] (wiring and shutdown), [`cli`].
 #![forbid(unsafe_code)]
 
@@ -31,3 +32,4 @@ pub mod service;
 pub mod simulator;
 pub mod store;
 pub mod telemetry;
+pub mod tls;

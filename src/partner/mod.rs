@@ -4,10 +4,20 @@
 //! acted on it: a connection that was never made means nothing reached the partner (final,
 //! nothing to reverse); anything after the request went out (a timeout, a dropped
 //! connection, an unreadable answer) leaves the outcome unknown.
+//!
+//! Over TLS, a handshake the hub gives up on (the partner's certificate is not trusted, no
+//! protocol in common) is part of connecting: reqwest reports it as a connect error, so
+//! nothing was sent. A partner that refuses the hub's client certificate is different under
+//! TLS 1.3: the hub's side of the handshake is already done and the request written when
+//! the refusal arrives, which looks like a connection dropped after sending, so it counts
+//! as unknown (a reversal is queued; it fails the same way until it expires).
 
+use anyhow::Context;
 use bytes::Bytes;
 use secrecy::ExposeSecret;
 use serde::Serialize;
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Once;
 use std::time::Duration;
 
@@ -28,10 +38,17 @@ pub enum CallResult {
     Unknown { error: String },
 }
 
+/// One HTTP client (and connection pool) per distinct TLS setup: partners without TLS
+/// settings of their own share the default one, trusting the built-in web roots.
 #[derive(Debug, Clone)]
 pub struct PartnerClient {
     http: reqwest::Client,
+    /// Partner id → the client built for its `ca_path` / client certificate.
+    own_tls: HashMap<String, reqwest::Client>,
 }
+
+/// What makes two partners' TLS setups the same.
+type TlsKey = (Option<PathBuf>, Option<PathBuf>, Option<PathBuf>);
 
 static CRYPTO: Once = Once::new();
 
@@ -43,18 +60,85 @@ pub fn install_crypto_provider() {
     });
 }
 
+fn builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .use_rustls_tls()
+        .connect_timeout(Duration::from_secs(5))
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(256)
+        .tcp_nodelay(true)
+        .user_agent(concat!("qrhub/", env!("CARGO_PKG_VERSION")))
+}
+
+/// The client for partner `i`'s own TLS settings; a bad file stops start-up naming its key.
+fn own_tls_client(i: usize, partner: &PartnerSettings) -> anyhow::Result<reqwest::Client> {
+    let mut builder = builder();
+    if let Some(path) = &partner.ca_path {
+        let key = format!("partners[{i}].ca_path");
+        // Parsed as a root store first, so that a file of non-CA junk is refused here.
+        crate::tls::load_roots(&key, path)?;
+        builder = builder.tls_built_in_root_certs(false);
+        for cert in crate::tls::load_certs(&key, path)? {
+            let cert = reqwest::Certificate::from_der(cert.as_ref())
+                .with_context(|| format!("configuration key `{key}`: unusable certificate"))?;
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    if let (Some(cert_path), Some(key_path)) = (&partner.client_cert_path, &partner.client_key_path)
+    {
+        let cert_key = format!("partners[{i}].client_cert_path");
+        let certs = crate::tls::load_certs(&cert_key, cert_path)?;
+        let private_key =
+            crate::tls::load_key(&format!("partners[{i}].client_key_path"), key_path)?;
+        crate::tls::check_key_pair(&cert_key, &certs, &private_key)?;
+        // reqwest takes the identity as one PEM buffer of certificates and key.
+        let mut pem = std::fs::read(cert_path)
+            .with_context(|| format!("configuration key `{cert_key}`: cannot read it"))?;
+        pem.push(b'\n');
+        pem.extend(std::fs::read(key_path).with_context(|| {
+            format!("configuration key `partners[{i}].client_key_path`: cannot read it")
+        })?);
+        let identity = reqwest::Identity::from_pem(&pem)
+            .with_context(|| format!("configuration key `{cert_key}`: unusable with its key"))?;
+        builder = builder.identity(identity);
+    }
+    builder
+        .build()
+        .with_context(|| format!("cannot build the HTTP client for partners[{i}]"))
+}
+
 impl PartnerClient {
-    pub fn new() -> anyhow::Result<Self> {
+    /// The default client, and one per distinct TLS setup among `partners`; reads their
+    /// certificate files now.
+    pub fn new(partners: &[PartnerSettings]) -> anyhow::Result<Self> {
         install_crypto_provider();
-        let http = reqwest::Client::builder()
-            .use_rustls_tls()
-            .connect_timeout(Duration::from_secs(5))
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(256)
-            .tcp_nodelay(true)
-            .user_agent(concat!("qrhub/", env!("CARGO_PKG_VERSION")))
-            .build()?;
-        Ok(Self { http })
+        let http = builder().build()?;
+        let mut by_setup: HashMap<TlsKey, reqwest::Client> = HashMap::new();
+        let mut own_tls = HashMap::new();
+        for (i, partner) in partners.iter().enumerate() {
+            if !partner.has_own_tls() {
+                continue;
+            }
+            let setup = (
+                partner.ca_path.clone(),
+                partner.client_cert_path.clone(),
+                partner.client_key_path.clone(),
+            );
+            let client = match by_setup.get(&setup) {
+                Some(client) => client.clone(),
+                None => {
+                    let client = own_tls_client(i, partner)?;
+                    by_setup.insert(setup, client.clone());
+                    client
+                }
+            };
+            own_tls.insert(partner.id.clone(), client);
+        }
+        Ok(Self { http, own_tls })
+    }
+
+    fn client_for(&self, partner: &PartnerSettings) -> &reqwest::Client {
+        self.own_tls.get(&partner.id).unwrap_or(&self.http)
     }
 
     /// POSTs `body` to `{partner.base_url}{path}` with the hub's credentials and the
@@ -67,7 +151,7 @@ impl PartnerClient {
     ) -> CallResult {
         let url = format!("{}{}", partner.base_url.trim_end_matches('/'), path);
         let request = self
-            .http
+            .client_for(partner)
             .post(&url)
             .basic_auth(&partner.username, Some(partner.password.expose_secret()))
             .timeout(partner.timeout)

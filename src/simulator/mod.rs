@@ -85,14 +85,33 @@ impl Simulator {
         let shared = Arc::new(Shared::new(settings, http));
         let app = server::router(Arc::clone(&shared));
         let stop = shared.shutdown.clone();
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
-        });
+        let tls = match &shared.settings.tls {
+            Some(section) => Some(Arc::new(
+                crate::tls::ReloadableServerConfig::load(section.clone())
+                    .context("the simulator's TLS settings")?,
+            )),
+            None => None,
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let task = match tls {
+            Some(tls) => {
+                let listener = crate::tls::TlsListener::new(listener, tls)?;
+                tokio::spawn(async move {
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(stop.cancelled_owned())
+                        .await
+                })
+            }
+            None => tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await
+            }),
+        };
         tracing::info!(%addr, partner_id = %shared.settings.partner_id, "partner simulator listening");
         Ok(SimulatorHandle {
             addr,
+            scheme,
             shared,
             task: Some(task),
         })
@@ -103,6 +122,7 @@ impl Simulator {
 /// [`shutdown`](Self::shutdown).
 pub struct SimulatorHandle {
     addr: SocketAddr,
+    scheme: &'static str,
     shared: Arc<Shared>,
     task: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -113,9 +133,9 @@ impl SimulatorHandle {
         self.addr
     }
 
-    /// `http://{addr}`: the partner `base_url` to give the hub.
+    /// `http://{addr}` (`https://` with TLS): the partner `base_url` to give the hub.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     pub fn settings(&self) -> &SimulatorSettings {

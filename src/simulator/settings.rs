@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::behaviour::PayBehaviour;
+use crate::config::ServerTlsSettings;
 use crate::model::{ErrorType, Institution};
 
 /// How the simulator is set up: where it listens, who it is, what it answers when nothing was
@@ -22,6 +23,7 @@ use crate::model::{ErrorType, Institution};
 /// hub_url = "http://127.0.0.1:8080"  # where scans go: {hub_url}/qr/v1/scans
 /// hub_username = "wallet-1"          # defaults to partner_id (the hub wants user = partner.id)
 /// hub_password = "secret"
+/// # tls = { cert_path = "partner.pem", key_path = "partner.key", client_ca_path = "hub-ca.pem" }
 /// ```
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -58,6 +60,10 @@ pub struct SimulatorSettings {
     pub hub_username: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hub_password: Option<String>,
+    /// Serve HTTPS with this certificate (and, with `client_ca_path`, require the hub's
+    /// client certificate), as a partner reached over TLS would.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<ServerTlsSettings>,
 }
 
 /// The answer to an unscripted `pay`.
@@ -111,6 +117,7 @@ impl Default for SimulatorSettings {
             hub_url: default_hub_url(),
             hub_username: None,
             hub_password: None,
+            tls: None,
         }
     }
 }
@@ -131,6 +138,7 @@ impl std::fmt::Debug for SimulatorSettings {
             .field("hub_url", &self.hub_url)
             .field("hub_username", &self.hub_username)
             .field("hub_password", &redact(&self.hub_password))
+            .field("tls", &self.tls)
             .finish()
     }
 }

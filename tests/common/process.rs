@@ -18,6 +18,12 @@ pub struct HubProcess {
 
 impl HubProcess {
     pub async fn start(config: &Path, url: &str) -> Self {
+        Self::start_with_client(config, url, &reqwest::Client::new()).await
+    }
+
+    /// As [`start`](Self::start), polling readiness with `http` (e.g. one that trusts the
+    /// test CA of an HTTPS hub).
+    pub async fn start_with_client(config: &Path, url: &str, http: &reqwest::Client) -> Self {
         let child = Command::new(env!("CARGO_BIN_EXE_qrhub"))
             .args(["serve", "--config"])
             .arg(config)
@@ -28,7 +34,6 @@ impl HubProcess {
             .expect("the hub binary starts");
         // From here on, Drop kills and reaps the child, whatever happens.
         let process = Self { child };
-        let http = reqwest::Client::new();
         for _ in 0..200 {
             if let Ok(r) = http.get(format!("{url}/health/ready")).send().await {
                 if r.status() == StatusCode::OK {
@@ -38,6 +43,11 @@ impl HubProcess {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("the hub did not become ready");
+    }
+
+    /// The child's process id (to send it signals with `kill`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// SIGKILL: no shutdown, no flush, nothing finished.

@@ -1,0 +1,270 @@
+//! TLS on the hub's listener (rustls with the ring provider), and the PEM loading shared with
+//! the partner client.
+//!
+//! The listener is an [`axum::serve::Listener`]: TCP connections are accepted on a task of
+//! their own, each handshake runs on its own task (a slow or silent client holds up nobody),
+//! and only finished handshakes reach `axum::serve`, so graceful shutdown works exactly as
+//! over plain TCP. The rustls configuration is held behind a lock and rebuilt from the files
+//! on [`ReloadableServerConfig::reload`] (SIGHUP): new connections get the new certificate,
+//! connections already made keep theirs, and a reload that fails keeps the old one.
+
+use anyhow::Context;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::ServerTlsSettings;
+
+/// A client that has not finished its handshake by then is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Finished handshakes waiting for `axum::serve` to take them.
+const ACCEPT_QUEUE: usize = 128;
+
+/// The ring provider, named explicitly so that no process-wide default is needed.
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Every certificate in the PEM file at `path`; `key` names the configuration key in errors.
+pub fn load_certs(key: &str, path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+    let pem = std::fs::read(path)
+        .with_context(|| format!("configuration key `{key}`: cannot read {}", path.display()))?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "configuration key `{key}`: {} is not a PEM certificate file: {e}",
+                path.display()
+            )
+        })?;
+    anyhow::ensure!(
+        !certs.is_empty(),
+        "configuration key `{key}`: {} holds no PEM certificate",
+        path.display()
+    );
+    Ok(certs)
+}
+
+/// The first private key (PKCS#8, PKCS#1 or SEC1) in the PEM file at `path`.
+pub fn load_key(key: &str, path: &Path) -> anyhow::Result<PrivateKeyDer<'static>> {
+    let pem = std::fs::read(path)
+        .with_context(|| format!("configuration key `{key}`: cannot read {}", path.display()))?;
+    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| {
+        anyhow::anyhow!(
+            "configuration key `{key}`: {} holds no usable PEM private key: {e}",
+            path.display()
+        )
+    })
+}
+
+/// A root store of the certificates in the PEM bundle at `path`.
+pub fn load_roots(key: &str, path: &Path) -> anyhow::Result<RootCertStore> {
+    let mut roots = RootCertStore::empty();
+    for cert in load_certs(key, path)? {
+        roots.add(cert).map_err(|e| {
+            anyhow::anyhow!(
+                "configuration key `{key}`: a certificate in {} is not a usable CA: {e}",
+                path.display()
+            )
+        })?;
+    }
+    Ok(roots)
+}
+
+/// Checks that `key` is the private key of the first certificate of `certs`.
+pub fn check_key_pair(
+    cert_key: &str,
+    certs: &[CertificateDer<'static>],
+    private_key: &PrivateKeyDer<'static>,
+) -> anyhow::Result<()> {
+    rustls::sign::CertifiedKey::from_der(certs.to_vec(), private_key.clone_key(), &provider())
+        .map(|_| ())
+        .map_err(|e| anyhow::anyhow!("configuration key `{cert_key}`: does not match its key: {e}"))
+}
+
+/// The listener's rustls configuration, from the files `settings` names.
+pub fn server_config(settings: &ServerTlsSettings) -> anyhow::Result<ServerConfig> {
+    let certs = load_certs("server.tls.cert_path", &settings.cert_path)?;
+    let key = load_key("server.tls.key_path", &settings.key_path)?;
+    check_key_pair("server.tls.cert_path", &certs, &key)?;
+    let builder = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .context("the ring provider supports no TLS version")?;
+    let builder = match &settings.client_ca_path {
+        Some(path) => {
+            let roots = load_roots("server.tls.client_ca_path", path)?;
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+                .build()
+                .context("configuration key `server.tls.client_ca_path`: unusable")?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder
+        .with_single_cert(certs, key)
+        .context("configuration key `server.tls.cert_path`: unusable with its key")?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// The configuration new connections are accepted with; [`reload`](Self::reload) swaps it.
+#[derive(Debug)]
+pub struct ReloadableServerConfig {
+    settings: ServerTlsSettings,
+    current: RwLock<Arc<ServerConfig>>,
+}
+
+impl ReloadableServerConfig {
+    /// Loads the files now: a problem stops start-up.
+    pub fn load(settings: ServerTlsSettings) -> anyhow::Result<Self> {
+        let config = server_config(&settings)?;
+        Ok(Self {
+            settings,
+            current: RwLock::new(Arc::new(config)),
+        })
+    }
+
+    pub fn current(&self) -> Arc<ServerConfig> {
+        let guard = self.current.read().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(&guard)
+    }
+
+    /// Re-reads the files; on any problem the configuration in use stays.
+    pub fn reload(&self) -> anyhow::Result<()> {
+        let config = Arc::new(server_config(&self.settings)?);
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = config;
+        Ok(())
+    }
+}
+
+/// Reloads `config` on every SIGHUP until `stop`. `hangup` is registered by the caller before
+/// the listener serves, so that a SIGHUP never finds the default action (termination).
+#[cfg(unix)]
+pub async fn reload_on_hangup(
+    config: Arc<ReloadableServerConfig>,
+    mut hangup: tokio::signal::unix::Signal,
+    stop: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            received = hangup.recv() => {
+                if received.is_none() {
+                    return;
+                }
+                match config.reload() {
+                    Ok(()) => tracing::info!(
+                        cert = %config.settings.cert_path.display(),
+                        "TLS certificate reloaded; new connections use it"
+                    ),
+                    Err(e) => tracing::error!(
+                        error = format!("{e:#}"),
+                        "TLS certificate reload failed; still using the previous one"
+                    ),
+                }
+            }
+        }
+    }
+}
+
+/// A TCP listener whose connections come out of a finished TLS handshake.
+pub struct TlsListener {
+    local_addr: SocketAddr,
+    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    acceptor: JoinHandle<()>,
+}
+
+impl TlsListener {
+    pub fn new(tcp: TcpListener, config: Arc<ReloadableServerConfig>) -> std::io::Result<Self> {
+        let local_addr = tcp.local_addr()?;
+        let (tx, ready) = mpsc::channel(ACCEPT_QUEUE);
+        let acceptor = tokio::spawn(accept_loop(tcp, config, tx));
+        Ok(Self {
+            local_addr,
+            ready,
+            acceptor,
+        })
+    }
+}
+
+impl Drop for TlsListener {
+    fn drop(&mut self) {
+        // Closes the listening socket; handshakes in flight end with nobody to hand to.
+        self.acceptor.abort();
+    }
+}
+
+async fn accept_loop(
+    tcp: TcpListener,
+    config: Arc<ReloadableServerConfig>,
+    ready: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
+) {
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = ready.closed() => return,
+            accepted = tcp.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // As axum does: per-connection errors are the client's; others (too many
+                    // open files) get a pause so the loop does not spin.
+                    if !is_connection_error(&e) {
+                        tracing::error!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let acceptor = TlsAcceptor::from(config.current());
+        let ready = ready.clone();
+        tokio::spawn(async move {
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => {
+                    let _ = ready.send((tls, peer)).await;
+                }
+                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+            }
+        });
+    }
+}
+
+fn is_connection_error(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::ConnectionRefused
+            | std::io::ErrorKind::ConnectionAborted
+            | std::io::ErrorKind::ConnectionReset
+    )
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = TlsStream<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.ready.recv().await {
+            Some(connection) => connection,
+            // The accept task only ends when this listener is dropped (or panicked):
+            // nothing more will come.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.local_addr)
+    }
+}
