@@ -63,6 +63,13 @@ pub struct ServerSettings {
     /// How long shutdown waits for held requests before it stops anyway.
     #[serde(default = "default_shutdown_grace", with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// Serve Prometheus metrics at `GET /metrics` (no authentication).
+    #[serde(default = "default_metrics_enabled")]
+    pub metrics_enabled: bool,
+}
+
+fn default_metrics_enabled() -> bool {
+    true
 }
 
 fn default_body_limit() -> usize {

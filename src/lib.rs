@@ -12,6 +12,7 @@
 //! - [`outbox`]: store-and-forward delivery workers.
 //! - [`simulator`]: a partner simulator for newcomers, tests and load runs.
 //! - [`loadgen`]: the load generator that drives hubs and checks the simulator's ledger.
+//! - [`metrics`]: Prometheus metrics and `GET /metrics`.
 //! - [`config`], [`telemetry`], [`app`] (wiring and shutdown), [`cli`].
 #![forbid(unsafe_code)]
 
@@ -23,6 +24,7 @@ pub mod config;
 pub mod credentials;
 pub mod domain;
 pub mod loadgen;
+pub mod metrics;
 pub mod model;
 pub mod outbox;
 pub mod partner;
