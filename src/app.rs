@@ -77,7 +77,11 @@ impl App {
             hub: Arc::clone(&hub),
             credentials,
         };
-        let router = with_layers(api::router(state), &settings);
+        let mut router = api::router(state);
+        if settings.server.metrics_enabled {
+            router = router.merge(crate::metrics::router(Arc::clone(&hub)));
+        }
+        let router = with_layers(router, &settings);
         let listener = TcpListener::bind(settings.server.listen)
             .await
             .with_context(|| format!("cannot listen on {}", settings.server.listen))?;
@@ -202,6 +206,13 @@ fn with_layers(router: Router, settings: &Settings) -> Router {
                 }),
             )
             .layer(PropagateRequestIdLayer::new(request_id))
+            // Outside the timeout, so that a request it cuts short is counted with its 504.
+            .option_layer(
+                settings
+                    .server
+                    .metrics_enabled
+                    .then(|| axum::middleware::from_fn(crate::metrics::track_requests)),
+            )
             .layer(TimeoutLayer::with_status_code(
                 StatusCode::GATEWAY_TIMEOUT,
                 timeout,

@@ -66,6 +66,13 @@ pub struct ServerSettings {
     /// HTTPS on the listener; plain HTTP when absent.
     #[serde(default)]
     pub tls: Option<ServerTlsSettings>,
+    /// Serve Prometheus metrics at `GET /metrics` (no authentication).
+    #[serde(default = "default_metrics_enabled")]
+    pub metrics_enabled: bool,
+}
+
+fn default_metrics_enabled() -> bool {
+    true
 }
 
 /// `[server.tls]`: the listener's certificate, and optionally the CA its clients' certificates

@@ -13,6 +13,7 @@
 //! - [`simulator`]: a partner simulator for newcomers, tests and load runs.
 //! - [`loadgen`]: the load generator that drives hubs and checks the simulator's ledger.
 //! - [`tls`]: rustls on the listener (reloaded on SIGHUP) and PEM loading.
+//! - [`metrics`]: Prometheus metrics and `GET /metrics`.
 //! - [`config`], [`telemetry`], [`app`] (wiring and shutdown), [`cli`].
 #![forbid(unsafe_code)]
 
@@ -24,6 +25,7 @@ pub mod config;
 pub mod credentials;
 pub mod domain;
 pub mod loadgen;
+pub mod metrics;
 pub mod model;
 pub mod outbox;
 pub mod partner;

@@ -1116,6 +1116,73 @@ async fn dead_letters_and_operator_retry(store: SharedStore) {
     assert_eq!(claimed[0].id, row.id);
 }
 
+async fn outbox_stats_count_pending_rows(store: SharedStore) {
+    let empty = store.outbox_stats().await.unwrap();
+    assert_eq!(empty.pending, 0);
+    assert_eq!(empty.oldest_created_at, None);
+
+    // Two rows, the newer queued first.
+    let mut queued = Vec::new();
+    for at in [t0() + secs(10), t0() + secs(3)] {
+        let id = forwarded(&store, at).await;
+        let msg = outbox_msg(id, AdviceKind::Reversal, at);
+        queued.push(msg.clone());
+        assert!(store
+            .record_partner_answer(&answer(id, PaymentState::Unknown, Some(msg)))
+            .await
+            .unwrap());
+    }
+    let (newer, older) = (&queued[0], &queued[1]);
+    let stats = store.outbox_stats().await.unwrap();
+    assert_eq!(stats.pending, 2);
+    assert_eq!(stats.oldest_created_at, Some(older.created_at));
+
+    // Leased rows are still waiting; a delivered one is not.
+    let claimed = store
+        .claim_due_outbox(t0() + secs(20), t0() + secs(50), 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 2);
+    assert_eq!(store.outbox_stats().await.unwrap().pending, 2);
+    assert!(store
+        .finish_delivery(
+            older.id,
+            1,
+            &DeliveryResult::Delivered { status: 202 },
+            t0() + secs(21)
+        )
+        .await
+        .unwrap());
+    let stats = store.outbox_stats().await.unwrap();
+    assert_eq!(stats.pending, 1);
+    assert_eq!(stats.oldest_created_at, Some(newer.created_at));
+
+    // Nor is a dead letter.
+    assert_eq!(
+        store
+            .dead_letter_expired(newer.expires_at + secs(1))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store.outbox_stats().await.unwrap(),
+        OutboxStats {
+            pending: 0,
+            oldest_created_at: None
+        }
+    );
+}
+
+async fn pool_stats_are_consistent(store: SharedStore) {
+    store.ping().await.unwrap();
+    let stats = store.pool_stats();
+    assert!(stats.max >= 1, "{stats:?}");
+    assert!(stats.size >= 1, "a query just ran: {stats:?}");
+    assert!(stats.idle <= stats.size, "{stats:?}");
+    assert!(stats.size <= stats.max, "{stats:?}");
+}
+
 async fn recover_repairs_what_a_crash_left(store: SharedStore) {
     let old = t0();
     let recent = t0() + Duration::minutes(10);
@@ -1344,6 +1411,8 @@ conformance!(
     outbox_claim_limit_and_order,
     concurrent_outbox_claims_are_disjoint,
     dead_letters_and_operator_retry,
+    outbox_stats_count_pending_rows,
+    pool_stats_are_consistent,
     recover_repairs_what_a_crash_left,
     concurrent_recovery_queues_one_reversal,
     expired_waiting_lists_past_deadlines,

@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+use crate::api;
 use crate::domain::{classify, AdviceKind, Outcome, PartnerOperation};
+use crate::metrics::{self, CallOutcome};
 use crate::partner::{CallResult, CONFIRM_PATH, REVERSE_PATH};
 use crate::service::Hub;
 use crate::store::{DeliveryResult, OutboxMessage};
@@ -88,6 +90,7 @@ impl OutboxWorker {
     async fn deliver(&self, row: OutboxMessage) -> anyhow::Result<()> {
         let hub = &self.hub;
         let Some(partner) = hub.settings.partner(&row.partner_id) else {
+            crate::metrics::outbox_delivery(row.kind, "failed");
             let result = DeliveryResult::Failed {
                 status: 0,
                 error: format!("partner {:?} is not configured", row.partner_id),
@@ -97,13 +100,36 @@ impl OutboxWorker {
                 .await?;
             return Ok(());
         };
-        let (path, operation) = match row.kind {
-            AdviceKind::Confirmation => (CONFIRM_PATH, PartnerOperation::Confirm),
-            AdviceKind::Reversal => (REVERSE_PATH, PartnerOperation::Reverse),
+        let (path, operation, operation_name) = match row.kind {
+            AdviceKind::Confirmation => (
+                CONFIRM_PATH,
+                PartnerOperation::Confirm,
+                api::operation::CONFIRM_PAYMENT,
+            ),
+            AdviceKind::Reversal => (
+                REVERSE_PATH,
+                PartnerOperation::Reverse,
+                api::operation::REVERSE_PAYMENT,
+            ),
         };
+        let sent = std::time::Instant::now();
         let call = hub.partners.post(partner, path, &row.body).await;
+        metrics::partner_call(
+            &partner.id,
+            operation_name,
+            call_outcome(&call, operation),
+            sent.elapsed(),
+        );
         let now = hub.clock.now();
         let result = delivery_result(&call, operation, row.attempts, now, hub);
+        metrics::outbox_delivery(
+            row.kind,
+            match &result {
+                DeliveryResult::Delivered { .. } => "delivered",
+                DeliveryResult::Failed { .. } => "failed",
+                DeliveryResult::Retry { .. } => "retry",
+            },
+        );
         match &result {
             DeliveryResult::Delivered { status } => {
                 tracing::debug!(outbox_id = %row.id, message_id = %row.message_id, kind = row.kind.as_str(), status, attempt = row.attempts, "advice delivered")
@@ -123,6 +149,19 @@ impl OutboxWorker {
             .finish_delivery(row.id, row.attempts, &result, now)
             .await?;
         Ok(())
+    }
+}
+
+/// How an advice call went, for metrics.
+fn call_outcome(call: &CallResult, operation: PartnerOperation) -> CallOutcome {
+    match call {
+        CallResult::Answered { status, .. } => match classify(*status, operation) {
+            Outcome::Success => CallOutcome::Success,
+            Outcome::Failed => CallOutcome::Failed,
+            Outcome::Unknown => CallOutcome::Unknown,
+        },
+        CallResult::NotSent { .. } => CallOutcome::NotSent,
+        CallResult::Unknown { .. } => CallOutcome::Unknown,
     }
 }
 

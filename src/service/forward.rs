@@ -9,6 +9,7 @@ use crate::domain::{
     classify, settle_partner_answer, AdviceKind, Outcome, PartnerAnswer, PartnerOperation,
     PaymentState,
 };
+use crate::metrics::CallOutcome;
 use crate::model::{
     schema, Amounts, Institution, PaymentConfirmation, PaymentRequest, PaymentReversal,
     ReversalReason, ThirdPartyIdentifier, Timestamp,
@@ -56,8 +57,17 @@ impl Hub {
             return Ok(None);
         }
         tracing::debug!(payment_id = %payment_id, partner = %partner_id, "forwarding pay to partner");
+        // A MATCHED row's updated_at is when the scan claimed it.
+        crate::metrics::match_latency(payment.updated_at, self.now());
+        let sent = std::time::Instant::now();
         let result = self.partners.post(&partner, PAY_PATH, &request).await;
         let (answer, status, body) = interpret_pay_answer(&result);
+        crate::metrics::partner_call(
+            &partner_id,
+            crate::api::operation::PAY,
+            pay_call_outcome(&result, answer),
+            sent.elapsed(),
+        );
         if let CallResult::NotSent { error } | CallResult::Unknown { error } = &result {
             tracing::warn!(payment_id = %payment_id, partner = %partner_id, %error, ?answer, "partner call failed");
         }
@@ -262,6 +272,17 @@ impl Hub {
             self.outbox_wake.notify_one();
         }
         Ok(report)
+    }
+}
+
+/// How the call went, for metrics: an approval the hub could not relay counts as unknown,
+/// as the hub treats it.
+fn pay_call_outcome(result: &CallResult, answer: PartnerAnswer) -> CallOutcome {
+    match (result, answer) {
+        (CallResult::NotSent { .. }, _) => CallOutcome::NotSent,
+        (_, PartnerAnswer::Approved) => CallOutcome::Success,
+        (_, PartnerAnswer::Declined) => CallOutcome::Failed,
+        (_, PartnerAnswer::Unknown) => CallOutcome::Unknown,
     }
 }
 

@@ -103,6 +103,7 @@ impl Hub {
         let pay_deadline = started + self.settings.timing.pay_deadline;
         let key = Waiters::payment_key(id);
         let mut known_waiting = true;
+        let _held = crate::metrics::HeldPay::start();
         loop {
             let subscription = self.waiters.subscribe(key.clone());
             let notified = subscription.notify.notified();
@@ -133,6 +134,7 @@ impl Hub {
                         )
                         .await?;
                     if expired {
+                        crate::metrics::scan_window_expired();
                         tracing::info!(payment_id = %id, "scan window closed without a scan");
                     }
                     // Either way the next pass reads the state that won.

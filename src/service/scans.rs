@@ -51,6 +51,7 @@ impl Hub {
                 .await?
             {
                 ScanClaimOutcome::Claimed(payment) => {
+                    crate::metrics::matched();
                     tracing::debug!(payment_id = %payment.id, tran_id = %payment.tran_id, partner = partner_id, "scan matched payment");
                     self.wake_everywhere(&Waiters::payment_key(payment.id))
                         .await;

@@ -20,6 +20,7 @@ impl Hub {
                 .transition(id, PaymentState::WaitingForScan, PaymentState::Expired, now)
                 .await?
             {
+                crate::metrics::scan_window_expired();
                 self.waiters.wake(&super::Waiters::payment_key(id));
             }
         }
@@ -33,8 +34,12 @@ impl Hub {
         }
         let dead = self.store.dead_letter_expired(now).await?;
         if dead > 0 {
+            crate::metrics::outbox_dead_letters(dead);
             tracing::error!(count = dead, "advices dead-lettered after their expiry");
         }
+        // The backlog gauges are refreshed here, once a pass, rather than by a query per scrape.
+        crate::metrics::outbox_stats(&self.store.outbox_stats().await?, now);
+        crate::metrics::upkeep();
         Ok(())
     }
 

@@ -278,6 +278,24 @@ pub enum DeliveryResult {
     },
 }
 
+/// The outbox's backlog: PENDING rows (due or backing off) and the oldest one's age.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutboxStats {
+    pub pending: i64,
+    pub oldest_created_at: Option<DateTime<Utc>>,
+}
+
+/// Connections of the store's pools right now (for metrics; no I/O). SQLite's writer and
+/// reader pools are added together.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Connections open, idle or in use.
+    pub size: u32,
+    pub idle: u32,
+    /// The most the pools may open.
+    pub max: u32,
+}
+
 /// What a hub finds after a restart, and repairs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecoveryReport {
@@ -367,6 +385,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> StoreResult<bool>;
+
+    /// How many rows are PENDING and when the oldest of them was queued.
+    async fn outbox_stats(&self) -> StoreResult<OutboxStats>;
+    /// The connection pools' use, read from the pools without a query.
+    fn pool_stats(&self) -> PoolStats;
 
     // Wake-ups between instances
     /// Tells every hub instance on this database that `key` changed (PostgreSQL:

@@ -434,6 +434,26 @@ impl Store for PostgresStore {
         Ok(done.rows_affected())
     }
 
+    async fn outbox_stats(&self) -> StoreResult<OutboxStats> {
+        let (pending, oldest_created_at): (i64, Option<DateTime<Utc>>) =
+            sqlx::query_as("SELECT count(*), min(created_at) FROM outbox WHERE state = $1")
+                .bind(OutboxState::Pending.as_str())
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(OutboxStats {
+            pending,
+            oldest_created_at,
+        })
+    }
+
+    fn pool_stats(&self) -> PoolStats {
+        PoolStats {
+            size: self.pool.size(),
+            idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
+            max: self.pool.options().get_max_connections(),
+        }
+    }
+
     async fn outbox_for_payment(&self, payment_id: Uuid) -> StoreResult<Vec<OutboxMessage>> {
         let rows = sqlx::query_as::<_, OutboxRow>(
             "SELECT * FROM outbox WHERE payment_id = $1 ORDER BY created_at, id",

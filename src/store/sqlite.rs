@@ -50,6 +50,8 @@ pub struct SqliteStore {
     writer: SqlitePool,
     /// Reads only.
     reader: SqlitePool,
+    /// In memory: `writer` and `reader` are the same pool.
+    one_pool: bool,
 }
 
 /// Whether a URL names an in-memory database rather than a file.
@@ -78,6 +80,7 @@ impl SqliteStore {
             return Ok(Self {
                 writer: pool.clone(),
                 reader: pool,
+                one_pool: true,
             });
         }
 
@@ -106,7 +109,11 @@ impl SqliteStore {
             .acquire_timeout(READ_ACQUIRE_TIMEOUT)
             .connect_with(options)
             .await?;
-        Ok(Self { writer, reader })
+        Ok(Self {
+            writer,
+            reader,
+            one_pool: false,
+        })
     }
 
     async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
@@ -485,6 +492,37 @@ impl Store for SqliteStore {
         .execute(&self.writer)
         .await?;
         Ok(done.rows_affected())
+    }
+
+    async fn outbox_stats(&self) -> StoreResult<OutboxStats> {
+        // Times are fixed-width text, so min() is the earliest.
+        let (pending, oldest): (i64, Option<Ts>) =
+            sqlx::query_as("SELECT count(*), min(created_at) FROM outbox WHERE state = $1")
+                .bind(OutboxState::Pending.as_str())
+                .fetch_one(&self.reader)
+                .await?;
+        Ok(OutboxStats {
+            pending,
+            oldest_created_at: oldest.map(|t| t.0),
+        })
+    }
+
+    fn pool_stats(&self) -> PoolStats {
+        let one = |pool: &SqlitePool| PoolStats {
+            size: pool.size(),
+            idle: u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
+            max: pool.options().get_max_connections(),
+        };
+        let writer = one(&self.writer);
+        if self.one_pool {
+            return writer;
+        }
+        let reader = one(&self.reader);
+        PoolStats {
+            size: writer.size + reader.size,
+            idle: writer.idle + reader.idle,
+            max: writer.max + reader.max,
+        }
     }
 
     async fn outbox_for_payment(&self, payment_id: Uuid) -> StoreResult<Vec<OutboxMessage>> {

@@ -1,0 +1,351 @@
+//! Prometheus metrics: the recorder, `GET /metrics`, the request middleware, and the names
+//! and label values every other module records with.
+//!
+//! Recording goes through the `metrics` facade macros, which cost a hash lookup and an
+//! atomic add when a recorder is installed and nothing at all when none is (unit tests, a
+//! hub with `server.metrics_enabled = false`). Label values are `&'static str` wherever the
+//! set is fixed (operations, statuses, outcomes), so the hot path builds no strings; the
+//! partner id is the one label taken from configuration.
+//!
+//! **Counters, gauges and histograms are process-wide.** The recorder is global (one per
+//! process, installed once by [`install`]); several hubs built in one process (tests) add
+//! to the same series, and the gauges the sweeper sets (`qrhub_outbox_depth`,
+//! `qrhub_outbox_oldest_age_seconds`) hold whichever hub set them last.
+//!
+//! `/metrics` has no authentication: operators should keep it off the public listener's
+//! reach (a firewall rule or a reverse proxy that does not route it), or switch it off with
+//! `server.metrics_enabled = false`.
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use chrono::{DateTime, Utc};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use crate::api::operation;
+use crate::service::Hub;
+use crate::store::{OutboxStats, PoolStats};
+
+/// Metric names, in one place so that tests and dashboards can grep for them.
+pub mod name {
+    pub const REQUESTS: &str = "qrhub_requests_total";
+    pub const REQUEST_DURATION: &str = "qrhub_request_duration_seconds";
+    pub const MATCHES: &str = "qrhub_matches_total";
+    pub const SCAN_WINDOW_EXPIRIES: &str = "qrhub_scan_window_expiries_total";
+    pub const MATCH_LATENCY: &str = "qrhub_match_latency_seconds";
+    pub const PARTNER_CALLS: &str = "qrhub_partner_calls_total";
+    pub const PARTNER_CALL_DURATION: &str = "qrhub_partner_call_duration_seconds";
+    pub const OUTBOX_DELIVERIES: &str = "qrhub_outbox_deliveries_total";
+    pub const OUTBOX_DEAD_LETTERS: &str = "qrhub_outbox_dead_letters_total";
+    pub const OUTBOX_DEPTH: &str = "qrhub_outbox_depth";
+    pub const OUTBOX_OLDEST_AGE: &str = "qrhub_outbox_oldest_age_seconds";
+    pub const HELD_PAY_REQUESTS: &str = "qrhub_held_pay_requests";
+    pub const DB_POOL_CONNECTIONS: &str = "qrhub_db_pool_connections";
+    pub const DB_POOL_MAX: &str = "qrhub_db_pool_max";
+}
+
+/// Histogram buckets in seconds, from 1 ms (a fast createQrCode) to 60 s (the POS's own
+/// timeout, beyond which nothing the hub does can last).
+const BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 60.0,
+];
+
+/// The Prometheus text exposition format.
+const CONTENT_TYPE: &str = "text/plain; version=0.0.4";
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the process-wide recorder on first call and returns its handle; later calls
+/// (every hub a test builds) get the same handle. If some other recorder was installed
+/// first, the handle renders only this module's descriptions and the hub's metrics go to
+/// that recorder instead: logged, not fatal.
+pub fn install() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets(BUCKETS)
+                .expect("the bucket list is not empty");
+            let handle = match builder.install_recorder() {
+                Ok(handle) => handle,
+                Err(e) => {
+                    tracing::warn!(error = %e, "a metrics recorder was already installed; /metrics will be empty");
+                    PrometheusBuilder::new().build_recorder().handle()
+                }
+            };
+            describe();
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!(
+        name::REQUESTS,
+        "HTTP requests answered, by operation and status code"
+    );
+    describe_histogram!(
+        name::REQUEST_DURATION,
+        Unit::Seconds,
+        "Time to answer an HTTP request, by operation (a pay includes its hold)"
+    );
+    describe_counter!(name::MATCHES, "Scans that claimed a waiting payment");
+    describe_counter!(
+        name::SCAN_WINDOW_EXPIRIES,
+        "Payments whose scan window closed without a scan (NO_SCAN_RECEIVED)"
+    );
+    describe_histogram!(
+        name::MATCH_LATENCY,
+        Unit::Seconds,
+        "From the scan claiming a payment to the hub sending pay to the partner"
+    );
+    describe_counter!(
+        name::PARTNER_CALLS,
+        "Calls to partners, by partner, operation and outcome (success, failed, unknown, not_sent)"
+    );
+    describe_histogram!(
+        name::PARTNER_CALL_DURATION,
+        Unit::Seconds,
+        "Duration of calls to partners, by partner and operation"
+    );
+    describe_counter!(
+        name::OUTBOX_DELIVERIES,
+        "Advice delivery tries, by kind and result (delivered, failed, retry)"
+    );
+    describe_counter!(
+        name::OUTBOX_DEAD_LETTERS,
+        "Advices dead-lettered after their expiry"
+    );
+    describe_gauge!(
+        name::OUTBOX_DEPTH,
+        "Advices waiting for delivery (PENDING), as of the last sweep"
+    );
+    describe_gauge!(
+        name::OUTBOX_OLDEST_AGE,
+        Unit::Seconds,
+        "Age of the oldest advice waiting for delivery, as of the last sweep"
+    );
+    describe_gauge!(
+        name::HELD_PAY_REQUESTS,
+        "pay requests held open, waiting for a scan or the partner's answer"
+    );
+    describe_gauge!(
+        name::DB_POOL_CONNECTIONS,
+        "Database pool connections by state (idle, in_use), at scrape time"
+    );
+    describe_gauge!(
+        name::DB_POOL_MAX,
+        "Largest number of connections the database pools may open"
+    );
+}
+
+/// Housekeeping the exporter needs now and then (draining histogram samples between
+/// scrapes); the sweeper calls it each pass. Nothing to do without a recorder.
+pub fn upkeep() {
+    if let Some(handle) = HANDLE.get() {
+        handle.run_upkeep();
+    }
+}
+
+/// `GET /metrics` for the hub's router.
+pub fn router(hub: Arc<Hub>) -> Router {
+    let handle = install();
+    Router::new()
+        .route("/metrics", get(scrape))
+        .with_state((hub, handle))
+}
+
+async fn scrape(State((hub, handle)): State<(Arc<Hub>, PrometheusHandle)>) -> Response {
+    record_pool(hub.store.pool_stats());
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, CONTENT_TYPE)],
+        handle.render(),
+    )
+        .into_response()
+}
+
+fn record_pool(stats: PoolStats) {
+    let in_use = stats.size.saturating_sub(stats.idle);
+    metrics::gauge!(name::DB_POOL_CONNECTIONS, "state" => "idle").set(f64::from(stats.idle));
+    metrics::gauge!(name::DB_POOL_CONNECTIONS, "state" => "in_use").set(f64::from(in_use));
+    metrics::gauge!(name::DB_POOL_MAX).set(f64::from(stats.max));
+}
+
+/// Middleware: counts and times every request by the route it matched. Routes outside the
+/// interface share `other`; requests that matched no route are `unmatched`.
+pub async fn track_requests(request: Request, next: Next) -> Response {
+    let operation = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| operation_of(p.as_str()));
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = status_label(response.status());
+    metrics::counter!(name::REQUESTS, "operation" => operation, "status" => status).increment(1);
+    metrics::histogram!(name::REQUEST_DURATION, "operation" => operation).record(started.elapsed());
+    response
+}
+
+/// The interface operation a matched route serves (either spelling, with or without the
+/// trailing slash); `other` for the rest.
+fn operation_of(route: &str) -> &'static str {
+    match route.trim_end_matches('/') {
+        "/qr/v1/qrCodes" => operation::CREATE_QR_CODE,
+        "/qr/v1/payments" => operation::PAY,
+        "/qr/v1/scans" => operation::NOTIFY_SCAN,
+        "/qr/v1/payments/confirmations" => operation::CONFIRM_PAYMENT,
+        "/qr/v1/payments/reversals" => operation::REVERSE_PAYMENT,
+        _ => "other",
+    }
+}
+
+/// The status code as a label without building a string for the codes the hub answers.
+fn status_label(status: StatusCode) -> metrics::SharedString {
+    let code: &'static str = match status.as_u16() {
+        200 => "200",
+        201 => "201",
+        202 => "202",
+        400 => "400",
+        401 => "401",
+        403 => "403",
+        404 => "404",
+        405 => "405",
+        413 => "413",
+        415 => "415",
+        422 => "422",
+        500 => "500",
+        501 => "501",
+        502 => "502",
+        503 => "503",
+        504 => "504",
+        other => return metrics::SharedString::from(other.to_string()),
+    };
+    metrics::SharedString::const_str(code)
+}
+
+/// A scan claimed a waiting payment.
+pub fn matched() {
+    metrics::counter!(name::MATCHES).increment(1);
+}
+
+/// A payment's scan window closed with no scan (counted by whoever won the expiry).
+pub fn scan_window_expired() {
+    metrics::counter!(name::SCAN_WINDOW_EXPIRIES).increment(1);
+}
+
+/// The hub is about to send `pay` for a payment claimed at `claimed_at`.
+pub fn match_latency(claimed_at: DateTime<Utc>, now: DateTime<Utc>) {
+    // Instances' clocks may disagree by a little: never a negative latency.
+    let latency = (now - claimed_at).to_std().unwrap_or(Duration::ZERO);
+    metrics::histogram!(name::MATCH_LATENCY).record(latency);
+}
+
+/// How a call to a partner ended, as the hub understood it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallOutcome {
+    Success,
+    Failed,
+    Unknown,
+    NotSent,
+}
+
+impl CallOutcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Failed => "failed",
+            Self::Unknown => "unknown",
+            Self::NotSent => "not_sent",
+        }
+    }
+}
+
+/// One call to a partner; `operation` is one of [`crate::api::operation`]'s names.
+pub fn partner_call(partner: &str, operation: &'static str, outcome: CallOutcome, took: Duration) {
+    let partner = partner.to_owned();
+    metrics::counter!(
+        name::PARTNER_CALLS,
+        "partner" => partner.clone(),
+        "operation" => operation,
+        "outcome" => outcome.as_str()
+    )
+    .increment(1);
+    metrics::histogram!(name::PARTNER_CALL_DURATION, "partner" => partner, "operation" => operation)
+        .record(took);
+}
+
+/// One delivery try of an advice; `result` is `delivered`, `failed` or `retry`.
+pub fn outbox_delivery(kind: crate::domain::AdviceKind, result: &'static str) {
+    let kind = match kind {
+        crate::domain::AdviceKind::Confirmation => "confirmation",
+        crate::domain::AdviceKind::Reversal => "reversal",
+    };
+    metrics::counter!(name::OUTBOX_DELIVERIES, "kind" => kind, "result" => result).increment(1);
+}
+
+pub fn outbox_dead_letters(count: u64) {
+    metrics::counter!(name::OUTBOX_DEAD_LETTERS).increment(count);
+}
+
+/// The outbox as the sweeper last saw it.
+pub fn outbox_stats(stats: &OutboxStats, now: DateTime<Utc>) {
+    // i64 → f64 loses nothing below 2^53 rows.
+    metrics::gauge!(name::OUTBOX_DEPTH).set(stats.pending as f64);
+    let age = stats
+        .oldest_created_at
+        .and_then(|t| (now - t).to_std().ok())
+        .unwrap_or(Duration::ZERO);
+    metrics::gauge!(name::OUTBOX_OLDEST_AGE).set(age.as_secs_f64());
+}
+
+/// Counts a held `pay` for as long as it lives: dropped on every way out of the hold,
+/// including the POS hanging up (the handler's future is dropped).
+#[must_use = "the pay counts as held only while the guard lives"]
+pub struct HeldPay(());
+
+impl HeldPay {
+    pub fn start() -> Self {
+        metrics::gauge!(name::HELD_PAY_REQUESTS).increment(1.0);
+        Self(())
+    }
+}
+
+impl Drop for HeldPay {
+    fn drop(&mut self) {
+        metrics::gauge!(name::HELD_PAY_REQUESTS).decrement(1.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_map_to_operations_with_or_without_the_slash() {
+        assert_eq!(operation_of("/qr/v1/qrCodes"), "createQrCode");
+        assert_eq!(operation_of("/qr/v1/payments"), "pay");
+        assert_eq!(operation_of("/qr/v1/payments/"), "pay");
+        assert_eq!(operation_of("/qr/v1/scans/"), "notifyScan");
+        assert_eq!(
+            operation_of("/qr/v1/payments/confirmations"),
+            "confirmPayment"
+        );
+        assert_eq!(operation_of("/qr/v1/payments/reversals/"), "reversePayment");
+        assert_eq!(operation_of("/qr/v1/qrCodes/{tran_id}/image"), "other");
+        assert_eq!(operation_of("/health/ready"), "other");
+        assert_eq!(operation_of("/metrics"), "other");
+    }
+
+    #[test]
+    fn status_labels_are_the_numeric_code() {
+        assert_eq!(&*status_label(StatusCode::CREATED), "201");
+        assert_eq!(&*status_label(StatusCode::GATEWAY_TIMEOUT), "504");
+        assert_eq!(&*status_label(StatusCode::IM_A_TEAPOT), "418");
+    }
+}
