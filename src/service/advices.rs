@@ -123,7 +123,9 @@ impl Hub {
         };
         for _ in 0..MAX_DECISIONS {
             if let Some(known) = self.store.advice(client_id, advice.id()).await? {
-                return self.repeat(advice, known, not_found).map(|echo| (echo, false));
+                return self
+                    .repeat(advice, known, not_found)
+                    .map(|echo| (echo, false));
             }
             let record = AdviceRecord {
                 client_id: client_id.to_owned(),

@@ -68,7 +68,9 @@ impl Hub {
         // The pay sent and the partner's answer, for the timeline: written with the answer.
         let timeline = |at| {
             let (sent, answered) = match &result {
-                CallResult::NotSent { error } => ("NOT_SENT".to_owned(), format!("DECLINED: {error}")),
+                CallResult::NotSent { error } => {
+                    ("NOT_SENT".to_owned(), format!("DECLINED: {error}"))
+                }
                 CallResult::Unknown { error } => ("SENT".to_owned(), format!("UNKNOWN: {error}")),
                 CallResult::Answered { .. } => {
                     ("SENT".to_owned(), format!("{answer:?}").to_uppercase())

@@ -35,8 +35,15 @@ impl Hub {
         let mut events = Vec::with_capacity(2);
         if payment_id.is_none() {
             events.push(
-                NewEvent::new(event_kind::PAY, Direction::In, &tran_id, client_id, now, &outcome)
-                    .message(&message_id),
+                NewEvent::new(
+                    event_kind::PAY,
+                    Direction::In,
+                    &tran_id,
+                    client_id,
+                    now,
+                    &outcome,
+                )
+                .message(&message_id),
             );
         }
         let mut answered = NewEvent::new(

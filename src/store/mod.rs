@@ -412,8 +412,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn record_events(&self, events: &[NewEvent]) -> StoreResult<()>;
     /// A payment's events, and those of its tranId that reached no payment (the
     /// createQrCode, refused messages), in time order.
-    async fn payment_timeline(&self, payment_id: Uuid, tran_id: &str)
-        -> StoreResult<Vec<EventRecord>>;
+    async fn payment_timeline(
+        &self,
+        payment_id: Uuid,
+        tran_id: &str,
+    ) -> StoreResult<Vec<EventRecord>>;
     /// Payments matching `query`, newest first (created_at, then id), at most `limit`.
     async fn search_payments(&self, query: &PaymentQuery) -> StoreResult<Vec<PaymentRecord>>;
     /// Payments created in [from, to) that a partner handled and that are in one of

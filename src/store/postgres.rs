@@ -15,8 +15,8 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::admin::{
-    payment_search_sql, settlement_groups_sql, settlement_states_sql, Arg, EventRow,
-    SettlementGroupRow, SettledRow,
+    payment_search_sql, settlement_groups_sql, settlement_states_sql, Arg, EventRow, SettledRow,
+    SettlementGroupRow,
 };
 use super::rows::{convert_all, delivery_columns, AdviceRow, OutboxRow, PaymentRow, QrCodeRow};
 use super::*;
@@ -131,7 +131,16 @@ macro_rules! bind_events {
 /// starting at `$first` that [`bind_events`] fills.
 fn events_unnest(first: usize) -> String {
     let types = [
-        "uuid", "text", "timestamptz", "text", "text", "text", "text", "int4", "text", "text",
+        "uuid",
+        "text",
+        "timestamptz",
+        "text",
+        "text",
+        "text",
+        "text",
+        "int4",
+        "text",
+        "text",
     ];
     let arrays: Vec<String> = types
         .iter()

@@ -30,8 +30,8 @@ use sqlx::SqlitePool;
 use uuid::Uuid;
 
 use super::admin::{
-    payment_search_sql, settlement_groups_sql, settlement_states_sql, Arg, EventRow,
-    SettlementGroupRow, SettledRow,
+    payment_search_sql, settlement_groups_sql, settlement_states_sql, Arg, EventRow, SettledRow,
+    SettlementGroupRow,
 };
 use super::rows::{
     convert_all, delivery_columns, AdviceRow, Id, OutboxRow, PaymentRow, QrCodeRow, Ts,
