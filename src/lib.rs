@@ -12,9 +12,11 @@
 //! - [`outbox`]: store-and-forward delivery workers.
 //! - [`simulator`]: a partner simulator for newcomers, tests and load runs.
 //! - [`loadgen`]: the load generator that drives hubs and checks the simulator's ledger.
+//! - [`admin`]: the back office behind `/admin/v1` (search, timelines, reports).
 //! - [`config`], [`telemetry`], [`app`] (wiring and shutdown), [`cli`].
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod api;
 pub mod app;
 pub mod cli;
