@@ -61,7 +61,7 @@ impl App {
         let partners = PartnerClient::new(&settings.partners)
             .context("cannot build the partner HTTP client")?;
         let hub = Hub::new(Arc::clone(&settings), store, clock, partners);
-        let credentials = Credentials::new(
+        let credentials = Credentials::with_operators(
             &settings
                 .clients
                 .iter()
@@ -71,6 +71,11 @@ impl App {
                 .partners
                 .iter()
                 .map(|p| (p.id.clone(), p.password_hash.clone()))
+                .collect::<Vec<_>>(),
+            &settings
+                .operators
+                .iter()
+                .map(|o| (o.id.clone(), o.password_hash.clone()))
                 .collect::<Vec<_>>(),
         );
         let state = AppState {

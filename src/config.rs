@@ -45,6 +45,9 @@ pub struct Settings {
     pub clients: Vec<ClientSettings>,
     #[serde(default)]
     pub partners: Vec<PartnerSettings>,
+    /// Back-office users of `/admin/v1` (Basic auth).
+    #[serde(default)]
+    pub operators: Vec<OperatorSettings>,
     /// The built-in partner simulator, started in-process when `enabled`.
     #[serde(default)]
     pub simulator: Option<SimulatorSettings>,
@@ -216,6 +219,15 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientSettings {
+    pub id: String,
+    /// argon2 PHC string (`qrhub hash-password`).
+    pub password_hash: String,
+}
+
+/// A back-office operator: its Basic-auth user on `/admin/v1`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorSettings {
     pub id: String,
     /// argon2 PHC string (`qrhub hash-password`).
     pub password_hash: String,
@@ -408,6 +420,15 @@ impl Settings {
                 return Err(invalid(
                     format!("partners[{i}].{key}"),
                     "is only used over TLS; base_url must start with https://",
+                ));
+            }
+        }
+        for (i, o) in self.operators.iter().enumerate() {
+            check_hash(&format!("operators[{i}].password_hash"), &o.password_hash)?;
+            if !ids.insert(o.id.as_str()) {
+                return Err(invalid(
+                    format!("operators[{i}].id"),
+                    "is already used by a client, a partner or another operator",
                 ));
             }
         }

@@ -19,6 +19,8 @@ use subtle::ConstantTimeEq;
 pub enum Role {
     Pos,
     Partner,
+    /// A back-office user of `/admin/v1`.
+    Operator,
 }
 
 #[derive(Debug)]
@@ -41,7 +43,25 @@ struct Inner {
 
 impl Credentials {
     pub fn new(clients: &[(String, String)], partners: &[(String, String)]) -> Self {
+        Self::with_operators(clients, partners, &[])
+    }
+
+    /// As [`Credentials::new`], with back-office operators too.
+    pub fn with_operators(
+        clients: &[(String, String)],
+        partners: &[(String, String)],
+        operators: &[(String, String)],
+    ) -> Self {
         let mut accounts = HashMap::new();
+        for (id, hash) in operators {
+            accounts.insert(
+                id.clone(),
+                Account {
+                    role: Role::Operator,
+                    password_hash: hash.clone(),
+                },
+            );
+        }
         for (id, hash) in clients {
             accounts.insert(
                 id.clone(),

@@ -14,9 +14,11 @@
 //! - [`loadgen`]: the load generator that drives hubs and checks the simulator's ledger.
 //! - [`tls`]: rustls on the listener (reloaded on SIGHUP) and PEM loading.
 //! - [`metrics`]: Prometheus metrics and `GET /metrics`.
+//! - [`admin`]: the back office behind `/admin/v1` (search, timelines, reports).
 //! - [`config`], [`telemetry`], [`app`] (wiring and shutdown), [`cli`].
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod api;
 pub mod app;
 pub mod cli;

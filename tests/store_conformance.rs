@@ -41,6 +41,7 @@ fn new_payment(tran_id: &str, message_id: &str) -> NewPayment {
         request: json!({"id": message_id, "tranId": tran_id, "amount": 12.34, "nested": {"a": [1, 2]}}),
         created_at: t0(),
         scan_deadline: t0() + secs(30),
+        events: Vec::new(),
     }
 }
 
@@ -52,6 +53,7 @@ fn scan(tran_id: &str, partner: &str, scan_id: &str, at: DateTime<Utc>) -> ScanC
         partner_payment_token: Some(format!("token-{scan_id}")),
         partner_message_id: format!("hub-{scan_id}"),
         at,
+        events: Vec::new(),
     }
 }
 
@@ -128,6 +130,7 @@ fn answer(
         reversal,
         expected_reversed_by_pos: false,
         at: t0() + secs(5),
+        events: Vec::new(),
     }
 }
 
@@ -690,6 +693,7 @@ async fn apply_advice_happy_duplicate_and_stale(store: SharedStore) {
         to: Some(PaymentState::Confirmed),
         mark_reversed_by_pos: false,
         outbox: Some(to_partner.clone()),
+        events: Vec::new(),
     };
     assert_eq!(
         store.apply_advice(&apply).await.unwrap(),
@@ -729,6 +733,7 @@ async fn apply_advice_happy_duplicate_and_stale(store: SharedStore) {
         to: Some(PaymentState::Reversed),
         mark_reversed_by_pos: false,
         outbox: Some(outbox_msg(id, AdviceKind::Reversal, t0() + secs(62))),
+        events: Vec::new(),
     };
     assert_eq!(
         store.apply_advice(&stale).await.unwrap(),
@@ -776,6 +781,7 @@ async fn apply_advice_keeping_the_state(store: SharedStore) {
         to: None,
         mark_reversed_by_pos: true,
         outbox: None,
+        events: Vec::new(),
     };
     assert_eq!(
         store.apply_advice(&mark).await.unwrap(),
@@ -1372,6 +1378,226 @@ async fn times_round_trip(store: SharedStore) {
 
 // ---------------------------------------------------------------------------------------
 
+fn event(kind: &'static str, tran_id: &str, at: DateTime<Utc>) -> NewEvent {
+    NewEvent::new(kind, Direction::In, tran_id, CLIENT, at, "RECEIVED")
+        .body(Some(json!({"k": kind})))
+}
+
+async fn events_ride_with_state_changes(store: SharedStore) {
+    let tran = new_tran();
+    store
+        .record_events(&[event(event_kind::CREATE_QR_CODE, &tran, t0() - secs(1))])
+        .await
+        .unwrap();
+    let p = NewPayment {
+        events: vec![event(event_kind::PAY, &tran, t0())],
+        ..new_payment(&tran, "pay-ev")
+    };
+    let p = NewPayment {
+        events: p.events.iter().cloned().map(|e| e.payment(p.id)).collect(),
+        ..p
+    };
+    assert_eq!(
+        store.insert_payment(&p).await.unwrap(),
+        NewPaymentOutcome::Inserted
+    );
+    // The claim's event gets the claimed payment's id; a losing claim writes nothing.
+    let claim = ScanClaim {
+        events: vec![event(event_kind::SCAN, &tran, t0() + secs(1))],
+        ..scan(&tran, PARTNER, "scan-ev", t0() + secs(1))
+    };
+    assert!(matches!(
+        store.claim_for_scan(&claim).await.unwrap(),
+        ScanClaimOutcome::Claimed(_)
+    ));
+    let losing = ScanClaim {
+        events: vec![event(event_kind::SCAN, &tran, t0() + secs(2))],
+        ..scan(&tran, PARTNER, "scan-ev-2", t0() + secs(2))
+    };
+    assert_eq!(
+        store.claim_for_scan(&losing).await.unwrap(),
+        ScanClaimOutcome::NothingWaiting
+    );
+    assert!(store
+        .transition(
+            p.id,
+            PaymentState::Matched,
+            PaymentState::Forwarded,
+            t0() + secs(2)
+        )
+        .await
+        .unwrap());
+    // A partner answer that loses its compare-and-set leaves no events either.
+    let stale = PartnerAnswerRecord {
+        expected_reversed_by_pos: true,
+        events: vec![event(event_kind::PAY_RESPONSE, &tran, t0() + secs(3))],
+        ..answer(p.id, PaymentState::Approved, None)
+    };
+    assert!(!store.record_partner_answer(&stale).await.unwrap());
+    let won = PartnerAnswerRecord {
+        events: vec![
+            event(event_kind::PAY, &tran, t0() + secs(3)).payment(p.id),
+            event(event_kind::PAY_RESPONSE, &tran, t0() + secs(3)).payment(p.id),
+        ],
+        ..answer(p.id, PaymentState::Approved, None)
+    };
+    assert!(store.record_partner_answer(&won).await.unwrap());
+    // Another tranId's events stay out of this timeline.
+    store
+        .record_events(&[event(event_kind::CREATE_QR_CODE, &new_tran(), t0())])
+        .await
+        .unwrap();
+    let timeline = store.payment_timeline(p.id, &tran).await.unwrap();
+    let kinds: Vec<&str> = timeline.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            event_kind::CREATE_QR_CODE,
+            event_kind::PAY,
+            event_kind::SCAN,
+            event_kind::PAY,
+            event_kind::PAY_RESPONSE
+        ]
+    );
+    assert_eq!(timeline[0].payment_id, None);
+    assert!(timeline[1..].iter().all(|e| e.payment_id == Some(p.id)));
+    assert_eq!(timeline[2].at, t0() + secs(1));
+    assert_eq!(timeline[2].body, Some(json!({"k": "SCAN"})));
+    assert_eq!(timeline[2].direction, Direction::In);
+}
+
+async fn search_pages_newest_first(store: SharedStore) {
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        // Two payments share each instant: the id breaks the tie.
+        let p = NewPayment {
+            created_at: t0() + secs(i / 2),
+            ..new_payment(&new_tran(), &format!("pay-{i}"))
+        };
+        assert_eq!(
+            store.insert_payment(&p).await.unwrap(),
+            NewPaymentOutcome::Inserted
+        );
+        ids.push((p.created_at, p.id));
+    }
+    ids.sort();
+    ids.reverse();
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .search_payments(&PaymentQuery {
+                client_id: Some(CLIENT.into()),
+                after,
+                limit: 2,
+                ..PaymentQuery::default()
+            })
+            .await
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        seen.extend(page.iter().map(|p| (p.created_at, p.id)));
+        let last = page.last().unwrap();
+        after = Some((last.created_at, last.id));
+    }
+    assert_eq!(seen, ids);
+    let one = store
+        .search_payments(&PaymentQuery {
+            state: Some(PaymentState::WaitingForScan),
+            from: Some(t0() + secs(2)),
+            limit: 10,
+            ..PaymentQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(one.len(), 1);
+    let none = store
+        .search_payments(&PaymentQuery {
+            client_id: Some("pos-2".into()),
+            limit: 10,
+            ..PaymentQuery::default()
+        })
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+}
+
+async fn settlement_uses_partial_confirmations(store: SharedStore) {
+    let approve = |id| PartnerAnswerRecord {
+        body: Some(json!({"amounts": {"approvedAmount": {"amount": 1000, "currency": "USD"}}})),
+        ..answer(id, PaymentState::Approved, None)
+    };
+    let mut approved = Vec::new();
+    for _ in 0..3 {
+        let id = forwarded(&store, t0()).await;
+        assert!(store.record_partner_answer(&approve(id)).await.unwrap());
+        approved.push(id);
+    }
+    for (n, (id, body)) in [
+        (
+            approved[0],
+            json!({"id": "c0", "amounts": {"approvedAmount": {"amount": 420, "currency": "USD"}}}),
+        ),
+        (approved[1], json!({"id": "c1"})),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let request_id = store.payment(id).await.unwrap().unwrap().message_id;
+        let apply = ApplyAdvice {
+            advice: AdviceRecord {
+                body,
+                ..advice(
+                    AdviceKind::Confirmation,
+                    &format!("conf-{n}"),
+                    &request_id,
+                    Some(id),
+                )
+            },
+            payment_id: id,
+            from: PaymentState::Approved,
+            to: Some(PaymentState::Confirmed),
+            mark_reversed_by_pos: false,
+            outbox: None,
+            events: Vec::new(),
+        };
+        assert_eq!(
+            store.apply_advice(&apply).await.unwrap(),
+            ApplyAdviceOutcome::Applied
+        );
+    }
+    let groups = store
+        .settlement_groups(t0() - secs(60), t0() + secs(60), Some(PARTNER))
+        .await
+        .unwrap();
+    let of = |state| groups.iter().find(|g| g.state == state).cloned();
+    let confirmed = of(PaymentState::Confirmed).expect("confirmed");
+    assert_eq!((confirmed.count, confirmed.amount_minor), (2, 1420));
+    let open = of(PaymentState::Approved).expect("approved");
+    assert_eq!((open.count, open.amount_minor), (1, 1000));
+    assert_eq!(confirmed.currency, "USD");
+    let rows = store
+        .settled_payments(t0() - secs(60), t0() + secs(60), None)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 3);
+    assert!(rows
+        .iter()
+        .any(|r| r.payment_id == approved[0] && r.amount_minor == 420));
+    // Another day, another partner: nothing.
+    assert!(store
+        .settlement_groups(t0() + secs(60), t0() + secs(120), None)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .settlement_groups(t0() - secs(60), t0() + secs(60), Some("wallet-9"))
+        .await
+        .unwrap()
+        .is_empty());
+}
+
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod postgres {
@@ -1394,6 +1620,9 @@ macro_rules! conformance {
 }
 
 conformance!(
+    events_ride_with_state_changes,
+    search_pages_newest_first,
+    settlement_uses_partial_confirmations,
     migrate_twice_and_ping,
     qr_codes,
     payment_insert_and_read,

@@ -64,6 +64,27 @@ pub struct PosClient(pub String);
 #[derive(Debug, Clone)]
 pub struct PartnerCaller(pub String);
 
+/// A back-office operator, authenticated (`/admin/v1`).
+#[derive(Debug, Clone)]
+pub struct Operator(pub String);
+
+impl<S> FromRequestParts<S> for Operator
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let state = AppState::from_ref(state);
+        let caller = caller(parts, &state.credentials).await?;
+        match caller.role {
+            Role::Operator => Ok(Self(caller.user)),
+            Role::Pos | Role::Partner => Err(ApiError::unauthorized(request_id(parts))),
+        }
+    }
+}
+
 impl<S> FromRequestParts<S> for PosClient
 where
     S: Send + Sync,
@@ -77,7 +98,7 @@ where
         match caller.role {
             Role::Pos => Ok(Self(caller.user)),
             // Valid credentials, but not for this operation.
-            Role::Partner => Err(ApiError::unauthorized(request_id(parts))),
+            Role::Partner | Role::Operator => Err(ApiError::unauthorized(request_id(parts))),
         }
     }
 }
@@ -94,7 +115,7 @@ where
         let caller = caller(parts, &state.credentials).await?;
         match caller.role {
             Role::Partner => Ok(Self(caller.user)),
-            Role::Pos => Err(ApiError::unauthorized(request_id(parts))),
+            Role::Pos | Role::Operator => Err(ApiError::unauthorized(request_id(parts))),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! trailing slash, as clients before v1.4.0 sent), the QR image extension, and health.
 //! Handlers authenticate, check the body, call the [`Hub`], and shape the answer.
 
+mod admin;
 mod error;
 mod extract;
 mod health;
@@ -10,7 +11,7 @@ mod qr_codes;
 mod scans;
 
 pub use error::ApiError;
-pub use extract::{Body, PartnerCaller, PosClient};
+pub use extract::{Body, Operator, PartnerCaller, PosClient};
 
 use axum::extract::FromRef;
 use axum::routing::{get, post, MethodRouter};
@@ -56,6 +57,7 @@ pub fn router(state: AppState) -> Router {
         .route("/qr/v1/qrCodes/{tran_id}/image", get(qr_codes::image))
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
+        .merge(admin::router())
         .with_state(state)
 }
 

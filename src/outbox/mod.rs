@@ -17,7 +17,7 @@ use crate::domain::{classify, AdviceKind, Outcome, PartnerOperation};
 use crate::metrics::{self, CallOutcome};
 use crate::partner::{CallResult, CONFIRM_PATH, REVERSE_PATH};
 use crate::service::Hub;
-use crate::store::{DeliveryResult, OutboxMessage};
+use crate::store::{event_kind, DeliveryResult, Direction, NewEvent, OutboxMessage};
 
 /// How far past a partner's timeout a lease reaches, so a live delivery is never re-leased.
 const LEASE_MARGIN: Duration = Duration::from_secs(30);
@@ -148,6 +148,9 @@ impl OutboxWorker {
         hub.store
             .finish_delivery(row.id, row.attempts, &result, now)
             .await?;
+        hub.store
+            .record_events(&[delivery_event(&row, &result, now)])
+            .await?;
         Ok(())
     }
 }
@@ -163,6 +166,29 @@ fn call_outcome(call: &CallResult, operation: PartnerOperation) -> CallOutcome {
         CallResult::NotSent { .. } => CallOutcome::NotSent,
         CallResult::Unknown { .. } => CallOutcome::Unknown,
     }
+}
+
+/// One delivery try on the payment's timeline (the advice itself is in its outbox row).
+fn delivery_event(row: &OutboxMessage, result: &DeliveryResult, at: DateTime<Utc>) -> NewEvent {
+    let kind = match row.kind {
+        AdviceKind::Confirmation => event_kind::CONFIRMATION,
+        AdviceKind::Reversal => event_kind::REVERSAL,
+    };
+    let (status, outcome) = match result {
+        DeliveryResult::Delivered { status } => (Some(*status), "DELIVERED".to_owned()),
+        DeliveryResult::Failed { status, error } => (Some(*status), format!("FAILED: {error}")),
+        DeliveryResult::Retry { status, error, .. } => (*status, format!("RETRY: {error}")),
+    };
+    let outcome: String = outcome.chars().take(200).collect();
+    let tran_id = row
+        .body
+        .get("tranId")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default();
+    NewEvent::new(kind, Direction::Out, tran_id, &row.partner_id, at, outcome)
+        .payment(row.payment_id)
+        .message(&row.message_id)
+        .status(status)
 }
 
 fn delivery_result(

@@ -7,7 +7,10 @@ use axum::http::StatusCode;
 use super::{Hub, HubError, HubResult, Waiters};
 use crate::domain::{decide_advice, AdviceDecision, AdviceKind};
 use crate::model::{ErrorDetail, ErrorType, PaymentConfirmation, PaymentReversal};
-use crate::store::{AdviceRecord, ApplyAdvice, ApplyAdviceOutcome, InsertOutcome, PaymentRecord};
+use crate::store::{
+    event_kind, AdviceRecord, ApplyAdvice, ApplyAdviceOutcome, Direction, InsertOutcome, NewEvent,
+    PaymentRecord,
+};
 
 /// One advice from a POS, either kind.
 #[derive(Debug, Clone)]
@@ -37,6 +40,20 @@ impl Advice {
             Self::Reversal(r) => &r.request_id,
         }
     }
+
+    fn tran_id(&self) -> Option<&str> {
+        match self {
+            Self::Confirmation(c) => c.tran_id.as_deref(),
+            Self::Reversal(r) => r.tran_id.as_deref(),
+        }
+    }
+
+    fn event_kind(&self) -> &'static str {
+        match self {
+            Self::Confirmation(_) => event_kind::CONFIRMATION,
+            Self::Reversal(_) => event_kind::REVERSAL,
+        }
+    }
 }
 
 /// How many times an advice is re-decided when the payment keeps moving under it.
@@ -50,6 +67,49 @@ impl Hub {
         advice: Advice,
         raw: serde_json::Value,
     ) -> HubResult<serde_json::Value> {
+        let result = self.apply_advice(client_id, &advice, raw.clone()).await;
+        // An applied advice is on the timeline already (with the change it made); repeats
+        // and refusals are recorded here, against the payment when there is one.
+        let outcome = match &result {
+            Ok((_, true)) => "ACCEPTED".to_owned(),
+            Ok((_, false)) => "REPEAT".to_owned(),
+            Err(e) => super::timeline::refusal_summary(e).1,
+        };
+        if !matches!(result, Ok((_, true))) {
+            let payment = self
+                .store
+                .payment_by_message(client_id, advice.request_id())
+                .await
+                .ok()
+                .flatten();
+            let tran_id = payment
+                .as_ref()
+                .map(|p| p.tran_id.as_str())
+                .or(advice.tran_id())
+                .unwrap_or_default();
+            let mut event = NewEvent::new(
+                advice.event_kind(),
+                Direction::In,
+                tran_id,
+                client_id,
+                self.now(),
+                outcome,
+            )
+            .message(advice.id())
+            .body(Some(raw));
+            event.payment_id = payment.map(|p| p.id);
+            self.record_events(vec![event]).await;
+        }
+        result.map(|(echo, _)| echo)
+    }
+
+    /// The echo, and whether the advice was applied now (its event written with it).
+    async fn apply_advice(
+        &self,
+        client_id: &str,
+        advice: &Advice,
+        raw: serde_json::Value,
+    ) -> HubResult<(serde_json::Value, bool)> {
         let not_found = || {
             HubError::refuse(
                 StatusCode::NOT_FOUND,
@@ -63,7 +123,9 @@ impl Hub {
         };
         for _ in 0..MAX_DECISIONS {
             if let Some(known) = self.store.advice(client_id, advice.id()).await? {
-                return self.repeat(&advice, known, not_found);
+                return self
+                    .repeat(advice, known, not_found)
+                    .map(|echo| (echo, false));
             }
             let record = AdviceRecord {
                 client_id: client_id.to_owned(),
@@ -103,7 +165,7 @@ impl Hub {
                     to,
                     send_to_partner,
                 } => ApplyAdvice {
-                    outbox: send_to_partner.then(|| self.advice_for_partner(&payment, &advice)),
+                    outbox: send_to_partner.then(|| self.advice_for_partner(&payment, advice)),
                     to: Some(to),
                     mark_reversed_by_pos: false,
                     ..self.apply_base(&record, &payment)
@@ -113,6 +175,20 @@ impl Hub {
                     ..self.apply_base(&record, &payment)
                 },
                 AdviceDecision::Absorb => self.apply_base(&record, &payment),
+            };
+            let apply = ApplyAdvice {
+                events: vec![NewEvent::new(
+                    advice.event_kind(),
+                    Direction::In,
+                    &payment.tran_id,
+                    client_id,
+                    record.received_at,
+                    "ACCEPTED",
+                )
+                .payment(payment.id)
+                .message(advice.id())
+                .body(Some(raw.clone()))],
+                ..apply
             };
             match self.store.apply_advice(&apply).await? {
                 ApplyAdviceOutcome::Applied => {
@@ -125,7 +201,7 @@ impl Hub {
                             .await;
                     }
                     tracing::debug!(payment_id = %payment.id, kind = advice.kind().as_str(), to = ?apply.to, "advice accepted");
-                    return Ok(raw);
+                    return Ok((raw, true));
                 }
                 ApplyAdviceOutcome::StateChanged | ApplyAdviceOutcome::DuplicateAdvice => continue,
             }
@@ -147,6 +223,7 @@ impl Hub {
             to: None,
             mark_reversed_by_pos: false,
             outbox: None,
+            events: Vec::new(),
         }
     }
 

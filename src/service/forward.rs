@@ -15,7 +15,9 @@ use crate::model::{
     ReversalReason, ThirdPartyIdentifier, Timestamp,
 };
 use crate::partner::{CallResult, PAY_PATH};
-use crate::store::{NewOutboxMessage, PartnerAnswerRecord, PaymentRecord};
+use crate::store::{
+    event_kind, Direction, NewEvent, NewOutboxMessage, PartnerAnswerRecord, PaymentRecord,
+};
 
 impl Hub {
     /// MATCHED → FORWARDED → the partner's answer; returns the payment as settled, or
@@ -60,6 +62,8 @@ impl Hub {
         // A MATCHED row's updated_at is when the scan claimed it.
         crate::metrics::match_latency(payment.updated_at, self.now());
         let sent = std::time::Instant::now();
+        let sent_at = self.now();
+        let tran_id = payment.tran_id.clone();
         let result = self.partners.post(&partner, PAY_PATH, &request).await;
         let (answer, status, body) = interpret_pay_answer(&result);
         crate::metrics::partner_call(
@@ -71,6 +75,30 @@ impl Hub {
         if let CallResult::NotSent { error } | CallResult::Unknown { error } = &result {
             tracing::warn!(payment_id = %payment_id, partner = %partner_id, %error, ?answer, "partner call failed");
         }
+        // The pay sent and the partner's answer, for the timeline: written with the answer.
+        let timeline = |at| {
+            let (sent, answered) = match &result {
+                CallResult::NotSent { error } => {
+                    ("NOT_SENT".to_owned(), format!("DECLINED: {error}"))
+                }
+                CallResult::Unknown { error } => ("SENT".to_owned(), format!("UNKNOWN: {error}")),
+                CallResult::Answered { .. } => {
+                    ("SENT".to_owned(), format!("{answer:?}").to_uppercase())
+                }
+            };
+            let event = |kind, direction, at, outcome| {
+                NewEvent::new(kind, direction, &tran_id, &partner_id, at, outcome)
+                    .payment(payment_id)
+                    .message(&request.id)
+            };
+            vec![
+                event(event_kind::PAY, Direction::Out, sent_at, sent)
+                    .body(serde_json::to_value(&request).ok()),
+                event(event_kind::PAY_RESPONSE, Direction::In, at, answered)
+                    .status(status)
+                    .body(body.clone()),
+            ]
+        };
         // A POS reversal may land while the partner has the payment: the compare-and-set
         // includes it, and a lost race re-reads and decides again.
         let mut current = PaymentRecord {
@@ -80,6 +108,7 @@ impl Hub {
         loop {
             if current.state != PaymentState::Forwarded {
                 tracing::warn!(payment_id = %payment_id, state = %current.state, "partner answer came after the payment moved on; ignored");
+                self.record_events(timeline(self.now())).await;
                 return Ok(None);
             }
             let settlement = settle_partner_answer(answer, current.reversed_by_pos);
@@ -95,6 +124,7 @@ impl Hub {
                 reversal,
                 expected_reversed_by_pos: current.reversed_by_pos,
                 at,
+                events: timeline(at),
             };
             if self.store.record_partner_answer(&record).await? {
                 if record.reversal.is_some() {

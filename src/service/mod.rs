@@ -10,6 +10,7 @@ mod payments;
 mod qr_codes;
 mod scans;
 pub mod sweeper;
+mod timeline;
 mod waiters;
 
 pub use error::{HubError, HubResult};

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::{span, Hub, HubError, HubResult, Waiters};
 use crate::domain::PaymentState;
 use crate::model::{ErrorDetail, ErrorType, Institution, PaymentRequest, PaymentResponse};
-use crate::store::{NewPayment, NewPaymentOutcome, PaymentRecord};
+use crate::store::{event_kind, Direction, NewEvent, NewPayment, NewPaymentOutcome, PaymentRecord};
 
 /// The answer to a held `pay`.
 pub type PayAnswer = HubResult<PaymentResponse>;
@@ -23,6 +23,53 @@ impl Hub {
         raw: serde_json::Value,
     ) -> PayAnswer {
         let started = Instant::now();
+        let (message_id, tran_id) = (request.id.clone(), request.tran_id.clone());
+        let (payment_id, answer) = match self.store_payment(client_id, request, raw).await {
+            Ok(id) => (Some(id), self.await_outcome(id, started).await),
+            Err(refused) => (None, Err(refused)),
+        };
+        // The answer to the POS on the timeline; a pay refused before it was stored also
+        // gets its "received" there (a stored one got it with the payment).
+        let now = self.now();
+        let (status, outcome, body) = super::timeline::answer_summary(&answer, 201, "APPROVED");
+        let mut events = Vec::with_capacity(2);
+        if payment_id.is_none() {
+            events.push(
+                NewEvent::new(
+                    event_kind::PAY,
+                    Direction::In,
+                    &tran_id,
+                    client_id,
+                    now,
+                    &outcome,
+                )
+                .message(&message_id),
+            );
+        }
+        let mut answered = NewEvent::new(
+            event_kind::PAY_RESPONSE,
+            Direction::Out,
+            &tran_id,
+            client_id,
+            now,
+            outcome,
+        )
+        .message(&message_id)
+        .status(Some(status))
+        .body(body);
+        answered.payment_id = payment_id;
+        events.push(answered);
+        self.record_events(events).await;
+        answer
+    }
+
+    /// Checks and stores the payment, waiting for its scan; returns its id.
+    async fn store_payment(
+        self: &Arc<Self>,
+        client_id: &str,
+        request: PaymentRequest,
+        raw: serde_json::Value,
+    ) -> HubResult<Uuid> {
         let now = self.now();
         let id = request.id.as_str();
         let Some(amount) = request.amounts.request_amount.as_ref() else {
@@ -49,8 +96,20 @@ impl Hub {
                     .with_tran_id(&request.tran_id),
             ));
         }
+        let payment_id = Uuid::new_v4();
+        let received = NewEvent::new(
+            event_kind::PAY,
+            Direction::In,
+            &request.tran_id,
+            client_id,
+            now,
+            "RECEIVED",
+        )
+        .payment(payment_id)
+        .message(&request.id)
+        .body(Some(raw.clone()));
         let payment = NewPayment {
-            id: Uuid::new_v4(),
+            id: payment_id,
             client_id: client_id.to_owned(),
             message_id: request.id.clone(),
             tran_id: request.tran_id.clone(),
@@ -59,6 +118,7 @@ impl Hub {
             request: raw,
             created_at: now,
             scan_deadline: now + span(self.settings.scan_window()),
+            events: vec![received],
         };
         match self.store.insert_payment(&payment).await? {
             NewPaymentOutcome::Inserted => {}
@@ -92,7 +152,7 @@ impl Hub {
         // An early scan may be waiting in its grace period for exactly this payment.
         self.wake_everywhere(&Waiters::tran_key(&payment.tran_id))
             .await;
-        self.await_outcome(payment.id, started).await
+        Ok(payment.id)
     }
 
     /// Holds the request until the payment has an answer. Each pass subscribes first, then

@@ -9,7 +9,7 @@ use crate::model::{
     Timestamp,
 };
 use crate::qr;
-use crate::store::{InsertOutcome, QrCodeRecord};
+use crate::store::{event_kind, Direction, InsertOutcome, NewEvent, QrCodeRecord};
 
 /// A new tranId: 32 lower-case hex characters, as in Electrum's published example.
 pub fn new_tran_id() -> String {
@@ -68,6 +68,16 @@ impl Hub {
                 "Duplicate request id",
             ));
         }
+        self.record_events(vec![NewEvent::new(
+            event_kind::CREATE_QR_CODE,
+            Direction::In,
+            &tran_id,
+            client_id,
+            now,
+            "CREATED",
+        )
+        .message(&request.id)])
+            .await;
         properties.scheme = Some(scheme);
         properties.expiry_date = Some(Timestamp::from(expires_at));
         Ok(CreateQrCodeResponse {

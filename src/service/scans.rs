@@ -5,12 +5,36 @@ use tokio::time::{sleep_until, Instant};
 
 use super::{Hub, HubError, HubResult, Waiters};
 use crate::model::{ErrorDetail, ErrorType, ScanNotification};
-use crate::store::{ScanClaim, ScanClaimOutcome};
+use crate::store::{event_kind, Direction, NewEvent, ScanClaim, ScanClaimOutcome};
 
 impl Hub {
     /// Answers `Ok(())` (202) once the payment is claimed for this partner, or when this
     /// very scan already claimed it (a repeat).
     pub async fn notify_scan(&self, partner_id: &str, scan: &ScanNotification) -> HubResult<()> {
+        let result = self.claim_scan(partner_id, scan).await;
+        // A scan that claimed its payment is on the timeline already (with the claim).
+        let outcome = match &result {
+            Ok(true) => return Ok(()),
+            Ok(false) => "REPEAT".to_owned(),
+            Err(e) => super::timeline::refusal_summary(e).1,
+        };
+        let event = NewEvent::new(
+            event_kind::SCAN,
+            Direction::In,
+            &scan.tran_id,
+            partner_id,
+            self.now(),
+            outcome,
+        )
+        .message(&scan.id)
+        .body(serde_json::to_value(scan).ok());
+        self.record_events(vec![event]).await;
+        result.map(|_| ())
+    }
+
+    /// `Ok(true)` when this call claimed the payment, `Ok(false)` for a repeat of the scan
+    /// that did.
+    async fn claim_scan(&self, partner_id: &str, scan: &ScanNotification) -> HubResult<bool> {
         let refuse = |error_type: ErrorType, message: &str| {
             HubError::refuse(
                 StatusCode::BAD_REQUEST,
@@ -35,6 +59,16 @@ impl Hub {
             partner_payment_token: scan.partner_payment_token.clone(),
             partner_message_id: uuid::Uuid::new_v4().to_string(),
             at: now,
+            events: vec![NewEvent::new(
+                event_kind::SCAN,
+                Direction::In,
+                &scan.tran_id,
+                partner_id,
+                now,
+                "MATCHED",
+            )
+            .message(&scan.id)
+            .body(serde_json::to_value(scan).ok())],
         };
         loop {
             let subscription = self.waiters.subscribe(key.clone());
@@ -55,7 +89,7 @@ impl Hub {
                     tracing::debug!(payment_id = %payment.id, tran_id = %payment.tran_id, partner = partner_id, "scan matched payment");
                     self.wake_everywhere(&Waiters::payment_key(payment.id))
                         .await;
-                    return Ok(());
+                    return Ok(true);
                 }
                 ScanClaimOutcome::NothingWaiting => {}
             }
@@ -63,7 +97,7 @@ impl Hub {
                 if latest.partner_id.as_deref() == Some(partner_id)
                     && latest.scan_message_id.as_deref() == Some(scan.id.as_str())
                 {
-                    return Ok(());
+                    return Ok(false);
                 }
                 if latest.partner_id.is_some() && latest.state.partner_was_asked_or_matched() {
                     return Err(refuse(ErrorType::DuplicateRecord, "Already scanned"));

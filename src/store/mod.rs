@@ -5,10 +5,15 @@
 //! not. Anything owed to a partner (an outbox row) is written in the same transaction as the
 //! state change it comes from.
 
+mod admin;
 mod postgres;
 mod rows;
 mod sqlite;
 
+pub use admin::{
+    event_kind, Direction, EventRecord, NewEvent, PaymentQuery, SettledPayment, SettlementGroup,
+    SETTLEMENT_STATES,
+};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -77,6 +82,8 @@ pub struct NewPayment {
     pub created_at: DateTime<Utc>,
     /// When the scan window closes.
     pub scan_deadline: DateTime<Utc>,
+    /// Timeline events written with the payment (the `pay` received).
+    pub events: Vec<NewEvent>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -133,6 +140,9 @@ pub struct ScanClaim {
     /// The id the hub will use for its `pay` to the partner.
     pub partner_message_id: String,
     pub at: DateTime<Utc>,
+    /// Timeline events written only if this scan claims the payment (their `payment_id`,
+    /// when `None`, becomes the claimed payment's).
+    pub events: Vec<NewEvent>,
 }
 
 // One value per scan, moved straight to the caller: boxing the record would buy nothing.
@@ -158,6 +168,8 @@ pub struct PartnerAnswerRecord {
     /// so a reversal landing in between must make this write fail and be decided again.
     pub expected_reversed_by_pos: bool,
     pub at: DateTime<Utc>,
+    /// Timeline events written with the answer (the `pay` sent, the partner's answer).
+    pub events: Vec<NewEvent>,
 }
 
 /// An advice from a POS, as received.
@@ -188,6 +200,8 @@ pub struct ApplyAdvice {
     /// Sets `reversed_by_pos` (a reversal that arrived while the partner had the payment).
     pub mark_reversed_by_pos: bool,
     pub outbox: Option<NewOutboxMessage>,
+    /// Timeline events written with the advice (the advice received).
+    pub events: Vec<NewEvent>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -415,6 +429,34 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         matched_before: DateTime<Utc>,
         reversal_for: &(dyn for<'p> Fn(&'p PaymentRecord) -> NewOutboxMessage + Send + Sync),
     ) -> StoreResult<RecoveryReport>;
+
+    // Back office
+    /// Appends timeline events where no state change carries them (one statement).
+    async fn record_events(&self, events: &[NewEvent]) -> StoreResult<()>;
+    /// A payment's events, and those of its tranId that reached no payment (the
+    /// createQrCode, refused messages), in time order.
+    async fn payment_timeline(
+        &self,
+        payment_id: Uuid,
+        tran_id: &str,
+    ) -> StoreResult<Vec<EventRecord>>;
+    /// Payments matching `query`, newest first (created_at, then id), at most `limit`.
+    async fn search_payments(&self, query: &PaymentQuery) -> StoreResult<Vec<PaymentRecord>>;
+    /// Payments created in [from, to) that a partner handled and that are in one of
+    /// [`SETTLEMENT_STATES`], with their settled amounts (see [`SettledPayment`]).
+    async fn settled_payments(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        partner_id: Option<&str>,
+    ) -> StoreResult<Vec<SettledPayment>>;
+    /// The same payments, counted and summed per partner, currency and state.
+    async fn settlement_groups(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        partner_id: Option<&str>,
+    ) -> StoreResult<Vec<SettlementGroup>>;
 }
 
 pub type SharedStore = Arc<dyn Store>;

@@ -14,6 +14,10 @@ use sqlx::postgres::{PgConnection, PgPoolOptions};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::admin::{
+    payment_search_sql, settlement_groups_sql, settlement_states_sql, Arg, EventRow, SettledRow,
+    SettlementGroupRow,
+};
 use super::rows::{convert_all, delivery_columns, AdviceRow, OutboxRow, PaymentRow, QrCodeRow};
 use super::*;
 use crate::domain::PaymentState;
@@ -66,6 +70,126 @@ async fn insert_outbox(conn: &mut PgConnection, msg: &NewOutboxMessage) -> Store
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Timeline events as one array per column, for one `UNNEST` insert (a single statement
+/// whatever the number of events, and one cached prepared statement).
+struct EventColumns {
+    payment_id: Vec<Option<Uuid>>,
+    tran_id: Vec<String>,
+    at: Vec<DateTime<Utc>>,
+    kind: Vec<String>,
+    direction: Vec<String>,
+    counterparty: Vec<String>,
+    message_id: Vec<Option<String>>,
+    http_status: Vec<Option<i32>>,
+    outcome: Vec<String>,
+    body: Vec<Option<String>>,
+}
+
+impl EventColumns {
+    fn of(events: &[NewEvent]) -> Self {
+        Self {
+            payment_id: events.iter().map(|e| e.payment_id).collect(),
+            tran_id: events.iter().map(|e| e.tran_id.clone()).collect(),
+            at: events.iter().map(|e| e.at).collect(),
+            kind: events.iter().map(|e| e.kind.to_owned()).collect(),
+            direction: events
+                .iter()
+                .map(|e| e.direction.as_str().to_owned())
+                .collect(),
+            counterparty: events.iter().map(|e| e.counterparty.clone()).collect(),
+            message_id: events.iter().map(|e| e.message_id.clone()).collect(),
+            http_status: events.iter().map(|e| e.http_status).collect(),
+            outcome: events.iter().map(|e| e.outcome.clone()).collect(),
+            body: events
+                .iter()
+                .map(|e| e.body.as_ref().map(|b| b.to_string()))
+                .collect(),
+        }
+    }
+}
+
+/// Binds [`EventColumns`] to the ten placeholders after those already bound.
+macro_rules! bind_events {
+    ($query:expr, $c:expr) => {
+        $query
+            .bind($c.payment_id)
+            .bind($c.tran_id)
+            .bind($c.at)
+            .bind($c.kind)
+            .bind($c.direction)
+            .bind($c.counterparty)
+            .bind($c.message_id)
+            .bind($c.http_status)
+            .bind($c.outcome)
+            .bind($c.body)
+    };
+}
+
+/// The event columns of `payment_event`, and the `UNNEST` of ten array placeholders
+/// starting at `$first` that [`bind_events`] fills.
+fn events_unnest(first: usize) -> String {
+    let types = [
+        "uuid",
+        "text",
+        "timestamptz",
+        "text",
+        "text",
+        "text",
+        "text",
+        "int4",
+        "text",
+        "text",
+    ];
+    let arrays: Vec<String> = types
+        .iter()
+        .enumerate()
+        .map(|(i, t)| format!("${}::{t}[]", first + i))
+        .collect();
+    format!(
+        "UNNEST({}) AS e(payment_id, tran_id, at, kind, direction, counterparty, message_id, \
+         http_status, outcome, body)",
+        arrays.join(", ")
+    )
+}
+
+const EVENT_COLUMNS: &str =
+    "payment_id, tran_id, at, kind, direction, counterparty, message_id, http_status, outcome, body";
+
+async fn insert_events(conn: &mut PgConnection, events: &[NewEvent]) -> StoreResult<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "INSERT INTO payment_event ({EVENT_COLUMNS}) SELECT e.payment_id, e.tran_id, e.at, \
+         e.kind, e.direction, e.counterparty, e.message_id, e.http_status, e.outcome, \
+         e.body::jsonb FROM {}",
+        events_unnest(1)
+    );
+    let columns = EventColumns::of(events);
+    bind_events!(sqlx::query(&sql), columns)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The per-payment settlement query: `$1` from, `$2` to, `$3` partner (or NULL).
+fn settled_sql() -> String {
+    let partner_approved = "(p.partner_response #>> '{amounts,approvedAmount,amount}')::bigint";
+    format!(
+        "SELECT p.id, p.tran_id, p.partner_id, p.partner_message_id, p.state, p.currency, \
+         p.created_at, CASE WHEN p.state = 'CONFIRMED' THEN COALESCE(\
+           (SELECT (a.body #>> '{{amounts,approvedAmount,amount}}')::bigint FROM advice a \
+            WHERE a.client_id = p.client_id AND a.request_id = p.message_id \
+            AND a.payment_id = p.id AND a.kind = 'CONFIRMATION' \
+            ORDER BY a.received_at LIMIT 1), {partner_approved}, p.amount_minor) \
+         ELSE COALESCE({partner_approved}, p.amount_minor) END AS amount \
+         FROM payment p WHERE p.partner_id IS NOT NULL AND p.state IN ({states}) \
+         AND p.created_at >= $1 AND p.created_at < $2 \
+         AND ($3::text IS NULL OR p.partner_id = $3)",
+        states = settlement_states_sql()
+    )
 }
 
 #[async_trait]
@@ -184,6 +308,7 @@ impl Store for PostgresStore {
         .await;
         match inserted {
             Ok(_) => {
+                insert_events(&mut tx, &payment.events).await?;
                 tx.commit().await?;
                 Ok(NewPaymentOutcome::Inserted)
             }
@@ -234,22 +359,39 @@ impl Store for PostgresStore {
     }
 
     async fn claim_for_scan(&self, claim: &ScanClaim) -> StoreResult<ScanClaimOutcome> {
-        // One statement: the WHERE is the compare, the SET the swap.
-        let row = sqlx::query_as::<_, PaymentRow>(
-            "UPDATE payment SET state = $2, partner_id = $3, partner_payment_token = $4, \
-             scan_message_id = $5, partner_message_id = $6, updated_at = $7 \
-             WHERE tran_id = $1 AND state = $8 RETURNING *",
-        )
-        .bind(&claim.tran_id)
-        .bind(PaymentState::Matched.as_str())
-        .bind(&claim.partner_id)
-        .bind(&claim.partner_payment_token)
-        .bind(&claim.scan_message_id)
-        .bind(&claim.partner_message_id)
-        .bind(claim.at)
-        .bind(PaymentState::WaitingForScan.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
+        // One statement: the WHERE is the compare, the SET the swap; the events ride along
+        // in the same statement (a data-modifying CTE) and exist only if the claim won.
+        const UPDATE: &str = "UPDATE payment SET state = $2, partner_id = $3, \
+             partner_payment_token = $4, scan_message_id = $5, partner_message_id = $6, \
+             updated_at = $7 WHERE tran_id = $1 AND state = $8 RETURNING *";
+        let sql = if claim.events.is_empty() {
+            UPDATE.to_owned()
+        } else {
+            format!(
+                "WITH claimed AS ({UPDATE}), ev AS (INSERT INTO payment_event ({EVENT_COLUMNS}) \
+                 SELECT COALESCE(e.payment_id, claimed.id), e.tran_id, e.at, e.kind, \
+                 e.direction, e.counterparty, e.message_id, e.http_status, e.outcome, \
+                 e.body::jsonb FROM claimed, {}) SELECT * FROM claimed",
+                events_unnest(9)
+            )
+        };
+        let query = sqlx::query_as::<_, PaymentRow>(&sql)
+            .bind(&claim.tran_id)
+            .bind(PaymentState::Matched.as_str())
+            .bind(&claim.partner_id)
+            .bind(&claim.partner_payment_token)
+            .bind(&claim.scan_message_id)
+            .bind(&claim.partner_message_id)
+            .bind(claim.at)
+            .bind(PaymentState::WaitingForScan.as_str());
+        let row = if claim.events.is_empty() {
+            query.fetch_optional(&self.pool).await?
+        } else {
+            let columns = EventColumns::of(&claim.events);
+            bind_events!(query, columns)
+                .fetch_optional(&self.pool)
+                .await?
+        };
         match row {
             Some(row) => Ok(ScanClaimOutcome::Claimed(row.try_into()?)),
             None => Ok(ScanClaimOutcome::NothingWaiting),
@@ -299,6 +441,7 @@ impl Store for PostgresStore {
         if let Some(reversal) = &answer.reversal {
             insert_outbox(&mut tx, reversal).await?;
         }
+        insert_events(&mut tx, &answer.events).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -369,6 +512,7 @@ impl Store for PostgresStore {
         if let Some(msg) = &apply.outbox {
             insert_outbox(&mut tx, msg).await?;
         }
+        insert_events(&mut tx, &apply.events).await?;
         tx.commit().await?;
         Ok(ApplyAdviceOutcome::Applied)
     }
@@ -535,6 +679,74 @@ impl Store for PostgresStore {
             forwarded_made_unknown: unknown.len() as u64,
             matched_never_sent: declined.rows_affected(),
         })
+    }
+
+    async fn record_events(&self, events: &[NewEvent]) -> StoreResult<()> {
+        let mut conn = self.pool.acquire().await?;
+        insert_events(&mut conn, events).await
+    }
+
+    async fn payment_timeline(
+        &self,
+        payment_id: Uuid,
+        tran_id: &str,
+    ) -> StoreResult<Vec<EventRecord>> {
+        let rows = sqlx::query_as::<_, EventRow>(
+            "SELECT * FROM payment_event WHERE payment_id = $1 \
+             UNION ALL SELECT * FROM payment_event WHERE tran_id = $2 AND payment_id IS NULL \
+             ORDER BY at, id",
+        )
+        .bind(payment_id)
+        .bind(tran_id)
+        .fetch_all(&self.pool)
+        .await?;
+        convert_all(rows)
+    }
+
+    async fn search_payments(&self, query: &PaymentQuery) -> StoreResult<Vec<PaymentRecord>> {
+        let (sql, args) = payment_search_sql(query);
+        let mut q = sqlx::query_as::<_, PaymentRow>(&sql);
+        for arg in args {
+            q = match arg {
+                Arg::Text(v) => q.bind(v),
+                Arg::Time(v) => q.bind(v),
+                Arg::Id(v) => q.bind(v),
+                Arg::Int(v) => q.bind(v),
+            };
+        }
+        convert_all(q.fetch_all(&self.pool).await?)
+    }
+
+    async fn settled_payments(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        partner_id: Option<&str>,
+    ) -> StoreResult<Vec<SettledPayment>> {
+        let sql = format!("{} ORDER BY p.created_at, p.id", settled_sql());
+        let rows = sqlx::query_as::<_, SettledRow>(&sql)
+            .bind(from)
+            .bind(to)
+            .bind(partner_id)
+            .fetch_all(&self.pool)
+            .await?;
+        convert_all(rows)
+    }
+
+    async fn settlement_groups(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        partner_id: Option<&str>,
+    ) -> StoreResult<Vec<SettlementGroup>> {
+        let sql = settlement_groups_sql(&settled_sql(), "SUM(amount)::bigint");
+        let rows = sqlx::query_as::<_, SettlementGroupRow>(&sql)
+            .bind(from)
+            .bind(to)
+            .bind(partner_id)
+            .fetch_all(&self.pool)
+            .await?;
+        convert_all(rows)
     }
 }
 

@@ -29,6 +29,10 @@ use sqlx::sqlite::{
 use sqlx::SqlitePool;
 use uuid::Uuid;
 
+use super::admin::{
+    payment_search_sql, settlement_groups_sql, settlement_states_sql, Arg, EventRow, SettledRow,
+    SettlementGroupRow,
+};
 use super::rows::{
     convert_all, delivery_columns, AdviceRow, Id, OutboxRow, PaymentRow, QrCodeRow, Ts,
 };
@@ -154,6 +158,54 @@ async fn insert_outbox(conn: &mut SqliteConnection, msg: &NewOutboxMessage) -> S
     Ok(())
 }
 
+/// Appends timeline events, one cached single-row statement each (in-process: no round
+/// trips to save); events without a payment get `payment_id`.
+async fn insert_events(
+    conn: &mut SqliteConnection,
+    events: &[NewEvent],
+    payment_id: Option<Uuid>,
+) -> StoreResult<()> {
+    for e in events {
+        sqlx::query(
+            "INSERT INTO payment_event (payment_id, tran_id, at, kind, direction, counterparty, \
+             message_id, http_status, outcome, body) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(e.payment_id.or(payment_id).map(Id))
+        .bind(&e.tran_id)
+        .bind(Ts(e.at))
+        .bind(e.kind)
+        .bind(e.direction.as_str())
+        .bind(&e.counterparty)
+        .bind(&e.message_id)
+        .bind(e.http_status)
+        .bind(&e.outcome)
+        .bind(&e.body)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// The per-payment settlement query: `$1` from, `$2` to, `$3` partner (or NULL).
+fn settled_sql() -> String {
+    let partner_approved =
+        "CAST(json_extract(p.partner_response, '$.amounts.approvedAmount.amount') AS INTEGER)";
+    format!(
+        "SELECT p.id, p.tran_id, p.partner_id, p.partner_message_id, p.state, p.currency, \
+         p.created_at, CASE WHEN p.state = 'CONFIRMED' THEN COALESCE(\
+           (SELECT CAST(json_extract(a.body, '$.amounts.approvedAmount.amount') AS INTEGER) \
+            FROM advice a WHERE a.client_id = p.client_id AND a.request_id = p.message_id \
+            AND a.payment_id = p.id AND a.kind = 'CONFIRMATION' \
+            ORDER BY a.received_at LIMIT 1), {partner_approved}, p.amount_minor) \
+         ELSE COALESCE({partner_approved}, p.amount_minor) END AS amount \
+         FROM payment p WHERE p.partner_id IS NOT NULL AND p.state IN ({states}) \
+         AND p.created_at >= $1 AND p.created_at < $2 \
+         AND ($3 IS NULL OR p.partner_id = $3)",
+        states = settlement_states_sql()
+    )
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     /// One instance only: its own in-process wake-ups are all there is.
@@ -246,6 +298,7 @@ impl Store for SqliteStore {
         .await;
         match inserted {
             Ok(_) => {
+                insert_events(&mut tx, &payment.events, Some(payment.id)).await?;
                 tx.commit().await?;
                 Ok(NewPaymentOutcome::Inserted)
             }
@@ -294,7 +347,9 @@ impl Store for SqliteStore {
     }
 
     async fn claim_for_scan(&self, claim: &ScanClaim) -> StoreResult<ScanClaimOutcome> {
-        // One statement: the WHERE is the compare, the SET the swap.
+        // One statement: the WHERE is the compare, the SET the swap; the events join it in
+        // one transaction when there are any.
+        let mut tx = self.begin_write().await?;
         let row = sqlx::query_as::<_, PaymentRow>(
             "UPDATE payment SET state = $2, partner_id = $3, partner_payment_token = $4, \
              scan_message_id = $5, partner_message_id = $6, updated_at = $7 \
@@ -308,11 +363,19 @@ impl Store for SqliteStore {
         .bind(&claim.partner_message_id)
         .bind(Ts(claim.at))
         .bind(PaymentState::WaitingForScan.as_str())
-        .fetch_optional(&self.writer)
+        .fetch_optional(&mut *tx)
         .await?;
         match row {
-            Some(row) => Ok(ScanClaimOutcome::Claimed(row.try_into()?)),
-            None => Ok(ScanClaimOutcome::NothingWaiting),
+            Some(row) => {
+                let payment: PaymentRecord = row.try_into()?;
+                insert_events(&mut tx, &claim.events, Some(payment.id)).await?;
+                tx.commit().await?;
+                Ok(ScanClaimOutcome::Claimed(payment))
+            }
+            None => {
+                tx.rollback().await?;
+                Ok(ScanClaimOutcome::NothingWaiting)
+            }
         }
     }
 
@@ -359,6 +422,7 @@ impl Store for SqliteStore {
         if let Some(reversal) = &answer.reversal {
             insert_outbox(&mut tx, reversal).await?;
         }
+        insert_events(&mut tx, &answer.events, Some(answer.payment_id)).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -429,6 +493,7 @@ impl Store for SqliteStore {
         if let Some(msg) = &apply.outbox {
             insert_outbox(&mut tx, msg).await?;
         }
+        insert_events(&mut tx, &apply.events, Some(apply.payment_id)).await?;
         tx.commit().await?;
         Ok(ApplyAdviceOutcome::Applied)
     }
@@ -606,6 +671,79 @@ impl Store for SqliteStore {
             forwarded_made_unknown: unknown.len() as u64,
             matched_never_sent: declined.rows_affected(),
         })
+    }
+
+    async fn record_events(&self, events: &[NewEvent]) -> StoreResult<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.writer.begin().await?;
+        insert_events(&mut tx, events, None).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn payment_timeline(
+        &self,
+        payment_id: Uuid,
+        tran_id: &str,
+    ) -> StoreResult<Vec<EventRecord>> {
+        let rows = sqlx::query_as::<_, EventRow>(
+            "SELECT * FROM payment_event WHERE payment_id = $1 \
+             UNION ALL SELECT * FROM payment_event WHERE tran_id = $2 AND payment_id IS NULL \
+             ORDER BY at, id",
+        )
+        .bind(Id(payment_id))
+        .bind(tran_id)
+        .fetch_all(&self.reader)
+        .await?;
+        convert_all(rows)
+    }
+
+    async fn search_payments(&self, query: &PaymentQuery) -> StoreResult<Vec<PaymentRecord>> {
+        let (sql, args) = payment_search_sql(query);
+        let mut q = sqlx::query_as::<_, PaymentRow>(&sql);
+        for arg in args {
+            q = match arg {
+                Arg::Text(v) => q.bind(v),
+                Arg::Time(v) => q.bind(v),
+                Arg::Id(v) => q.bind(v),
+                Arg::Int(v) => q.bind(v),
+            };
+        }
+        convert_all(q.fetch_all(&self.reader).await?)
+    }
+
+    async fn settled_payments(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        partner_id: Option<&str>,
+    ) -> StoreResult<Vec<SettledPayment>> {
+        let sql = format!("{} ORDER BY p.created_at, p.id", settled_sql());
+        let rows = sqlx::query_as::<_, SettledRow>(&sql)
+            .bind(Ts(from))
+            .bind(Ts(to))
+            .bind(partner_id)
+            .fetch_all(&self.reader)
+            .await?;
+        convert_all(rows)
+    }
+
+    async fn settlement_groups(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        partner_id: Option<&str>,
+    ) -> StoreResult<Vec<SettlementGroup>> {
+        let sql = settlement_groups_sql(&settled_sql(), "SUM(amount)");
+        let rows = sqlx::query_as::<_, SettlementGroupRow>(&sql)
+            .bind(Ts(from))
+            .bind(Ts(to))
+            .bind(partner_id)
+            .fetch_all(&self.reader)
+            .await?;
+        convert_all(rows)
     }
 }
 

@@ -24,6 +24,10 @@ pub const POS_PASSWORD: &str = "pos-1-secret";
 pub const PARTNER_PASSWORD: &str = "wallet-1-secret";
 const POS_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$u+0poWW1tJttUmYHmAaNFA$74ABwh7BNcelMD/yRAe9k0ABnc8OYnm5NXPjjlCfLFE";
 const PARTNER_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$KnVYlCJxFFqIi9/4vct9hg$BT1La5hCFiOO6j7g0gsW6PxWl9ZsuJHmKZzq+CwW9kM";
+/// The back-office operator of every test hub: `ops` / `ops-secret`.
+pub const OPERATOR: &str = "ops";
+pub const OPERATOR_PASSWORD: &str = "ops-secret";
+const OPERATOR_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$6nzUfvDiTBV6YoXiWlWR7w$gq8rR5vKp3YS8zzAa0aVwnDO1sJXGD1p2+M/inIWFsk";
 /// What the hub presents to the simulator.
 pub const SIM_USER: &str = "qrhub";
 pub const SIM_PASSWORD: &str = "hub-to-partner";
@@ -119,6 +123,9 @@ password_hash = "{POS_HASH}"
 [[clients]]
 id = "pos-2"
 password_hash = "{POS_HASH}"
+[[operators]]
+id = "{OPERATOR}"
+password_hash = "{OPERATOR_HASH}"
 {p1}
 {p2}
 {extra}

@@ -1,0 +1,415 @@
+//! The back office behind `/admin/v1`: payment search and timelines, the outbox and its dead
+//! letters, the settlement report and reconciliation against a partner's own report.
+//!
+//! Handlers (`api::admin`) parse and authenticate; this module decides and shapes; the store
+//! runs the queries. Money is always integer minor units with its currency.
+
+pub mod csv;
+pub mod reports;
+
+use axum::http::StatusCode;
+use base64::Engine;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::domain::PaymentState;
+use crate::model::{ErrorDetail, ErrorType, FormatError};
+use crate::service::{span, Hub, HubError, HubResult};
+use crate::store::{EventRecord, OutboxMessage, OutboxState, PaymentQuery, PaymentRecord};
+
+/// Largest page of a list.
+pub const MAX_LIMIT: i64 = 500;
+pub const DEFAULT_LIMIT: i64 = 50;
+
+/// An amount in minor units with its ISO 4217 numeric currency, as on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Money {
+    pub amount: i64,
+    pub currency: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentView {
+    pub id: Uuid,
+    pub client_id: String,
+    /// The POS's PaymentRequest id.
+    pub message_id: String,
+    pub tran_id: String,
+    pub state: &'static str,
+    pub amount: Money,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partner_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partner_payment_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scan_message_id: Option<String>,
+    /// The id of the hub's `pay` to the partner.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partner_message_id: Option<String>,
+    pub reversed_by_pos: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partner_status: Option<i32>,
+    pub created_at: DateTime<Utc>,
+    pub scan_deadline: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<&PaymentRecord> for PaymentView {
+    fn from(p: &PaymentRecord) -> Self {
+        Self {
+            id: p.id,
+            client_id: p.client_id.clone(),
+            message_id: p.message_id.clone(),
+            tran_id: p.tran_id.clone(),
+            state: p.state.as_str(),
+            amount: Money {
+                amount: p.amount_minor,
+                currency: p.currency.clone(),
+            },
+            partner_id: p.partner_id.clone(),
+            partner_payment_token: p.partner_payment_token.clone(),
+            scan_message_id: p.scan_message_id.clone(),
+            partner_message_id: p.partner_message_id.clone(),
+            reversed_by_pos: p.reversed_by_pos,
+            partner_status: p.partner_status,
+            created_at: p.created_at,
+            scan_deadline: p.scan_deadline,
+            updated_at: p.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentPage {
+    pub payments: Vec<PaymentView>,
+    /// Pass as `after` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventView {
+    pub at: DateTime<Utc>,
+    pub kind: String,
+    /// `IN` (received by the hub) or `OUT` (sent by it).
+    pub direction: &'static str,
+    pub counterparty: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<i32>,
+    pub outcome: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<serde_json::Value>,
+}
+
+impl From<EventRecord> for EventView {
+    fn from(e: EventRecord) -> Self {
+        Self {
+            at: e.at,
+            kind: e.kind,
+            direction: e.direction.as_str(),
+            counterparty: e.counterparty,
+            message_id: e.message_id,
+            http_status: e.http_status,
+            outcome: e.outcome,
+            body: e.body,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutboxView {
+    pub id: Uuid,
+    pub payment_id: Uuid,
+    pub partner_id: String,
+    pub kind: &'static str,
+    pub message_id: String,
+    pub state: &'static str,
+    pub attempts: i32,
+    pub next_attempt_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_status: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// The advice as it goes to the partner.
+    pub body: serde_json::Value,
+}
+
+impl From<OutboxMessage> for OutboxView {
+    fn from(m: OutboxMessage) -> Self {
+        Self {
+            id: m.id,
+            payment_id: m.payment_id,
+            partner_id: m.partner_id,
+            kind: m.kind.as_str(),
+            message_id: m.message_id,
+            state: m.state.as_str(),
+            attempts: m.attempts,
+            next_attempt_at: m.next_attempt_at,
+            last_status: m.last_status,
+            last_error: m.last_error,
+            created_at: m.created_at,
+            expires_at: m.expires_at,
+            updated_at: m.updated_at,
+            body: m.body,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentDetail {
+    #[serde(flatten)]
+    pub payment: PaymentView,
+    /// The POS's PaymentRequest as received.
+    pub request: serde_json::Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partner_response: Option<serde_json::Value>,
+    /// Every message in and out, oldest first (including the createQrCode and refused
+    /// messages of the same tranId).
+    pub timeline: Vec<EventView>,
+    pub outbox: Vec<OutboxView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutboxList {
+    pub outbox: Vec<OutboxView>,
+}
+
+/// 400 FORMAT_ERROR naming the query parameter.
+pub fn bad_param(id: &str, field: &str, msg: &str, value: &str) -> HubError {
+    HubError::refuse(
+        StatusCode::BAD_REQUEST,
+        ErrorDetail::new(id, ErrorType::FormatError, "Bad formatting").with_format_errors(&[
+            FormatError {
+                field: field.into(),
+                msg: msg.into(),
+                value: value.into(),
+            },
+        ]),
+    )
+}
+
+pub fn not_found(id: &str, message: &str) -> HubError {
+    HubError::refuse(
+        StatusCode::NOT_FOUND,
+        ErrorDetail::new(id, ErrorType::UnableToLocateRecord, message),
+    )
+}
+
+/// The query parameters of a request, by name (the last of a repeated one wins).
+pub type Params = std::collections::HashMap<String, String>;
+
+fn param<'p>(params: &'p Params, name: &str) -> Option<&'p str> {
+    params.get(name).map(|v| v.trim()).filter(|v| !v.is_empty())
+}
+
+/// `limit` (default `default`, 1 to [`MAX_LIMIT`]).
+pub fn limit(id: &str, params: &Params, default: i64) -> HubResult<i64> {
+    match param(params, "limit") {
+        None => Ok(default),
+        Some(v) => match v.parse::<i64>() {
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+            _ => Err(bad_param(
+                id,
+                "limit",
+                &format!("must be an integer from 1 to {MAX_LIMIT}"),
+                v,
+            )),
+        },
+    }
+}
+
+/// A `YYYY-MM-DD` date (UTC day).
+pub fn date(id: &str, field: &str, value: &str) -> HubResult<NaiveDate> {
+    NaiveDate::parse_from_str(value, "%Y-%m-%d")
+        .map_err(|_| bad_param(id, field, "must be a date YYYY-MM-DD", value))
+}
+
+/// The UTC day [start, end) of a date.
+pub fn day_bounds(day: NaiveDate) -> (DateTime<Utc>, DateTime<Utc>) {
+    let start = day.and_time(chrono::NaiveTime::MIN).and_utc();
+    (start, start + chrono::Duration::days(1))
+}
+
+/// An RFC 3339 instant, or a date: its start (`end_of_day` false) or the start of the next
+/// day (true, so that `to=2026-11-22` includes that day).
+fn instant(id: &str, field: &str, value: &str, end_of_day: bool) -> HubResult<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(value) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    match NaiveDate::parse_from_str(value, "%Y-%m-%d") {
+        Ok(day) => {
+            let (start, end) = day_bounds(day);
+            Ok(if end_of_day { end } else { start })
+        }
+        Err(_) => Err(bad_param(
+            id,
+            field,
+            "must be an RFC 3339 time or a date YYYY-MM-DD",
+            value,
+        )),
+    }
+}
+
+/// The opaque cursor of a page: base64url of `<microseconds since the epoch>:<payment id>`.
+pub fn encode_cursor(created_at: DateTime<Utc>, id: Uuid) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(
+        "{}:{}",
+        created_at.timestamp_micros(),
+        id
+    ))
+}
+
+pub fn decode_cursor(cursor: &str) -> Option<(DateTime<Utc>, Uuid)> {
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    let (micros, id) = text.split_once(':')?;
+    let at = DateTime::from_timestamp_micros(micros.parse().ok()?)?;
+    Some((at, Uuid::parse_str(id).ok()?))
+}
+
+/// `GET /admin/v1/payments`: filters, newest first, keyset pages.
+pub async fn search_payments(hub: &Hub, id: &str, params: &Params) -> HubResult<PaymentPage> {
+    let state = match param(params, "state") {
+        None => None,
+        Some(v) => Some(v.parse::<PaymentState>().map_err(|_| {
+            let names: Vec<&str> = PaymentState::ALL.iter().map(|s| s.as_str()).collect();
+            bad_param(id, "state", &format!("one of {}", names.join(", ")), v)
+        })?),
+    };
+    let after = match param(params, "after") {
+        None => None,
+        Some(v) => Some(
+            decode_cursor(v)
+                .ok_or_else(|| bad_param(id, "after", "not a cursor this API returned", v))?,
+        ),
+    };
+    let limit = limit(id, params, DEFAULT_LIMIT)?;
+    let query = PaymentQuery {
+        tran_id: param(params, "tranId").map(str::to_owned),
+        client_id: param(params, "clientId").map(str::to_owned),
+        partner_id: param(params, "partnerId").map(str::to_owned),
+        state,
+        from: param(params, "from")
+            .map(|v| instant(id, "from", v, false))
+            .transpose()?,
+        to: param(params, "to")
+            .map(|v| instant(id, "to", v, true))
+            .transpose()?,
+        after,
+        // One more than asked: whether there is a next page.
+        limit: limit + 1,
+    };
+    let mut found = hub.store.search_payments(&query).await?;
+    let more = found.len() as i64 > limit;
+    found.truncate(limit as usize);
+    let next = more
+        .then(|| found.last().map(|p| encode_cursor(p.created_at, p.id)))
+        .flatten();
+    Ok(PaymentPage {
+        payments: found.iter().map(PaymentView::from).collect(),
+        next,
+    })
+}
+
+/// `GET /admin/v1/payments/{id}`: the payment, its timeline and its outbox rows.
+pub async fn payment_detail(hub: &Hub, id: &str, payment_id: &str) -> HubResult<PaymentDetail> {
+    let uuid = Uuid::parse_str(payment_id)
+        .map_err(|_| bad_param(id, "id", "must be a payment id (UUID)", payment_id))?;
+    let payment = hub
+        .store
+        .payment(uuid)
+        .await?
+        .ok_or_else(|| not_found(id, "Payment not found"))?;
+    let timeline = hub
+        .store
+        .payment_timeline(payment.id, &payment.tran_id)
+        .await?;
+    let outbox = hub.store.outbox_for_payment(payment.id).await?;
+    Ok(PaymentDetail {
+        payment: PaymentView::from(&payment),
+        request: payment.request,
+        partner_response: payment.partner_response,
+        timeline: timeline.into_iter().map(EventView::from).collect(),
+        outbox: outbox.into_iter().map(OutboxView::from).collect(),
+    })
+}
+
+/// `GET /admin/v1/outbox?state=…`: rows in one state (default DEAD), oldest first.
+pub async fn outbox(hub: &Hub, id: &str, params: &Params) -> HubResult<OutboxList> {
+    let state = match param(params, "state") {
+        None => OutboxState::Dead,
+        Some(v) => OutboxState::parse(v)
+            .ok_or_else(|| bad_param(id, "state", "one of PENDING, DELIVERED, FAILED, DEAD", v))?,
+    };
+    let limit = limit(id, params, 100)?;
+    let rows = hub.store.outbox_by_state(state, limit).await?;
+    Ok(OutboxList {
+        outbox: rows.into_iter().map(OutboxView::from).collect(),
+    })
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Retried {
+    pub id: Uuid,
+    pub state: &'static str,
+    pub next_attempt_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// `POST /admin/v1/outbox/{id}/retry`: a DEAD row becomes PENDING, due now, with a fresh
+/// `outbox.expiry`; 404 for any row that is not dead.
+pub async fn retry_dead_letter(hub: &Hub, id: &str, row_id: &str) -> HubResult<Retried> {
+    let uuid = Uuid::parse_str(row_id)
+        .map_err(|_| bad_param(id, "id", "must be an outbox row id (UUID)", row_id))?;
+    let now = hub.clock.now();
+    let expires_at = now + span(hub.settings.outbox.expiry);
+    if !hub.store.retry_dead_letter(uuid, now, expires_at).await? {
+        return Err(not_found(id, "No dead outbox row with this id"));
+    }
+    tracing::info!(outbox_id = %uuid, "dead letter retried by an operator");
+    hub.outbox_wake.notify_one();
+    Ok(Retried {
+        id: uuid,
+        state: OutboxState::Pending.as_str(),
+        next_attempt_at: now,
+        expires_at,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_refuse_garbage() {
+        let at = DateTime::from_timestamp_micros(1_732_269_600_123_456).unwrap();
+        let id = Uuid::new_v4();
+        assert_eq!(decode_cursor(&encode_cursor(at, id)), Some((at, id)));
+        assert_eq!(decode_cursor("not a cursor"), None);
+        assert_eq!(decode_cursor(""), None);
+    }
+
+    #[test]
+    fn a_date_as_to_includes_that_day() {
+        let to = instant("x", "to", "2026-11-22", true).unwrap();
+        assert_eq!(to.to_rfc3339(), "2026-11-23T00:00:00+00:00");
+        let from = instant("x", "from", "2026-11-22", false).unwrap();
+        assert_eq!(from.to_rfc3339(), "2026-11-22T00:00:00+00:00");
+        assert!(instant("x", "from", "yesterday", false).is_err());
+    }
+}

@@ -1,0 +1,389 @@
+//! What the back office reads and the timeline the hub writes: message events, payment
+//! search with keyset pagination, and the per-partner settlement figures.
+//!
+//! The SQL that both backends share (search filters with `$n` placeholders) is built here;
+//! what differs (JSON access in the settlement query) lives in each backend.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::rows::{Id, Ts};
+use super::{StoreError, StoreResult};
+use crate::domain::PaymentState;
+
+/// Which way a message went, seen from the hub.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// Received by the hub.
+    In,
+    /// Sent by the hub.
+    Out,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::In => "IN",
+            Self::Out => "OUT",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "IN" => Some(Self::In),
+            "OUT" => Some(Self::Out),
+            _ => None,
+        }
+    }
+}
+
+/// The kinds of message a timeline event records (the interface's operation names).
+pub mod event_kind {
+    pub const CREATE_QR_CODE: &str = "CREATE_QR_CODE";
+    /// A PaymentRequest: from the POS (IN) or to the partner (OUT).
+    pub const PAY: &str = "PAY";
+    /// The answer to a PaymentRequest: from the partner (IN) or to the POS (OUT).
+    pub const PAY_RESPONSE: &str = "PAY_RESPONSE";
+    pub const SCAN: &str = "SCAN";
+    /// A confirmation: from the POS (IN) or one delivery try to the partner (OUT).
+    pub const CONFIRMATION: &str = "CONFIRMATION";
+    /// A reversal: from the POS (IN) or one delivery try to the partner (OUT).
+    pub const REVERSAL: &str = "REVERSAL";
+}
+
+/// One message the hub received or sent, for the payment's timeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    /// `None` when the message never reached a payment; on a scan claim the store fills in
+    /// the payment the scan claimed.
+    pub payment_id: Option<Uuid>,
+    pub tran_id: String,
+    pub at: DateTime<Utc>,
+    /// One of [`event_kind`].
+    pub kind: &'static str,
+    pub direction: Direction,
+    /// The client or partner id on the other end.
+    pub counterparty: String,
+    pub message_id: Option<String>,
+    pub http_status: Option<i32>,
+    /// What came of it: `RECEIVED`, `APPROVED`, `DELIVERED`, an ErrorType name, ...
+    pub outcome: String,
+    /// The message as sent or received (JSON), when there is one.
+    pub body: Option<serde_json::Value>,
+}
+
+impl NewEvent {
+    pub fn new(
+        kind: &'static str,
+        direction: Direction,
+        tran_id: impl Into<String>,
+        counterparty: impl Into<String>,
+        at: DateTime<Utc>,
+        outcome: impl Into<String>,
+    ) -> Self {
+        Self {
+            payment_id: None,
+            tran_id: tran_id.into(),
+            at,
+            kind,
+            direction,
+            counterparty: counterparty.into(),
+            message_id: None,
+            http_status: None,
+            outcome: outcome.into(),
+            body: None,
+        }
+    }
+
+    pub fn payment(mut self, id: Uuid) -> Self {
+        self.payment_id = Some(id);
+        self
+    }
+
+    pub fn message(mut self, id: impl Into<String>) -> Self {
+        self.message_id = Some(id.into());
+        self
+    }
+
+    pub fn status(mut self, status: Option<i32>) -> Self {
+        self.http_status = status;
+        self
+    }
+
+    pub fn body(mut self, body: Option<serde_json::Value>) -> Self {
+        self.body = body;
+        self
+    }
+}
+
+/// A stored event; `id` orders events recorded at the same instant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventRecord {
+    pub id: i64,
+    pub payment_id: Option<Uuid>,
+    pub tran_id: String,
+    pub at: DateTime<Utc>,
+    pub kind: String,
+    pub direction: Direction,
+    pub counterparty: String,
+    pub message_id: Option<String>,
+    pub http_status: Option<i32>,
+    pub outcome: String,
+    pub body: Option<serde_json::Value>,
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct EventRow {
+    id: i64,
+    payment_id: Option<Id>,
+    tran_id: String,
+    at: Ts,
+    kind: String,
+    direction: String,
+    counterparty: String,
+    message_id: Option<String>,
+    http_status: Option<i32>,
+    outcome: String,
+    body: Option<serde_json::Value>,
+}
+
+impl TryFrom<EventRow> for EventRecord {
+    type Error = StoreError;
+    fn try_from(row: EventRow) -> StoreResult<Self> {
+        Ok(Self {
+            direction: Direction::parse(&row.direction).ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "event {}: unknown direction {:?}",
+                    row.id, row.direction
+                ))
+            })?,
+            id: row.id,
+            payment_id: row.payment_id.map(|id| id.0),
+            tran_id: row.tran_id,
+            at: row.at.0,
+            kind: row.kind,
+            counterparty: row.counterparty,
+            message_id: row.message_id,
+            http_status: row.http_status,
+            outcome: row.outcome,
+            body: row.body,
+        })
+    }
+}
+
+/// Filters of a payment search, newest first. `after` is the (created_at, id) of the last
+/// payment of the previous page.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PaymentQuery {
+    pub tran_id: Option<String>,
+    pub client_id: Option<String>,
+    pub partner_id: Option<String>,
+    pub state: Option<PaymentState>,
+    /// created_at ≥ from.
+    pub from: Option<DateTime<Utc>>,
+    /// created_at < to.
+    pub to: Option<DateTime<Utc>>,
+    pub after: Option<(DateTime<Utc>, Uuid)>,
+    pub limit: i64,
+}
+
+/// A value bound to a `$n` placeholder of SQL built here.
+#[derive(Debug, Clone)]
+pub(crate) enum Arg {
+    Text(String),
+    Time(Ts),
+    Id(Id),
+    Int(i64),
+}
+
+/// `SELECT * FROM payment WHERE … ORDER BY created_at DESC, id DESC LIMIT $n`, and its
+/// arguments in placeholder order. Valid on both backends (SQLite accepts `$n` and row
+/// values).
+pub(crate) fn payment_search_sql(q: &PaymentQuery) -> (String, Vec<Arg>) {
+    let mut conditions = Vec::new();
+    let mut args = Vec::new();
+    let mut push = |condition: &str, values: Vec<Arg>, args: &mut Vec<Arg>| {
+        let mut text = condition.to_owned();
+        for value in values {
+            args.push(value);
+            text = text.replacen('?', &format!("${}", args.len()), 1);
+        }
+        conditions.push(text);
+    };
+    if let Some(v) = &q.tran_id {
+        push("tran_id = ?", vec![Arg::Text(v.clone())], &mut args);
+    }
+    if let Some(v) = &q.client_id {
+        push("client_id = ?", vec![Arg::Text(v.clone())], &mut args);
+    }
+    if let Some(v) = &q.partner_id {
+        push("partner_id = ?", vec![Arg::Text(v.clone())], &mut args);
+    }
+    if let Some(v) = q.state {
+        push("state = ?", vec![Arg::Text(v.as_str().into())], &mut args);
+    }
+    if let Some(v) = q.from {
+        push("created_at >= ?", vec![Arg::Time(Ts(v))], &mut args);
+    }
+    if let Some(v) = q.to {
+        push("created_at < ?", vec![Arg::Time(Ts(v))], &mut args);
+    }
+    if let Some((at, id)) = q.after {
+        push(
+            "(created_at, id) < (?, ?)",
+            vec![Arg::Time(Ts(at)), Arg::Id(Id(id))],
+            &mut args,
+        );
+    }
+    let mut sql = String::from("SELECT * FROM payment");
+    if !conditions.is_empty() {
+        sql.push_str(" WHERE ");
+        sql.push_str(&conditions.join(" AND "));
+    }
+    args.push(Arg::Int(q.limit));
+    sql.push_str(&format!(
+        " ORDER BY created_at DESC, id DESC LIMIT ${}",
+        args.len()
+    ));
+    (sql, args)
+}
+
+/// The payment states the settlement report and reconciliation look at.
+pub const SETTLEMENT_STATES: [PaymentState; 4] = [
+    PaymentState::Confirmed,
+    PaymentState::Reversed,
+    PaymentState::Unknown,
+    PaymentState::Approved,
+];
+
+/// One payment as settlement sees it: its final amount in minor units. For a confirmed
+/// payment that is the confirmation's `amounts.approvedAmount` when it gave one, else the
+/// partner's approved amount, else the requested amount; for the others the partner's
+/// approved amount, else the requested amount.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SettledPayment {
+    pub payment_id: Uuid,
+    pub tran_id: String,
+    pub partner_id: String,
+    /// The `id` of the hub's `pay` to the partner: the reference the partner knows.
+    pub partner_message_id: Option<String>,
+    pub state: PaymentState,
+    pub currency: String,
+    pub amount_minor: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct SettledRow {
+    id: Id,
+    tran_id: String,
+    partner_id: String,
+    partner_message_id: Option<String>,
+    state: String,
+    currency: String,
+    amount: i64,
+    created_at: Ts,
+}
+
+impl TryFrom<SettledRow> for SettledPayment {
+    type Error = StoreError;
+    fn try_from(row: SettledRow) -> StoreResult<Self> {
+        Ok(Self {
+            state: row
+                .state
+                .parse()
+                .map_err(|e: String| StoreError::Corrupt(format!("payment {}: {e}", row.id.0)))?,
+            payment_id: row.id.0,
+            tran_id: row.tran_id,
+            partner_id: row.partner_id,
+            partner_message_id: row.partner_message_id,
+            currency: row.currency,
+            amount_minor: row.amount,
+            created_at: row.created_at.0,
+        })
+    }
+}
+
+/// Count and sum of settled amounts per partner, currency and state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettlementGroup {
+    pub partner_id: String,
+    pub currency: String,
+    pub state: PaymentState,
+    pub count: i64,
+    pub amount_minor: i64,
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct SettlementGroupRow {
+    partner_id: String,
+    currency: String,
+    state: String,
+    count: i64,
+    amount: i64,
+}
+
+impl TryFrom<SettlementGroupRow> for SettlementGroup {
+    type Error = StoreError;
+    fn try_from(row: SettlementGroupRow) -> StoreResult<Self> {
+        Ok(Self {
+            state: row
+                .state
+                .parse()
+                .map_err(|e: String| StoreError::Corrupt(format!("settlement group: {e}")))?,
+            partner_id: row.partner_id,
+            currency: row.currency,
+            count: row.count,
+            amount_minor: row.amount,
+        })
+    }
+}
+
+/// The states of [`SETTLEMENT_STATES`] as an SQL list: `'CONFIRMED', 'REVERSED', …`.
+pub(crate) fn settlement_states_sql() -> String {
+    SETTLEMENT_STATES
+        .iter()
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Wraps a per-payment settlement query (columns as [`SettledRow`]) into per-group totals.
+pub(crate) fn settlement_groups_sql(settled: &str, sum: &str) -> String {
+    format!(
+        "SELECT partner_id, currency, state, COUNT(*) AS count, {sum} AS amount \
+         FROM ({settled}) s GROUP BY partner_id, currency, state \
+         ORDER BY partner_id, currency, state"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn search_sql_numbers_its_placeholders_in_order() {
+        let (sql, args) = payment_search_sql(&PaymentQuery {
+            client_id: Some("pos-1".into()),
+            state: Some(PaymentState::Confirmed),
+            after: Some((Utc::now(), Uuid::nil())),
+            limit: 10,
+            ..PaymentQuery::default()
+        });
+        assert_eq!(
+            sql,
+            "SELECT * FROM payment WHERE client_id = $1 AND state = $2 AND \
+             (created_at, id) < ($3, $4) ORDER BY created_at DESC, id DESC LIMIT $5"
+        );
+        assert_eq!(args.len(), 5);
+        let (sql, args) = payment_search_sql(&PaymentQuery {
+            limit: 1,
+            ..PaymentQuery::default()
+        });
+        assert_eq!(
+            sql,
+            "SELECT * FROM payment ORDER BY created_at DESC, id DESC LIMIT $1"
+        );
+        assert_eq!(args.len(), 1);
+    }
+}
