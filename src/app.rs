@@ -65,6 +65,7 @@ impl App {
         let state = AppState {
             hub: Arc::clone(&hub),
             credentials,
+            limits: api::RateLimits::new(&settings.rate_limit),
         };
         let router = with_layers(api::router(state), &settings);
         let listener = TcpListener::bind(settings.server.listen)

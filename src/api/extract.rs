@@ -6,7 +6,7 @@ use base64::Engine;
 use serde::de::DeserializeOwned;
 
 use super::{ApiError, AppState};
-use crate::credentials::{Credentials, Role};
+use crate::credentials::Role;
 use crate::model::schema::{self, Schema};
 use crate::model::{ErrorDetail, ErrorType};
 
@@ -18,7 +18,9 @@ struct Caller {
     role: Role,
 }
 
-async fn caller(parts: &Parts, credentials: &Credentials) -> Result<Caller, ApiError> {
+/// Authenticates the caller, then takes one request from its rate-limit budget (so limits are
+/// per identity; a held `pay` counts once, here, at arrival).
+async fn caller(parts: &Parts, state: &AppState) -> Result<Caller, ApiError> {
     let header = parts
         .headers
         .get(header::AUTHORIZATION)
@@ -26,10 +28,15 @@ async fn caller(parts: &Parts, credentials: &Credentials) -> Result<Caller, ApiE
         .ok_or_else(|| ApiError::unauthorized(request_id(parts)))?;
     let (user, password) =
         decode_basic(header).ok_or_else(|| ApiError::unauthorized(request_id(parts)))?;
-    let role = credentials
+    let role = state
+        .credentials
         .verify(&user, &password)
         .await
         .ok_or_else(|| ApiError::unauthorized(request_id(parts)))?;
+    state
+        .limits
+        .check(&user)
+        .map_err(|wait| ApiError::rate_limited(request_id(parts), wait))?;
     Ok(Caller { user, role })
 }
 
@@ -73,7 +80,7 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let state = AppState::from_ref(state);
-        let caller = caller(parts, &state.credentials).await?;
+        let caller = caller(parts, &state).await?;
         match caller.role {
             Role::Pos => Ok(Self(caller.user)),
             // Valid credentials, but not for this operation.
@@ -91,7 +98,7 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let state = AppState::from_ref(state);
-        let caller = caller(parts, &state.credentials).await?;
+        let caller = caller(parts, &state).await?;
         match caller.role {
             Role::Partner => Ok(Self(caller.user)),
             Role::Pos => Err(ApiError::unauthorized(request_id(parts))),

@@ -5,12 +5,14 @@
 mod error;
 mod extract;
 mod health;
+mod limits;
 mod payments;
 mod qr_codes;
 mod scans;
 
 pub use error::ApiError;
 pub use extract::{Body, PartnerCaller, PosClient};
+pub use limits::RateLimits;
 
 use axum::extract::FromRef;
 use axum::routing::{get, post, MethodRouter};
@@ -24,6 +26,8 @@ use crate::service::{Hub, HubError};
 pub struct AppState {
     pub hub: Arc<Hub>,
     pub credentials: Credentials,
+    /// Per-caller request budgets, checked right after authentication.
+    pub limits: RateLimits,
 }
 
 impl FromRef<AppState> for Arc<Hub> {
@@ -76,6 +80,7 @@ pub(crate) fn answer(id: &str, error: HubError) -> ApiError {
             status,
             detail,
             challenge: false,
+            retry_after: None,
         },
         HubError::Internal(e) => ApiError::internal(id, &e),
     }
