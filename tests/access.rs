@@ -52,13 +52,15 @@ use Who::*;
 const FORMAT_ERROR: Option<&str> = Some("FORMAT_ERROR");
 const INVALID_TRAN_ID: Option<&str> = Some("INVALID_TRAN_ID");
 const NOT_FOUND: Option<&str> = Some("UNABLE_TO_LOCATE_RECORD");
+/// An expected answer: the status and the ErrorDetail's errorType (none on success).
+type Expected = (u16, Option<&'static str>);
 /// 401 answers carry an ErrorDetail too.
-const UNAUTHORIZED: (u16, Option<&str>) = (401, FORMAT_ERROR);
+const UNAUTHORIZED: Expected = (401, FORMAT_ERROR);
 
 /// The contract. Within an operation the other POS goes before the right one, so that the
 /// right one's success afterwards shows the other's attempt changed nothing.
 #[rustfmt::skip]
-const TABLE: &[(Op, Who, (u16, Option<&str>))] = &[
+const TABLE: &[(Op, Who, Expected)] = &[
     (CreateQrCode,   OtherPos,      (400, FORMAT_ERROR)),   // client.id is pos-1, not pos-2
     (CreateQrCode,   RightPos,      (201, None)),
     (CreateQrCode,   Partner,       UNAUTHORIZED),
