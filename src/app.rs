@@ -81,6 +81,7 @@ impl App {
         let state = AppState {
             hub: Arc::clone(&hub),
             credentials,
+            limits: api::RateLimits::new(&settings.rate_limit),
         };
         let mut router = api::router(state);
         if settings.server.metrics_enabled {

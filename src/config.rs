@@ -48,6 +48,9 @@ pub struct Settings {
     /// Back-office users of `/admin/v1` (Basic auth).
     #[serde(default)]
     pub operators: Vec<OperatorSettings>,
+    /// Requests per authenticated caller (off by default).
+    #[serde(default)]
+    pub rate_limit: RateLimitSettings,
     /// The built-in partner simulator, started in-process when `enabled`.
     #[serde(default)]
     pub simulator: Option<SimulatorSettings>,
@@ -100,7 +103,7 @@ fn default_shutdown_grace() -> Duration {
     Duration::from_secs(60)
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
     /// `sqlite://data/qrhub.db` (embedded, one instance) or `postgres://user@host/db`.
@@ -111,6 +114,36 @@ pub struct DatabaseSettings {
 
 fn default_max_connections() -> u32 {
     16
+}
+
+/// The URL's password stays out of `Debug` (the whole `Settings` may be printed).
+impl std::fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseSettings")
+            .field("url", &crate::app::redact_url(&self.url))
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
+}
+
+/// A token bucket per authenticated caller (POS client or partner), checked right after its
+/// credentials: `requests_per_second` refill it, `burst` is its size. Over it: 429.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitSettings {
+    /// Steady requests per second allowed to each caller; 0 switches the limit off.
+    pub requests_per_second: u32,
+    /// How many requests a caller may send at once before the steady rate applies.
+    pub burst: u32,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        Self {
+            requests_per_second: 0,
+            burst: 50,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -216,7 +249,7 @@ pub enum LogFormat {
 }
 
 /// A POS system: its Basic-auth user is its `client.id`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientSettings {
     pub id: String,
@@ -234,7 +267,7 @@ pub struct OperatorSettings {
 }
 
 /// A partner wallet.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PartnerSettings {
     /// Its Basic-auth user on scans, and `partner.id` in messages.
@@ -265,6 +298,34 @@ impl PartnerSettings {
     /// Whether calls to this partner need a TLS setup of their own.
     pub fn has_own_tls(&self) -> bool {
         self.ca_path.is_some() || self.client_cert_path.is_some()
+    }
+}
+
+/// What `Debug` shows of a credential hash: whether one is set, never the hash. An argon2
+/// hash is not the password, but it is what an offline guessing attack starts from, so it is
+/// kept out of logs and panics like a secret.
+const REDACTED: &str = "[redacted]";
+
+impl std::fmt::Debug for ClientSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientSettings")
+            .field("id", &self.id)
+            .field("password_hash", &REDACTED)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for PartnerSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartnerSettings")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("password_hash", &REDACTED)
+            .field("base_url", &crate::app::redact_url(&self.base_url))
+            .field("username", &self.username)
+            .field("password", &self.password)
+            .field("timeout", &self.timeout)
+            .finish()
     }
 }
 
@@ -368,6 +429,13 @@ impl Settings {
                     format!("unknown operation {op:?}; one of {}", OPERATIONS.join(", ")),
                 ));
             }
+        }
+        let r = &self.rate_limit;
+        if r.requests_per_second > 0 && r.burst == 0 {
+            return Err(invalid(
+                "rate_limit.burst",
+                "must be at least 1 when rate_limit.requests_per_second is set",
+            ));
         }
         let mut ids = std::collections::HashSet::new();
         for (i, c) in self.clients.iter().enumerate() {
@@ -511,6 +579,69 @@ timeout = "25s"
             err.to_string().contains("clients[0].password_hash"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn debug_output_holds_no_hash_password_or_database_password() {
+        let s = Settings::from_toml(&format!(
+            r#"
+[server]
+listen = "127.0.0.1:0"
+[database]
+url = "postgres://hub:db-s3cret@db/qrhub"
+[hub]
+institution_id = "qrhub"
+qr_provider_id = "za.co.qrhub"
+[[clients]]
+id = "pos-1"
+password_hash = "{HASH}"
+[[partners]]
+id = "w"
+name = "W"
+password_hash = "{HASH}"
+base_url = "http://127.0.0.1:1"
+username = "qrhub"
+password = "partner-s3cret"
+timeout = "25s"
+"#
+        ))
+        .expect("valid");
+        let text = format!("{s:?} {s:#?}");
+        for secret in [
+            "db-s3cret",
+            "partner-s3cret",
+            HASH,
+            "argon2",
+            "RdescudvJCsgt3ub",
+        ] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        assert!(text.contains("pos-1") && text.contains("qrhub"), "{text}");
+    }
+
+    #[test]
+    fn the_shipped_configuration_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/default.toml");
+        let s = Settings::load(&path).expect("config/default.toml is valid");
+        assert_eq!(
+            s.rate_limit.requests_per_second, 0,
+            "rate limits ship switched off"
+        );
+    }
+
+    #[test]
+    fn rate_limits_are_off_by_default_and_need_a_burst() {
+        let s = Settings::from_toml(&toml("")).expect("valid");
+        assert_eq!(s.rate_limit.requests_per_second, 0);
+        let s = Settings::from_toml(&toml("[rate_limit]\nrequests_per_second = 2\nburst = 3"))
+            .expect("valid");
+        assert_eq!(
+            (s.rate_limit.requests_per_second, s.rate_limit.burst),
+            (2, 3)
+        );
+        let err = Settings::from_toml(&toml("[rate_limit]\nrequests_per_second = 2\nburst = 0"))
+            .expect_err("invalid");
+        assert!(err.to_string().contains("rate_limit.burst"), "{err}");
     }
 
     #[test]

@@ -5,14 +5,24 @@
 //! remembered; later requests compare digests in constant time. The key is random per
 //! process, so the cache holds nothing a reader of memory could replay elsewhere. Failures are
 //! never cached: a wrong password always pays the full hash.
+//!
+//! Two more rules keep the slow path honest:
+//! - An unknown user pays the same hash as a wrong password: it is verified against a dummy
+//!   hash made at start-up with the configured hashes' parameters, so the answer's timing
+//!   does not tell which users exist.
+//! - Concurrent verifications of the same user and password (the first requests of a busy
+//!   client at start-up) share one argon2 run ("single flight"); the others wait for it and
+//!   take its result, instead of each occupying a blocking thread with the same hash.
 
 use argon2::password_hash::{PasswordHash, PasswordVerifier};
 use argon2::Argon2;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use subtle::ConstantTimeEq;
+use tokio::sync::OnceCell;
 
 /// The kind of caller an identity is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,22 +33,47 @@ pub enum Role {
     Operator,
 }
 
-#[derive(Debug)]
 struct Account {
     role: Role,
     password_hash: String,
 }
 
-#[derive(Debug, Clone)]
+/// Verified identities. `Debug` shows only the user ids: hashes, the cache key and the
+/// cached digests never reach a log line.
+#[derive(Clone)]
 pub struct Credentials {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug)]
+/// One argon2 run in progress for a (user, digest) pair; every concurrent verification of
+/// the same pair awaits the same cell.
+type Flight = Arc<OnceCell<bool>>;
+type FlightKey = (String, [u8; 32]);
+
 struct Inner {
     accounts: HashMap<String, Account>,
+    /// What an unknown user's password is verified against (and always fails).
+    dummy_hash: String,
     cache_key: [u8; 32],
     verified: RwLock<HashMap<String, [u8; 32]>>,
+    flights: Mutex<HashMap<FlightKey, Flight>>,
+    /// argon2 verifications started, for tests of the slow path.
+    argon2_runs: AtomicU64,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut users: Vec<(&String, Role)> = self
+            .inner
+            .accounts
+            .iter()
+            .map(|(id, a)| (id, a.role))
+            .collect();
+        users.sort_by(|a, b| a.0.cmp(b.0));
+        f.debug_struct("Credentials")
+            .field("users", &users)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Credentials {
@@ -80,13 +115,21 @@ impl Credentials {
                 },
             );
         }
+        let model = clients
+            .iter()
+            .chain(partners)
+            .map(|(_, h)| h.as_str())
+            .next();
         let mut cache_key = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut cache_key);
         Self {
             inner: Arc::new(Inner {
                 accounts,
+                dummy_hash: dummy_hash(model),
                 cache_key,
                 verified: RwLock::new(HashMap::new()),
+                flights: Mutex::new(HashMap::new()),
+                argon2_runs: AtomicU64::new(0),
             }),
         }
     }
@@ -99,9 +142,9 @@ impl Credentials {
     }
 
     /// The caller's role if `user`/`password` are right. Runs argon2 on a blocking thread
-    /// when the digest is not cached yet.
+    /// when the digest is not cached yet; an unknown user runs it too, against the dummy hash.
     pub async fn verify(&self, user: &str, password: &str) -> Option<Role> {
-        let account = self.inner.accounts.get(user)?;
+        let account = self.inner.accounts.get(user);
         let digest = self.digest(password);
         let cached = self
             .inner
@@ -109,23 +152,96 @@ impl Credentials {
             .read()
             .ok()
             .and_then(|m| m.get(user).copied());
-        if let Some(known) = cached {
+        if let (Some(account), Some(known)) = (account, cached) {
             if bool::from(known.ct_eq(&digest)) {
                 return Some(account.role);
             }
         }
-        let hash = account.password_hash.clone();
-        let password = password.to_owned();
-        let ok = tokio::task::spawn_blocking(move || verify_hash(&hash, &password))
-            .await
-            .unwrap_or(false);
-        if !ok {
-            return None;
+        let hash = account.map_or(&self.inner.dummy_hash, |a| &a.password_hash);
+        let ok = self.single_flight(user, digest, hash, password).await;
+        match account {
+            Some(account) if ok => Some(account.role),
+            _ => None,
         }
-        if let Ok(mut map) = self.inner.verified.write() {
-            map.insert(user.to_owned(), digest);
+    }
+
+    /// One argon2 run per (user, digest) at a time: the first caller runs it (and caches a
+    /// success before anyone sees the result), the others await its answer.
+    async fn single_flight(
+        &self,
+        user: &str,
+        digest: [u8; 32],
+        hash: &str,
+        password: &str,
+    ) -> bool {
+        let key: FlightKey = (user.to_owned(), digest);
+        let flight = {
+            let Ok(mut flights) = self.inner.flights.lock() else {
+                return false;
+            };
+            let entry = flights.entry(key.clone()).or_default();
+            // A finished run is not reused by a later request: a failure is never cached,
+            // and a success is already in `verified` (a right password found it there).
+            if entry.initialized() {
+                *entry = Flight::default();
+            }
+            Arc::clone(entry)
+        };
+        // Removes the entry when the last waiter is done (or gave up: a dropped request).
+        // The guard holds this waiter's only reference to the cell.
+        let guard = FlightGuard {
+            inner: &self.inner,
+            key,
+            flight: Some(flight),
+        };
+        let Some(cell) = guard.flight.as_ref() else {
+            return false;
+        };
+        let ok = *cell
+            .get_or_init(|| async {
+                self.inner.argon2_runs.fetch_add(1, Ordering::Relaxed);
+                let hash = hash.to_owned();
+                let password = password.to_owned();
+                let ok = tokio::task::spawn_blocking(move || verify_hash(&hash, &password))
+                    .await
+                    .unwrap_or(false);
+                if ok {
+                    if let Ok(mut map) = self.inner.verified.write() {
+                        map.insert(user.to_owned(), digest);
+                    }
+                }
+                ok
+            })
+            .await;
+        drop(guard);
+        ok
+    }
+
+    /// How many argon2 verifications this instance has started.
+    pub fn argon2_runs(&self) -> u64 {
+        self.inner.argon2_runs.load(Ordering::Relaxed)
+    }
+}
+
+struct FlightGuard<'a> {
+    inner: &'a Inner,
+    key: FlightKey,
+    flight: Option<Flight>,
+}
+
+impl Drop for FlightGuard<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut flights) = self.inner.flights.lock() {
+            // Our reference goes first, under the lock, so that exactly the last waiter sees
+            // the map's own reference alone and removes it.
+            drop(self.flight.take());
+            if flights
+                .get(&self.key)
+                .is_some_and(|f| Arc::strong_count(f) == 1)
+            {
+                flights.remove(&self.key);
+            }
         }
-        Some(account.role)
     }
 }
 
@@ -137,6 +253,32 @@ fn verify_hash(hash: &str, password: &str) -> bool {
                 .is_ok()
         })
         .unwrap_or(false)
+}
+
+/// A hash of a random password that nobody knows, with the parameters of `model` (a
+/// configured hash) so that verifying against it costs what a wrong password costs; with the
+/// defaults of `hash-password` when there is no model.
+fn dummy_hash(model: Option<&str>) -> String {
+    use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
+    use argon2::{Algorithm, Params, Version};
+    let hasher = model
+        .and_then(|m| PasswordHash::new(m).ok())
+        .and_then(|m| {
+            let algorithm = Algorithm::try_from(m.algorithm).ok()?;
+            let version = m.version.and_then(|v| Version::try_from(v).ok())?;
+            let params = Params::try_from(&m).ok()?;
+            Some(Argon2::new(algorithm, version, params))
+        })
+        .unwrap_or_default();
+    let mut secret = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut secret);
+    let salt = SaltString::generate(&mut OsRng);
+    hasher
+        .hash_password(&secret, &salt)
+        .map(|h| h.to_string())
+        // Unreachable with valid parameters; fall back to the model itself, which a random
+        // password cannot match either and which costs the same.
+        .unwrap_or_else(|_| model.unwrap_or_default().to_owned())
 }
 
 /// A new argon2id PHC string for `password` (`qrhub hash-password`).
@@ -152,15 +294,121 @@ pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Er
 mod tests {
     use super::*;
 
+    fn creds() -> (Credentials, String) {
+        let hash = hash_password("s3cret").expect("hash");
+        let creds = Credentials::new(
+            &[("pos-1".into(), hash.clone())],
+            &[("w".into(), hash.clone())],
+        );
+        (creds, hash)
+    }
+
     #[tokio::test]
     async fn right_wrong_and_cached_passwords() {
-        let hash = hash_password("s3cret").expect("hash");
-        let creds = Credentials::new(&[("pos-1".into(), hash.clone())], &[("w".into(), hash)]);
+        let (creds, _) = creds();
         assert_eq!(creds.verify("pos-1", "s3cret").await, Some(Role::Pos));
         // The second time comes from the cache and must still say the same.
         assert_eq!(creds.verify("pos-1", "s3cret").await, Some(Role::Pos));
+        assert_eq!(creds.argon2_runs(), 1);
         assert_eq!(creds.verify("pos-1", "wrong").await, None);
         assert_eq!(creds.verify("w", "s3cret").await, Some(Role::Partner));
         assert_eq!(creds.verify("nobody", "s3cret").await, None);
+        // A cached success for one user is not a pass for another.
+        assert_eq!(creds.verify("w", "wrong").await, None);
+    }
+
+    #[tokio::test]
+    async fn an_unknown_user_pays_the_hash_a_wrong_password_pays() {
+        let (creds, hash) = creds();
+        // Same parameters as the configured hashes, so the same cost.
+        let dummy = PasswordHash::new(&creds.inner.dummy_hash).expect("a PHC string");
+        let model = PasswordHash::new(&hash).expect("a PHC string");
+        assert_eq!(dummy.algorithm, model.algorithm);
+        assert_eq!(dummy.params, model.params);
+        assert_ne!(dummy.hash, model.hash);
+
+        assert_eq!(creds.verify("pos-1", "wrong").await, None);
+        assert_eq!(creds.argon2_runs(), 1);
+        assert_eq!(creds.verify("nobody", "s3cret").await, None);
+        assert_eq!(creds.argon2_runs(), 2, "an unknown user runs argon2 too");
+        // And again: unknown users are no more cached than wrong passwords.
+        assert_eq!(creds.verify("nobody", "s3cret").await, None);
+        assert_eq!(creds.verify("pos-1", "wrong").await, None);
+        assert_eq!(creds.argon2_runs(), 4);
+    }
+
+    #[tokio::test]
+    async fn with_no_accounts_unknown_users_still_pay_a_default_hash() {
+        let creds = Credentials::new(&[], &[]);
+        assert!(PasswordHash::new(&creds.inner.dummy_hash).is_ok());
+        assert_eq!(creds.verify("anyone", "x").await, None);
+        assert_eq!(creds.argon2_runs(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_first_verifications_share_one_argon2_run() {
+        let (creds, _) = creds();
+        let attempts: Vec<_> = (0..64)
+            .map(|_| {
+                let creds = creds.clone();
+                tokio::spawn(async move { creds.verify("pos-1", "s3cret").await })
+            })
+            .collect();
+        for attempt in attempts {
+            assert_eq!(attempt.await.expect("task"), Some(Role::Pos));
+        }
+        assert_eq!(creds.argon2_runs(), 1, "one hash for the whole herd");
+        assert!(creds.inner.flights.lock().expect("lock").is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_wrong_passwords_are_shared_but_never_cached() {
+        let (creds, _) = creds();
+        let attempts: Vec<_> = (0..32)
+            .map(|i| {
+                let creds = creds.clone();
+                // Two wrong passwords and two unknown users, interleaved.
+                let (user, password) = match i % 4 {
+                    0 => ("pos-1", "wrong-a"),
+                    1 => ("pos-1", "wrong-b"),
+                    2 => ("ghost", "wrong-a"),
+                    _ => ("ghost-2", "s3cret"),
+                };
+                tokio::spawn(async move { creds.verify(user, password).await })
+            })
+            .collect();
+        for attempt in attempts {
+            assert_eq!(attempt.await.expect("task"), None);
+        }
+        let herd = creds.argon2_runs();
+        // Each (user, password) pair needs at least one run; concurrency shares most of them.
+        assert!((4..32).contains(&herd), "{herd} runs");
+        assert!(creds.inner.flights.lock().expect("lock").is_empty());
+        // A later attempt pays again: a failure is never remembered.
+        assert_eq!(creds.verify("pos-1", "wrong-a").await, None);
+        assert_eq!(creds.argon2_runs(), herd + 1);
+    }
+
+    #[tokio::test]
+    async fn a_dropped_verification_leaves_nothing_behind() {
+        let (creds, _) = creds();
+        let abandoned = tokio::time::timeout(
+            std::time::Duration::from_micros(1),
+            creds.verify("pos-1", "s3cret"),
+        )
+        .await;
+        assert!(abandoned.is_err(), "gave up before the hash finished");
+        assert!(creds.inner.flights.lock().expect("lock").is_empty());
+        assert_eq!(creds.verify("pos-1", "s3cret").await, Some(Role::Pos));
+    }
+
+    #[test]
+    fn debug_output_names_users_only() {
+        let (creds, hash) = creds();
+        let text = format!("{creds:?}");
+        assert!(text.contains("pos-1"), "{text}");
+        assert!(!text.contains(&hash), "{text}");
+        assert!(!text.contains("argon2"), "{text}");
+        assert!(!text.contains("cache_key"), "{text}");
     }
 }

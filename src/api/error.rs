@@ -12,6 +12,8 @@ pub struct ApiError {
     pub detail: Box<ErrorDetail>,
     /// Sent as `WWW-Authenticate` (401 only).
     pub challenge: bool,
+    /// Sent as `Retry-After`, in whole seconds rounded up (429 only).
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl ApiError {
@@ -20,6 +22,7 @@ impl ApiError {
             status,
             detail: Box::new(detail),
             challenge: false,
+            retry_after: None,
         }
     }
 
@@ -52,6 +55,18 @@ impl ApiError {
                 "Authentication required",
             )),
             challenge: true,
+            retry_after: None,
+        }
+    }
+
+    /// 429: the caller spent its request budget; `wait` is how long until one more fits.
+    pub fn rate_limited(id: impl Into<String>, wait: std::time::Duration) -> Self {
+        Self {
+            retry_after: Some(wait),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorDetail::new(id, ErrorType::GeneralError, "Rate limit exceeded"),
+            )
         }
     }
 
@@ -74,6 +89,13 @@ impl IntoResponse for ApiError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"qrhub\", charset=\"UTF-8\""),
             );
+        }
+        if let Some(wait) = self.retry_after {
+            // At least one second: "Retry-After: 0" would invite an immediate retry.
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
         }
         response
     }

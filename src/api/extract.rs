@@ -6,7 +6,7 @@ use base64::Engine;
 use serde::de::DeserializeOwned;
 
 use super::{ApiError, AppState};
-use crate::credentials::{Credentials, Role};
+use crate::credentials::Role;
 use crate::model::schema::{self, Schema};
 use crate::model::{ErrorDetail, ErrorType};
 
@@ -18,7 +18,9 @@ struct Caller {
     role: Role,
 }
 
-async fn caller(parts: &Parts, credentials: &Credentials) -> Result<Caller, ApiError> {
+/// Authenticates the caller, then takes one request from its rate-limit budget (so limits are
+/// per identity; a held `pay` counts once, here, at arrival).
+async fn caller(parts: &Parts, state: &AppState) -> Result<Caller, ApiError> {
     let header = parts
         .headers
         .get(header::AUTHORIZATION)
@@ -26,10 +28,15 @@ async fn caller(parts: &Parts, credentials: &Credentials) -> Result<Caller, ApiE
         .ok_or_else(|| ApiError::unauthorized(request_id(parts)))?;
     let (user, password) =
         decode_basic(header).ok_or_else(|| ApiError::unauthorized(request_id(parts)))?;
-    let role = credentials
+    let role = state
+        .credentials
         .verify(&user, &password)
         .await
         .ok_or_else(|| ApiError::unauthorized(request_id(parts)))?;
+    state
+        .limits
+        .check(&user)
+        .map_err(|wait| ApiError::rate_limited(request_id(parts), wait))?;
     Ok(Caller { user, role })
 }
 
@@ -56,69 +63,53 @@ pub fn request_id(parts: &Parts) -> String {
         .to_owned()
 }
 
-/// A POS client, authenticated.
-#[derive(Debug, Clone)]
-pub struct PosClient(pub String);
-
-/// A partner, authenticated.
-#[derive(Debug, Clone)]
-pub struct PartnerCaller(pub String);
-
-/// A back-office operator, authenticated (`/admin/v1`).
-#[derive(Debug, Clone)]
-pub struct Operator(pub String);
-
-impl<S> FromRequestParts<S> for Operator
+/// The verified user if its role is `wanted`. Valid credentials of another role get the same
+/// 401 as wrong ones: an operation is not reachable with credentials not meant for it.
+async fn authenticated<S>(parts: &Parts, state: &S, wanted: Role) -> Result<String, ApiError>
 where
-    S: Send + Sync,
     AppState: FromRef<S>,
 {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let state = AppState::from_ref(state);
-        let caller = caller(parts, &state.credentials).await?;
-        match caller.role {
-            Role::Operator => Ok(Self(caller.user)),
-            Role::Pos | Role::Partner => Err(ApiError::unauthorized(request_id(parts))),
-        }
+    let state = AppState::from_ref(state);
+    let caller = caller(parts, &state).await?;
+    if caller.role == wanted {
+        Ok(caller.user)
+    } else {
+        Err(ApiError::unauthorized(request_id(parts)))
     }
 }
 
-impl<S> FromRequestParts<S> for PosClient
-where
-    S: Send + Sync,
-    AppState: FromRef<S>,
-{
-    type Rejection = ApiError;
+macro_rules! identity {
+    ($(#[$doc:meta])* $name:ident => $role:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone)]
+        pub struct $name(pub String);
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let state = AppState::from_ref(state);
-        let caller = caller(parts, &state.credentials).await?;
-        match caller.role {
-            Role::Pos => Ok(Self(caller.user)),
-            // Valid credentials, but not for this operation.
-            Role::Partner | Role::Operator => Err(ApiError::unauthorized(request_id(parts))),
+        impl<S> FromRequestParts<S> for $name
+        where
+            S: Send + Sync,
+            AppState: FromRef<S>,
+        {
+            type Rejection = ApiError;
+
+            async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+                authenticated(parts, state, $role).await.map(Self)
+            }
         }
-    }
+    };
 }
 
-impl<S> FromRequestParts<S> for PartnerCaller
-where
-    S: Send + Sync,
-    AppState: FromRef<S>,
-{
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let state = AppState::from_ref(state);
-        let caller = caller(parts, &state.credentials).await?;
-        match caller.role {
-            Role::Partner => Ok(Self(caller.user)),
-            Role::Pos | Role::Operator => Err(ApiError::unauthorized(request_id(parts))),
-        }
-    }
-}
+identity!(
+    /// A POS client, authenticated.
+    PosClient => Role::Pos
+);
+identity!(
+    /// A partner, authenticated.
+    PartnerCaller => Role::Partner
+);
+identity!(
+    /// A back-office operator, authenticated (`/admin/v1`).
+    Operator => Role::Operator
+);
 
 /// Which spec model a body must be.
 pub trait Checked: DeserializeOwned {

@@ -6,12 +6,14 @@ mod admin;
 mod error;
 mod extract;
 mod health;
+mod limits;
 mod payments;
 mod qr_codes;
 mod scans;
 
 pub use error::ApiError;
 pub use extract::{Body, Operator, PartnerCaller, PosClient};
+pub use limits::RateLimits;
 
 use axum::extract::FromRef;
 use axum::routing::{get, post, MethodRouter};
@@ -25,6 +27,8 @@ use crate::service::{Hub, HubError};
 pub struct AppState {
     pub hub: Arc<Hub>,
     pub credentials: Credentials,
+    /// Per-caller request budgets, checked right after authentication.
+    pub limits: RateLimits,
 }
 
 impl FromRef<AppState> for Arc<Hub> {
@@ -78,6 +82,7 @@ pub(crate) fn answer(id: &str, error: HubError) -> ApiError {
             status,
             detail,
             challenge: false,
+            retry_after: None,
         },
         HubError::Internal(e) => ApiError::internal(id, &e),
     }

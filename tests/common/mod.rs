@@ -1,3 +1,4 @@
 pub mod db;
 pub mod hub;
+pub mod logs;
 pub mod process;

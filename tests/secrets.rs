@@ -1,0 +1,290 @@
+//! Secrets never reach a log line or an answer: with every event of the process captured
+//! (the hub, the in-process partner simulator and the libraries, down to TRACE), whole flows
+//! run, including wrong, unknown and malformed credentials, calls to a partner with the hub's
+//! Basic credentials, and the configuration itself printed; then no password, no
+//! Authorization value, no base64 credentials and no argon2 hash may appear anywhere in the
+//! logs or in any response body.
+
+mod common;
+
+use base64::Engine;
+use reqwest::header::AUTHORIZATION;
+use serde_json::Value;
+use std::time::Duration;
+
+use common::db::TestDb;
+use common::hub::{
+    confirmation, new_id, now, pay_request, qr_request, reversal, Options, TestHub,
+    PARTNER_PASSWORD, POS_PASSWORD, SIM_PASSWORD, SIM_USER,
+};
+use common::logs;
+use qrhub::config::Settings;
+use qrhub::credentials::Credentials;
+use qrhub::simulator::MessageKind;
+
+const WRONG_PASSWORD: &str = "Wr0ng-but-close-pos-1-s3cret";
+const GHOST_PASSWORD: &str = "gh0st-passw0rd-never-valid";
+
+fn b64(text: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+fn basic(user: &str, password: &str) -> String {
+    format!("Basic {}", b64(&format!("{user}:{password}")))
+}
+
+/// Every request's answer body, to be searched with the logs.
+#[derive(Default)]
+struct Bodies(Vec<String>);
+
+impl Bodies {
+    async fn send(
+        &mut self,
+        hub: &TestHub,
+        path: &str,
+        authorization: Option<&str>,
+        body: &Value,
+    ) -> (u16, Value) {
+        let mut request = hub.http.post(format!("{}{path}", hub.url)).json(body);
+        if let Some(value) = authorization {
+            request = request.header(AUTHORIZATION, value);
+        }
+        let response = request.send().await.expect("the hub answers");
+        let status = response.status().as_u16();
+        let mut text = format!("{:?}\n", response.headers());
+        let body = response.text().await.expect("a body");
+        text.push_str(&body);
+        self.0.push(text);
+        (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+    }
+}
+
+async fn secrets_stay_out_of_logs_and_answers(db: TestDb) {
+    let logs = logs::capture("trace");
+    let hub = TestHub::start(db, Options::default()).await;
+    let mut bodies = Bodies::default();
+    let pos = basic("pos-1", POS_PASSWORD);
+    let wallet = basic("wallet-1", PARTNER_PASSWORD);
+
+    // Refused callers: a wrong password, an unknown user, a partner's credentials on a POS
+    // operation, headers that are not Basic but carry the password anyway.
+    let refused = [
+        basic("pos-1", WRONG_PASSWORD),
+        basic("ghost", GHOST_PASSWORD),
+        wallet.clone(),
+        format!("pos-1:{POS_PASSWORD}"),
+        format!("Bearer {}", b64(&format!("pos-1:{POS_PASSWORD}"))),
+        format!("Basic {}", b64(POS_PASSWORD)),
+    ];
+    for authorization in &refused {
+        let (status, body) = bodies
+            .send(
+                &hub,
+                "/qr/v1/qrCodes",
+                Some(authorization),
+                &qr_request("pos-1", 100),
+            )
+            .await;
+        assert_eq!(status, 401, "{body}");
+    }
+
+    // A whole payment: the hub calls the partner with its own Basic credentials for the pay,
+    // the confirmation and a reversal (from the outbox).
+    for advice in ["confirm", "reverse"] {
+        let (status, code) = bodies
+            .send(
+                &hub,
+                "/qr/v1/qrCodes",
+                Some(&pos),
+                &qr_request("pos-1", 2500),
+            )
+            .await;
+        assert_eq!(status, 201, "{code}");
+        let tran_id = code["tranId"].as_str().expect("tranId").to_owned();
+        let pay = pay_request("pos-1", &tran_id, 2500);
+        let request_id = pay["id"].as_str().expect("id").to_owned();
+        let held = {
+            let http = hub.http.clone();
+            let url = format!("{}/qr/v1/payments", hub.url);
+            let pos = pos.clone();
+            tokio::spawn(async move {
+                let response = http
+                    .post(url)
+                    .header(AUTHORIZATION, pos)
+                    .json(&pay)
+                    .send()
+                    .await
+                    .expect("the hub answers");
+                (
+                    response.status().as_u16(),
+                    response.text().await.expect("a body"),
+                )
+            })
+        };
+        let scan = serde_json::json!({
+            "id": new_id(),
+            "time": now(),
+            "partner": {"id": "wallet-1", "name": "Wallet wallet-1"},
+            "tranId": tran_id,
+            "partnerPaymentToken": format!("token-{tran_id}"),
+        });
+        let (status, body) = bodies
+            .send(&hub, "/qr/v1/scans", Some(&wallet), &scan)
+            .await;
+        assert_eq!(status, 202, "{body}");
+        let (status, text) = held.await.expect("the pay task");
+        assert_eq!(status, 201, "{text}");
+        bodies.0.push(text);
+        let (path, body) = if advice == "confirm" {
+            ("/qr/v1/payments/confirmations", confirmation(&request_id))
+        } else {
+            (
+                "/qr/v1/payments/reversals",
+                reversal(&request_id, "CANCELLED"),
+            )
+        };
+        let (status, body) = bodies.send(&hub, path, Some(&pos), &body).await;
+        assert_eq!(status, 202, "{body}");
+    }
+    // A scan as someone else, with a valid password: refused on its merits.
+    let (status, body) = bodies
+        .send(
+            &hub,
+            "/qr/v1/scans",
+            Some(&basic("wallet-2", PARTNER_PASSWORD)),
+            &serde_json::json!({
+                "id": new_id(), "time": now(),
+                "partner": {"id": "wallet-1", "name": "x"},
+                "tranId": "0".repeat(32), "partnerPaymentToken": "t",
+            }),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    hub.wait_for_ledger(Duration::from_secs(5), |ledger| {
+        let count = |kind| ledger.iter().filter(|e| e.kind == kind).count();
+        (
+            count(MessageKind::Pay),
+            count(MessageKind::Confirmation),
+            count(MessageKind::Reversal),
+        ) == (2, 1, 1)
+    })
+    .await;
+    // The partner did receive the hub's credentials, so they were really in play.
+    assert!(hub
+        .sim
+        .ledger()
+        .iter()
+        .all(|e| e.username.as_deref() == Some(SIM_USER)));
+
+    // What the process knows about itself, printed as a careless log line would: the
+    // settings (partner passwords, hashes), the hub, the verified-credentials table.
+    let settings = &hub.hub.settings;
+    let hashes: Vec<String> = settings
+        .clients
+        .iter()
+        .map(|c| c.password_hash.clone())
+        .chain(settings.partners.iter().map(|p| p.password_hash.clone()))
+        .collect();
+    let credentials = Credentials::new(
+        &[("pos-1".to_owned(), hashes[0].clone())],
+        &[("wallet-1".to_owned(), hashes[hashes.len() - 1].clone())],
+    );
+    assert!(credentials.verify("pos-1", POS_PASSWORD).await.is_some());
+    tracing::info!(?settings, "settings");
+    tracing::info!(hub = ?hub.hub, "hub");
+    tracing::info!(?credentials, "credentials");
+    // A configuration error about a credential names the key, not the value.
+    let bad = qrhub_config_with_plain_password();
+    let error = Settings::from_toml(&bad).expect_err("a password is not a hash");
+    tracing::error!(%error, ?error, "configuration refused");
+    bodies.0.push(error.to_string());
+
+    // Let the last advices' delivery logs land, then stop (shutdown logs too).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    hub.stop().await;
+
+    let logs = logs.text();
+    assert!(
+        logs.contains("settings") && logs.contains("pos-1"),
+        "the capture works"
+    );
+    let mut secrets: Vec<(String, String)> = Vec::new();
+    let mut add = |what: &str, value: String| secrets.push((what.to_owned(), value));
+    for (what, password) in [
+        ("the POS password", POS_PASSWORD),
+        ("the partner password", PARTNER_PASSWORD),
+        ("the hub's password toward partners", SIM_PASSWORD),
+        ("a wrong password", WRONG_PASSWORD),
+        ("an unknown user's password", GHOST_PASSWORD),
+    ] {
+        add(what, password.to_owned());
+        add(&format!("{what}, base64"), b64(password));
+    }
+    for (user, password) in [
+        ("pos-1", POS_PASSWORD),
+        ("wallet-1", PARTNER_PASSWORD),
+        ("wallet-2", PARTNER_PASSWORD),
+        ("pos-1", WRONG_PASSWORD),
+        ("ghost", GHOST_PASSWORD),
+        (SIM_USER, SIM_PASSWORD),
+    ] {
+        add("base64 credentials", b64(&format!("{user}:{password}")));
+    }
+    for value in &refused {
+        add("an Authorization value", value.clone());
+    }
+    for hash in &hashes {
+        add("an argon2 hash", hash.clone());
+        // The digest part alone, and the salt.
+        let mut parts = hash.rsplit('$');
+        add(
+            "an argon2 digest",
+            parts.next().unwrap_or_default().to_owned(),
+        );
+        add(
+            "an argon2 salt",
+            parts.next().unwrap_or_default().to_owned(),
+        );
+    }
+    add("an argon2 PHC prefix", "$argon2".to_owned());
+    let mut leaks = Vec::new();
+    for (what, secret) in &secrets {
+        assert!(secret.len() >= 7, "{what} is long enough to search for");
+        if let Some(at) = logs.find(secret.as_str()) {
+            let start = logs[..at].rfind('\n').map_or(0, |i| i + 1);
+            let end = logs[at..].find('\n').map_or(logs.len(), |i| at + i);
+            leaks.push(format!("{what} in the logs: {}", &logs[start..end]));
+        }
+        for body in &bodies.0 {
+            if body.contains(secret.as_str()) {
+                leaks.push(format!("{what} in an answer: {body}"));
+            }
+        }
+    }
+    assert!(
+        leaks.is_empty(),
+        "{} leaks ({} bytes of logs searched):\n{}",
+        leaks.len(),
+        logs.len(),
+        leaks.join("\n")
+    );
+}
+
+fn qrhub_config_with_plain_password() -> String {
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+[database]
+url = "sqlite://data/x.db"
+[hub]
+institution_id = "qrhub"
+qr_provider_id = "za.co.qrhub"
+[[clients]]
+id = "pos-1"
+password_hash = "{POS_PASSWORD}"
+"#
+    )
+}
+
+both_stores!(secrets_stay_out_of_logs_and_answers);
