@@ -65,17 +65,17 @@ impl App {
             &settings
                 .clients
                 .iter()
-                .map(|c| (c.id.clone(), c.password_hash.clone()))
+                .map(|c| (c.id.clone(), c.password_hash.as_str().to_owned()))
                 .collect::<Vec<_>>(),
             &settings
                 .partners
                 .iter()
-                .map(|p| (p.id.clone(), p.password_hash.clone()))
+                .map(|p| (p.id.clone(), p.password_hash.as_str().to_owned()))
                 .collect::<Vec<_>>(),
             &settings
                 .operators
                 .iter()
-                .map(|o| (o.id.clone(), o.password_hash.clone()))
+                .map(|o| (o.id.clone(), o.password_hash.as_str().to_owned()))
                 .collect::<Vec<_>>(),
         );
         let state = AppState {

@@ -248,13 +248,30 @@ pub enum LogFormat {
     Pretty,
 }
 
-/// A POS system: its Basic-auth user is its `client.id`.
+/// An argon2 PHC string from the configuration (`qrhub hash-password`). Not the password,
+/// but what an offline guessing attack starts from, so `Debug` never shows it.
 #[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct PasswordHashText(String);
+
+impl PasswordHashText {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for PasswordHashText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// A POS system: its Basic-auth user is its `client.id`.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientSettings {
     pub id: String,
-    /// argon2 PHC string (`qrhub hash-password`).
-    pub password_hash: String,
+    pub password_hash: PasswordHashText,
 }
 
 /// A back-office operator: its Basic-auth user on `/admin/v1`.
@@ -262,8 +279,7 @@ pub struct ClientSettings {
 #[serde(deny_unknown_fields)]
 pub struct OperatorSettings {
     pub id: String,
-    /// argon2 PHC string (`qrhub hash-password`).
-    pub password_hash: String,
+    pub password_hash: PasswordHashText,
 }
 
 /// A partner wallet.
@@ -274,7 +290,7 @@ pub struct PartnerSettings {
     pub id: String,
     pub name: String,
     /// argon2 PHC string of the password the partner presents to the hub.
-    pub password_hash: String,
+    pub password_hash: PasswordHashText,
     /// The hub calls `{base_url}/qr/v1/payments`, `/payments/confirmations`, `/payments/reversals`.
     pub base_url: String,
     /// What the hub presents to the partner.
@@ -301,26 +317,12 @@ impl PartnerSettings {
     }
 }
 
-/// What `Debug` shows of a credential hash: whether one is set, never the hash. An argon2
-/// hash is not the password, but it is what an offline guessing attack starts from, so it is
-/// kept out of logs and panics like a secret.
-const REDACTED: &str = "[redacted]";
-
-impl std::fmt::Debug for ClientSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientSettings")
-            .field("id", &self.id)
-            .field("password_hash", &REDACTED)
-            .finish()
-    }
-}
-
 impl std::fmt::Debug for PartnerSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PartnerSettings")
             .field("id", &self.id)
             .field("name", &self.name)
-            .field("password_hash", &REDACTED)
+            .field("password_hash", &self.password_hash)
             .field("base_url", &crate::app::redact_url(&self.base_url))
             .field("username", &self.username)
             .field("password", &self.password)
@@ -439,13 +441,19 @@ impl Settings {
         }
         let mut ids = std::collections::HashSet::new();
         for (i, c) in self.clients.iter().enumerate() {
-            check_hash(&format!("clients[{i}].password_hash"), &c.password_hash)?;
+            check_hash(
+                &format!("clients[{i}].password_hash"),
+                c.password_hash.as_str(),
+            )?;
             if !ids.insert(c.id.as_str()) {
                 return Err(invalid(format!("clients[{i}].id"), "is listed twice"));
             }
         }
         for (i, p) in self.partners.iter().enumerate() {
-            check_hash(&format!("partners[{i}].password_hash"), &p.password_hash)?;
+            check_hash(
+                &format!("partners[{i}].password_hash"),
+                p.password_hash.as_str(),
+            )?;
             if !ids.insert(p.id.as_str()) {
                 return Err(invalid(
                     format!("partners[{i}].id"),
@@ -492,7 +500,10 @@ impl Settings {
             }
         }
         for (i, o) in self.operators.iter().enumerate() {
-            check_hash(&format!("operators[{i}].password_hash"), &o.password_hash)?;
+            check_hash(
+                &format!("operators[{i}].password_hash"),
+                o.password_hash.as_str(),
+            )?;
             if !ids.insert(o.id.as_str()) {
                 return Err(invalid(
                     format!("operators[{i}].id"),

@@ -182,8 +182,19 @@ async fn secrets_stay_out_of_logs_and_answers(db: TestDb) {
     let hashes: Vec<String> = settings
         .clients
         .iter()
-        .map(|c| c.password_hash.clone())
-        .chain(settings.partners.iter().map(|p| p.password_hash.clone()))
+        .map(|c| c.password_hash.as_str().to_owned())
+        .chain(
+            settings
+                .partners
+                .iter()
+                .map(|p| p.password_hash.as_str().to_owned()),
+        )
+        .chain(
+            settings
+                .operators
+                .iter()
+                .map(|o| o.password_hash.as_str().to_owned()),
+        )
         .collect();
     let credentials = Credentials::new(
         &[("pos-1".to_owned(), hashes[0].clone())],
