@@ -239,6 +239,16 @@ pub enum QrScheme {
     ElectrumMerchantMinimal,
 }
 
+/// A `null` read as the type's default. The schema treats a `null` field as absent, so the
+/// types must too: `#[serde(default)]` alone covers only a missing key.
+pub(super) fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
 fn lenient_scheme<'de, D: Deserializer<'de>>(d: D) -> Result<Option<QrScheme>, D::Error> {
     let value = Option::<serde_json::Value>::deserialize(d)?;
     Ok(value.and_then(|v| serde_json::from_value(v).ok()))

@@ -15,7 +15,7 @@ pub struct CreateQrCodeRequest {
     pub time: Timestamp,
     pub originator: Originator,
     pub client: Institution,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::common::null_as_default")]
     pub third_party_identifiers: Vec<ThirdPartyIdentifier>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rrn: Option<String>,
@@ -39,7 +39,7 @@ pub struct CreateQrCodeResponse {
     pub time: Timestamp,
     pub originator: Originator,
     pub client: Institution,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::common::null_as_default")]
     pub third_party_identifiers: Vec<ThirdPartyIdentifier>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rrn: Option<String>,
@@ -65,7 +65,7 @@ pub struct ScanNotification {
     pub settlement_entity: Option<Institution>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub receiver: Option<Institution>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::common::null_as_default")]
     pub third_party_identifiers: Vec<ThirdPartyIdentifier>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub amounts: Option<Amounts>,
@@ -86,7 +86,7 @@ pub struct PaymentRequest {
     pub settlement_entity: Option<Institution>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub receiver: Option<Institution>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::common::null_as_default")]
     pub third_party_identifiers: Vec<ThirdPartyIdentifier>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slip_data: Option<SlipData>,
@@ -122,7 +122,7 @@ pub struct PaymentResponse {
     pub settlement_entity: Option<Institution>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub receiver: Option<Institution>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::common::null_as_default")]
     pub third_party_identifiers: Vec<ThirdPartyIdentifier>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slip_data: Option<SlipData>,
@@ -154,7 +154,7 @@ pub struct PaymentConfirmation {
     pub id: String,
     pub request_id: String,
     pub time: Timestamp,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::common::null_as_default")]
     pub third_party_identifiers: Vec<ThirdPartyIdentifier>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stan: Option<String>,
@@ -176,7 +176,7 @@ pub struct PaymentReversal {
     pub id: String,
     pub request_id: String,
     pub time: Timestamp,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::common::null_as_default")]
     pub third_party_identifiers: Vec<ThirdPartyIdentifier>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stan: Option<String>,
@@ -190,4 +190,60 @@ pub struct PaymentReversal {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tran_id: Option<String>,
     pub reversal_reason: ReversalReason,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::schema;
+    use serde_json::json;
+
+    /// `"thirdPartyIdentifiers": null` passes the schema (null is absent there), so every type
+    /// must take it too; it was refused with "invalid type: null, expected a sequence".
+    #[test]
+    fn null_third_party_identifiers_are_read_as_none() {
+        let institution = json!({"id": "1", "name": "Demo"});
+        let originator = json!({
+            "institution": institution, "terminalId": "T0000001",
+            "merchant": {"merchantType": "5411", "merchantId": "000000000012345",
+                         "merchantName": {"name": "S", "city": "C", "region": "WC", "country": "ZA"}}
+        });
+        let time = "2021-05-03T11:04:04.123Z";
+        let amounts = json!({"requestAmount": {"amount": 1, "currency": "710"}});
+        let common = json!({"id": "m", "time": time, "thirdPartyIdentifiers": null});
+        let with = |extra: serde_json::Value| {
+            let mut body = common.clone();
+            for (k, v) in extra.as_object().unwrap() {
+                body[k] = v.clone();
+            }
+            body
+        };
+        fn taken<T: serde::de::DeserializeOwned>(body: &serde_json::Value, s: &schema::Schema) {
+            assert_eq!(schema::check(body, s), vec![], "{}", s.name);
+            if let Err(e) = serde_json::from_value::<T>(body.clone()) {
+                panic!("{}: {e}", s.name);
+            }
+        }
+        let qr = with(json!({"originator": originator, "client": institution}));
+        taken::<CreateQrCodeRequest>(&qr, &schema::CREATE_QR_CODE_REQUEST);
+        let pay = with(json!({"originator": originator, "client": institution,
+                              "amounts": amounts, "tranId": "t"}));
+        taken::<PaymentRequest>(&pay, &schema::PAYMENT_REQUEST);
+        let response = with(json!({"originator": originator, "client": institution,
+                                   "partner": institution, "amounts": amounts, "tranId": "t"}));
+        taken::<PaymentResponse>(&response, &schema::PAYMENT_RESPONSE);
+        let scan = with(json!({"partner": institution, "tranId": "t"}));
+        taken::<ScanNotification>(&scan, &schema::SCAN_NOTIFICATION);
+        let confirmation = with(json!({"requestId": "p"}));
+        taken::<PaymentConfirmation>(&confirmation, &schema::PAYMENT_CONFIRMATION);
+        let reversal = with(json!({"requestId": "p", "reversalReason": "TIMEOUT"}));
+        taken::<PaymentReversal>(&reversal, &schema::PAYMENT_REVERSAL);
+        let parsed: PaymentReversal = serde_json::from_value(reversal).unwrap();
+        assert!(parsed.third_party_identifiers.is_empty());
+        // Written back as an empty array, as before.
+        assert_eq!(
+            serde_json::to_value(&parsed).unwrap()["thirdPartyIdentifiers"],
+            json!([])
+        );
+    }
 }

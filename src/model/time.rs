@@ -1,4 +1,4 @@
-use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
+use chrono::{DateTime, Datelike, FixedOffset, SecondsFormat, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A point in time as the interface carries it: RFC 3339, emitted with milliseconds.
@@ -9,8 +9,14 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub struct Timestamp(pub DateTime<FixedOffset>);
 
 impl Timestamp {
+    /// An RFC 3339 date-time whose instant also has a four-digit year in UTC: the stores keep
+    /// times in UTC, and `9999-12-31T23:59:59-01:00` is in year 10000 there, which RFC 3339
+    /// (and so the SQLite store's text form) cannot write.
     pub fn parse(s: &str) -> Option<Self> {
-        DateTime::parse_from_rfc3339(s).ok().map(Self)
+        let t = DateTime::parse_from_rfc3339(s).ok()?;
+        (0..=9999)
+            .contains(&t.with_timezone(&Utc).year())
+            .then_some(Self(t))
     }
 
     pub fn to_utc(self) -> DateTime<Utc> {
@@ -57,6 +63,18 @@ mod tests {
     fn an_offset_is_kept_on_echo() {
         let t = Timestamp::parse("2021-05-03T13:04:04.123+02:00").expect("valid");
         assert_eq!(t.to_string(), "2021-05-03T13:04:04.123+02:00");
+    }
+
+    /// `qrProperties.expiryDate` = `9999-12-31T23:59:59-01:00` used to be accepted, stored by
+    /// SQLite as `+10000-…`, and every later read of the code failed to decode (a 500 on each
+    /// pay and scan for that tranId).
+    #[test]
+    fn instants_outside_four_digit_utc_years_are_refused() {
+        assert!(Timestamp::parse("9999-12-31T23:59:59-01:00").is_none());
+        assert!(Timestamp::parse("0000-01-01T00:30:00+01:00").is_none());
+        assert!(Timestamp::parse("9999-12-31T23:59:59Z").is_some());
+        assert!(Timestamp::parse("9999-12-31T23:59:59+01:00").is_some());
+        assert!(Timestamp::parse("0000-01-01T00:30:00-01:00").is_some());
     }
 
     #[test]

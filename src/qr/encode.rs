@@ -39,6 +39,8 @@ pub enum EncodeError {
     TooManyTemplates { count: usize },
     #[error("partner template {guid:?}: sub-tag 00 is the GUID and cannot be given as a value")]
     ReservedSubTag { guid: String },
+    #[error("partner template {guid:?}: sub-tag {id:02} is given more than once")]
+    DuplicateSubTag { guid: String, id: u8 },
 }
 
 /// A raw data object inside a partner's template.
@@ -298,6 +300,14 @@ fn put_templates(w: &mut TlvWriter, content: &QrContent) -> Result<(), EncodeErr
         if template.sub_objects.iter().any(|s| s.id == 0) {
             return Err(EncodeError::ReservedSubTag {
                 guid: template.guid.clone(),
+            });
+        }
+        // The parser refuses a repeated id, so the encoder must not write one.
+        let mut seen = std::collections::HashSet::new();
+        if let Some(dup) = template.sub_objects.iter().find(|s| !seen.insert(s.id)) {
+            return Err(EncodeError::DuplicateSubTag {
+                guid: template.guid.clone(),
+                id: dup.id,
             });
         }
         w.template(id, |t| {
@@ -637,6 +647,38 @@ mod tests {
             encode(QrScheme::ElectrumMerchantMinimal, &content),
             Err(EncodeError::ReservedSubTag { .. })
         ));
+    }
+
+    /// Two sub-objects with one id used to encode to a payload that `parse` refuses as a
+    /// duplicate tag (noticed while writing the QR round-trip fuzz target and properties).
+    #[test]
+    fn a_repeated_sub_tag_is_refused_not_written() {
+        let mut content = QrContent::new("za.co.elec", "T1");
+        content.partner_templates = vec![StaticTemplate {
+            guid: "za.co.mp".into(),
+            sub_objects: vec![
+                SubObject {
+                    id: 1,
+                    value: "a".into(),
+                },
+                SubObject {
+                    id: 1,
+                    value: "b".into(),
+                },
+            ],
+        }];
+        for scheme in [
+            QrScheme::ElectrumMerchantMinimal,
+            QrScheme::PseudoEmvcoMerchant,
+        ] {
+            assert_eq!(
+                encode(scheme, &content).unwrap_err(),
+                EncodeError::DuplicateSubTag {
+                    guid: "za.co.mp".into(),
+                    id: 1
+                }
+            );
+        }
     }
 
     #[test]

@@ -1,0 +1,9 @@
+//! Bytes as a PaymentRequest body: JSON, schema check, `from_value`, and back (see `check_body`).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use qrhub::model::{schema, PaymentRequest};
+
+fuzz_target!(|data: &[u8]| {
+    qrhub_fuzz::check_body::<PaymentRequest>(data, &schema::PAYMENT_REQUEST);
+});
