@@ -613,7 +613,40 @@ async fn undeliverable_advices_are_dead_lettered_at_their_expiry(db: TestDb) {
     hub.stop().await;
 }
 
+/// The instance whose scan claimed a payment died before sending it: the instance holding
+/// the pay sends it when the scan window closes, exactly once.
+async fn a_claimed_payment_left_unsent_is_sent_by_its_holder(db: TestDb) {
+    let hub = TestHub::start(db, Options::default()).await;
+    let tran_id = hub.new_code(700).await;
+    let pay = hub.pay(pay_request("pos-1", &tran_id, 700));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // A claim as a scan handler makes it, with nobody left to forward.
+    let claimed = hub
+        .hub
+        .store
+        .claim_for_scan(&qrhub::store::ScanClaim {
+            tran_id: tran_id.clone(),
+            partner_id: "wallet-1".into(),
+            scan_message_id: new_id(),
+            partner_payment_token: None,
+            partner_message_id: new_id(),
+            at: chrono::Utc::now(),
+            events: Vec::new(),
+        })
+        .await
+        .expect("store");
+    assert!(matches!(
+        claimed,
+        qrhub::store::ScanClaimOutcome::Claimed(_)
+    ));
+    let (status, answer) = pay.await.expect("pay");
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    assert_eq!(of_kind(&hub.sim.ledger(), MessageKind::Pay).len(), 1);
+    hub.stop().await;
+}
+
 both_stores!(
+    a_claimed_payment_left_unsent_is_sent_by_its_holder,
     happy_path_end_to_end,
     s1_no_scan_is_final_and_the_partner_is_never_asked,
     s3_an_early_scan_waits_for_its_pay_within_the_grace,

@@ -42,6 +42,8 @@ impl Hub {
                     self.now(),
                 )
                 .await?;
+            self.wake_everywhere(&Waiters::payment_key(payment_id))
+                .await;
             return Ok(None);
         };
         let request = self.request_for_partner(&payment, &partner.name)?;
@@ -55,7 +57,7 @@ impl Hub {
             )
             .await?
         {
-            // Someone else moved it (recovery): theirs to finish.
+            // Someone else moved it (the claiming instance, the holder, or recovery).
             return Ok(None);
         }
         tracing::debug!(payment_id = %payment_id, partner = %partner_id, "forwarding pay to partner");
@@ -131,7 +133,9 @@ impl Hub {
                     self.outbox_wake.notify_one();
                 }
                 tracing::debug!(payment_id = %payment_id, state = %settlement.state, "partner answered");
-                self.waiters.wake(&Waiters::payment_key(payment_id));
+                // The pay may be held by another instance.
+                self.wake_everywhere(&Waiters::payment_key(payment_id))
+                    .await;
                 return Ok(Some(PaymentRecord {
                     state: settlement.state,
                     partner_status: status,

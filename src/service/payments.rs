@@ -177,8 +177,14 @@ impl Hub {
                 if let Some(answer) = self.answer_for(&payment) {
                     return answer;
                 }
-                if payment.state == PaymentState::Matched {
-                    return self.forward_and_answer(payment, pay_deadline).await;
+                if payment.state == PaymentState::Matched && Instant::now() >= scan_deadline {
+                    // The instance whose scan claimed it forwards at once; still MATCHED at
+                    // the window's end means that instance is gone: send it from here. The
+                    // compare-and-set to FORWARDED lets only one of us send.
+                    if let Some(answer) = self.forward_and_answer(payment, pay_deadline).await {
+                        return answer;
+                    }
+                    continue;
                 }
                 payment.state
             };
@@ -200,9 +206,8 @@ impl Hub {
                     // Either way the next pass reads the state that won.
                     continue;
                 }
-                PaymentState::WaitingForScan => scan_deadline,
-                // FORWARDED by an earlier holder of this payment (not this request): its
-                // answer wakes us, or recovery settles it.
+                PaymentState::WaitingForScan | PaymentState::Matched => scan_deadline,
+                // With the partner: the forwarder's recorded answer wakes us, wherever it runs.
                 _ => pay_deadline,
             };
             if Instant::now() >= pay_deadline {
@@ -224,29 +229,41 @@ impl Hub {
     }
 
     /// Forwards a matched payment in a task of its own (a POS that hangs up must not cancel
-    /// a call to a partner half way) and answers from what it settled.
+    /// a call to a partner half way) and answers from what it settled; `None` when someone
+    /// else forwards it.
     async fn forward_and_answer(
         self: &Arc<Self>,
         payment: PaymentRecord,
         pay_deadline: Instant,
-    ) -> PayAnswer {
+    ) -> Option<PayAnswer> {
         let id = payment.id;
-        let hub = Arc::clone(self);
-        let forwarding = self.tasks.spawn(async move { hub.forward(payment).await });
-        let settled = tokio::select! {
+        let forwarding = self.spawn_forward(payment);
+        tokio::select! {
             joined = forwarding => match joined {
-                Ok(Ok(Some(settled))) => settled,
-                // Someone else moved the payment first: answer from what is stored.
-                Ok(Ok(None)) => self.load(id).await?,
-                Ok(Err(e)) => return Err(HubError::Internal(e)),
-                Err(e) => return Err(HubError::Internal(anyhow!("forwarding task failed: {e}"))),
+                Ok(Ok(Some(settled))) => Some(
+                    self.answer_for(&settled)
+                        .unwrap_or_else(|| Err(unknown_in_time(id, &settled))),
+                ),
+                Ok(Ok(None)) => None,
+                Ok(Err(e)) => Some(Err(HubError::Internal(e))),
+                Err(e) => Some(Err(HubError::Internal(anyhow!("forwarding task failed: {e}")))),
             },
             // Only reachable if the partner call outlives its own timeout; the POS is told
             // the outcome is unknown and will reverse, which the hub absorbs.
-            _ = sleep_until(pay_deadline) => return Err(unknown_in_time(id, &self.load(id).await?)),
-        };
-        self.answer_for(&settled)
-            .unwrap_or_else(|| Err(unknown_in_time(id, &settled)))
+            _ = sleep_until(pay_deadline) => Some(match self.load(id).await {
+                Ok(p) => Err(unknown_in_time(id, &p)),
+                Err(e) => Err(e),
+            }),
+        }
+    }
+
+    /// Starts forwarding in a task the shutdown waits for, detached from any request.
+    pub(super) fn spawn_forward(
+        self: &Arc<Self>,
+        payment: PaymentRecord,
+    ) -> tokio::task::JoinHandle<anyhow::Result<Option<PaymentRecord>>> {
+        let hub = Arc::clone(self);
+        self.tasks.spawn(async move { hub.forward(payment).await })
     }
 
     /// The POS's answer for a payment that has one, or `None` while it is still in play.

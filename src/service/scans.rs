@@ -3,6 +3,8 @@
 use axum::http::StatusCode;
 use tokio::time::{sleep_until, Instant};
 
+use std::sync::Arc;
+
 use super::{Hub, HubError, HubResult, Waiters};
 use crate::model::{ErrorDetail, ErrorType, ScanNotification};
 use crate::store::{event_kind, Direction, NewEvent, ScanClaim, ScanClaimOutcome};
@@ -10,7 +12,11 @@ use crate::store::{event_kind, Direction, NewEvent, ScanClaim, ScanClaimOutcome}
 impl Hub {
     /// Answers `Ok(())` (202) once the payment is claimed for this partner, or when this
     /// very scan already claimed it (a repeat).
-    pub async fn notify_scan(&self, partner_id: &str, scan: &ScanNotification) -> HubResult<()> {
+    pub async fn notify_scan(
+        self: &Arc<Self>,
+        partner_id: &str,
+        scan: &ScanNotification,
+    ) -> HubResult<()> {
         let result = self.claim_scan(partner_id, scan).await;
         // A scan that claimed its payment is on the timeline already (with the claim).
         let outcome = match &result {
@@ -34,7 +40,11 @@ impl Hub {
 
     /// `Ok(true)` when this call claimed the payment, `Ok(false)` for a repeat of the scan
     /// that did.
-    async fn claim_scan(&self, partner_id: &str, scan: &ScanNotification) -> HubResult<bool> {
+    async fn claim_scan(
+        self: &Arc<Self>,
+        partner_id: &str,
+        scan: &ScanNotification,
+    ) -> HubResult<bool> {
         let refuse = |error_type: ErrorType, message: &str| {
             HubError::refuse(
                 StatusCode::BAD_REQUEST,
@@ -42,13 +52,6 @@ impl Hub {
             )
         };
         let now = self.now();
-        let code = self.store.qr_code(&scan.tran_id).await?;
-        if code.is_none_or(|c| c.expires_at <= now) {
-            return Err(refuse(
-                ErrorType::InvalidTranId,
-                "Unknown or expired tranId",
-            ));
-        }
         // An early scan (S3/P4) waits a little for its pay; a late one finds nothing.
         let grace_ends = Instant::now() + self.settings.timing.early_scan_grace;
         let key = Waiters::tran_key(&scan.tran_id);
@@ -70,6 +73,7 @@ impl Hub {
             .message(&scan.id)
             .body(serde_json::to_value(scan).ok())],
         };
+        let mut code_checked = false;
         loop {
             let subscription = self.waiters.subscribe(key.clone());
             let notified = subscription.notify.notified();
@@ -87,11 +91,23 @@ impl Hub {
                 ScanClaimOutcome::Claimed(payment) => {
                     crate::metrics::matched();
                     tracing::debug!(payment_id = %payment.id, tran_id = %payment.tran_id, partner = partner_id, "scan matched payment");
-                    self.wake_everywhere(&Waiters::payment_key(payment.id))
-                        .await;
+                    // Sent from here at once: no hop to the instance holding the pay, which
+                    // the forwarder wakes with the partner's answer.
+                    drop(self.spawn_forward(payment));
                     return Ok(true);
                 }
                 ScanClaimOutcome::NothingWaiting => {}
+            }
+            // Only a code the hub issued (and that is still valid) can have a waiting pay, so
+            // the code is looked up only when there is none: off the hot path.
+            if !std::mem::replace(&mut code_checked, true) {
+                let code = self.store.qr_code(&scan.tran_id).await?;
+                if code.is_none_or(|c| c.expires_at <= now) {
+                    return Err(refuse(
+                        ErrorType::InvalidTranId,
+                        "Unknown or expired tranId",
+                    ));
+                }
             }
             if let Some(latest) = self.store.latest_payment_for_tran(&scan.tran_id).await? {
                 if latest.partner_id.as_deref() == Some(partner_id)
