@@ -18,14 +18,18 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --home-dir /var/lib/qrhub --create-home qrhub
 COPY --from=build /src/target/release/qrhub /usr/local/bin/qrhub
-COPY config/default.toml /etc/qrhub/qrhub.toml
+COPY config/ /etc/qrhub/
 USER qrhub
 WORKDIR /var/lib/qrhub
-ENV QRHUB_CONFIG=/etc/qrhub/qrhub.toml \
+ENV QRHUB_CONFIG=/etc/qrhub/default.toml \
     QRHUB__SERVER__LISTEN=0.0.0.0:8080 \
     QRHUB__DATABASE__URL=sqlite:///var/lib/qrhub/qrhub.db \
-    QRHUB__LOG__FORMAT=json
+    QRHUB__LOG__FORMAT=json \
+    QRHUB__SIMULATOR__ENABLED=false
 VOLUME ["/var/lib/qrhub"]
 EXPOSE 8080
+# Ready means the database answers; the probe is the binary itself (no curl in the image).
+HEALTHCHECK --interval=10s --timeout=4s --start-period=10s --retries=3 \
+    CMD ["qrhub", "probe", "http://127.0.0.1:8080/health/ready"]
 ENTRYPOINT ["qrhub"]
 CMD ["serve"]

@@ -46,6 +46,14 @@ enum Command {
     /// Drive hubs with concurrent POS lanes and partner scans, then check the simulator's
     /// ledger against what the hubs answered.
     Loadgen(Box<crate::loadgen::LoadgenOptions>),
+    /// Exit 0 if the URL answers 2xx within the timeout (a container health check that needs
+    /// no curl in the image).
+    Probe {
+        #[arg(default_value = "http://127.0.0.1:8080/health/ready")]
+        url: String,
+        #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+    },
 }
 
 pub fn run() -> anyhow::Result<()> {
@@ -61,6 +69,7 @@ pub fn run() -> anyhow::Result<()> {
             Command::HashPassword => hash_password(),
             Command::SimulatePartner { config } => simulate_partner(config).await,
             Command::Loadgen(options) => crate::loadgen::command(*options).await,
+            Command::Probe { url, timeout } => probe(&url, timeout).await,
         }
     })
 }
@@ -129,4 +138,22 @@ async fn simulate_partner(config: PathBuf) -> anyhow::Result<()> {
     tracing::info!(url = %simulator.base_url(), "partner simulator running");
     shutdown_signal().await;
     simulator.shutdown().await
+}
+
+async fn probe(url: &str, timeout: std::time::Duration) -> anyhow::Result<()> {
+    crate::partner::install_crypto_provider();
+    let response = reqwest::Client::builder()
+        .use_rustls_tls()
+        .timeout(timeout)
+        .build()?
+        .get(url)
+        .send()
+        .await
+        .with_context(|| format!("{url} did not answer"))?;
+    anyhow::ensure!(
+        response.status().is_success(),
+        "{url} answered {}",
+        response.status()
+    );
+    Ok(())
 }
