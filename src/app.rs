@@ -83,7 +83,7 @@ impl App {
             credentials,
             limits: api::RateLimits::new(&settings.rate_limit),
         };
-        let mut router = api::router(state);
+        let mut router = api::router(state).merge(crate::console::router());
         if settings.server.metrics_enabled {
             router = router.merge(crate::metrics::router(Arc::clone(&hub)));
         }

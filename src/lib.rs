@@ -15,6 +15,7 @@
 //! - [`tls`]: rustls on the listener (reloaded on SIGHUP) and PEM loading.
 //! - [`metrics`]: Prometheus metrics and `GET /metrics`.
 //! - [`admin`]: the back office behind `/admin/v1` (search, timelines, reports).
+//! - [`console`]: the operators' web console at `/admin` (static page over `/admin/v1`).
 //! - [`config`], [`telemetry`], [`app`] (wiring and shutdown), [`cli`].
 #![forbid(unsafe_code)]
 
@@ -24,6 +25,7 @@ pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod credentials;
 pub mod domain;
 pub mod loadgen;

@@ -565,6 +565,83 @@ async fn only_operators_reach_the_back_office(db: TestDb) {
     hub.stop().await;
 }
 
+async fn the_summary_counts_todays_payments_and_the_outbox(db: TestDb) {
+    let hub = TestHub::start(db, Options::default()).await;
+    for _ in 0..2 {
+        confirmed(&hub, 1000, None).await;
+    }
+    let (request, status, _) = paid(&hub, 2000).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let advice = reversal(request["id"].as_str().expect("id"), "CANCELLED");
+    assert_eq!(
+        hub.pos("/qr/v1/payments/reversals", &advice).await.0,
+        StatusCode::ACCEPTED
+    );
+    let count = |summary: &Value, list: &str, state: &str| {
+        summary[list]
+            .as_array()
+            .expect("a list")
+            .iter()
+            .find(|c| c["state"] == state)
+            .and_then(|c| c["count"].as_i64())
+            .unwrap_or_else(|| panic!("{state} missing from {list}: {summary}"))
+    };
+    // The three advices reach the partner; the summary sees them delivered.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let summary = loop {
+        let (status, summary) = admin_get(&hub, "/admin/v1/summary").await;
+        assert_eq!(status, StatusCode::OK, "{summary}");
+        if count(&summary, "outbox", "DELIVERED") == 3 {
+            break summary;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{summary}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(summary["date"], today().as_str());
+    // Every state is listed, in lifecycle order, with the day's counts.
+    let states: Vec<&str> = summary["payments"]
+        .as_array()
+        .expect("payments")
+        .iter()
+        .filter_map(|c| c["state"].as_str())
+        .collect();
+    let all: Vec<&str> = qrhub::domain::PaymentState::ALL
+        .iter()
+        .map(|s| s.as_str())
+        .collect();
+    assert_eq!(states, all);
+    assert_eq!(count(&summary, "payments", "CONFIRMED"), 2);
+    assert_eq!(count(&summary, "payments", "REVERSED"), 1);
+    let total: i64 = summary["payments"]
+        .as_array()
+        .expect("payments")
+        .iter()
+        .filter_map(|c| c["count"].as_i64())
+        .sum();
+    assert_eq!(total, 3, "{summary}");
+    for state in ["PENDING", "FAILED", "DEAD"] {
+        assert_eq!(count(&summary, "outbox", state), 0, "{summary}");
+    }
+    assert!(summary.get("oldestPendingAt").is_none(), "{summary}");
+
+    // Another day has no payments; the outbox is not per day.
+    let (status, other) = admin_get(&hub, "/admin/v1/summary?date=2001-02-03").await;
+    assert_eq!(status, StatusCode::OK, "{other}");
+    assert_eq!(other["date"], "2001-02-03");
+    assert!(other["payments"]
+        .as_array()
+        .expect("payments")
+        .iter()
+        .all(|c| c["count"] == 0));
+    assert_eq!(count(&other, "outbox", "DELIVERED"), 3);
+    let (status, error) = admin_get(&hub, "/admin/v1/summary?date=yesterday").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+    assert_eq!(error["detailMessage"]["formatErrors"][0]["field"], "date");
+    let (status, _) = admin_get_as(&hub, OPERATOR, "wrong", "/admin/v1/summary", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    hub.stop().await;
+}
+
 both_stores!(
     settlement_report_adds_up_in_json_and_csv,
     search_filters_and_walks_pages,
@@ -572,4 +649,5 @@ both_stores!(
     a_dead_letter_retried_by_an_operator_is_delivered,
     reconciliation_finds_planted_differences,
     only_operators_reach_the_back_office,
+    the_summary_counts_todays_payments_and_the_outbox,
 );

@@ -391,6 +391,76 @@ pub async fn retry_dead_letter(hub: &Hub, id: &str, row_id: &str) -> HubResult<R
     })
 }
 
+/// One state and how many are in it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StateCount {
+    pub state: &'static str,
+    pub count: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    /// The UTC day the payment counts are for.
+    pub date: NaiveDate,
+    /// Payments created that day, per state, every state listed (in lifecycle order).
+    pub payments: Vec<StateCount>,
+    /// Every outbox row, per state, every state listed.
+    pub outbox: Vec<StateCount>,
+    /// When the oldest PENDING advice was queued; absent when none is pending.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oldest_pending_at: Option<DateTime<Utc>>,
+}
+
+/// `GET /admin/v1/summary?date=`: payments of the day (default today, UTC) by state, and
+/// the outbox by state, for the console's live counts.
+pub async fn summary(hub: &Hub, id: &str, params: &Params) -> HubResult<Summary> {
+    let date = match param(params, "date") {
+        Some(v) => date(id, "date", v)?,
+        None => hub.clock.now().date_naive(),
+    };
+    let (from, to) = day_bounds(date);
+    let counts = hub.store.state_counts(from, to).await?;
+    let stats = hub.store.outbox_stats().await?;
+    let count_of = |found: &[(PaymentState, i64)], state: PaymentState| {
+        found
+            .iter()
+            .filter(|(s, _)| *s == state)
+            .map(|(_, n)| n)
+            .sum()
+    };
+    let payments = PaymentState::ALL
+        .iter()
+        .map(|&state| StateCount {
+            state: state.as_str(),
+            count: count_of(&counts.payments, state),
+        })
+        .collect();
+    let outbox = [
+        OutboxState::Pending,
+        OutboxState::Delivered,
+        OutboxState::Failed,
+        OutboxState::Dead,
+    ]
+    .iter()
+    .map(|&state| StateCount {
+        state: state.as_str(),
+        count: counts
+            .outbox
+            .iter()
+            .filter(|(s, _)| *s == state)
+            .map(|(_, n)| n)
+            .sum(),
+    })
+    .collect();
+    Ok(Summary {
+        date,
+        payments,
+        outbox,
+        oldest_pending_at: stats.oldest_created_at,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

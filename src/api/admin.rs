@@ -19,6 +19,7 @@ const RECONCILIATION_BODY_LIMIT: usize = 16 * 1024 * 1024;
 
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/admin/v1/summary", get(summary))
         .route("/admin/v1/payments", get(payments))
         .route("/admin/v1/payments/{id}", get(payment))
         .route("/admin/v1/outbox", get(outbox))
@@ -43,6 +44,20 @@ fn params(id: &str, uri: &Uri) -> Result<Params, ApiError> {
     axum::extract::Query::<Params>::try_from_uri(uri)
         .map(|q| q.0)
         .map_err(|e| ApiError::format_field(id, "query", &e.body_text(), uri.query().unwrap_or("")))
+}
+
+async fn summary(
+    State(hub): State<Arc<Hub>>,
+    _: Operator,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Json<admin::Summary>, ApiError> {
+    let id = request_id(&headers);
+    let params = params(&id, &uri)?;
+    admin::summary(&hub, &id, &params)
+        .await
+        .map(Json)
+        .map_err(|e| answer(&id, e))
 }
 
 async fn payments(

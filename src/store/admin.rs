@@ -387,3 +387,42 @@ mod tests {
         assert_eq!(args.len(), 1);
     }
 }
+
+/// How many payments created in a window, and how many outbox rows, are in each state
+/// (`GET /admin/v1/summary`). States with no rows are absent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StateCounts {
+    pub payments: Vec<(PaymentState, i64)>,
+    pub outbox: Vec<(super::OutboxState, i64)>,
+}
+
+/// Payments created in [$1, $2), counted per state. Valid on both backends.
+pub(crate) const PAYMENT_COUNTS_SQL: &str =
+    "SELECT state, count(*) FROM payment WHERE created_at >= $1 AND created_at < $2 GROUP BY state";
+/// Every outbox row, counted per state. Valid on both backends.
+pub(crate) const OUTBOX_COUNTS_SQL: &str = "SELECT state, count(*) FROM outbox GROUP BY state";
+
+/// The `(state, count)` rows of the two queries above, checked.
+pub(crate) fn state_counts(
+    payments: Vec<(String, i64)>,
+    outbox: Vec<(String, i64)>,
+) -> StoreResult<StateCounts> {
+    let payments = payments
+        .into_iter()
+        .map(|(state, n)| {
+            state
+                .parse::<PaymentState>()
+                .map(|s| (s, n))
+                .map_err(StoreError::Corrupt)
+        })
+        .collect::<StoreResult<_>>()?;
+    let outbox = outbox
+        .into_iter()
+        .map(|(state, n)| {
+            super::OutboxState::parse(&state)
+                .map(|s| (s, n))
+                .ok_or_else(|| StoreError::Corrupt(format!("unknown outbox state {state:?}")))
+        })
+        .collect::<StoreResult<_>>()?;
+    Ok(StateCounts { payments, outbox })
+}

@@ -12,7 +12,7 @@ mod sqlite;
 
 pub use admin::{
     event_kind, Direction, EventRecord, NewEvent, PaymentQuery, SettledPayment, SettlementGroup,
-    SETTLEMENT_STATES,
+    StateCounts, SETTLEMENT_STATES,
 };
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -457,6 +457,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         to: DateTime<Utc>,
         partner_id: Option<&str>,
     ) -> StoreResult<Vec<SettlementGroup>>;
+    /// Payments created in [from, to) and all outbox rows, counted per state.
+    async fn state_counts(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> StoreResult<StateCounts>;
 }
 
 pub type SharedStore = Arc<dyn Store>;

@@ -748,6 +748,22 @@ impl Store for PostgresStore {
             .await?;
         convert_all(rows)
     }
+
+    async fn state_counts(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> StoreResult<StateCounts> {
+        let payments = sqlx::query_as::<_, (String, i64)>(super::admin::PAYMENT_COUNTS_SQL)
+            .bind(from)
+            .bind(to)
+            .fetch_all(&self.pool)
+            .await?;
+        let outbox = sqlx::query_as::<_, (String, i64)>(super::admin::OUTBOX_COUNTS_SQL)
+            .fetch_all(&self.pool)
+            .await?;
+        super::admin::state_counts(payments, outbox)
+    }
 }
 
 /// Inserts an advice row; false if its (client, id) is already stored.

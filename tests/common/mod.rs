@@ -1,3 +1,4 @@
+pub mod browser;
 pub mod db;
 pub mod hub;
 pub mod logs;
