@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, Request, StatusCode};
+use axum::http::{HeaderName, Request};
 use axum::Router;
 use std::future::IntoFuture;
 use std::net::SocketAddr;
@@ -13,7 +13,6 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::api::{self, AppState};
@@ -190,9 +189,10 @@ where
 
 fn with_layers(router: Router, settings: &Settings) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
-    // The held `pay` is answered by the hub itself before pay_deadline; this timeout only
-    // guards against a request that would otherwise outlive the POS.
-    let timeout = settings.timing.pos_timeout;
+    // The held `pay` is answered by the hub itself at pay_deadline; this guard sits halfway
+    // between that and the POS's own timeout.
+    let timing = &settings.timing;
+    let timeout = timing.pay_deadline + (timing.pos_timeout - timing.pay_deadline) / 2;
     router.layer(
         ServiceBuilder::new()
             .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
@@ -219,9 +219,9 @@ fn with_layers(router: Router, settings: &Settings) -> Router {
                     .metrics_enabled
                     .then(|| axum::middleware::from_fn(crate::metrics::track_requests)),
             )
-            .layer(TimeoutLayer::with_status_code(
-                StatusCode::GATEWAY_TIMEOUT,
+            .layer(axum::middleware::from_fn_with_state(
                 timeout,
+                api::request_timeout,
             ))
             .layer(DefaultBodyLimit::max(settings.server.body_limit_bytes)),
     )

@@ -10,6 +10,8 @@ mod limits;
 mod payments;
 mod qr_codes;
 mod scans;
+mod timeout;
+pub use timeout::request_timeout;
 
 pub use error::ApiError;
 pub use extract::{Body, Operator, PartnerCaller, PosClient};

@@ -25,7 +25,10 @@ impl Hub {
         let started = Instant::now();
         let (message_id, tran_id) = (request.id.clone(), request.tran_id.clone());
         let (payment_id, answer) = match self.store_payment(client_id, request, raw).await {
-            Ok(id) => (Some(id), self.await_outcome(id, started).await),
+            Ok(id) => (
+                Some(id),
+                self.await_outcome(id, started, &message_id, &tran_id).await,
+            ),
             Err(refused) => (None, Err(refused)),
         };
         // The answer to the POS on the timeline; a pay refused before it was stored also
@@ -158,7 +161,13 @@ impl Hub {
     /// Holds the request until the payment has an answer. Each pass subscribes first, then
     /// reads the state, then sleeps until a wake-up or the next deadline. The first pass
     /// needs no read: the payment was stored waiting a moment ago.
-    async fn await_outcome(self: &Arc<Self>, id: Uuid, started: Instant) -> PayAnswer {
+    async fn await_outcome(
+        self: &Arc<Self>,
+        id: Uuid,
+        started: Instant,
+        message_id: &str,
+        tran_id: &str,
+    ) -> PayAnswer {
         let scan_deadline = started + self.settings.scan_window();
         let pay_deadline = started + self.settings.timing.pay_deadline;
         let key = Waiters::payment_key(id);
@@ -211,7 +220,8 @@ impl Hub {
                 _ => pay_deadline,
             };
             if Instant::now() >= pay_deadline {
-                return Err(unknown_in_time(id, &self.load(id).await?));
+                // No database read here: a hub this late is likely short of connections.
+                return Err(unknown_in_time(id, message_id, tran_id));
             }
             tokio::select! {
                 _ = &mut notified => {}
@@ -242,7 +252,7 @@ impl Hub {
             joined = forwarding => match joined {
                 Ok(Ok(Some(settled))) => Some(
                     self.answer_for(&settled)
-                        .unwrap_or_else(|| Err(unknown_in_time(id, &settled))),
+                        .unwrap_or_else(|| Err(unknown_in_time(id, &settled.message_id, &settled.tran_id))),
                 ),
                 Ok(Ok(None)) => None,
                 Ok(Err(e)) => Some(Err(HubError::Internal(e))),
@@ -251,7 +261,7 @@ impl Hub {
             // Only reachable if the partner call outlives its own timeout; the POS is told
             // the outcome is unknown and will reverse, which the hub absorbs.
             _ = sleep_until(pay_deadline) => Some(match self.load(id).await {
-                Ok(p) => Err(unknown_in_time(id, &p)),
+                Ok(p) => Err(unknown_in_time(id, &p.message_id, &p.tran_id)),
                 Err(e) => Err(e),
             }),
         }
@@ -359,15 +369,15 @@ impl Hub {
 }
 
 /// 504: the hub could not learn the partner's answer before its own deadline.
-fn unknown_in_time(id: Uuid, payment: &PaymentRecord) -> HubError {
-    tracing::warn!(payment_id = %id, state = %payment.state, "pay deadline reached before the partner's answer");
+fn unknown_in_time(id: Uuid, message_id: &str, tran_id: &str) -> HubError {
+    tracing::warn!(payment_id = %id, "pay deadline reached before the partner's answer");
     HubError::refuse(
         StatusCode::GATEWAY_TIMEOUT,
         ErrorDetail::new(
-            &payment.message_id,
+            message_id,
             ErrorType::UpstreamUnavailable,
             "Partner did not answer in time",
         )
-        .with_tran_id(&payment.tran_id),
+        .with_tran_id(tran_id),
     )
 }
