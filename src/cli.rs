@@ -46,6 +46,8 @@ enum Command {
     /// Drive hubs with concurrent POS lanes and partner scans, then check the simulator's
     /// ledger against what the hubs answered.
     Loadgen(Box<crate::loadgen::LoadgenOptions>),
+    /// Print the hub's OpenAPI document (JSON), as checked in at openapi/qrhub.openapi.json.
+    Openapi,
 }
 
 pub fn run() -> anyhow::Result<()> {
@@ -61,6 +63,10 @@ pub fn run() -> anyhow::Result<()> {
             Command::HashPassword => hash_password(),
             Command::SimulatePartner { config } => simulate_partner(config).await,
             Command::Loadgen(options) => crate::loadgen::command(*options).await,
+            Command::Openapi => {
+                print!("{}", crate::openapi::render());
+                Ok(())
+            }
         }
     })
 }

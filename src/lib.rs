@@ -15,6 +15,7 @@
 //! - [`tls`]: rustls on the listener (reloaded on SIGHUP) and PEM loading.
 //! - [`metrics`]: Prometheus metrics and `GET /metrics`.
 //! - [`admin`]: the back office behind `/admin/v1` (search, timelines, reports).
+//! - [`openapi`]: the OpenAPI document, generated from the code (`GET /openapi.json`).
 //! - [`config`], [`telemetry`], [`app`] (wiring and shutdown), [`cli`].
 #![forbid(unsafe_code)]
 
@@ -29,6 +30,7 @@ pub mod domain;
 pub mod loadgen;
 pub mod metrics;
 pub mod model;
+pub mod openapi;
 pub mod outbox;
 pub mod partner;
 pub mod qr;
