@@ -54,6 +54,8 @@ enum Command {
         #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
         timeout: std::time::Duration,
     },
+    /// Print the hub's OpenAPI document (JSON), as checked in at openapi/qrhub.openapi.json.
+    Openapi,
 }
 
 pub fn run() -> anyhow::Result<()> {
@@ -70,6 +72,10 @@ pub fn run() -> anyhow::Result<()> {
             Command::SimulatePartner { config } => simulate_partner(config).await,
             Command::Loadgen(options) => crate::loadgen::command(*options).await,
             Command::Probe { url, timeout } => probe(&url, timeout).await,
+            Command::Openapi => {
+                print!("{}", crate::openapi::render());
+                Ok(())
+            }
         }
     })
 }

@@ -16,6 +16,7 @@
 //! - [`metrics`]: Prometheus metrics and `GET /metrics`.
 //! - [`admin`]: the back office behind `/admin/v1` (search, timelines, reports).
 //! - [`console`]: the operators' web console at `/admin` (static page over `/admin/v1`).
+//! - [`openapi`]: the OpenAPI document, generated from the code (`GET /openapi.json`).
 //! - [`config`], [`telemetry`], [`app`] (wiring and shutdown), [`cli`].
 #![forbid(unsafe_code)]
 
@@ -31,6 +32,7 @@ pub mod domain;
 pub mod loadgen;
 pub mod metrics;
 pub mod model;
+pub mod openapi;
 pub mod outbox;
 pub mod partner;
 pub mod qr;

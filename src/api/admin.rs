@@ -173,9 +173,23 @@ async fn reconciliation(
     _: Operator,
     headers: HeaderMap,
     uri: Uri,
-    body: axum::body::Bytes,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Json<reports::Reconciliation>, ApiError> {
     let id = request_id(&headers);
+    // axum's own refusal (413 over the limit) would be plain text; every answer here is an
+    // ErrorDetail.
+    let body = body.map_err(|rejection| {
+        let status = rejection.status();
+        let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            "Request body too large"
+        } else {
+            "Request body could not be read"
+        };
+        ApiError::new(
+            status,
+            crate::model::ErrorDetail::new(&id, crate::model::ErrorType::FormatError, message),
+        )
+    })?;
     let params = params(&id, &uri)?;
     let (date, partner) = reports::report_scope(&hub, &id, &params).map_err(|e| answer(&id, e))?;
     let Some(partner) = partner else {

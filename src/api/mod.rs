@@ -63,6 +63,7 @@ pub fn router(state: AppState) -> Router {
         .route("/qr/v1/qrCodes/{tran_id}/image", get(qr_codes::image))
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
+        .route("/openapi.json", get(crate::openapi::serve))
         .merge(admin::router())
         .with_state(state)
 }

@@ -1,5 +1,5 @@
 use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
@@ -50,8 +50,15 @@ pub async fn image(
     State(hub): State<Arc<Hub>>,
     PosClient(client): PosClient,
     Path(tran_id): Path<String>,
-    Query(query): Query<ImageQuery>,
+    uri: Uri,
 ) -> Result<Response, ApiError> {
+    // Read here rather than by the `Query` extractor, whose refusal is plain text: a bad
+    // `scale` is a FORMAT_ERROR like every other refusal.
+    let query = Query::<ImageQuery>::try_from_uri(&uri)
+        .map(|q| q.0)
+        .map_err(|e| {
+            ApiError::format_field(&tran_id, "query", &e.body_text(), uri.query().unwrap_or(""))
+        })?;
     let not_found = || {
         ApiError::new(
             StatusCode::NOT_FOUND,

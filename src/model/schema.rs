@@ -328,6 +328,26 @@ pub static CREATE_QR_CODE_REQUEST: Schema = Schema {
     ],
 };
 
+/// The 201 answer to `createQrCode`: the request echoed (its checks still hold), the
+/// properties the code was made with (always present), the tranId and the payload.
+pub static CREATE_QR_CODE_RESPONSE: Schema = Schema {
+    name: "CreateQrCodeResponse",
+    fields: &[
+        req("id", STRING),
+        req("time", Kind::DateTime),
+        req("originator", Kind::Object(&ORIGINATOR)),
+        req("client", Kind::Object(&INSTITUTION)),
+        opt("thirdPartyIdentifiers", THIRD_PARTY_IDENTIFIERS),
+        opt("rrn", STRING),
+        opt("stan", STRING),
+        opt("amounts", Kind::Object(&AMOUNTS)),
+        opt("customer", Kind::Object(&CUSTOMER)),
+        req("qrProperties", Kind::Object(&QR_PROPERTIES)),
+        req("tranId", STRING),
+        req("qrCode", STRING),
+    ],
+};
+
 pub static SCAN_NOTIFICATION: Schema = Schema {
     name: "ScanNotification",
     fields: &[
