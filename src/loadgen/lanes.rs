@@ -85,7 +85,14 @@ pub async fn run_lanes(
     for lane in 0..ctx.options.lanes {
         let ctx = Arc::clone(&ctx);
         let schedule = Arc::clone(&schedule);
+        // Lanes open one after another over the ramp-up, as a shop's tills do, instead of
+        // all in the same instant.
+        let delay = ctx
+            .options
+            .ramp_up
+            .mul_f64(lane as f64 / ctx.options.lanes.max(1) as f64);
         tasks.push(tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
             let hub = ctx.options.hubs[lane % ctx.options.hubs.len()].clone();
             let mut tally = Tally::default();
             while let Some(n) = schedule.next() {

@@ -50,6 +50,9 @@ pub struct LoadgenOptions {
     /// Pause between sending a pay and sending its scan.
     #[arg(long, default_value = "2ms", value_parser = humantime::parse_duration)]
     pub scan_delay: Duration,
+    /// Spread the lanes' first flows evenly over this time instead of starting all at once.
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    pub ramp_up: Duration,
     /// Timeout of every single request (a held pay lasts up to the hub's pay_deadline).
     #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
     pub request_timeout: Duration,
@@ -78,6 +81,7 @@ impl Default for LoadgenOptions {
             reverse_share: 0.0,
             settle_timeout: Duration::from_secs(30),
             scan_delay: Duration::from_millis(2),
+            ramp_up: Duration::ZERO,
             request_timeout: Duration::from_secs(120),
             json: None,
         }
