@@ -46,6 +46,9 @@ enum Command {
     /// Drive hubs with concurrent POS lanes and partner scans, then check the simulator's
     /// ledger against what the hubs answered.
     Loadgen(Box<crate::loadgen::LoadgenOptions>),
+    /// Fault-injection run: two hub processes on a fresh PostgreSQL database, a partner
+    /// simulator with scripted faults, hubs SIGKILLed at random; then the invariant check.
+    Chaos(Box<crate::chaos::ChaosOptions>),
 }
 
 pub fn run() -> anyhow::Result<()> {
@@ -61,6 +64,7 @@ pub fn run() -> anyhow::Result<()> {
             Command::HashPassword => hash_password(),
             Command::SimulatePartner { config } => simulate_partner(config).await,
             Command::Loadgen(options) => crate::loadgen::command(*options).await,
+            Command::Chaos(options) => crate::chaos::command(*options).await,
         }
     })
 }
