@@ -396,3 +396,328 @@ fn check_outbox(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chaos::faults::plan;
+    use crate::chaos::record::{PosAdvice, ReversalOrigin};
+    use crate::domain::PaymentState;
+    use crate::simulator::Outcome;
+    use uuid::Uuid;
+
+    fn entry(
+        seq: u64,
+        kind: MessageKind,
+        id: &str,
+        tran: &str,
+        status: Option<u16>,
+    ) -> LedgerEntry {
+        LedgerEntry {
+            seq,
+            kind,
+            message: serde_json::json!({}),
+            id: Some(id.into()),
+            request_id: (kind != MessageKind::Pay).then(|| format!("hub-pay-{tran}")),
+            tran_id: Some(tran.into()),
+            username: Some("qrhub".into()),
+            received_at: chrono::Utc::now(),
+            outcome: if status.is_some() {
+                Outcome::Answered
+            } else {
+                Outcome::Dropped
+            },
+            status,
+        }
+    }
+
+    fn pay(seq: u64, tran: &str, status: Option<u16>) -> LedgerEntry {
+        entry(
+            seq,
+            MessageKind::Pay,
+            &format!("hub-pay-{tran}"),
+            tran,
+            status,
+        )
+    }
+
+    fn flow(tran: &str, pay: PosPay, advice: Option<(AdviceKind, AdviceAnswer)>) -> PosFlow {
+        PosFlow {
+            plan: plan(1, 0, 2),
+            tran_id: tran.into(),
+            pay_id: format!("pos-pay-{tran}"),
+            pay,
+            scanned: true,
+            advice: advice.map(|(kind, answer)| PosAdvice {
+                kind,
+                id: format!("pos-advice-{tran}"),
+                reason: None,
+                answer,
+                tries: 1,
+            }),
+        }
+    }
+
+    fn unknown() -> PosPay {
+        PosPay::Unknown {
+            status: Some(504),
+            why: "UPSTREAM_UNAVAILABLE".into(),
+        }
+    }
+
+    fn row(tran: &str, kind: AdviceKind, message_id: &str, state: OutboxState) -> HubAdvice {
+        HubAdvice {
+            id: Uuid::new_v4(),
+            payment_id: Uuid::new_v4(),
+            kind,
+            message_id: message_id.into(),
+            tran_id: Some(tran.into()),
+            state,
+            attempts: 1,
+            last_error: None,
+            origin: (kind == AdviceKind::Reversal).then_some(ReversalOrigin::Hub),
+        }
+    }
+
+    fn kinds(r: &CheckReport) -> Vec<ViolationKind> {
+        let mut k: Vec<_> = r.violations.iter().map(|v| v.kind).collect();
+        k.sort();
+        k
+    }
+
+    const CONFIRMED: Option<(AdviceKind, AdviceAnswer)> =
+        Some((AdviceKind::Confirmation, AdviceAnswer::Accepted));
+    const REVERSED: Option<(AdviceKind, AdviceAnswer)> =
+        Some((AdviceKind::Reversal, AdviceAnswer::Accepted));
+
+    #[test]
+    fn a_clean_run_of_every_shape_passes() {
+        let flows = [
+            flow("confirmed", PosPay::Approved, CONFIRMED),
+            flow("cancelled", PosPay::Approved, REVERSED),
+            flow("declined", PosPay::Declined, None),
+            // The partner approved after the hub's timeout; the hub reversed.
+            flow("late", unknown(), REVERSED),
+            // The partner never answered; the reversal's first delivery failed.
+            flow("hang", unknown(), REVERSED),
+            // Never reached the partner; the POS's reversal found nothing.
+            flow(
+                "lost",
+                unknown(),
+                Some((AdviceKind::Reversal, AdviceAnswer::NotFound)),
+            ),
+        ];
+        let ledger = [
+            pay(1, "confirmed", Some(201)),
+            entry(2, MessageKind::Confirmation, "c1", "confirmed", Some(500)),
+            entry(3, MessageKind::Confirmation, "c1", "confirmed", Some(202)),
+            pay(4, "cancelled", Some(201)),
+            entry(5, MessageKind::Reversal, "r1", "cancelled", Some(202)),
+            pay(6, "declined", Some(400)),
+            pay(7, "late", Some(201)),
+            entry(8, MessageKind::Reversal, "r2", "late", Some(202)),
+            pay(9, "hang", None),
+            entry(10, MessageKind::Reversal, "r3", "hang", None),
+            entry(11, MessageKind::Reversal, "r3", "hang", Some(404)),
+        ];
+        let outbox = [
+            row(
+                "confirmed",
+                AdviceKind::Confirmation,
+                "c1",
+                OutboxState::Delivered,
+            ),
+            row(
+                "cancelled",
+                AdviceKind::Reversal,
+                "r1",
+                OutboxState::Delivered,
+            ),
+            row("late", AdviceKind::Reversal, "r2", OutboxState::Delivered),
+            row("hang", AdviceKind::Reversal, "r3", OutboxState::Delivered),
+        ];
+        let r = check(&flows, &[], &outbox, &ledger);
+        assert!(r.passed(), "{:#?}", r.violations);
+        assert_eq!(r.payments_at_partner, 5);
+        assert_eq!(r.advice_deliveries, 6);
+        assert_eq!(r.advices_accepted, 4);
+        assert_eq!(r.partner_ends.get("reversed"), Some(&3));
+    }
+
+    #[test]
+    fn an_unknown_outcome_left_unreversed_is_caught() {
+        // The planted bug's shape: the partner approved late, the POS was told 504 and
+        // reversed, but no reversal ever reached the partner.
+        let flows = [flow("t", unknown(), REVERSED)];
+        let r = check(&flows, &[], &[], &[pay(1, "t", Some(201))]);
+        assert_eq!(kinds(&r), [ViolationKind::WrongEndAtPartner]);
+        assert!(r.may_resolve(), "an advice still on its way could cure it");
+        // Also when the partner's answer itself was lost (a 500, or no answer at all).
+        for status in [Some(500), Some(504), None] {
+            let r = check(&flows, &[], &[], &[pay(1, "t", status)]);
+            assert_eq!(kinds(&r), [ViolationKind::WrongEndAtPartner], "{status:?}");
+        }
+    }
+
+    #[test]
+    fn a_confirmed_payment_must_reach_the_partner_confirmed() {
+        let flows = [flow("t", PosPay::Approved, CONFIRMED)];
+        let r = check(&flows, &[], &[], &[pay(1, "t", Some(201))]);
+        assert_eq!(kinds(&r), [ViolationKind::WrongEndAtPartner]);
+        // A refused confirmation leaves the POS's last word "not confirmed": reversed.
+        let refused = Some((
+            AdviceKind::Confirmation,
+            AdviceAnswer::Refused {
+                status: 400,
+                error_type: Some("ACCOUNT_ALREADY_SETTLED".into()),
+            },
+        ));
+        let flows = [flow("t", PosPay::Approved, refused)];
+        let ledger = [
+            pay(1, "t", Some(201)),
+            entry(2, MessageKind::Reversal, "r", "t", Some(202)),
+        ];
+        assert!(check(&flows, &[], &[], &ledger).passed());
+    }
+
+    #[test]
+    fn a_second_pay_and_a_201_without_approval_are_caught() {
+        let flows = [
+            flow("twice", PosPay::Approved, CONFIRMED),
+            flow("declined", PosPay::Approved, CONFIRMED),
+        ];
+        let ledger = [
+            pay(1, "twice", Some(201)),
+            pay(2, "twice", Some(201)),
+            entry(3, MessageKind::Confirmation, "c", "twice", Some(202)),
+            pay(4, "declined", Some(400)),
+            entry(5, MessageKind::Confirmation, "c2", "declined", Some(202)),
+        ];
+        let r = check(&flows, &[], &[], &ledger);
+        assert_eq!(
+            kinds(&r),
+            [
+                ViolationKind::PayAskedTwice,
+                ViolationKind::ApprovedWithoutPartner
+            ]
+        );
+    }
+
+    #[test]
+    fn a_confirmation_after_a_reversal_is_caught_three_ways() {
+        let flows = [flow("t", unknown(), REVERSED)];
+        let ledger = [
+            pay(1, "t", Some(201)),
+            entry(2, MessageKind::Reversal, "r", "t", Some(202)),
+            entry(3, MessageKind::Confirmation, "c", "t", Some(202)),
+        ];
+        let r = check(&flows, &[], &[], &ledger);
+        assert_eq!(
+            kinds(&r),
+            [
+                ViolationKind::UnexpectedConfirmation,
+                ViolationKind::ConfirmationAfterReversal,
+                ViolationKind::ConfirmedAndReversed,
+            ]
+        );
+        assert!(!r.may_resolve());
+    }
+
+    #[test]
+    fn outbox_rows_must_be_in_the_ledger_and_dead_letters_are_listed() {
+        let flows = [
+            flow("lost", unknown(), REVERSED),
+            flow("pending", unknown(), REVERSED),
+            flow("dead", unknown(), REVERSED),
+            flow("failed", PosPay::Approved, CONFIRMED),
+        ];
+        let ledger = [
+            pay(1, "lost", Some(504)),
+            pay(2, "pending", Some(504)),
+            pay(3, "dead", Some(504)),
+            entry(4, MessageKind::Reversal, "r-dead", "dead", Some(500)),
+            pay(5, "failed", Some(201)),
+            entry(
+                6,
+                MessageKind::Confirmation,
+                "c-failed",
+                "failed",
+                Some(400),
+            ),
+        ];
+        let outbox = [
+            row(
+                "lost",
+                AdviceKind::Reversal,
+                "r-lost",
+                OutboxState::Delivered,
+            ),
+            row(
+                "pending",
+                AdviceKind::Reversal,
+                "r-pending",
+                OutboxState::Pending,
+            ),
+            row("dead", AdviceKind::Reversal, "r-dead", OutboxState::Dead),
+            row(
+                "failed",
+                AdviceKind::Confirmation,
+                "c-failed",
+                OutboxState::Failed,
+            ),
+        ];
+        let payments = [HubPayment {
+            id: outbox[0].payment_id,
+            tran_id: "lost".into(),
+            message_id: "pos-pay-lost".into(),
+            state: PaymentState::Reversed,
+        }];
+        let r = check(&flows, &payments, &outbox, &ledger);
+        assert_eq!(
+            kinds(&r),
+            [
+                // lost, pending and failed never reached their end at the partner...
+                ViolationKind::WrongEndAtPartner,
+                ViolationKind::WrongEndAtPartner,
+                ViolationKind::WrongEndAtPartner,
+                // ...and their rows say why; the dead letter accounts for its payment.
+                ViolationKind::AdviceLost,
+                ViolationKind::AdviceUndelivered,
+                ViolationKind::AdviceRefused,
+            ]
+        );
+        assert_eq!(r.dead_letters.len(), 1);
+        assert_eq!(r.dead_letters[0].message_id, "r-dead");
+        assert_eq!(r.dead_letters[0].tran_id.as_deref(), Some("dead"));
+    }
+
+    #[test]
+    fn messages_about_other_tran_ids_and_unsettled_advices_are_caught() {
+        let unsettled = Some((
+            AdviceKind::Reversal,
+            AdviceAnswer::Unsettled {
+                last: "connection refused".into(),
+            },
+        ));
+        let flows = [flow("t", unknown(), unsettled)];
+        let mut stray = pay(1, "never-issued", Some(201));
+        stray.id = Some("x".into());
+        let r = check(&flows, &[], &[], &[stray]);
+        assert_eq!(
+            kinds(&r),
+            [
+                ViolationKind::PosAdviceUnsettled,
+                ViolationKind::UnknownTranId
+            ]
+        );
+    }
+
+    #[test]
+    fn an_advice_without_a_tran_id_is_attributed_through_its_pay() {
+        let flows = [flow("t", PosPay::Approved, CONFIRMED)];
+        let mut confirmation = entry(2, MessageKind::Confirmation, "c", "t", Some(202));
+        confirmation.tran_id = None;
+        let r = check(&flows, &[], &[], &[pay(1, "t", Some(201)), confirmation]);
+        assert!(r.passed(), "{:#?}", r.violations);
+    }
+}
