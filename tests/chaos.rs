@@ -48,7 +48,10 @@ fn a_short_chaos_run_finds_no_violation() {
             .unwrap_or_else(|| panic!("{path:?} in {report:#}"))
     };
     assert!(number(&["flows"]) >= 290, "{report:#}");
-    assert!(number(&["kills"]) >= 1, "at least one hub was killed: {report:#}");
+    assert!(
+        number(&["kills"]) >= 1,
+        "at least one hub was killed: {report:#}"
+    );
     assert_eq!(number(&["kills"]), number(&["restarts"]));
     // The mix reached the partner: approvals, declines and unknown outcomes all happened.
     for kind in ["approved", "declined", "unknown"] {

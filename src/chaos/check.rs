@@ -11,7 +11,10 @@
 //! - no confirmation reached the partner unless the POS's confirmation was accepted, none
 //!   after a reversal of the same payment (ledger order), and never both a confirmation and
 //!   a reversal;
-//! - every advice the POS sent got a final answer.
+//! - every advice the POS sent got a final answer;
+//! - the hub's final state of the payment agrees with the POS's last word: CONFIRMED after
+//!   an accepted confirmation, REVERSED (or DECLINED / EXPIRED, which absorb a reversal)
+//!   after an accepted reversal, DECLINED after a relayed decline.
 //!
 //! For every outbox row (an advice the hub accepted to deliver): DELIVERED rows are in the
 //! ledger with an answer that ends delivery (2xx, or 404 for a reversal); PENDING rows (not
@@ -22,7 +25,7 @@ use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::record::{AdviceAnswer, HubAdvice, HubPayment, PosFlow, PosPay};
-use crate::domain::AdviceKind;
+use crate::domain::{AdviceKind, PaymentState};
 use crate::simulator::{LedgerEntry, MessageKind};
 use crate::store::OutboxState;
 
@@ -51,6 +54,9 @@ pub enum ViolationKind {
     PosAdviceUnsettled,
     /// A ledger message about a tranId the run never used.
     UnknownTranId,
+    /// The hub's final state of the payment contradicts the POS's last word (e.g. UNKNOWN
+    /// after the POS's reversal was accepted, or not CONFIRMED after its confirmation).
+    HubStateMismatch,
 }
 
 impl ViolationKind {
@@ -67,6 +73,7 @@ impl ViolationKind {
             Self::AdviceRefused => "advice refused by partner",
             Self::PosAdviceUnsettled => "POS advice unsettled",
             Self::UnknownTranId => "unknown tranId",
+            Self::HubStateMismatch => "hub state contradicts the POS",
         }
     }
 }
@@ -220,11 +227,49 @@ pub fn check(
         .iter()
         .filter_map(|d| d.tran_id.clone())
         .collect();
+    let hub_state: HashMap<&str, PaymentState> = payments
+        .iter()
+        .map(|p| (p.message_id.as_str(), p.state))
+        .collect();
     for flow in flows {
         let entries = by_tran.remove(flow.tran_id.as_str()).unwrap_or_default();
         check_flow(flow, &entries, dead.contains(&flow.tran_id), &mut report);
+        if !payments.is_empty() {
+            check_hub_state(
+                flow,
+                hub_state.get(flow.pay_id.as_str()).copied(),
+                &mut report,
+            );
+        }
     }
     report
+}
+
+/// The hub's final state against the POS's last word (see the module documentation).
+fn check_hub_state(flow: &PosFlow, state: Option<PaymentState>, report: &mut CheckReport) {
+    use PaymentState::*;
+    let advice = flow
+        .advice
+        .as_ref()
+        .filter(|a| a.answer == AdviceAnswer::Accepted);
+    let allowed: &[PaymentState] = match (advice.map(|a| a.kind), &flow.pay) {
+        (Some(AdviceKind::Confirmation), _) => &[Confirmed],
+        (Some(AdviceKind::Reversal), _) => &[Reversed, Declined, Expired],
+        (None, PosPay::Declined) => &[Declined],
+        _ => return,
+    };
+    if !state.is_some_and(|s| allowed.contains(&s)) {
+        report.push(
+            ViolationKind::HubStateMismatch,
+            Some(&flow.tran_id),
+            format!(
+                "hub state {}, expected one of {allowed:?}: the POS's pay {:?}, its advice {:?}",
+                state.map_or("none", |s| s.as_str()),
+                flow.pay,
+                advice.map(|a| a.kind.as_str())
+            ),
+        );
+    }
 }
 
 fn check_flow(
@@ -402,7 +447,6 @@ mod tests {
     use super::*;
     use crate::chaos::faults::plan;
     use crate::chaos::record::{PosAdvice, ReversalOrigin};
-    use crate::domain::PaymentState;
     use crate::simulator::Outcome;
     use uuid::Uuid;
 
@@ -719,5 +763,50 @@ mod tests {
         confirmation.tran_id = None;
         let r = check(&flows, &[], &[], &[pay(1, "t", Some(201)), confirmation]);
         assert!(r.passed(), "{:#?}", r.violations);
+    }
+
+    #[test]
+    fn the_hub_state_must_agree_with_the_pos() {
+        let flows = [
+            flow("reversed", unknown(), REVERSED),
+            flow("confirmed", PosPay::Approved, CONFIRMED),
+            flow("declined", PosPay::Declined, None),
+        ];
+        let ledger = [
+            pay(1, "reversed", Some(504)),
+            entry(2, MessageKind::Reversal, "r", "reversed", Some(202)),
+            pay(3, "confirmed", Some(201)),
+            entry(4, MessageKind::Confirmation, "c", "confirmed", Some(202)),
+            pay(5, "declined", Some(400)),
+        ];
+        let payments = |states: [PaymentState; 3]| -> Vec<HubPayment> {
+            ["reversed", "confirmed", "declined"]
+                .iter()
+                .zip(states)
+                .map(|(t, state)| HubPayment {
+                    id: Uuid::new_v4(),
+                    tran_id: (*t).into(),
+                    message_id: format!("pos-pay-{t}"),
+                    state,
+                })
+                .collect()
+        };
+        use PaymentState::*;
+        let r = check(
+            &flows,
+            &payments([Reversed, Confirmed, Declined]),
+            &[],
+            &ledger,
+        );
+        assert!(r.passed(), "{:#?}", r.violations);
+        // A payment the POS reversed that the hub still calls UNKNOWN, one it confirmed that
+        // the hub calls APPROVED, and a relayed decline the hub calls UNKNOWN.
+        let r = check(
+            &flows,
+            &payments([Unknown, Approved, Unknown]),
+            &[],
+            &ledger,
+        );
+        assert_eq!(kinds(&r), [ViolationKind::HubStateMismatch; 3]);
     }
 }
