@@ -129,11 +129,10 @@ fn partner_pay(e: &LedgerEntry) -> PartnerPay {
 
 /// Whether the partner's answer to this advice delivery ends the hub's delivery of it.
 fn accepted(e: &LedgerEntry) -> bool {
-    match (e.kind, e.status) {
-        (_, Some(200..=299)) => true,
-        (MessageKind::Reversal, Some(404)) => true,
-        _ => false,
-    }
+    matches!(
+        (e.kind, e.status),
+        (_, Some(200..=299)) | (MessageKind::Reversal, Some(404))
+    )
 }
 
 /// What [`check`] found, and the figures it counted on the way.
