@@ -709,12 +709,22 @@ mod tests {
                 OutboxState::Failed,
             ),
         ];
-        let payments = [HubPayment {
-            id: outbox[0].payment_id,
-            tran_id: "lost".into(),
-            message_id: "pos-pay-lost".into(),
-            state: PaymentState::Reversed,
-        }];
+        // The hub's states agree with the POS: only the outbox and the partner are wrong.
+        let payments: Vec<HubPayment> = outbox
+            .iter()
+            .map(|row| {
+                let tran = row.tran_id.clone().expect("tranId");
+                HubPayment {
+                    id: row.payment_id,
+                    message_id: format!("pos-pay-{tran}"),
+                    tran_id: tran,
+                    state: match row.kind {
+                        AdviceKind::Confirmation => PaymentState::Confirmed,
+                        AdviceKind::Reversal => PaymentState::Reversed,
+                    },
+                }
+            })
+            .collect();
         let r = check(&flows, &payments, &outbox, &ledger);
         assert_eq!(
             kinds(&r),
