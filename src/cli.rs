@@ -56,6 +56,9 @@ enum Command {
     },
     /// Print the hub's OpenAPI document (JSON), as checked in at openapi/qrhub.openapi.json.
     Openapi,
+    /// Fault-injection run: two hub processes on a fresh PostgreSQL database, a partner
+    /// simulator with scripted faults, hubs SIGKILLed at random; then the invariant check.
+    Chaos(Box<crate::chaos::ChaosOptions>),
 }
 
 pub fn run() -> anyhow::Result<()> {
@@ -76,6 +79,7 @@ pub fn run() -> anyhow::Result<()> {
                 print!("{}", crate::openapi::render());
                 Ok(())
             }
+            Command::Chaos(options) => crate::chaos::command(*options).await,
         }
     })
 }

@@ -12,6 +12,7 @@
 //! - [`outbox`]: store-and-forward delivery workers.
 //! - [`simulator`]: a partner simulator for newcomers, tests and load runs.
 //! - [`loadgen`]: the load generator that drives hubs and checks the simulator's ledger.
+//! - [`chaos`]: the fault-injection run (hub kills, partner faults) and its invariant checker.
 //! - [`tls`]: rustls on the listener (reloaded on SIGHUP) and PEM loading.
 //! - [`metrics`]: Prometheus metrics and `GET /metrics`.
 //! - [`admin`]: the back office behind `/admin/v1` (search, timelines, reports).
@@ -23,6 +24,7 @@
 pub mod admin;
 pub mod api;
 pub mod app;
+pub mod chaos;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -1270,6 +1270,38 @@ async fn recover_repairs_what_a_crash_left(store: SharedStore) {
     );
 }
 
+/// Found by the chaos run: a hub killed while the partner had the payment, the POS's
+/// reversal accepted by another instance meanwhile (marked, still FORWARDED). Recovery must
+/// end it REVERSED with the hub's reversal queued, not UNKNOWN, which contradicts the POS's
+/// accepted reversal and waits for another one forever.
+async fn recovery_of_a_pos_reversed_payment_ends_reversed(store: SharedStore) {
+    let id = forwarded(&store, t0()).await;
+    let mark = ApplyAdvice {
+        advice: advice(AdviceKind::Reversal, "rev-crash", "pay-x", Some(id)),
+        payment_id: id,
+        from: PaymentState::Forwarded,
+        to: None,
+        mark_reversed_by_pos: true,
+        outbox: None,
+        events: Vec::new(),
+    };
+    assert_eq!(
+        store.apply_advice(&mark).await.unwrap(),
+        ApplyAdviceOutcome::Applied
+    );
+    let now = t0() + Duration::minutes(12);
+    let reversal_for = |p: &PaymentRecord| outbox_msg(p.id, AdviceKind::Reversal, now);
+    let report = store
+        .recover(now, now - Duration::minutes(5), now, &reversal_for)
+        .await
+        .unwrap();
+    assert_eq!(report.forwarded_made_unknown, 1);
+    assert_eq!(state_of(&store, id).await, PaymentState::Reversed);
+    let rows = store.outbox_for_payment(id).await.unwrap();
+    assert_eq!(rows.len(), 1, "the partner still gets exactly one reversal");
+    assert_eq!(rows[0].kind, AdviceKind::Reversal);
+}
+
 async fn concurrent_recovery_queues_one_reversal(store: SharedStore) {
     let mut ids = Vec::new();
     for _ in 0..5 {
@@ -1643,6 +1675,7 @@ conformance!(
     outbox_stats_count_pending_rows,
     pool_stats_are_consistent,
     recover_repairs_what_a_crash_left,
+    recovery_of_a_pos_reversed_payment_ends_reversed,
     concurrent_recovery_queues_one_reversal,
     expired_waiting_lists_past_deadlines,
     times_round_trip,

@@ -36,7 +36,7 @@ mod flow;
 mod http;
 mod lanes;
 pub mod matching;
-mod messages;
+pub(crate) mod messages;
 mod options;
 pub mod plan;
 pub mod record;

@@ -313,7 +313,8 @@ pub struct PoolStats {
 /// What a hub finds after a restart, and repairs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecoveryReport {
-    /// Payments left FORWARDED: their outcome is unknown, a reversal was queued.
+    /// Payments left FORWARDED: their outcome is unknown, a reversal was queued (they end
+    /// UNKNOWN, or REVERSED when the POS had reversed them meanwhile).
     pub forwarded_made_unknown: u64,
     /// Payments left MATCHED: nothing was sent to the partner; they end DECLINED.
     pub matched_never_sent: u64,
@@ -415,7 +416,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     // Recovery
     /// Repairs what a crashed hub left half done (see [`RecoveryReport`]): payments FORWARDED
-    /// with no change since `forwarded_before` become UNKNOWN with the reversal that
+    /// with no change since `forwarded_before` become UNKNOWN (REVERSED if the POS
+    /// reversed them meanwhile) with the reversal that
     /// `reversal_for` builds; payments MATCHED since before `matched_before` become DECLINED.
     /// The cut-offs lie further back than any live instance could take to finish, so this
     /// is safe to run on every instance, at start-up and periodically.

@@ -651,14 +651,17 @@ impl Store for PostgresStore {
         reversal_for: &(dyn for<'p> Fn(&'p PaymentRecord) -> NewOutboxMessage + Send + Sync),
     ) -> StoreResult<RecoveryReport> {
         let mut tx = self.pool.begin().await?;
+        // A payment the POS reversed while the partner had it ends REVERSED, not UNKNOWN:
+        // the POS's reversal was accepted, and UNKNOWN would wait for one forever.
         let unknown = sqlx::query_as::<_, PaymentRow>(
-            "UPDATE payment SET state = $2, updated_at = $3 \
+            "UPDATE payment SET state = CASE WHEN reversed_by_pos THEN $5 ELSE $2 END, updated_at = $3 \
              WHERE state = $1 AND updated_at < $4 RETURNING *",
         )
         .bind(PaymentState::Forwarded.as_str())
         .bind(PaymentState::Unknown.as_str())
         .bind(now)
         .bind(forwarded_before)
+        .bind(PaymentState::Reversed.as_str())
         .fetch_all(&mut *tx)
         .await?;
         let unknown: Vec<PaymentRecord> = convert_all(unknown)?;
