@@ -124,6 +124,7 @@ impl App {
         let outbox = tokio::spawn(OutboxWorker::new(Arc::clone(&hub)).run(workers.clone()));
         let sweeper = tokio::spawn(Arc::clone(&hub).run_sweeper(SWEEP_INTERVAL, workers.clone()));
         let relay = tokio::spawn(Arc::clone(&hub).relay_announcements(workers.clone()));
+        let events = tokio::spawn(Arc::clone(&hub).run_event_writer(workers.clone()));
         let addr = self.listener.local_addr()?;
         tracing::info!(%addr, tls = self.tls.is_some(), database = %redact_url(&hub.settings.database.url), "qrhub serving");
 
@@ -154,7 +155,7 @@ impl App {
             tracing::warn!("forwarding tasks still running at shutdown; recovery will settle them");
         }
         workers.cancel();
-        let _ = tokio::join!(outbox, sweeper, relay);
+        let _ = tokio::join!(outbox, sweeper, relay, events);
         tracing::info!("qrhub stopped");
         Ok(())
     }

@@ -334,6 +334,8 @@ pub async fn payment_detail(hub: &Hub, id: &str, payment_id: &str) -> HubResult<
         .payment(uuid)
         .await?
         .ok_or_else(|| not_found(id, "Payment not found"))?;
+    // This instance's batched events first, so the timeline is whole.
+    hub.flush_events().await;
     let timeline = hub
         .store
         .payment_timeline(payment.id, &payment.tran_id)

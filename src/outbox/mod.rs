@@ -148,9 +148,8 @@ impl OutboxWorker {
         hub.store
             .finish_delivery(row.id, row.attempts, &result, now)
             .await?;
-        hub.store
-            .record_events(&[delivery_event(&row, &result, now)])
-            .await?;
+        hub.record_events(vec![delivery_event(&row, &result, now)])
+            .await;
         Ok(())
     }
 }

@@ -5,6 +5,7 @@
 mod advices;
 pub use advices::Advice;
 mod error;
+mod events;
 mod forward;
 mod payments;
 mod qr_codes;
@@ -39,6 +40,9 @@ pub struct Hub {
     /// Forwarding tasks run detached from the POS's request (a POS that hangs up must not
     /// cancel a call to a partner half way); shutdown waits for them here.
     pub tasks: TaskTracker,
+    /// Timeline events waiting for the batching writer (`events.rs`).
+    events: tokio::sync::mpsc::Sender<events::EventMessage>,
+    event_queue: std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<events::EventMessage>>>,
 }
 
 impl Hub {
@@ -48,6 +52,7 @@ impl Hub {
         clock: SharedClock,
         partners: PartnerClient,
     ) -> Arc<Self> {
+        let (event_sender, event_queue) = events::channel();
         Arc::new(Self {
             settings,
             store,
@@ -56,6 +61,8 @@ impl Hub {
             waiters: Waiters::default(),
             outbox_wake: Arc::new(Notify::new()),
             tasks: TaskTracker::new(),
+            events: event_sender,
+            event_queue: std::sync::Mutex::new(Some(event_queue)),
         })
     }
 

@@ -2,11 +2,10 @@
 //!
 //! Events ride in the same transaction as the state change they belong to wherever there
 //! is one (a new payment, a scan's claim, the partner's answer, an advice); the rest (the
-//! answer to the POS, refusals, outbox delivery tries) are one insert of their own here. A
-//! failure to record one of those is logged and never fails the message itself.
+//! answer to the POS, refusals, outbox delivery tries) go to the batching writer of
+//! `events.rs`. A failure to record one of those is logged and never fails the message.
 
-use super::{Hub, HubError, HubResult};
-use crate::store::NewEvent;
+use super::{HubError, HubResult};
 
 /// How an answer to a caller looks on the timeline: (HTTP status, outcome, body).
 pub(crate) fn answer_summary<T: serde::Serialize>(
@@ -43,17 +42,5 @@ pub(crate) fn refusal_summary(error: &HubError) -> (i32, String) {
                 .unwrap_or_else(|| "REFUSED".into()),
         ),
         HubError::Internal(_) => (500, "GENERAL_ERROR".into()),
-    }
-}
-
-impl Hub {
-    /// Records events that no state change carries. Never fails the caller.
-    pub(crate) async fn record_events(&self, events: Vec<NewEvent>) {
-        if events.is_empty() {
-            return;
-        }
-        if let Err(e) = self.store.record_events(&events).await {
-            tracing::warn!(error = %e, count = events.len(), "could not record timeline events");
-        }
     }
 }

@@ -1,0 +1,107 @@
+//! Timeline events that no state change carries (the answer to the POS, refusals, advice
+//! delivery tries) are written in batches by one background writer, instead of costing a
+//! commit each on the request's path. Events that belong to a state change still ride in its
+//! transaction (see `store`). A hub that dies loses at most the last few batched events; the
+//! payments themselves are never affected.
+
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::Hub;
+use crate::store::NewEvent;
+
+/// How many events one insert writes at most.
+const BATCH: usize = 512;
+/// Queued events before writers fall back to writing their own.
+const CAPACITY: usize = 16_384;
+
+#[derive(Debug)]
+pub(crate) enum EventMessage {
+    Event(NewEvent),
+    /// Answered once every event queued before it is written.
+    Flush(oneshot::Sender<()>),
+}
+
+pub(crate) fn channel() -> (mpsc::Sender<EventMessage>, mpsc::Receiver<EventMessage>) {
+    mpsc::channel(CAPACITY)
+}
+
+impl Hub {
+    /// Queues events for the writer. Never fails the caller; if the queue is full (the
+    /// database is slow), the caller writes its own events, which slows it down in step.
+    pub(crate) async fn record_events(&self, events: Vec<NewEvent>) {
+        let mut overflow = Vec::new();
+        for event in events {
+            if let Err(
+                mpsc::error::TrySendError::Full(EventMessage::Event(e))
+                | mpsc::error::TrySendError::Closed(EventMessage::Event(e)),
+            ) = self.events.try_send(EventMessage::Event(event))
+            {
+                overflow.push(e);
+            }
+        }
+        if !overflow.is_empty() {
+            self.write_events(&overflow).await;
+        }
+    }
+
+    async fn write_events(&self, events: &[NewEvent]) {
+        if let Err(e) = self.store.record_events(events).await {
+            tracing::warn!(error = %e, count = events.len(), "could not record timeline events");
+        }
+    }
+
+    /// Waits until every event queued so far is written (the back office reads a timeline
+    /// right after this); gives up after a second.
+    pub async fn flush_events(&self) {
+        let (done, written) = oneshot::channel();
+        if self.events.send(EventMessage::Flush(done)).await.is_ok() {
+            let _ = tokio::time::timeout(Duration::from_secs(1), written).await;
+        }
+    }
+
+    /// Writes queued events in batches until stopped, then writes what is left.
+    pub async fn run_event_writer(self: Arc<Self>, stop: CancellationToken) {
+        let Some(mut queue) = self
+            .event_queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        else {
+            return;
+        };
+        let mut batch = Vec::with_capacity(BATCH);
+        let mut waiting = Vec::new();
+        loop {
+            let first = tokio::select! {
+                message = queue.recv() => message,
+                _ = stop.cancelled() => {
+                    queue.close();
+                    queue.recv().await
+                }
+            };
+            let Some(first) = first else { break };
+            let mut next = Some(first);
+            // Everything already queued goes in this batch: under load, batches grow by
+            // themselves; when idle, each event is written at once.
+            while let Some(message) = next.take() {
+                match message {
+                    EventMessage::Event(event) => batch.push(event),
+                    EventMessage::Flush(done) => waiting.push(done),
+                }
+                if batch.len() < BATCH {
+                    next = queue.try_recv().ok();
+                }
+            }
+            if !batch.is_empty() {
+                self.write_events(&batch).await;
+                batch.clear();
+            }
+            for done in waiting.drain(..) {
+                let _ = done.send(());
+            }
+        }
+    }
+}
