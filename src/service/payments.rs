@@ -160,7 +160,9 @@ impl Hub {
 
     /// Holds the request until the payment has an answer. Each pass subscribes first, then
     /// reads the state, then sleeps until a wake-up or the next deadline. The first pass
-    /// needs no read: the payment was stored waiting a moment ago.
+    /// reads too: between storing the payment and subscribing, a scan may already have
+    /// claimed it and its forwarder woken nobody (a benchmark caught such a pay sleeping to
+    /// the window's end).
     async fn await_outcome(
         self: &Arc<Self>,
         id: Uuid,
@@ -171,7 +173,6 @@ impl Hub {
         let scan_deadline = started + self.settings.scan_window();
         let pay_deadline = started + self.settings.timing.pay_deadline;
         let key = Waiters::payment_key(id);
-        let mut known_waiting = true;
         let _held = crate::metrics::HeldPay::start();
         loop {
             let subscription = self.waiters.subscribe(key.clone());
@@ -179,24 +180,20 @@ impl Hub {
             tokio::pin!(notified);
             notified.as_mut().enable();
 
-            let state = if std::mem::take(&mut known_waiting) {
-                PaymentState::WaitingForScan
-            } else {
-                let payment = self.load(id).await?;
-                if let Some(answer) = self.answer_for(&payment) {
+            let payment = self.load(id).await?;
+            if let Some(answer) = self.answer_for(&payment) {
+                return answer;
+            }
+            if payment.state == PaymentState::Matched && Instant::now() >= scan_deadline {
+                // The instance whose scan claimed it forwards at once; still MATCHED at the
+                // window's end means that instance is gone: send it from here. The
+                // compare-and-set to FORWARDED lets only one of us send.
+                if let Some(answer) = self.forward_and_answer(payment, pay_deadline).await {
                     return answer;
                 }
-                if payment.state == PaymentState::Matched && Instant::now() >= scan_deadline {
-                    // The instance whose scan claimed it forwards at once; still MATCHED at
-                    // the window's end means that instance is gone: send it from here. The
-                    // compare-and-set to FORWARDED lets only one of us send.
-                    if let Some(answer) = self.forward_and_answer(payment, pay_deadline).await {
-                        return answer;
-                    }
-                    continue;
-                }
-                payment.state
-            };
+                continue;
+            }
+            let state = payment.state;
             let wake_at = match state {
                 PaymentState::WaitingForScan if Instant::now() >= scan_deadline => {
                     let expired = self
