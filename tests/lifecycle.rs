@@ -456,6 +456,18 @@ async fn duplicates_never_cause_a_second_side_effect(db: TestDb) {
     let (status, _) = first.await.expect("pay");
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(of_kind(&hub.sim.ledger(), MessageKind::Pay).len(), 1);
+    // The partner reuses that scan id for another code: refused, and that pay still waits
+    // for a scan of its own.
+    let other_tran = hub.new_code(1000).await;
+    let second = hub.pay(pay_request("pos-1", &other_tran, 1000));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let (status, answer) = hub.scan("wallet-1", &other_tran, Some(&scan_id)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(answer["errorType"], "DUPLICATE_RECORD");
+    let (status, _) = hub.scan("wallet-1", &other_tran, None).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(second.await.expect("pay").0, StatusCode::CREATED);
+    assert_eq!(of_kind(&hub.sim.ledger(), MessageKind::Pay).len(), 2);
     hub.stop().await;
 }
 

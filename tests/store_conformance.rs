@@ -523,6 +523,7 @@ async fn concurrent_claims_one_wins(store: SharedStore) {
             .filter_map(|r| match r {
                 ScanClaimOutcome::Claimed(p) => Some(p),
                 ScanClaimOutcome::NothingWaiting => None,
+                ScanClaimOutcome::ScanIdInUse => panic!("the scan ids differ"),
             })
             .collect();
         assert_eq!(winners.len(), 1, "iteration {i}: {ra:?} / {rb:?}");
@@ -530,6 +531,32 @@ async fn concurrent_claims_one_wins(store: SharedStore) {
         assert_eq!(stored.state, PaymentState::Matched);
         assert_eq!(stored.partner_id, winners[0].partner_id);
     }
+}
+
+/// A partner reusing one scan id for another tranId is told so, and nothing changes.
+async fn a_scan_id_is_used_once_per_partner(store: SharedStore) {
+    let first = waiting(&store).await;
+    let second = waiting(&store).await;
+    let claimed = store
+        .claim_for_scan(&scan(&first.tran_id, "wallet-a", "scan-1", t0() + secs(1)))
+        .await
+        .unwrap();
+    assert!(matches!(claimed, ScanClaimOutcome::Claimed(_)));
+    let again = store
+        .claim_for_scan(&scan(&second.tran_id, "wallet-a", "scan-1", t0() + secs(2)))
+        .await
+        .unwrap();
+    assert_eq!(again, ScanClaimOutcome::ScanIdInUse);
+    assert_eq!(
+        state_of(&store, second.id).await,
+        PaymentState::WaitingForScan
+    );
+    // Another partner may use the same id.
+    let other = store
+        .claim_for_scan(&scan(&second.tran_id, "wallet-b", "scan-1", t0() + secs(3)))
+        .await
+        .unwrap();
+    assert!(matches!(other, ScanClaimOutcome::Claimed(_)));
 }
 
 async fn claim_races_expiry(store: SharedStore) {
@@ -1652,6 +1679,7 @@ macro_rules! conformance {
 }
 
 conformance!(
+    a_scan_id_is_used_once_per_partner,
     events_ride_with_state_changes,
     search_pages_newest_first,
     settlement_uses_partial_confirmations,

@@ -97,6 +97,9 @@ impl Hub {
                     return Ok(true);
                 }
                 ScanClaimOutcome::NothingWaiting => {}
+                ScanClaimOutcome::ScanIdInUse => {
+                    return Err(refuse(ErrorType::DuplicateRecord, "Duplicate scan id"));
+                }
             }
             // Only a code the hub issued (and that is still valid) can have a waiting pay, so
             // the code is looked up only when there is none: off the hot path.

@@ -153,6 +153,8 @@ pub enum ScanClaimOutcome {
     Claimed(PaymentRecord),
     /// No payment for the tranId is waiting (none yet, or it already ended).
     NothingWaiting,
+    /// This partner already used the scan's message id for another payment.
+    ScanIdInUse,
 }
 
 /// The partner's answer to the forwarded `pay`, recorded with the state it leads to.

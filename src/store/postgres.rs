@@ -385,16 +385,18 @@ impl Store for PostgresStore {
             .bind(claim.at)
             .bind(PaymentState::WaitingForScan.as_str());
         let row = if claim.events.is_empty() {
-            query.fetch_optional(&self.pool).await?
+            query.fetch_optional(&self.pool).await
         } else {
             let columns = EventColumns::of(&claim.events);
             bind_events!(query, columns)
                 .fetch_optional(&self.pool)
-                .await?
+                .await
         };
         match row {
-            Some(row) => Ok(ScanClaimOutcome::Claimed(row.try_into()?)),
-            None => Ok(ScanClaimOutcome::NothingWaiting),
+            Ok(Some(row)) => Ok(ScanClaimOutcome::Claimed(row.try_into()?)),
+            Ok(None) => Ok(ScanClaimOutcome::NothingWaiting),
+            Err(e) if violates(&e, "payment_partner_scan_key") => Ok(ScanClaimOutcome::ScanIdInUse),
+            Err(e) => Err(e.into()),
         }
     }
 

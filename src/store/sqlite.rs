@@ -364,18 +364,23 @@ impl Store for SqliteStore {
         .bind(Ts(claim.at))
         .bind(PaymentState::WaitingForScan.as_str())
         .fetch_optional(&mut *tx)
-        .await?;
+        .await;
         match row {
-            Some(row) => {
+            Ok(Some(row)) => {
                 let payment: PaymentRecord = row.try_into()?;
                 insert_events(&mut tx, &claim.events, Some(payment.id)).await?;
                 tx.commit().await?;
                 Ok(ScanClaimOutcome::Claimed(payment))
             }
-            None => {
+            Ok(None) => {
                 tx.rollback().await?;
                 Ok(ScanClaimOutcome::NothingWaiting)
             }
+            Err(e) if violates_unique(&e, "payment.partner_id, payment.scan_message_id") => {
+                tx.rollback().await?;
+                Ok(ScanClaimOutcome::ScanIdInUse)
+            }
+            Err(e) => Err(e.into()),
         }
     }
 
