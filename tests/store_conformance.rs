@@ -42,6 +42,7 @@ fn new_payment(tran_id: &str, message_id: &str) -> NewPayment {
         created_at: t0(),
         scan_deadline: t0() + secs(30),
         events: Vec::new(),
+        wake: None,
     }
 }
 
@@ -131,6 +132,7 @@ fn answer(
         expected_reversed_by_pos: false,
         at: t0() + secs(5),
         events: Vec::new(),
+        wake: None,
     }
 }
 
@@ -721,6 +723,7 @@ async fn apply_advice_happy_duplicate_and_stale(store: SharedStore) {
         mark_reversed_by_pos: false,
         outbox: Some(to_partner.clone()),
         events: Vec::new(),
+        wake: None,
     };
     assert_eq!(
         store.apply_advice(&apply).await.unwrap(),
@@ -761,6 +764,7 @@ async fn apply_advice_happy_duplicate_and_stale(store: SharedStore) {
         mark_reversed_by_pos: false,
         outbox: Some(outbox_msg(id, AdviceKind::Reversal, t0() + secs(62))),
         events: Vec::new(),
+        wake: None,
     };
     assert_eq!(
         store.apply_advice(&stale).await.unwrap(),
@@ -809,6 +813,7 @@ async fn apply_advice_keeping_the_state(store: SharedStore) {
         mark_reversed_by_pos: true,
         outbox: None,
         events: Vec::new(),
+        wake: None,
     };
     assert_eq!(
         store.apply_advice(&mark).await.unwrap(),
@@ -1311,6 +1316,7 @@ async fn recovery_of_a_pos_reversed_payment_ends_reversed(store: SharedStore) {
         mark_reversed_by_pos: true,
         outbox: None,
         events: Vec::new(),
+        wake: None,
     };
     assert_eq!(
         store.apply_advice(&mark).await.unwrap(),
@@ -1620,6 +1626,7 @@ async fn settlement_uses_partial_confirmations(store: SharedStore) {
             mark_reversed_by_pos: false,
             outbox: None,
             events: Vec::new(),
+            wake: None,
         };
         assert_eq!(
             store.apply_advice(&apply).await.unwrap(),

@@ -121,12 +121,18 @@ impl Hub {
                 .with_original_id(advice.request_id()),
             )
         };
+        // A repeat is found where it makes a difference (the advice's insert is refused, or
+        // the answer would be a refusal), so a first advice costs no look-up of its id.
+        let known = || async {
+            Ok::<_, HubError>(match self.store.advice(client_id, advice.id()).await? {
+                Some(known) => Some(
+                    self.repeat(advice, known, not_found)
+                        .map(|echo| (echo, false)),
+                ),
+                None => None,
+            })
+        };
         for _ in 0..MAX_DECISIONS {
-            if let Some(known) = self.store.advice(client_id, advice.id()).await? {
-                return self
-                    .repeat(advice, known, not_found)
-                    .map(|echo| (echo, false));
-            }
             let record = AdviceRecord {
                 client_id: client_id.to_owned(),
                 message_id: advice.id().to_owned(),
@@ -142,6 +148,9 @@ impl Hub {
                 .payment_by_message(client_id, advice.request_id())
                 .await?
             else {
+                if let Some(repeat) = known().await? {
+                    return repeat;
+                }
                 if advice.kind() == AdviceKind::Confirmation {
                     return Err(not_found());
                 }
@@ -153,6 +162,9 @@ impl Hub {
             };
             let apply = match decide_advice(advice.kind(), payment.state) {
                 AdviceDecision::Refuse(r) => {
+                    if let Some(repeat) = known().await? {
+                        return repeat;
+                    }
                     let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST);
                     return Err(HubError::refuse(
                         status,
@@ -176,7 +188,12 @@ impl Hub {
                 },
                 AdviceDecision::Absorb => self.apply_base(&record, &payment),
             };
+            // A held pay may be waiting on this payment (a reversal while it waits); once
+            // the pay has its answer nobody waits, and no wake-up is announced.
+            let wake = (apply.to.is_some() || apply.mark_reversed_by_pos)
+                && !payment.state.pay_is_answered();
             let apply = ApplyAdvice {
+                wake: wake.then(|| Waiters::payment_key(payment.id)),
                 events: vec![NewEvent::new(
                     advice.event_kind(),
                     Direction::In,
@@ -195,15 +212,18 @@ impl Hub {
                     if apply.outbox.is_some() {
                         self.outbox_wake.notify_one();
                     }
-                    if apply.to.is_some() || apply.mark_reversed_by_pos {
-                        // A held pay may be waiting on this payment (a reversal while waiting).
-                        self.wake_everywhere(&Waiters::payment_key(payment.id))
-                            .await;
+                    if apply.wake.is_some() {
+                        self.waiters.wake(&Waiters::payment_key(payment.id));
                     }
                     tracing::debug!(payment_id = %payment.id, kind = advice.kind().as_str(), to = ?apply.to, "advice accepted");
                     return Ok((raw, true));
                 }
-                ApplyAdviceOutcome::StateChanged | ApplyAdviceOutcome::DuplicateAdvice => continue,
+                ApplyAdviceOutcome::DuplicateAdvice => {
+                    if let Some(repeat) = known().await? {
+                        return repeat;
+                    }
+                }
+                ApplyAdviceOutcome::StateChanged => {}
             }
         }
         Err(HubError::Internal(anyhow::anyhow!(
@@ -224,6 +244,7 @@ impl Hub {
             mark_reversed_by_pos: false,
             outbox: None,
             events: Vec::new(),
+            wake: None,
         }
     }
 

@@ -127,15 +127,15 @@ impl Hub {
                 expected_reversed_by_pos: current.reversed_by_pos,
                 at,
                 events: timeline(at),
+                // The pay may be held by another instance.
+                wake: Some(Waiters::payment_key(payment_id)),
             };
             if self.store.record_partner_answer(&record).await? {
                 if record.reversal.is_some() {
                     self.outbox_wake.notify_one();
                 }
                 tracing::debug!(payment_id = %payment_id, state = %settlement.state, "partner answered");
-                // The pay may be held by another instance.
-                self.wake_everywhere(&Waiters::payment_key(payment_id))
-                    .await;
+                self.waiters.wake(&Waiters::payment_key(payment_id));
                 return Ok(Some(PaymentRecord {
                     state: settlement.state,
                     partner_status: status,

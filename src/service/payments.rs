@@ -24,11 +24,28 @@ impl Hub {
     ) -> PayAnswer {
         let started = Instant::now();
         let (message_id, tran_id) = (request.id.clone(), request.tran_id.clone());
-        let (payment_id, answer) = match self.store_payment(client_id, request, raw).await {
-            Ok(id) => (
-                Some(id),
-                self.await_outcome(id, started, &message_id, &tran_id).await,
-            ),
+        // Armed before the payment is stored: a scan may claim it, the partner answer and
+        // the forwarder wake us before this task runs again, and that wake-up must count.
+        let id = Uuid::new_v4();
+        let subscription = self.waiters.subscribe(Waiters::payment_key(id));
+        let first_wake = subscription.notify.notified();
+        tokio::pin!(first_wake);
+        first_wake.as_mut().enable();
+        let (payment_id, answer) = match self.store_payment(id, client_id, request, raw).await {
+            Ok(()) => {
+                let _held = crate::metrics::HeldPay::start();
+                let deadline = (started + self.settings.scan_window())
+                    .min(started + self.settings.timing.pay_deadline);
+                // Stored WAITING_FOR_SCAN just now: nothing to read before the first wake-up.
+                tokio::select! {
+                    _ = &mut first_wake => {}
+                    _ = sleep_until(deadline) => {}
+                }
+                (
+                    Some(id),
+                    self.await_outcome(id, started, &message_id, &tran_id).await,
+                )
+            }
             Err(refused) => (None, Err(refused)),
         };
         // The answer to the POS on the timeline; a pay refused before it was stored also
@@ -66,13 +83,14 @@ impl Hub {
         answer
     }
 
-    /// Checks and stores the payment, waiting for its scan; returns its id.
+    /// Checks and stores the payment as `payment_id`, waiting for its scan.
     async fn store_payment(
         self: &Arc<Self>,
+        payment_id: Uuid,
         client_id: &str,
         request: PaymentRequest,
         raw: serde_json::Value,
-    ) -> HubResult<Uuid> {
+    ) -> HubResult<()> {
         let now = self.now();
         let id = request.id.as_str();
         let Some(amount) = request.amounts.request_amount.as_ref() else {
@@ -99,7 +117,6 @@ impl Hub {
                     .with_tran_id(&request.tran_id),
             ));
         }
-        let payment_id = Uuid::new_v4();
         let received = NewEvent::new(
             event_kind::PAY,
             Direction::In,
@@ -122,6 +139,9 @@ impl Hub {
             created_at: now,
             scan_deadline: now + span(self.settings.scan_window()),
             events: vec![received],
+            // An early scan may be waiting in its grace period for exactly this payment,
+            // here or on another instance.
+            wake: Some(Waiters::tran_key(&request.tran_id)),
         };
         match self.store.insert_payment(&payment).await? {
             NewPaymentOutcome::Inserted => {}
@@ -152,17 +172,15 @@ impl Hub {
             }
         }
         tracing::debug!(payment_id = %payment.id, tran_id = %payment.tran_id, "payment waiting for scan");
-        // An early scan may be waiting in its grace period for exactly this payment.
-        self.wake_everywhere(&Waiters::tran_key(&payment.tran_id))
-            .await;
-        Ok(payment.id)
+        self.waiters.wake(&Waiters::tran_key(&payment.tran_id));
+        Ok(())
     }
 
     /// Holds the request until the payment has an answer. Each pass subscribes first, then
-    /// reads the state, then sleeps until a wake-up or the next deadline. The first pass
-    /// reads too: between storing the payment and subscribing, a scan may already have
-    /// claimed it and its forwarder woken nobody (a benchmark caught such a pay sleeping to
-    /// the window's end).
+    /// reads the state, then sleeps until a wake-up or the next deadline. (The wait before
+    /// the first pass is armed before the payment is stored: between storing it and
+    /// subscribing, a scan may claim it and its forwarder wake nobody; a benchmark caught
+    /// such a pay sleeping to the window's end.)
     async fn await_outcome(
         self: &Arc<Self>,
         id: Uuid,
@@ -173,7 +191,6 @@ impl Hub {
         let scan_deadline = started + self.settings.scan_window();
         let pay_deadline = started + self.settings.timing.pay_deadline;
         let key = Waiters::payment_key(id);
-        let _held = crate::metrics::HeldPay::start();
         loop {
             let subscription = self.waiters.subscribe(key.clone());
             let notified = subscription.notify.notified();

@@ -84,6 +84,9 @@ pub struct NewPayment {
     pub scan_deadline: DateTime<Utc>,
     /// Timeline events written with the payment (the `pay` received).
     pub events: Vec<NewEvent>,
+    /// Announced to the other hub instances when the payment is stored (see
+    /// [`Store::announce`]): an early scan may wait for it elsewhere.
+    pub wake: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -172,6 +175,9 @@ pub struct PartnerAnswerRecord {
     pub at: DateTime<Utc>,
     /// Timeline events written with the answer (the `pay` sent, the partner's answer).
     pub events: Vec<NewEvent>,
+    /// Announced to the other hub instances when the answer is recorded (the held `pay`
+    /// may be there).
+    pub wake: Option<String>,
 }
 
 /// An advice from a POS, as received.
@@ -204,6 +210,9 @@ pub struct ApplyAdvice {
     pub outbox: Option<NewOutboxMessage>,
     /// Timeline events written with the advice (the advice received).
     pub events: Vec<NewEvent>,
+    /// Announced to the other hub instances when the advice is applied, where a held `pay`
+    /// may wait on the payment.
+    pub wake: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -410,7 +419,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     // Wake-ups between instances
     /// Tells every hub instance on this database that `key` changed (PostgreSQL:
-    /// `NOTIFY`). Nothing to do where only one instance can run (SQLite).
+    /// `NOTIFY`). Nothing to do where only one instance can run (SQLite). A change that
+    /// needs a wake-up carries its key instead (`wake` fields), so that the announcement
+    /// rides with the change's own commit.
     async fn announce(&self, key: &str) -> StoreResult<()>;
     /// The keys other instances announce, or `None` where there are no other instances.
     /// Notifications can be lost (a reconnect); every waiter also has its deadline.

@@ -174,6 +174,102 @@ async fn insert_events(conn: &mut PgConnection, events: &[NewEvent]) -> StoreRes
     Ok(())
 }
 
+/// What rides with a change in the same statement: an outbox row, timeline events and a
+/// wake-up for the other instances. Each is a data-modifying CTE (or, for the wake-up, a
+/// `pg_notify` the final `SELECT` reads) over the change's `RETURNING id`, so it happens only
+/// if the change did, and all of it is one round trip and one commit.
+struct Riders<'a> {
+    outbox: Option<&'a NewOutboxMessage>,
+    events: &'a [NewEvent],
+    wake: Option<&'a str>,
+}
+
+impl Riders<'_> {
+    /// `, ob AS (…), ev AS (…), wk AS (…)` over `source`, placeholders from `$first`.
+    fn ctes(&self, source: &str, first: usize) -> String {
+        let mut sql = String::new();
+        let mut next = first;
+        if self.outbox.is_some() {
+            let p: Vec<String> = (next..next + 9).map(|i| format!("${i}")).collect();
+            sql.push_str(&format!(
+                ", ob AS (INSERT INTO outbox (id, payment_id, partner_id, kind, message_id, body, \
+                 state, attempts, next_attempt_at, created_at, expires_at, updated_at) \
+                 SELECT {p0}, {p1}, {p2}, {p3}, {p4}, {p5}, {p6}, 0, {p7}, {p7}, {p8}, {p7} \
+                 FROM {source})",
+                p0 = p[0],
+                p1 = p[1],
+                p2 = p[2],
+                p3 = p[3],
+                p4 = p[4],
+                p5 = p[5],
+                p6 = p[6],
+                p7 = p[7],
+                p8 = p[8],
+            ));
+            next += 9;
+        }
+        if !self.events.is_empty() {
+            sql.push_str(&format!(
+                ", ev AS (INSERT INTO payment_event ({EVENT_COLUMNS}) \
+                 SELECT COALESCE(e.payment_id, {source}.id), e.tran_id, e.at, e.kind, \
+                 e.direction, e.counterparty, e.message_id, e.http_status, e.outcome, \
+                 e.body::jsonb FROM {source}, {})",
+                events_unnest(next)
+            ));
+            next += 10;
+        }
+        if self.wake.is_some() {
+            sql.push_str(&format!(
+                ", wk AS (SELECT pg_notify('{WAKE_CHANNEL}', ${next}) FROM {source})"
+            ));
+        }
+        sql
+    }
+
+    /// The final `SELECT`'s extra column that makes the wake-up happen (a plain `SELECT`
+    /// CTE runs only when read).
+    fn select(&self) -> &'static str {
+        if self.wake.is_some() {
+            ", (SELECT count(*) FROM wk) AS woken"
+        } else {
+            ""
+        }
+    }
+
+    /// Binds the placeholders [`Riders::ctes`] used, in its order.
+    fn bind<'q>(
+        &self,
+        mut query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+        if let Some(msg) = self.outbox {
+            query = query
+                .bind(msg.id)
+                .bind(msg.payment_id)
+                .bind(msg.partner_id.clone())
+                .bind(msg.kind.as_str())
+                .bind(msg.message_id.clone())
+                .bind(msg.body.clone())
+                .bind(OutboxState::Pending.as_str())
+                .bind(msg.created_at)
+                .bind(msg.expires_at);
+        }
+        if !self.events.is_empty() {
+            let columns = EventColumns::of(self.events);
+            query = bind_events!(query, columns);
+        }
+        if let Some(key) = self.wake {
+            query = query.bind(key.to_owned());
+        }
+        query
+    }
+}
+
+/// A count the final `SELECT` of a chained statement reports.
+fn count(row: &sqlx::postgres::PgRow, column: &str) -> StoreResult<i64> {
+    use sqlx::Row;
+    Ok(row.try_get::<i64, _>(column)?)
+}
+
 /// The per-payment settlement query: `$1` from, `$2` to, `$3` partner (or NULL).
 fn settled_sql() -> String {
     let partner_approved = "(p.partner_response #>> '{amounts,approvedAmount,amount}')::bigint";
@@ -268,58 +364,70 @@ impl Store for PostgresStore {
     }
 
     async fn insert_payment(&self, payment: &NewPayment) -> StoreResult<NewPaymentOutcome> {
-        let mut tx = self.pool.begin().await?;
-        let known: Option<i32> =
-            sqlx::query_scalar("SELECT 1 FROM payment WHERE client_id = $1 AND message_id = $2")
+        // The happy path is one statement: the insert refuses itself (no row) on a
+        // duplicate id, a busy tranId (both unique indexes) or an id the POS reversed
+        // first; the reason is looked up only then.
+        let riders = Riders {
+            outbox: None,
+            events: &payment.events,
+            wake: payment.wake.as_deref(),
+        };
+        let sql = format!(
+            "WITH ins AS (INSERT INTO payment (id, client_id, message_id, tran_id, state, \
+             amount_minor, currency, request, created_at, scan_deadline, updated_at) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $9 WHERE NOT EXISTS \
+             (SELECT 1 FROM advice WHERE client_id = $2 AND request_id = $3 AND kind = $11) \
+             ON CONFLICT DO NOTHING RETURNING id){} \
+             SELECT (SELECT count(*) FROM ins) AS changed{}",
+            riders.ctes("ins", 12),
+            riders.select()
+        );
+        // A conflicting payment that ended between the insert and the look-up frees its
+        // tranId: try again, a few times.
+        for _ in 0..3 {
+            let query = sqlx::query(&sql)
+                .bind(payment.id)
                 .bind(&payment.client_id)
                 .bind(&payment.message_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if known.is_some() {
-            return Ok(NewPaymentOutcome::DuplicateId);
-        }
-        let reversed: Option<i32> = sqlx::query_scalar(
-            "SELECT 1 FROM advice WHERE client_id = $1 AND request_id = $2 AND kind = $3",
-        )
-        .bind(&payment.client_id)
-        .bind(&payment.message_id)
-        .bind(AdviceKind::Reversal.as_str())
-        .fetch_optional(&mut *tx)
-        .await?;
-        if reversed.is_some() {
-            return Ok(NewPaymentOutcome::AlreadyReversed);
-        }
-        let inserted = sqlx::query(
-            "INSERT INTO payment (id, client_id, message_id, tran_id, state, amount_minor, \
-             currency, request, created_at, scan_deadline, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $9)",
-        )
-        .bind(payment.id)
-        .bind(&payment.client_id)
-        .bind(&payment.message_id)
-        .bind(&payment.tran_id)
-        .bind(PaymentState::WaitingForScan.as_str())
-        .bind(payment.amount_minor)
-        .bind(&payment.currency)
-        .bind(&payment.request)
-        .bind(payment.created_at)
-        .bind(payment.scan_deadline)
-        .execute(&mut *tx)
-        .await;
-        match inserted {
-            Ok(_) => {
-                insert_events(&mut tx, &payment.events).await?;
-                tx.commit().await?;
-                Ok(NewPaymentOutcome::Inserted)
+                .bind(&payment.tran_id)
+                .bind(PaymentState::WaitingForScan.as_str())
+                .bind(payment.amount_minor)
+                .bind(&payment.currency)
+                .bind(&payment.request)
+                .bind(payment.created_at)
+                .bind(payment.scan_deadline)
+                .bind(AdviceKind::Reversal.as_str());
+            let row = riders.bind(query).fetch_one(&self.pool).await?;
+            if count(&row, "changed")? == 1 {
+                return Ok(NewPaymentOutcome::Inserted);
             }
-            Err(e) if violates(&e, "payment_client_message_key") => {
-                Ok(NewPaymentOutcome::DuplicateId)
+            let (duplicate, reversed, busy): (bool, bool, bool) = sqlx::query_as(
+                "SELECT EXISTS (SELECT 1 FROM payment WHERE client_id = $1 AND message_id = $2), \
+                 EXISTS (SELECT 1 FROM advice WHERE client_id = $1 AND request_id = $2 \
+                 AND kind = $4), \
+                 EXISTS (SELECT 1 FROM payment WHERE tran_id = $3 \
+                 AND state NOT IN ('EXPIRED', 'DECLINED', 'REVERSED'))",
+            )
+            .bind(&payment.client_id)
+            .bind(&payment.message_id)
+            .bind(&payment.tran_id)
+            .bind(AdviceKind::Reversal.as_str())
+            .fetch_one(&self.pool)
+            .await?;
+            if duplicate {
+                return Ok(NewPaymentOutcome::DuplicateId);
             }
-            Err(e) if violates(&e, "payment_live_tran_id_key") => {
-                Ok(NewPaymentOutcome::TranIdInUse)
+            if reversed {
+                return Ok(NewPaymentOutcome::AlreadyReversed);
             }
-            Err(e) => Err(e.into()),
+            if busy {
+                return Ok(NewPaymentOutcome::TranIdInUse);
+            }
         }
+        Err(StoreError::Corrupt(format!(
+            "payment {} was refused by the database for no reason it could name",
+            payment.id
+        )))
     }
 
     async fn payment(&self, id: Uuid) -> StoreResult<Option<PaymentRecord>> {
@@ -422,30 +530,29 @@ impl Store for PostgresStore {
 
     async fn record_partner_answer(&self, answer: &PartnerAnswerRecord) -> StoreResult<bool> {
         check_move(PaymentState::Forwarded, answer.to)?;
-        let mut tx = self.pool.begin().await?;
-        let done = sqlx::query(
-            "UPDATE payment SET state = $3, partner_status = $4, partner_response = $5, \
-             updated_at = $6 WHERE id = $1 AND state = $2 AND reversed_by_pos = $7",
-        )
-        .bind(answer.payment_id)
-        .bind(PaymentState::Forwarded.as_str())
-        .bind(answer.to.as_str())
-        .bind(answer.status)
-        .bind(&answer.body)
-        .bind(answer.at)
-        .bind(answer.expected_reversed_by_pos)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() != 1 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        if let Some(reversal) = &answer.reversal {
-            insert_outbox(&mut tx, reversal).await?;
-        }
-        insert_events(&mut tx, &answer.events).await?;
-        tx.commit().await?;
-        Ok(true)
+        let riders = Riders {
+            outbox: answer.reversal.as_ref(),
+            events: &answer.events,
+            wake: answer.wake.as_deref(),
+        };
+        let sql = format!(
+            "WITH upd AS (UPDATE payment SET state = $3, partner_status = $4, \
+             partner_response = $5, updated_at = $6 \
+             WHERE id = $1 AND state = $2 AND reversed_by_pos = $7 RETURNING id){} \
+             SELECT (SELECT count(*) FROM upd) AS changed{}",
+            riders.ctes("upd", 8),
+            riders.select()
+        );
+        let query = sqlx::query(&sql)
+            .bind(answer.payment_id)
+            .bind(PaymentState::Forwarded.as_str())
+            .bind(answer.to.as_str())
+            .bind(answer.status)
+            .bind(&answer.body)
+            .bind(answer.at)
+            .bind(answer.expected_reversed_by_pos);
+        let row = riders.bind(query).fetch_one(&self.pool).await?;
+        Ok(count(&row, "changed")? == 1)
     }
 
     async fn expired_waiting(&self, now: DateTime<Utc>, limit: i64) -> StoreResult<Vec<Uuid>> {
@@ -486,36 +593,58 @@ impl Store for PostgresStore {
         if let Some(to) = apply.to {
             check_move(apply.from, to)?;
         }
-        let mut tx = self.pool.begin().await?;
-        if !insert_advice(&mut *tx, &apply.advice).await? {
-            tx.rollback().await?;
-            return Ok(ApplyAdviceOutcome::DuplicateAdvice);
-        }
-        // With `to` None the state is written back unchanged: the compare still holds the
-        // payment in `from` for the rest of this transaction.
+        // One statement: lock the payment while it is still in `from`, store the advice
+        // (nothing more happens if its id is known), then change the payment; the outbox
+        // row, the events and the wake-up ride on that change. The lock keeps `from` true
+        // from the advice's insert to the update. With `to` None the state is written back
+        // unchanged.
         let touched = apply.to.is_some() || apply.mark_reversed_by_pos;
-        let done = sqlx::query(
-            "UPDATE payment SET state = $3, reversed_by_pos = (reversed_by_pos OR $4), \
+        let riders = Riders {
+            outbox: apply.outbox.as_ref(),
+            events: &apply.events,
+            wake: apply.wake.as_deref(),
+        };
+        let sql = format!(
+            "WITH locked AS (SELECT id FROM payment WHERE id = $1 AND state = $2 FOR UPDATE), \
+             adv AS (INSERT INTO advice (client_id, message_id, kind, request_id, payment_id, \
+             body, received_at) SELECT $7, $8, $9, $10, $11, $12, $6 FROM locked \
+             ON CONFLICT (client_id, message_id) DO NOTHING RETURNING 1), \
+             upd AS (UPDATE payment SET state = $3, reversed_by_pos = (reversed_by_pos OR $4), \
              updated_at = CASE WHEN $5 THEN $6 ELSE updated_at END \
-             WHERE id = $1 AND state = $2",
-        )
-        .bind(apply.payment_id)
-        .bind(apply.from.as_str())
-        .bind(apply.to.unwrap_or(apply.from).as_str())
-        .bind(apply.mark_reversed_by_pos)
-        .bind(touched)
-        .bind(apply.advice.received_at)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() != 1 {
-            tx.rollback().await?;
+             WHERE id = $1 AND EXISTS (SELECT 1 FROM adv) RETURNING id){} \
+             SELECT (SELECT count(*) FROM locked) AS locked, \
+             (SELECT count(*) FROM adv) AS inserted, \
+             (SELECT count(*) FROM upd) AS changed{}",
+            riders.ctes("upd", 13),
+            riders.select()
+        );
+        let advice = &apply.advice;
+        let query = sqlx::query(&sql)
+            .bind(apply.payment_id)
+            .bind(apply.from.as_str())
+            .bind(apply.to.unwrap_or(apply.from).as_str())
+            .bind(apply.mark_reversed_by_pos)
+            .bind(touched)
+            .bind(advice.received_at)
+            .bind(&advice.client_id)
+            .bind(&advice.message_id)
+            .bind(advice.kind.as_str())
+            .bind(&advice.request_id)
+            .bind(advice.payment_id)
+            .bind(&advice.body);
+        let row = riders.bind(query).fetch_one(&self.pool).await?;
+        if count(&row, "locked")? == 0 {
             return Ok(ApplyAdviceOutcome::StateChanged);
         }
-        if let Some(msg) = &apply.outbox {
-            insert_outbox(&mut tx, msg).await?;
+        if count(&row, "inserted")? == 0 {
+            return Ok(ApplyAdviceOutcome::DuplicateAdvice);
         }
-        insert_events(&mut tx, &apply.events).await?;
-        tx.commit().await?;
+        if count(&row, "changed")? != 1 {
+            return Err(StoreError::Corrupt(format!(
+                "advice {} was stored but payment {} did not change",
+                advice.message_id, apply.payment_id
+            )));
+        }
         Ok(ApplyAdviceOutcome::Applied)
     }
 
