@@ -471,7 +471,7 @@ impl Store for PostgresStore {
         // in the same statement (a data-modifying CTE) and exist only if the claim won.
         const UPDATE: &str = "UPDATE payment SET state = $2, partner_id = $3, \
              partner_payment_token = $4, scan_message_id = $5, partner_message_id = $6, \
-             updated_at = $7 WHERE tran_id = $1 AND state = $8 RETURNING *";
+             updated_at = $7 WHERE tran_id = $1 AND state = 'WAITING_FOR_SCAN' RETURNING *";
         let sql = if claim.events.is_empty() {
             UPDATE.to_owned()
         } else {
@@ -480,7 +480,7 @@ impl Store for PostgresStore {
                  SELECT COALESCE(e.payment_id, claimed.id), e.tran_id, e.at, e.kind, \
                  e.direction, e.counterparty, e.message_id, e.http_status, e.outcome, \
                  e.body::jsonb FROM claimed, {}) SELECT * FROM claimed",
-                events_unnest(9)
+                events_unnest(8)
             )
         };
         let query = sqlx::query_as::<_, PaymentRow>(&sql)
@@ -490,8 +490,7 @@ impl Store for PostgresStore {
             .bind(&claim.partner_payment_token)
             .bind(&claim.scan_message_id)
             .bind(&claim.partner_message_id)
-            .bind(claim.at)
-            .bind(PaymentState::WaitingForScan.as_str());
+            .bind(claim.at);
         let row = if claim.events.is_empty() {
             query.fetch_optional(&self.pool).await
         } else {
@@ -557,10 +556,9 @@ impl Store for PostgresStore {
 
     async fn expired_waiting(&self, now: DateTime<Utc>, limit: i64) -> StoreResult<Vec<Uuid>> {
         let ids: Vec<Uuid> = sqlx::query_scalar(
-            "SELECT id FROM payment WHERE state = $1 AND scan_deadline < $2 \
-             ORDER BY scan_deadline LIMIT $3",
+            "SELECT id FROM payment WHERE state = 'WAITING_FOR_SCAN' AND scan_deadline < $1 \
+             ORDER BY scan_deadline LIMIT $2",
         )
-        .bind(PaymentState::WaitingForScan.as_str())
         .bind(now)
         .bind(limit)
         .fetch_all(&self.pool)
@@ -657,12 +655,11 @@ impl Store for PostgresStore {
         // Rows another instance is claiming right now are skipped, not waited for.
         let rows = sqlx::query_as::<_, OutboxRow>(
             "UPDATE outbox SET next_attempt_at = $1, attempts = attempts + 1, updated_at = $2 \
-             WHERE id IN (SELECT id FROM outbox WHERE state = $3 AND next_attempt_at <= $2 \
-             ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED) RETURNING *",
+             WHERE id IN (SELECT id FROM outbox WHERE state = 'PENDING' AND next_attempt_at <= $2 \
+             ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING *",
         )
         .bind(lease_until)
         .bind(now)
-        .bind(OutboxState::Pending.as_str())
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
@@ -699,10 +696,9 @@ impl Store for PostgresStore {
 
     async fn dead_letter_expired(&self, now: DateTime<Utc>) -> StoreResult<u64> {
         let done = sqlx::query(
-            "UPDATE outbox SET state = $1, updated_at = $3 WHERE state = $2 AND expires_at <= $3",
+            "UPDATE outbox SET state = $1, updated_at = $2 WHERE state = 'PENDING' AND expires_at <= $2",
         )
         .bind(OutboxState::Dead.as_str())
-        .bind(OutboxState::Pending.as_str())
         .bind(now)
         .execute(&self.pool)
         .await?;
@@ -711,8 +707,7 @@ impl Store for PostgresStore {
 
     async fn outbox_stats(&self) -> StoreResult<OutboxStats> {
         let (pending, oldest_created_at): (i64, Option<DateTime<Utc>>) =
-            sqlx::query_as("SELECT count(*), min(created_at) FROM outbox WHERE state = $1")
-                .bind(OutboxState::Pending.as_str())
+            sqlx::query_as("SELECT count(*), min(created_at) FROM outbox WHERE state = 'PENDING'")
                 .fetch_one(&self.pool)
                 .await?;
         Ok(OutboxStats {
@@ -785,10 +780,9 @@ impl Store for PostgresStore {
         // A payment the POS reversed while the partner had it ends REVERSED, not UNKNOWN:
         // the POS's reversal was accepted, and UNKNOWN would wait for one forever.
         let unknown = sqlx::query_as::<_, PaymentRow>(
-            "UPDATE payment SET state = CASE WHEN reversed_by_pos THEN $5 ELSE $2 END, updated_at = $3 \
-             WHERE state = $1 AND updated_at < $4 RETURNING *",
+            "UPDATE payment SET state = CASE WHEN reversed_by_pos THEN $4 ELSE $1 END, updated_at = $2 \
+             WHERE state = 'FORWARDED' AND updated_at < $3 RETURNING *",
         )
-        .bind(PaymentState::Forwarded.as_str())
         .bind(PaymentState::Unknown.as_str())
         .bind(now)
         .bind(forwarded_before)
@@ -800,9 +794,8 @@ impl Store for PostgresStore {
             insert_outbox(&mut tx, &reversal_for(payment)).await?;
         }
         let declined = sqlx::query(
-            "UPDATE payment SET state = $2, updated_at = $3 WHERE state = $1 AND updated_at < $4",
+            "UPDATE payment SET state = $1, updated_at = $2 WHERE state = 'MATCHED' AND updated_at < $3",
         )
-        .bind(PaymentState::Matched.as_str())
         .bind(PaymentState::Declined.as_str())
         .bind(now)
         .bind(matched_before)

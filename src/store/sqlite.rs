@@ -353,7 +353,7 @@ impl Store for SqliteStore {
         let row = sqlx::query_as::<_, PaymentRow>(
             "UPDATE payment SET state = $2, partner_id = $3, partner_payment_token = $4, \
              scan_message_id = $5, partner_message_id = $6, updated_at = $7 \
-             WHERE tran_id = $1 AND state = $8 RETURNING *",
+             WHERE tran_id = $1 AND state = 'WAITING_FOR_SCAN' RETURNING *",
         )
         .bind(&claim.tran_id)
         .bind(PaymentState::Matched.as_str())
@@ -362,7 +362,6 @@ impl Store for SqliteStore {
         .bind(&claim.scan_message_id)
         .bind(&claim.partner_message_id)
         .bind(Ts(claim.at))
-        .bind(PaymentState::WaitingForScan.as_str())
         .fetch_optional(&mut *tx)
         .await;
         match row {
@@ -434,10 +433,9 @@ impl Store for SqliteStore {
 
     async fn expired_waiting(&self, now: DateTime<Utc>, limit: i64) -> StoreResult<Vec<Uuid>> {
         let ids: Vec<Id> = sqlx::query_scalar(
-            "SELECT id FROM payment WHERE state = $1 AND scan_deadline < $2 \
-             ORDER BY scan_deadline LIMIT $3",
+            "SELECT id FROM payment WHERE state = 'WAITING_FOR_SCAN' AND scan_deadline < $1 \
+             ORDER BY scan_deadline LIMIT $2",
         )
-        .bind(PaymentState::WaitingForScan.as_str())
         .bind(Ts(now))
         .bind(limit)
         .fetch_all(&self.reader)
@@ -512,12 +510,11 @@ impl Store for SqliteStore {
         // One statement, through the single writer: no other claim can interleave.
         let rows = sqlx::query_as::<_, OutboxRow>(
             "UPDATE outbox SET next_attempt_at = $1, attempts = attempts + 1, updated_at = $2 \
-             WHERE id IN (SELECT id FROM outbox WHERE state = $3 AND next_attempt_at <= $2 \
-             ORDER BY next_attempt_at LIMIT $4) RETURNING *",
+             WHERE id IN (SELECT id FROM outbox WHERE state = 'PENDING' AND next_attempt_at <= $2 \
+             ORDER BY next_attempt_at LIMIT $3) RETURNING *",
         )
         .bind(Ts(lease_until))
         .bind(Ts(now))
-        .bind(OutboxState::Pending.as_str())
         .bind(limit)
         .fetch_all(&self.writer)
         .await?;
@@ -554,10 +551,9 @@ impl Store for SqliteStore {
 
     async fn dead_letter_expired(&self, now: DateTime<Utc>) -> StoreResult<u64> {
         let done = sqlx::query(
-            "UPDATE outbox SET state = $1, updated_at = $3 WHERE state = $2 AND expires_at <= $3",
+            "UPDATE outbox SET state = $1, updated_at = $2 WHERE state = 'PENDING' AND expires_at <= $2",
         )
         .bind(OutboxState::Dead.as_str())
-        .bind(OutboxState::Pending.as_str())
         .bind(Ts(now))
         .execute(&self.writer)
         .await?;
@@ -567,8 +563,7 @@ impl Store for SqliteStore {
     async fn outbox_stats(&self) -> StoreResult<OutboxStats> {
         // Times are fixed-width text, so min() is the earliest.
         let (pending, oldest): (i64, Option<Ts>) =
-            sqlx::query_as("SELECT count(*), min(created_at) FROM outbox WHERE state = $1")
-                .bind(OutboxState::Pending.as_str())
+            sqlx::query_as("SELECT count(*), min(created_at) FROM outbox WHERE state = 'PENDING'")
                 .fetch_one(&self.reader)
                 .await?;
         Ok(OutboxStats {
@@ -651,10 +646,9 @@ impl Store for SqliteStore {
         // A payment the POS reversed while the partner had it ends REVERSED, not UNKNOWN:
         // the POS's reversal was accepted, and UNKNOWN would wait for one forever.
         let unknown = sqlx::query_as::<_, PaymentRow>(
-            "UPDATE payment SET state = CASE WHEN reversed_by_pos = 1 THEN $5 ELSE $2 END, updated_at = $3 \
-             WHERE state = $1 AND updated_at < $4 RETURNING *",
+            "UPDATE payment SET state = CASE WHEN reversed_by_pos = 1 THEN $4 ELSE $1 END, updated_at = $2 \
+             WHERE state = 'FORWARDED' AND updated_at < $3 RETURNING *",
         )
-        .bind(PaymentState::Forwarded.as_str())
         .bind(PaymentState::Unknown.as_str())
         .bind(Ts(now))
         .bind(Ts(forwarded_before))
@@ -666,9 +660,8 @@ impl Store for SqliteStore {
             insert_outbox(&mut tx, &reversal_for(payment)).await?;
         }
         let declined = sqlx::query(
-            "UPDATE payment SET state = $2, updated_at = $3 WHERE state = $1 AND updated_at < $4",
+            "UPDATE payment SET state = $1, updated_at = $2 WHERE state = 'MATCHED' AND updated_at < $3",
         )
-        .bind(PaymentState::Matched.as_str())
         .bind(PaymentState::Declined.as_str())
         .bind(Ts(now))
         .bind(Ts(matched_before))
