@@ -6,10 +6,11 @@ COPY Cargo.toml Cargo.lock ./
 RUN mkdir src && echo 'fn main() {}' > src/main.rs && echo '' > src/lib.rs \
     && cargo build --release --locked \
     && rm -rf src
+COPY build.rs ./
 COPY src ./src
 COPY migrations ./migrations
 # The stub build left a newer fingerprint; touch the real sources so they are rebuilt.
-RUN touch src/main.rs src/lib.rs && cargo build --release --locked
+RUN touch build.rs src/main.rs src/lib.rs && cargo build --release --locked
 
 # Runtime stage: the binary, its default configuration, CA roots for TLS to partners.
 FROM debian:bookworm-slim

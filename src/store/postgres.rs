@@ -164,7 +164,7 @@ async fn insert_events(conn: &mut PgConnection, events: &[NewEvent]) -> StoreRes
     let sql = format!(
         "INSERT INTO payment_event ({EVENT_COLUMNS}) SELECT e.payment_id, e.tran_id, e.at, \
          e.kind, e.direction, e.counterparty, e.message_id, e.http_status, e.outcome, \
-         e.body::jsonb FROM {}",
+         e.body::json FROM {}",
         events_unnest(1)
     );
     let columns = EventColumns::of(events);
@@ -213,7 +213,7 @@ impl Riders<'_> {
                 ", ev AS (INSERT INTO payment_event ({EVENT_COLUMNS}) \
                  SELECT COALESCE(e.payment_id, {source}.id), e.tran_id, e.at, e.kind, \
                  e.direction, e.counterparty, e.message_id, e.http_status, e.outcome, \
-                 e.body::jsonb FROM {source}, {})",
+                 e.body::json FROM {source}, {})",
                 events_unnest(next)
             ));
             next += 10;
@@ -479,7 +479,7 @@ impl Store for PostgresStore {
                 "WITH claimed AS ({UPDATE}), ev AS (INSERT INTO payment_event ({EVENT_COLUMNS}) \
                  SELECT COALESCE(e.payment_id, claimed.id), e.tran_id, e.at, e.kind, \
                  e.direction, e.counterparty, e.message_id, e.http_status, e.outcome, \
-                 e.body::jsonb FROM claimed, {}) SELECT * FROM claimed",
+                 e.body::json FROM claimed, {}) SELECT * FROM claimed",
                 events_unnest(8)
             )
         };
