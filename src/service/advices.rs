@@ -124,13 +124,11 @@ impl Hub {
         // A repeat is found where it makes a difference (the advice's insert is refused, or
         // the answer would be a refusal), so a first advice costs no look-up of its id.
         let known = || async {
-            Ok::<_, HubError>(match self.store.advice(client_id, advice.id()).await? {
-                Some(known) => Some(
-                    self.repeat(advice, known, not_found)
-                        .map(|echo| (echo, false)),
-                ),
-                None => None,
-            })
+            let stored = self.store.advice(client_id, advice.id()).await?;
+            Ok::<_, HubError>(stored.map(|known| {
+                self.repeat(advice, known, not_found)
+                    .map(|echo| (echo, false))
+            }))
         };
         for _ in 0..MAX_DECISIONS {
             let record = AdviceRecord {
