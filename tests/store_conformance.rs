@@ -535,6 +535,81 @@ async fn concurrent_claims_one_wins(store: SharedStore) {
     }
 }
 
+/// A scan that claimed nothing reads its code and the code's newest payment in one read.
+async fn a_scan_reads_its_code_and_newest_payment(store: SharedStore) {
+    let tran = new_tran();
+    assert_eq!(
+        store.scan_context(&tran).await.unwrap(),
+        None,
+        "never issued"
+    );
+    let code = QrCodeRecord {
+        tran_id: tran.clone(),
+        client_id: CLIENT.into(),
+        message_id: Uuid::new_v4().to_string(),
+        scheme: "EMVCO".into(),
+        payload: "000201010212".into(),
+        created_at: t0(),
+        expires_at: t0() + Duration::minutes(10),
+    };
+    store.insert_qr_code(&code).await.unwrap();
+    assert_eq!(
+        store.scan_context(&tran).await.unwrap(),
+        Some(ScanContext {
+            code_expires_at: code.expires_at,
+            latest: None
+        })
+    );
+    let first = new_payment(&tran, "pay-1");
+    store.insert_payment(&first).await.unwrap();
+    let latest = |state, partner: Option<&str>, scan: Option<&str>| {
+        Some(ScanContext {
+            code_expires_at: code.expires_at,
+            latest: Some(LatestPayment {
+                state,
+                partner_id: partner.map(str::to_owned),
+                scan_message_id: scan.map(str::to_owned),
+            }),
+        })
+    };
+    assert_eq!(
+        store.scan_context(&tran).await.unwrap(),
+        latest(PaymentState::WaitingForScan, None, None)
+    );
+    store
+        .claim_for_scan(&scan(&tran, PARTNER, "scan-1", t0() + secs(1)))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.scan_context(&tran).await.unwrap(),
+        latest(PaymentState::Matched, Some(PARTNER), Some("scan-1"))
+    );
+    // Once the first payment ended, a newer one for the same code is the one reported.
+    assert!(store
+        .transition(
+            first.id,
+            PaymentState::Matched,
+            PaymentState::Declined,
+            t0() + secs(2)
+        )
+        .await
+        .unwrap());
+    let second = NewPayment {
+        id: Uuid::new_v4(),
+        message_id: "pay-2".into(),
+        created_at: t0() + secs(3),
+        ..first.clone()
+    };
+    assert_eq!(
+        store.insert_payment(&second).await.unwrap(),
+        NewPaymentOutcome::Inserted
+    );
+    assert_eq!(
+        store.scan_context(&tran).await.unwrap(),
+        latest(PaymentState::WaitingForScan, None, None)
+    );
+}
+
 /// A partner reusing one scan id for another tranId is told so, and nothing changes.
 async fn a_scan_id_is_used_once_per_partner(store: SharedStore) {
     let first = waiting(&store).await;
@@ -1687,6 +1762,7 @@ macro_rules! conformance {
 
 conformance!(
     a_scan_id_is_used_once_per_partner,
+    a_scan_reads_its_code_and_newest_payment,
     events_ride_with_state_changes,
     search_pages_newest_first,
     settlement_uses_partial_confirmations,

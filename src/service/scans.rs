@@ -73,7 +73,6 @@ impl Hub {
             .message(&scan.id)
             .body(serde_json::to_value(scan).ok())],
         };
-        let mut code_checked = false;
         loop {
             let subscription = self.waiters.subscribe(key.clone());
             let notified = subscription.notify.notified();
@@ -102,17 +101,16 @@ impl Hub {
                 }
             }
             // Only a code the hub issued (and that is still valid) can have a waiting pay, so
-            // the code is looked up only when there is none: off the hot path.
-            if !std::mem::replace(&mut code_checked, true) {
-                let code = self.store.qr_code(&scan.tran_id).await?;
-                if code.is_none_or(|c| c.expires_at <= now) {
-                    return Err(refuse(
-                        ErrorType::InvalidTranId,
-                        "Unknown or expired tranId",
-                    ));
-                }
-            }
-            if let Some(latest) = self.store.latest_payment_for_tran(&scan.tran_id).await? {
+            // the code is looked up only when there is none (with its newest payment, in one
+            // read): off the hot path.
+            let context = self.store.scan_context(&scan.tran_id).await?;
+            let Some(context) = context.filter(|c| c.code_expires_at > now) else {
+                return Err(refuse(
+                    ErrorType::InvalidTranId,
+                    "Unknown or expired tranId",
+                ));
+            };
+            if let Some(latest) = context.latest {
                 if latest.partner_id.as_deref() == Some(partner_id)
                     && latest.scan_message_id.as_deref() == Some(scan.id.as_str())
                 {

@@ -160,6 +160,46 @@ pub enum ScanClaimOutcome {
     ScanIdInUse,
 }
 
+/// What a scan that claimed nothing needs to decide: whether its code is one the hub issued
+/// (and until when), and the newest payment for it, if any.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScanContext {
+    pub code_expires_at: DateTime<Utc>,
+    pub latest: Option<LatestPayment>,
+}
+
+/// The newest payment of a tranId, as far as a scan cares.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LatestPayment {
+    pub state: PaymentState,
+    pub partner_id: Option<String>,
+    pub scan_message_id: Option<String>,
+}
+
+/// One row of the scan-context query: the code's expiry, then the newest payment's state,
+/// partner and scan id (all NULL when there is none).
+pub(crate) fn scan_context_from(
+    code_expires_at: DateTime<Utc>,
+    state: Option<String>,
+    partner_id: Option<String>,
+    scan_message_id: Option<String>,
+) -> StoreResult<ScanContext> {
+    let latest = match state {
+        None => None,
+        Some(state) => Some(LatestPayment {
+            state: state
+                .parse()
+                .map_err(|_| StoreError::Corrupt(format!("unknown payment state {state:?}")))?,
+            partner_id,
+            scan_message_id,
+        }),
+    };
+    Ok(ScanContext {
+        code_expires_at,
+        latest,
+    })
+}
+
 /// The partner's answer to the forwarded `pay`, recorded with the state it leads to.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PartnerAnswerRecord {
@@ -354,6 +394,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> StoreResult<Option<PaymentRecord>>;
     /// The newest payment for a tranId, whatever its state.
     async fn latest_payment_for_tran(&self, tran_id: &str) -> StoreResult<Option<PaymentRecord>>;
+    /// The code of `tran_id` and its newest payment in one read; `None` if the hub never
+    /// issued that code.
+    async fn scan_context(&self, tran_id: &str) -> StoreResult<Option<ScanContext>>;
     /// WAITING_FOR_SCAN → MATCHED for the tranId's waiting payment, recording the scan.
     async fn claim_for_scan(&self, claim: &ScanClaim) -> StoreResult<ScanClaimOutcome>;
     /// A bare compare-and-set of the state (no other column changes but `updated_at`).

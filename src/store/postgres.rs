@@ -466,6 +466,26 @@ impl Store for PostgresStore {
         .transpose()
     }
 
+    async fn scan_context(&self, tran_id: &str) -> StoreResult<Option<ScanContext>> {
+        type Row = (
+            DateTime<Utc>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        );
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT q.expires_at, p.state, p.partner_id, p.scan_message_id FROM qr_code q \
+             LEFT JOIN LATERAL (SELECT state, partner_id, scan_message_id FROM payment \
+             WHERE tran_id = q.tran_id ORDER BY created_at DESC, id DESC LIMIT 1) p ON true \
+             WHERE q.tran_id = $1",
+        )
+        .bind(tran_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|(expires, state, partner, scan)| scan_context_from(expires, state, partner, scan))
+            .transpose()
+    }
+
     async fn claim_for_scan(&self, claim: &ScanClaim) -> StoreResult<ScanClaimOutcome> {
         // One statement: the WHERE is the compare, the SET the swap; the events ride along
         // in the same statement (a data-modifying CTE) and exist only if the claim won.

@@ -346,6 +346,23 @@ impl Store for SqliteStore {
         .transpose()
     }
 
+    async fn scan_context(&self, tran_id: &str) -> StoreResult<Option<ScanContext>> {
+        type Row = (Ts, Option<String>, Option<String>, Option<String>);
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT q.expires_at, p.state, p.partner_id, p.scan_message_id FROM qr_code q \
+             LEFT JOIN payment p ON p.rowid = (SELECT rowid FROM payment \
+             WHERE tran_id = q.tran_id ORDER BY created_at DESC, rowid DESC LIMIT 1) \
+             WHERE q.tran_id = $1",
+        )
+        .bind(tran_id)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(|(expires, state, partner, scan)| {
+            scan_context_from(expires.0, state, partner, scan)
+        })
+        .transpose()
+    }
+
     async fn claim_for_scan(&self, claim: &ScanClaim) -> StoreResult<ScanClaimOutcome> {
         // One statement: the WHERE is the compare, the SET the swap; the events join it in
         // one transaction when there are any.
