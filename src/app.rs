@@ -5,7 +5,10 @@ use anyhow::Context;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request};
 use axum::Router;
-use std::future::IntoFuture;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -161,10 +164,19 @@ impl App {
     }
 }
 
+/// The most an HTTP/1 connection buffers: its read buffer, and the response it queues before
+/// flushing. hyper's default (about 400 KiB) lets a read buffer that started at 8 KiB double
+/// to 16 KiB on a kept-alive connection, and a held `pay` keeps that buffer for its whole
+/// hold. 8 KiB is the smallest hyper accepts; it still leaves room for any request head this
+/// interface sends (a head larger than this is refused, as most servers refuse one), and
+/// bodies are read through it in pieces, so the body limit is unchanged.
+const HTTP1_MAX_BUF: usize = 8 * 1024;
+
 /// Serves `router` on `listener` until `shutdown`, then lets requests in flight finish for up
-/// to `grace`.
+/// to `grace`. Connections are served here rather than by `axum::serve`, which neither lets
+/// the HTTP/1 buffer size be set nor avoids re-preparing the router for each connection.
 async fn serve<L>(
-    listener: L,
+    mut listener: L,
     router: Router,
     shutdown: &CancellationToken,
     grace: Duration,
@@ -173,22 +185,38 @@ where
     L: axum::serve::Listener,
     L::Addr: std::fmt::Debug,
 {
-    let signal = shutdown.clone();
-    // Handed to `axum::serve` as a `Router`, the router would be made ready (`with_state`)
-    // again for every accepted connection: a private copy of its route tables, about 20 KiB,
-    // kept for as long as the connection lives, which for a held `pay` is the whole hold.
-    // Made ready once here, each connection gets a clone of one shared router instead.
-    let service = router.with_state::<()>(()).into_make_service();
-    let server = axum::serve(listener, service)
-        .with_graceful_shutdown(async move { signal.cancelled().await })
-        .into_future();
-    tokio::pin!(server);
+    // Made ready (`with_state`) once: every connection gets a clone of this one router, a
+    // reference count, where `axum::serve` would have given each its own copy of the route
+    // tables (about 20 KiB, kept for as long as the connection lives, for a held `pay` its
+    // whole hold).
+    let router = router.with_state::<()>(());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().max_buf_size(HTTP1_MAX_BUF);
+    let graceful = GracefulShutdown::new();
+    loop {
+        let (io, peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let service = TowerToHyperService::new(router.clone());
+        let connection = graceful.watch(
+            builder
+                .serve_connection(TokioIo::new(io), service)
+                .into_owned(),
+        );
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::trace!(?peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    // No new connections from here; the open ones finish what they hold, then close.
+    drop(listener);
     tokio::select! {
-        result = &mut server => result.context("server failed")?,
-        _ = async {
-            shutdown.cancelled().await;
-            tokio::time::sleep(grace).await;
-        } => tracing::warn!("shutdown grace ran out with requests still held"),
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(grace) => {
+            tracing::warn!("shutdown grace ran out with requests still held");
+        }
     }
     Ok(())
 }
