@@ -124,6 +124,11 @@ macro_rules! checked {
     };
 }
 
+/// A boxed body is checked as what it boxes.
+impl<T: Checked> Checked for Box<T> {
+    const SCHEMA: &'static Schema = T::SCHEMA;
+}
+
 checked! {
     CreateQrCodeRequest => CREATE_QR_CODE_REQUEST,
     PaymentRequest => PAYMENT_REQUEST,

@@ -12,7 +12,9 @@ use crate::service::{Advice, Hub};
 pub async fn pay(
     State(hub): State<Arc<Hub>>,
     PosClient(client): PosClient,
-    body: Body<PaymentRequest>,
+    // Boxed: a held pay keeps this future, arguments included, for its whole hold, and the
+    // request inline is most of a KiB.
+    body: Body<Box<PaymentRequest>>,
 ) -> Result<(StatusCode, Json<PaymentResponse>), ApiError> {
     let request = body.value;
     ensure_enabled(&hub, operation::PAY, &request.id)?;

@@ -19,7 +19,7 @@ impl Hub {
     pub async fn pay(
         self: &Arc<Self>,
         client_id: &str,
-        request: PaymentRequest,
+        request: Box<PaymentRequest>,
         raw: serde_json::Value,
     ) -> PayAnswer {
         let started = Instant::now();
@@ -31,7 +31,11 @@ impl Hub {
         let first_wake = subscription.notify.notified();
         tokio::pin!(first_wake);
         first_wake.as_mut().enable();
-        let (payment_id, answer) = match self.store_payment(id, client_id, request, raw).await {
+        // The request arrives boxed and storing runs in a box of its own (freed once it is
+        // stored), and so does the wait after the first wake-up: this future is what a held
+        // pay keeps for its whole hold, and inline they would make it several KiB.
+        let stored = Box::pin(self.store_payment(id, client_id, *request, raw));
+        let (payment_id, answer) = match stored.await {
             Ok(()) => {
                 let _held = crate::metrics::HeldPay::start();
                 let deadline = (started + self.settings.scan_window())
@@ -43,7 +47,7 @@ impl Hub {
                 }
                 (
                     Some(id),
-                    self.await_outcome(id, started, &message_id, &tran_id).await,
+                    Box::pin(self.await_outcome(id, started, &message_id, &tran_id)).await,
                 )
             }
             Err(refused) => (None, Err(refused)),
