@@ -69,6 +69,7 @@ fn outbox_msg(payment_id: Uuid, kind: AdviceKind, at: DateTime<Utc>) -> NewOutbo
         message_id,
         created_at: at,
         expires_at: at + Duration::days(3),
+        first_try_until: None,
     }
 }
 
@@ -608,6 +609,44 @@ async fn a_scan_reads_its_code_and_newest_payment(store: SharedStore) {
         store.scan_context(&tran).await.unwrap(),
         latest(PaymentState::WaitingForScan, None, None)
     );
+}
+
+/// A row queued for the first try of the instance that queued it is leased to that try: no
+/// worker takes it before the lease ends, and a try that never reported is then the
+/// workers', its late result fenced off.
+async fn an_advice_queued_for_its_first_try_is_leased_to_it(store: SharedStore) {
+    let at = t0() + secs(5);
+    let id = forwarded(&store, at).await;
+    let msg = NewOutboxMessage {
+        first_try_until: Some(at + secs(60)),
+        ..outbox_msg(id, AdviceKind::Reversal, at)
+    };
+    assert!(store
+        .record_partner_answer(&answer(id, PaymentState::Unknown, Some(msg.clone())))
+        .await
+        .unwrap());
+    let first_try = msg.first_try().expect("leased");
+    assert_eq!(first_try.attempts, 1);
+    assert_eq!(
+        store.outbox_for_payment(id).await.unwrap(),
+        vec![first_try.clone()]
+    );
+    assert!(store
+        .claim_due_outbox(at + secs(59), at + secs(120), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let claimed = store
+        .claim_due_outbox(at + secs(61), at + secs(120), 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].attempts, 2);
+    let late = DeliveryResult::Delivered { status: 202 };
+    assert!(!store
+        .finish_delivery(msg.id, first_try.attempts, &late, at + secs(62))
+        .await
+        .unwrap());
 }
 
 /// A partner reusing one scan id for another tranId is told so, and nothing changes.
@@ -1762,6 +1801,7 @@ macro_rules! conformance {
 
 conformance!(
     a_scan_id_is_used_once_per_partner,
+    an_advice_queued_for_its_first_try_is_leased_to_it,
     a_scan_reads_its_code_and_newest_payment,
     events_ride_with_state_changes,
     search_pages_newest_first,

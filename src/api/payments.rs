@@ -59,7 +59,7 @@ pub async fn reverse(
 }
 
 async fn advise(
-    hub: &Hub,
+    hub: &Arc<Hub>,
     client: &str,
     advice: Advice,
     raw: serde_json::Value,

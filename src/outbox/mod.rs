@@ -22,6 +22,11 @@ use crate::store::{event_kind, DeliveryResult, Direction, NewEvent, OutboxMessag
 /// How far past a partner's timeout a lease reaches, so a live delivery is never re-leased.
 const LEASE_MARGIN: Duration = Duration::from_secs(30);
 
+/// How long one try holds its row: the slowest partner's timeout and a margin.
+pub fn lease(settings: &crate::config::Settings) -> Duration {
+    settings.max_partner_timeout() + LEASE_MARGIN
+}
+
 /// The delay before try `attempt + 1`: doubling from `initial`, capped at `max`, then
 /// scaled into [½, 1] of that so that many rows failing together do not retry together.
 pub fn backoff(attempt: i32, initial: Duration, max: Duration, jitter: f64) -> Duration {
@@ -70,7 +75,7 @@ impl OutboxWorker {
         let settings = &self.hub.settings;
         let concurrency = settings.outbox.concurrency;
         let now = self.hub.clock.now();
-        let lease = settings.max_partner_timeout() + LEASE_MARGIN;
+        let lease = lease(settings);
         let rows = self
             .hub
             .store
@@ -79,79 +84,81 @@ impl OutboxWorker {
         let count = rows.len();
         stream::iter(rows)
             .for_each_concurrent(concurrency, |row| async move {
-                if let Err(e) = self.deliver(row).await {
+                if let Err(e) = deliver(&self.hub, row).await {
                     tracing::error!(error.cause_chain = ?e, "recording a delivery failed");
                 }
             })
             .await;
         Ok(count)
     }
+}
 
-    async fn deliver(&self, row: OutboxMessage) -> anyhow::Result<()> {
-        let hub = &self.hub;
-        let Some(partner) = hub.settings.partner(&row.partner_id) else {
-            crate::metrics::outbox_delivery(row.kind, "failed");
-            let result = DeliveryResult::Failed {
-                status: 0,
-                error: format!("partner {:?} is not configured", row.partner_id),
-            };
-            hub.store
-                .finish_delivery(row.id, row.attempts, &result, hub.clock.now())
-                .await?;
-            return Ok(());
+/// One try of a leased row (`row.attempts` is its fencing token), and its result recorded:
+/// by the workers for the rows they lease, and by the instance that queued a row for its
+/// first try.
+pub async fn deliver(hub: &Hub, row: OutboxMessage) -> anyhow::Result<()> {
+    let Some(partner) = hub.settings.partner(&row.partner_id) else {
+        crate::metrics::outbox_delivery(row.kind, "failed");
+        let result = DeliveryResult::Failed {
+            status: 0,
+            error: format!("partner {:?} is not configured", row.partner_id),
         };
-        let (path, operation, operation_name) = match row.kind {
-            AdviceKind::Confirmation => (
-                CONFIRM_PATH,
-                PartnerOperation::Confirm,
-                api::operation::CONFIRM_PAYMENT,
-            ),
-            AdviceKind::Reversal => (
-                REVERSE_PATH,
-                PartnerOperation::Reverse,
-                api::operation::REVERSE_PAYMENT,
-            ),
-        };
-        let sent = std::time::Instant::now();
-        let call = hub.partners.post(partner, path, &row.body).await;
-        metrics::partner_call(
-            &partner.id,
-            operation_name,
-            call_outcome(&call, operation),
-            sent.elapsed(),
-        );
-        let now = hub.clock.now();
-        let result = delivery_result(&call, operation, row.attempts, now, hub);
-        metrics::outbox_delivery(
-            row.kind,
-            match &result {
-                DeliveryResult::Delivered { .. } => "delivered",
-                DeliveryResult::Failed { .. } => "failed",
-                DeliveryResult::Retry { .. } => "retry",
-            },
-        );
-        match &result {
-            DeliveryResult::Delivered { status } => {
-                tracing::debug!(outbox_id = %row.id, message_id = %row.message_id, kind = row.kind.as_str(), status, attempt = row.attempts, "advice delivered")
-            }
-            DeliveryResult::Failed { status, error } => {
-                tracing::error!(outbox_id = %row.id, message_id = %row.message_id, kind = row.kind.as_str(), status, %error, "partner refused advice; not retried")
-            }
-            DeliveryResult::Retry {
-                error,
-                next_attempt_at,
-                ..
-            } => {
-                tracing::warn!(outbox_id = %row.id, message_id = %row.message_id, kind = row.kind.as_str(), %error, %next_attempt_at, attempt = row.attempts, "advice delivery unknown; will retry")
-            }
-        }
         hub.store
-            .finish_delivery(row.id, row.attempts, &result, now)
+            .finish_delivery(row.id, row.attempts, &result, hub.clock.now())
             .await?;
-        hub.record_events(vec![delivery_event(&row, &result, now)])
-            .await;
-        Ok(())
+        return Ok(());
+    };
+    let (path, operation, operation_name) = match row.kind {
+        AdviceKind::Confirmation => (
+            CONFIRM_PATH,
+            PartnerOperation::Confirm,
+            api::operation::CONFIRM_PAYMENT,
+        ),
+        AdviceKind::Reversal => (
+            REVERSE_PATH,
+            PartnerOperation::Reverse,
+            api::operation::REVERSE_PAYMENT,
+        ),
+    };
+    let sent = std::time::Instant::now();
+    let call = hub.partners.post(partner, path, &row.body).await;
+    metrics::partner_call(
+        &partner.id,
+        operation_name,
+        call_outcome(&call, operation),
+        sent.elapsed(),
+    );
+    let now = hub.clock.now();
+    let result = delivery_result(&call, operation, row.attempts, now, hub);
+    metrics::outbox_delivery(
+        row.kind,
+        match &result {
+            DeliveryResult::Delivered { .. } => "delivered",
+            DeliveryResult::Failed { .. } => "failed",
+            DeliveryResult::Retry { .. } => "retry",
+        },
+    );
+    match &result {
+        DeliveryResult::Delivered { status } => {
+            tracing::debug!(outbox_id = %row.id, message_id = %row.message_id, kind = row.kind.as_str(), status, attempt = row.attempts, "advice delivered")
+        }
+        DeliveryResult::Failed { status, error } => {
+            tracing::error!(outbox_id = %row.id, message_id = %row.message_id, kind = row.kind.as_str(), status, %error, "partner refused advice; not retried")
+        }
+        DeliveryResult::Retry {
+            error,
+            next_attempt_at,
+            ..
+        } => {
+            tracing::warn!(outbox_id = %row.id, message_id = %row.message_id, kind = row.kind.as_str(), %error, %next_attempt_at, attempt = row.attempts, "advice delivery unknown; will retry")
+        }
     }
+    hub.store
+        .finish_delivery(row.id, row.attempts, &result, now)
+        .await?;
+    hub.record_events(vec![delivery_event(&row, &result, now)])
+        .await;
+    Ok(())
 }
 
 /// How an advice call went, for metrics.

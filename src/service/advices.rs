@@ -3,6 +3,7 @@
 //! order.
 
 use axum::http::StatusCode;
+use std::sync::Arc;
 
 use super::{Hub, HubError, HubResult, Waiters};
 use crate::domain::{decide_advice, AdviceDecision, AdviceKind};
@@ -62,7 +63,7 @@ const MAX_DECISIONS: usize = 16;
 impl Hub {
     /// Returns the 202 echo (the advice as first received), or the refusal.
     pub async fn advise(
-        &self,
+        self: &Arc<Self>,
         client_id: &str,
         advice: Advice,
         raw: serde_json::Value,
@@ -105,7 +106,7 @@ impl Hub {
 
     /// The echo, and whether the advice was applied now (its event written with it).
     async fn apply_advice(
-        &self,
+        self: &Arc<Self>,
         client_id: &str,
         advice: &Advice,
         raw: serde_json::Value,
@@ -190,7 +191,7 @@ impl Hub {
             // the pay has its answer nobody waits, and no wake-up is announced.
             let wake = (apply.to.is_some() || apply.mark_reversed_by_pos)
                 && !payment.state.pay_is_answered();
-            let apply = ApplyAdvice {
+            let mut apply = ApplyAdvice {
                 wake: wake.then(|| Waiters::payment_key(payment.id)),
                 events: vec![NewEvent::new(
                     advice.event_kind(),
@@ -205,10 +206,11 @@ impl Hub {
                 .body(Some(raw.clone()))],
                 ..apply
             };
+            let slot = apply.outbox.as_mut().and_then(|m| self.lease_first_try(m));
             match self.store.apply_advice(&apply).await? {
                 ApplyAdviceOutcome::Applied => {
-                    if apply.outbox.is_some() {
-                        self.outbox_wake.notify_one();
+                    if let Some(msg) = &apply.outbox {
+                        self.start_first_try(msg, slot);
                     }
                     if apply.wake.is_some() {
                         self.waiters.wake(&Waiters::payment_key(payment.id));

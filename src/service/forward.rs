@@ -2,6 +2,7 @@
 
 use anyhow::{anyhow, Context};
 use chrono::{DateTime, Utc};
+use std::sync::Arc;
 use uuid::Uuid;
 
 use super::{span, Hub, Waiters};
@@ -24,7 +25,7 @@ impl Hub {
     /// `None` if someone else moved it first. The FORWARDED row is committed before anything
     /// is sent, so a crash in between is found by recovery and reversed.
     pub(super) async fn forward(
-        &self,
+        self: &Arc<Self>,
         payment: PaymentRecord,
     ) -> anyhow::Result<Option<PaymentRecord>> {
         let payment_id = payment.id;
@@ -114,9 +115,10 @@ impl Hub {
                 return Ok(None);
             }
             let settlement = settle_partner_answer(answer, current.reversed_by_pos);
-            let reversal = settlement.queue_reversal.then(|| {
+            let mut reversal = settlement.queue_reversal.then(|| {
                 self.reversal_for_partner(&current, ReversalReason::Timeout, None, Vec::new())
             });
+            let slot = reversal.as_mut().and_then(|m| self.lease_first_try(m));
             let at = self.now();
             let record = PartnerAnswerRecord {
                 payment_id,
@@ -131,8 +133,8 @@ impl Hub {
                 wake: Some(Waiters::payment_key(payment_id)),
             };
             if self.store.record_partner_answer(&record).await? {
-                if record.reversal.is_some() {
-                    self.outbox_wake.notify_one();
+                if let Some(reversal) = &record.reversal {
+                    self.start_first_try(reversal, slot);
                 }
                 tracing::debug!(payment_id = %payment_id, state = %settlement.state, "partner answered");
                 self.waiters.wake(&Waiters::payment_key(payment_id));
@@ -214,6 +216,7 @@ impl Hub {
             body,
             created_at: now,
             expires_at: now + span(self.settings.outbox.expiry),
+            first_try_until: None,
         }
     }
 

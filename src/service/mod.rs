@@ -25,7 +25,8 @@ use tokio_util::task::TaskTracker;
 use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::partner::PartnerClient;
-use crate::store::SharedStore;
+use crate::store::{NewOutboxMessage, SharedStore};
+use tokio::sync::OwnedSemaphorePermit;
 
 /// Everything a request needs, shared by all handlers and workers.
 #[derive(Debug)]
@@ -37,6 +38,9 @@ pub struct Hub {
     pub waiters: Waiters,
     /// Wakes the outbox workers when this process queued something.
     pub outbox_wake: Arc<Notify>,
+    /// First tries of advices this process queued and sends itself (as many at once as the
+    /// outbox workers would).
+    first_tries: Arc<tokio::sync::Semaphore>,
     /// Forwarding tasks run detached from the POS's request (a POS that hangs up must not
     /// cancel a call to a partner half way); shutdown waits for them here.
     pub tasks: TaskTracker,
@@ -53,6 +57,7 @@ impl Hub {
         partners: PartnerClient,
     ) -> Arc<Self> {
         let (event_sender, event_queue) = events::channel();
+        let first_tries = Arc::new(tokio::sync::Semaphore::new(settings.outbox.concurrency));
         Arc::new(Self {
             settings,
             store,
@@ -60,6 +65,7 @@ impl Hub {
             partners,
             waiters: Waiters::default(),
             outbox_wake: Arc::new(Notify::new()),
+            first_tries,
             tasks: TaskTracker::new(),
             events: event_sender,
             event_queue: std::sync::Mutex::new(Some(event_queue)),
@@ -68,6 +74,36 @@ impl Hub {
 
     fn now(&self) -> chrono::DateTime<chrono::Utc> {
         self.clock.now()
+    }
+
+    /// Leases `msg` to this process for its first try when a slot is free, so that it is
+    /// sent right after its commit without waiting for an outbox worker to claim it (a
+    /// statement and a hop less per advice). Without a slot it is queued for the workers.
+    fn lease_first_try(&self, msg: &mut NewOutboxMessage) -> Option<OwnedSemaphorePermit> {
+        let slot = Arc::clone(&self.first_tries).try_acquire_owned().ok()?;
+        msg.first_try_until = Some(self.now() + span(crate::outbox::lease(&self.settings)));
+        Some(slot)
+    }
+
+    /// Once `msg` is committed: its first try from here, or a wake-up for the workers. A
+    /// first try cut short by a crash is the workers' when its lease ends.
+    fn start_first_try(
+        self: &Arc<Self>,
+        msg: &NewOutboxMessage,
+        slot: Option<OwnedSemaphorePermit>,
+    ) {
+        match (slot, msg.first_try()) {
+            (Some(slot), Some(row)) => {
+                let hub = Arc::clone(self);
+                self.tasks.spawn(async move {
+                    let _slot = slot;
+                    if let Err(e) = crate::outbox::deliver(&hub, row).await {
+                        tracing::error!(error.cause_chain = ?e, "recording a delivery failed");
+                    }
+                });
+            }
+            _ => self.outbox_wake.notify_one(),
+        }
     }
 
     /// Wakes waiters on `key` in this process and in every other instance on the database.

@@ -307,6 +307,44 @@ pub struct NewOutboxMessage {
     pub created_at: DateTime<Utc>,
     /// After this, an undelivered row is dead-lettered.
     pub expires_at: DateTime<Utc>,
+    /// `Some`: the instance queueing the row makes the first try itself, at once, and holds
+    /// the row leased until then (it is stored with its first try counted); a worker takes
+    /// it only if that try's result was never recorded. `None`: due now, for any worker.
+    pub first_try_until: Option<DateTime<Utc>>,
+}
+
+impl NewOutboxMessage {
+    /// Tries counted when the row is stored.
+    pub fn initial_attempts(&self) -> i32 {
+        i32::from(self.first_try_until.is_some())
+    }
+
+    /// When the row is first due: the end of the first try's lease, or at once.
+    pub fn initial_due(&self) -> DateTime<Utc> {
+        self.first_try_until.unwrap_or(self.created_at)
+    }
+
+    /// The row as stored, for the first try of the instance that leased it; `None` when the
+    /// row was queued for the workers.
+    pub fn first_try(&self) -> Option<OutboxMessage> {
+        let leased_until = self.first_try_until?;
+        Some(OutboxMessage {
+            id: self.id,
+            payment_id: self.payment_id,
+            partner_id: self.partner_id.clone(),
+            kind: self.kind,
+            message_id: self.message_id.clone(),
+            body: self.body.clone(),
+            state: OutboxState::Pending,
+            attempts: self.initial_attempts(),
+            next_attempt_at: leased_until,
+            last_status: None,
+            last_error: None,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            updated_at: self.created_at,
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

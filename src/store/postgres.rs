@@ -56,7 +56,7 @@ async fn insert_outbox(conn: &mut PgConnection, msg: &NewOutboxMessage) -> Store
     sqlx::query(
         "INSERT INTO outbox (id, payment_id, partner_id, kind, message_id, body, state, \
          attempts, next_attempt_at, created_at, expires_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $8, $9, $8)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $10, $11, $8, $9, $8)",
     )
     .bind(msg.id)
     .bind(msg.payment_id)
@@ -67,6 +67,8 @@ async fn insert_outbox(conn: &mut PgConnection, msg: &NewOutboxMessage) -> Store
     .bind(OutboxState::Pending.as_str())
     .bind(msg.created_at)
     .bind(msg.expires_at)
+    .bind(msg.initial_attempts())
+    .bind(msg.initial_due())
     .execute(conn)
     .await?;
     Ok(())
@@ -190,11 +192,11 @@ impl Riders<'_> {
         let mut sql = String::new();
         let mut next = first;
         if self.outbox.is_some() {
-            let p: Vec<String> = (next..next + 9).map(|i| format!("${i}")).collect();
+            let p: Vec<String> = (next..next + 11).map(|i| format!("${i}")).collect();
             sql.push_str(&format!(
                 ", ob AS (INSERT INTO outbox (id, payment_id, partner_id, kind, message_id, body, \
                  state, attempts, next_attempt_at, created_at, expires_at, updated_at) \
-                 SELECT {p0}, {p1}, {p2}, {p3}, {p4}, {p5}, {p6}, 0, {p7}, {p7}, {p8}, {p7} \
+                 SELECT {p0}, {p1}, {p2}, {p3}, {p4}, {p5}, {p6}, {p9}, {p10}, {p7}, {p8}, {p7} \
                  FROM {source})",
                 p0 = p[0],
                 p1 = p[1],
@@ -205,8 +207,10 @@ impl Riders<'_> {
                 p6 = p[6],
                 p7 = p[7],
                 p8 = p[8],
+                p9 = p[9],
+                p10 = p[10],
             ));
-            next += 9;
+            next += 11;
         }
         if !self.events.is_empty() {
             sql.push_str(&format!(
@@ -251,7 +255,9 @@ impl Riders<'_> {
                 .bind(msg.body.clone())
                 .bind(OutboxState::Pending.as_str())
                 .bind(msg.created_at)
-                .bind(msg.expires_at);
+                .bind(msg.expires_at)
+                .bind(msg.initial_attempts())
+                .bind(msg.initial_due());
         }
         if !self.events.is_empty() {
             let columns = EventColumns::of(self.events);

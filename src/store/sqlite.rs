@@ -142,7 +142,7 @@ async fn insert_outbox(conn: &mut SqliteConnection, msg: &NewOutboxMessage) -> S
     sqlx::query(
         "INSERT INTO outbox (id, payment_id, partner_id, kind, message_id, body, state, \
          attempts, next_attempt_at, created_at, expires_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $8, $9, $8)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $10, $11, $8, $9, $8)",
     )
     .bind(Id(msg.id))
     .bind(Id(msg.payment_id))
@@ -153,6 +153,8 @@ async fn insert_outbox(conn: &mut SqliteConnection, msg: &NewOutboxMessage) -> S
     .bind(OutboxState::Pending.as_str())
     .bind(Ts(msg.created_at))
     .bind(Ts(msg.expires_at))
+    .bind(msg.initial_attempts())
+    .bind(Ts(msg.initial_due()))
     .execute(conn)
     .await?;
     Ok(())
