@@ -186,7 +186,7 @@ struct Riders<'a> {
     wake: Option<&'a str>,
 }
 
-impl Riders<'_> {
+impl<'a> Riders<'a> {
     /// `, ob AS (…), ev AS (…), wk AS (…)` over `source`, placeholders from `$first`.
     fn ctes(&self, source: &str, first: usize) -> String {
         let mut sql = String::new();
@@ -241,18 +241,22 @@ impl Riders<'_> {
     }
 
     /// Binds the placeholders [`Riders::ctes`] used, in its order.
+    /// The values are bound by reference: nothing of the message is copied.
     fn bind<'q>(
         &self,
         mut query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
-    ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>
+    where
+        'a: 'q,
+    {
         if let Some(msg) = self.outbox {
             query = query
                 .bind(msg.id)
                 .bind(msg.payment_id)
-                .bind(msg.partner_id.clone())
+                .bind(&msg.partner_id)
                 .bind(msg.kind.as_str())
-                .bind(msg.message_id.clone())
-                .bind(msg.body.clone())
+                .bind(&msg.message_id)
+                .bind(&msg.body)
                 .bind(OutboxState::Pending.as_str())
                 .bind(msg.created_at)
                 .bind(msg.expires_at)
@@ -264,7 +268,7 @@ impl Riders<'_> {
             query = bind_events!(query, columns);
         }
         if let Some(key) = self.wake {
-            query = query.bind(key.to_owned());
+            query = query.bind(key);
         }
         query
     }
