@@ -16,16 +16,21 @@
 //! reach (a firewall rule or a reverse proxy that does not route it), or switch it off with
 //! `server.metrics_enabled = false`.
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{MatchedPath, State};
+use axum::http;
 use axum::http::{header, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use chrono::{DateTime, Utc};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use pin_project_lite::pin_project;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
+use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
+use tower::{Layer, Service};
 
 use crate::api::operation;
 use crate::service::Hub;
@@ -177,19 +182,80 @@ fn record_pool(stats: PoolStats) {
     metrics::gauge!(name::DB_POOL_MAX).set(f64::from(stats.max));
 }
 
-/// Middleware: counts and times every request by the route it matched. Routes outside the
-/// interface share `other`; requests that matched no route are `unmatched`.
-pub async fn track_requests(request: Request, next: Next) -> Response {
-    let operation = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", |p| operation_of(p.as_str()));
-    let started = Instant::now();
-    let response = next.run(request).await;
-    let status = status_label(response.status());
-    metrics::counter!(name::REQUESTS, "operation" => operation, "status" => status).increment(1);
-    metrics::histogram!(name::REQUEST_DURATION, "operation" => operation).record(started.elapsed());
-    response
+/// Layer: counts and times every request by the route it matched. Routes outside the
+/// interface share `other`; requests that matched no route are `unmatched`. A tower layer
+/// with its own future rather than `axum::middleware::from_fn`, which boxes a future and a
+/// clone of the inner service per request: a held `pay` keeps those for its whole hold.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TrackRequestsLayer;
+
+impl<S> Layer<S> for TrackRequestsLayer {
+    type Service = TrackRequests<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        TrackRequests { inner }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct TrackRequests<S> {
+    inner: S,
+}
+
+impl<S, B> Service<http::Request<B>> for TrackRequests<S>
+where
+    S: Service<http::Request<B>, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = TrackedRequest<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let operation = request
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or("unmatched", |p| operation_of(p.as_str()));
+        TrackedRequest {
+            inner: self.inner.call(request),
+            operation,
+            started: Instant::now(),
+        }
+    }
+}
+
+pin_project! {
+    /// A request on its way through [`TrackRequests`].
+    pub struct TrackedRequest<F> {
+        #[pin]
+        inner: F,
+        operation: &'static str,
+        started: Instant,
+    }
+}
+
+impl<F, E> Future for TrackedRequest<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = ready!(this.inner.poll(cx));
+        if let Ok(response) = &result {
+            let operation = *this.operation;
+            let status = status_label(response.status());
+            metrics::counter!(name::REQUESTS, "operation" => operation, "status" => status)
+                .increment(1);
+            metrics::histogram!(name::REQUEST_DURATION, "operation" => operation)
+                .record(this.started.elapsed());
+        }
+        Poll::Ready(result)
+    }
 }
 
 /// The interface operation a matched route serves (either spelling, with or without the

@@ -251,6 +251,13 @@ fn is_connection_error(e: &std::io::Error) -> bool {
     )
 }
 
+impl crate::app::OpeningProtocol for TlsStream<TcpStream> {
+    /// TLS: HTTP/1 when the handshake agreed on `http/1.1` by ALPN (offered `h2` first).
+    async fn speaks_http1(&self) -> bool {
+        self.get_ref().1.alpn_protocol() == Some(b"http/1.1")
+    }
+}
+
 impl axum::serve::Listener for TlsListener {
     type Io = TlsStream<TcpStream>;
     type Addr = SocketAddr;

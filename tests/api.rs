@@ -415,7 +415,53 @@ async fn a_disabled_operation_answers_501(db: TestDb) {
     hub.stop().await;
 }
 
+/// On plain TCP the hub speaks HTTP/1.1 (every POS), HTTP/1.0, and HTTP/2 to a client that
+/// opens with its preface (prior knowledge), each answering the same createQrCode.
+async fn plain_tcp_speaks_http1_and_http2_with_prior_knowledge(db: TestDb) {
+    let hub = hub(db).await;
+    let clients = [
+        (
+            reqwest::Client::builder().http1_only(),
+            reqwest::Version::HTTP_11,
+        ),
+        (
+            reqwest::Client::builder().http2_prior_knowledge(),
+            reqwest::Version::HTTP_2,
+        ),
+    ];
+    for (builder, version) in clients {
+        let http = builder.build().expect("client");
+        for _ in 0..2 {
+            // Twice: the second request reuses the kept-alive connection.
+            let response = http
+                .post(format!("{}/qr/v1/qrCodes", hub.url))
+                .basic_auth("pos-1", Some(POS_PASSWORD))
+                .json(&qr_request("pos-1", 1000))
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{version:?}: {e}"));
+            assert_eq!(response.version(), version);
+            assert_eq!(response.status(), StatusCode::CREATED, "{version:?}");
+            let body: Value = response.json().await.expect("JSON");
+            assert!(body["tranId"].is_string(), "{version:?}: {body}");
+        }
+    }
+    // HTTP/1.0, written by hand: answered, then closed.
+    let addr = hub.url.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream
+        .write_all(b"GET /health/live HTTP/1.0\r\n\r\n")
+        .await
+        .expect("sent");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.expect("read");
+    assert!(answer.starts_with("HTTP/1.0 200"), "{answer}");
+    hub.stop().await;
+}
+
 both_stores!(
+    plain_tcp_speaks_http1_and_http2_with_prior_knowledge,
     every_operation_answers_with_and_without_a_trailing_slash,
     a_missing_required_field_is_named_by_its_dotted_path,
     bad_patterns_and_lengths_are_each_reported,

@@ -353,6 +353,22 @@ async fn the_hub_serves_https(db: TestDb) {
         .await
         .expect("ready over https");
     assert_eq!(ready.status(), StatusCode::OK);
+    // ALPN: a client offering h2 gets it, one offering only http/1.1 gets that.
+    assert_eq!(ready.version(), reqwest::Version::HTTP_2);
+    let http1 = reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(ca.certificate())
+        .http1_only()
+        .build()
+        .expect("client");
+    let ready = http1
+        .get(format!("{}/health/ready", hub.url))
+        .send()
+        .await
+        .expect("ready over https and HTTP/1.1");
+    assert_eq!(ready.version(), reqwest::Version::HTTP_11);
+    assert_eq!(ready.status(), StatusCode::OK);
     // By name too: the certificate is for localhost as well.
     let by_name = hub.url.replace("127.0.0.1", "localhost");
     let ready = hub

@@ -11,7 +11,7 @@ mod payments;
 mod qr_codes;
 mod scans;
 mod timeout;
-pub use timeout::request_timeout;
+pub use timeout::RequestTimeoutLayer;
 
 pub use error::ApiError;
 pub use extract::{Body, Operator, PartnerCaller, PosClient};

@@ -2,37 +2,113 @@
 //! even if something inside the hub (a starved connection pool, a stuck partner call) has
 //! not finished. A held `pay` normally answers itself by `timing.pay_deadline`, earlier.
 
-use axum::extract::{Request, State};
-use axum::http::StatusCode;
-use axum::middleware::Next;
+use axum::http::{HeaderValue, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
+use pin_project_lite::pin_project;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
+use tokio::time::Sleep;
+use tower::{Layer, Service};
 
 use super::ApiError;
 use crate::model::{ErrorDetail, ErrorType};
 
-pub async fn request_timeout(
-    State(limit): State<Duration>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let id = request
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    match tokio::time::timeout(limit, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => {
-            tracing::error!(limit = ?limit, "request cut short by the request timeout");
-            // 504 is "unknown" to the caller: a POS reverses, which the hub absorbs.
-            ApiError::new(
-                StatusCode::GATEWAY_TIMEOUT,
-                ErrorDetail::new(id, ErrorType::UpstreamUnavailable, "Request timed out"),
-            )
-            .into_response()
+/// Answers 504 with an ErrorDetail for a request still unanswered after `limit`. A tower
+/// layer with its own future rather than `axum::middleware::from_fn`, which boxes a future
+/// and a clone of the inner service per request: a held `pay` keeps those for its whole
+/// hold.
+#[derive(Clone, Copy, Debug)]
+pub struct RequestTimeoutLayer {
+    limit: Duration,
+}
+
+impl RequestTimeoutLayer {
+    pub fn new(limit: Duration) -> Self {
+        Self { limit }
+    }
+}
+
+impl<S> Layer<S> for RequestTimeoutLayer {
+    type Service = RequestTimeout<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequestTimeout {
+            inner,
+            limit: self.limit,
         }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct RequestTimeout<S> {
+    inner: S,
+    limit: Duration,
+}
+
+impl<S, B> Service<Request<B>> for RequestTimeout<S>
+where
+    S: Service<Request<B>, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = TimedRequest<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        // Kept for the answer's ErrorDetail: a clone of the header shares its bytes.
+        let request_id = request.headers().get("x-request-id").cloned();
+        TimedRequest {
+            inner: self.inner.call(request),
+            deadline: tokio::time::sleep(self.limit),
+            limit: self.limit,
+            request_id,
+        }
+    }
+}
+
+pin_project! {
+    /// A request on its way through [`RequestTimeout`].
+    pub struct TimedRequest<F> {
+        #[pin]
+        inner: F,
+        #[pin]
+        deadline: Sleep,
+        limit: Duration,
+        request_id: Option<HeaderValue>,
+    }
+}
+
+impl<F, E> Future for TimedRequest<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(result) = this.inner.poll(cx) {
+            return Poll::Ready(result);
+        }
+        if this.deadline.poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        tracing::error!(limit = ?this.limit, "request cut short by the request timeout");
+        let id = this
+            .request_id
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        // 504 is "unknown" to the caller: a POS reverses, which the hub absorbs.
+        Poll::Ready(Ok(ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            ErrorDetail::new(id, ErrorType::UpstreamUnavailable, "Request timed out"),
+        )
+        .into_response()))
     }
 }
 
@@ -40,6 +116,7 @@ pub async fn request_timeout(
 mod tests {
     use super::*;
     use axum::body::Body;
+    use axum::http::Request;
     use axum::routing::get;
     use axum::Router;
     use http_body_util::BodyExt;
@@ -55,10 +132,7 @@ mod tests {
                     "late"
                 }),
             )
-            .layer(axum::middleware::from_fn_with_state(
-                Duration::from_millis(20),
-                request_timeout,
-            ));
+            .layer(RequestTimeoutLayer::new(Duration::from_millis(20)));
         let request = Request::builder()
             .uri("/slow")
             .header("x-request-id", "r-1")
