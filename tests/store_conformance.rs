@@ -426,7 +426,7 @@ async fn already_reversed(store: SharedStore) {
     let reversal = advice(AdviceKind::Reversal, "rev-1", "pay-9", None);
     assert_eq!(
         store.insert_orphan_reversal(&reversal).await.unwrap(),
-        InsertOutcome::Inserted
+        OrphanOutcome::Inserted
     );
     assert_eq!(
         store.advice(CLIENT, "rev-1").await.unwrap(),
@@ -439,7 +439,7 @@ async fn already_reversed(store: SharedStore) {
     };
     assert_eq!(
         store.insert_orphan_reversal(&again).await.unwrap(),
-        InsertOutcome::Duplicate
+        OrphanOutcome::DuplicateAdvice
     );
     assert_eq!(store.advice(CLIENT, "rev-1").await.unwrap(), Some(reversal));
 
@@ -466,13 +466,29 @@ async fn already_reversed(store: SharedStore) {
     let confirmation = advice(AdviceKind::Confirmation, "conf-1", "pay-11", None);
     assert_eq!(
         store.insert_orphan_reversal(&confirmation).await.unwrap(),
-        InsertOutcome::Inserted
+        OrphanOutcome::Inserted
     );
     let p = new_payment(&new_tran(), "pay-11");
     assert_eq!(
         store.insert_payment(&p).await.unwrap(),
         NewPaymentOutcome::Inserted
     );
+}
+
+/// A reversal that finds no payment, stored after the payment was: the reversal is for
+/// that payment, and nothing is stored as an orphan.
+async fn an_orphan_reversal_of_a_stored_payment_is_refused(store: SharedStore) {
+    let paid = new_payment(&new_tran(), "pay-1");
+    assert_eq!(
+        store.insert_payment(&paid).await.unwrap(),
+        NewPaymentOutcome::Inserted
+    );
+    let reversal = advice(AdviceKind::Reversal, "rev-1", "pay-1", None);
+    assert_eq!(
+        store.insert_orphan_reversal(&reversal).await.unwrap(),
+        OrphanOutcome::PaymentExists
+    );
+    assert_eq!(store.advice(CLIENT, "rev-1").await.unwrap(), None);
 }
 
 async fn claim_for_scan_records_the_scan(store: SharedStore) {
@@ -1778,6 +1794,106 @@ async fn settlement_uses_partial_confirmations(store: SharedStore) {
         .is_empty());
 }
 
+/// Waits until a backend of this database waits for a lock: the store's statement started
+/// and is held by the test's open transaction.
+async fn until_a_statement_waits_on_a_lock(raw: &sqlx::PgPool) {
+    for _ in 0..500 {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(raw)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("the store's statement never waited for the open transaction");
+}
+
+/// A `pay` and a reversal of the same id arriving at the same instant on PostgreSQL: each is
+/// caught half-way (in a transaction the test holds open) while the other runs, and the
+/// second always sees the first once it commits. Before `payment_message`, both succeeded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_pay_and_a_reversal_of_its_id_never_both_succeed() {
+    let db = TestDb::postgres().await;
+    let store = db.store().await;
+    let raw = sqlx::PgPool::connect(&db.url).await.unwrap();
+
+    // The pay first: its statement has taken the id and not committed when the reversal
+    // comes. The reversal waits, then finds the payment.
+    let mut pay = raw.begin().await.unwrap();
+    sqlx::query("INSERT INTO payment_message (client_id, message_id) VALUES ($1, 'pay-1')")
+        .bind(CLIENT)
+        .execute(&mut *pay)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO payment (id, client_id, message_id, tran_id, state, amount_minor, \
+         currency, request, created_at, scan_deadline, updated_at) VALUES \
+         (gen_random_uuid(), $1, 'pay-1', $2, 'WAITING_FOR_SCAN', 100, 'USD', '{}', \
+         now(), now(), now())",
+    )
+    .bind(CLIENT)
+    .bind(new_tran())
+    .execute(&mut *pay)
+    .await
+    .unwrap();
+    let reversing = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let reversal = advice(AdviceKind::Reversal, "rev-1", "pay-1", None);
+            store.insert_orphan_reversal(&reversal).await
+        })
+    };
+    until_a_statement_waits_on_a_lock(&raw).await;
+    pay.commit().await.unwrap();
+    assert_eq!(
+        reversing.await.unwrap().unwrap(),
+        OrphanOutcome::PaymentExists
+    );
+    assert_eq!(store.advice(CLIENT, "rev-1").await.unwrap(), None);
+
+    // The reversal first: it has taken the id and stored itself, not committed, when the
+    // pay comes. The pay waits, then is refused and not stored.
+    let mut reversal = raw.begin().await.unwrap();
+    sqlx::query("INSERT INTO payment_message (client_id, message_id) VALUES ($1, 'pay-2')")
+        .bind(CLIENT)
+        .execute(&mut *reversal)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO advice (client_id, message_id, kind, request_id, body, received_at) \
+         VALUES ($1, 'rev-2', 'REVERSAL', 'pay-2', '{}', now())",
+    )
+    .bind(CLIENT)
+    .execute(&mut *reversal)
+    .await
+    .unwrap();
+    let paying = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let late = new_payment(&new_tran(), "pay-2");
+            store.insert_payment(&late).await
+        })
+    };
+    until_a_statement_waits_on_a_lock(&raw).await;
+    reversal.commit().await.unwrap();
+    assert_eq!(
+        paying.await.unwrap().unwrap(),
+        NewPaymentOutcome::AlreadyReversed
+    );
+    assert_eq!(
+        store.payment_by_message(CLIENT, "pay-2").await.unwrap(),
+        None
+    );
+    raw.close().await;
+    drop(store);
+    db.cleanup().await;
+}
+
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod postgres {
@@ -1811,6 +1927,7 @@ conformance!(
     payment_insert_and_read,
     tran_id_in_use_while_live,
     already_reversed,
+    an_orphan_reversal_of_a_stored_payment_is_refused,
     claim_for_scan_records_the_scan,
     concurrent_claims_one_wins,
     claim_races_expiry,

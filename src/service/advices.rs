@@ -9,7 +9,7 @@ use super::{Hub, HubError, HubResult, Waiters};
 use crate::domain::{decide_advice, AdviceDecision, AdviceKind};
 use crate::model::{ErrorDetail, ErrorType, PaymentConfirmation, PaymentReversal};
 use crate::store::{
-    event_kind, AdviceRecord, ApplyAdvice, ApplyAdviceOutcome, Direction, InsertOutcome, NewEvent,
+    event_kind, AdviceRecord, ApplyAdvice, ApplyAdviceOutcome, Direction, NewEvent, OrphanOutcome,
     PaymentRecord,
 };
 
@@ -153,10 +153,11 @@ impl Hub {
                 if advice.kind() == AdviceKind::Confirmation {
                     return Err(not_found());
                 }
-                // Remembered, so that a pay arriving later with this id is refused.
+                // Remembered, so that a pay arriving later with this id is refused. A pay
+                // stored meanwhile is this reversal's payment after all: decided again.
                 match self.store.insert_orphan_reversal(&record).await? {
-                    InsertOutcome::Inserted => return Err(not_found()),
-                    InsertOutcome::Duplicate => continue,
+                    OrphanOutcome::Inserted => return Err(not_found()),
+                    OrphanOutcome::DuplicateAdvice | OrphanOutcome::PaymentExists => continue,
                 }
             };
             let apply = match decide_advice(advice.kind(), payment.state) {

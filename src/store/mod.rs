@@ -122,6 +122,17 @@ pub enum InsertOutcome {
     Duplicate,
 }
 
+/// What became of a reversal of a payment id the hub had not seen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrphanOutcome {
+    /// Stored: a `pay` with this id arriving from now on is refused.
+    Inserted,
+    /// The advice's own id is already stored.
+    DuplicateAdvice,
+    /// A payment with this id was stored meanwhile: the reversal is for it.
+    PaymentExists,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NewPaymentOutcome {
     Inserted,
@@ -454,9 +465,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     // Advices
     async fn advice(&self, client_id: &str, message_id: &str) -> StoreResult<Option<AdviceRecord>>;
-    /// Stores a reversal for a payment the hub never saw (payment_id None). Fails with
-    /// `Duplicate` if the advice id is known.
-    async fn insert_orphan_reversal(&self, advice: &AdviceRecord) -> StoreResult<InsertOutcome>;
+    /// Stores a reversal for a payment the hub never saw (payment_id None), unless a payment
+    /// with its `request_id` exists by then, or is being stored at the same time (that one
+    /// is waited for): then `PaymentExists`, and nothing is stored. Never both this and the
+    /// payment: one of them is refused.
+    async fn insert_orphan_reversal(&self, advice: &AdviceRecord) -> StoreResult<OrphanOutcome>;
     async fn apply_advice(&self, apply: &ApplyAdvice) -> StoreResult<ApplyAdviceOutcome>;
 
     // Outbox

@@ -382,12 +382,18 @@ impl Store for PostgresStore {
             events: &payment.events,
             wake: payment.wake.as_deref(),
         };
+        // The payment's id is also written to `payment_message`, which a reversal that
+        // finds no payment writes too (insert_orphan_reversal): whichever is second waits
+        // for the first's commit. A reversal that got there first makes this statement fail
+        // on that key, undoing the payment with it.
         let sql = format!(
             "WITH ins AS (INSERT INTO payment (id, client_id, message_id, tran_id, state, \
              amount_minor, currency, request, created_at, scan_deadline, updated_at) \
              SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $9 WHERE NOT EXISTS \
              (SELECT 1 FROM advice WHERE client_id = $2 AND request_id = $3 AND kind = $11) \
-             ON CONFLICT DO NOTHING RETURNING id){} \
+             ON CONFLICT DO NOTHING RETURNING id, client_id, message_id), \
+             msg AS (INSERT INTO payment_message (client_id, message_id) \
+             SELECT client_id, message_id FROM ins){} \
              SELECT (SELECT count(*) FROM ins) AS changed{}",
             riders.ctes("ins", 12),
             riders.select()
@@ -407,9 +413,12 @@ impl Store for PostgresStore {
                 .bind(payment.created_at)
                 .bind(payment.scan_deadline)
                 .bind(AdviceKind::Reversal.as_str());
-            let row = riders.bind(query).fetch_one(&self.pool).await?;
-            if count(&row, "changed")? == 1 {
-                return Ok(NewPaymentOutcome::Inserted);
+            match riders.bind(query).fetch_one(&self.pool).await {
+                Ok(row) if count(&row, "changed")? == 1 => return Ok(NewPaymentOutcome::Inserted),
+                Ok(_) => {}
+                // A reversal of this id took the key first: looked up below.
+                Err(e) if violates(&e, "payment_message_pkey") => {}
+                Err(e) => return Err(e.into()),
             }
             let (duplicate, reversed, busy): (bool, bool, bool) = sqlx::query_as(
                 "SELECT EXISTS (SELECT 1 FROM payment WHERE client_id = $1 AND message_id = $2), \
@@ -608,13 +617,40 @@ impl Store for PostgresStore {
         .transpose()
     }
 
-    async fn insert_orphan_reversal(&self, advice: &AdviceRecord) -> StoreResult<InsertOutcome> {
-        let inserted = insert_advice(&self.pool, advice).await?;
-        Ok(if inserted {
-            InsertOutcome::Inserted
-        } else {
-            InsertOutcome::Duplicate
-        })
+    async fn insert_orphan_reversal(&self, advice: &AdviceRecord) -> StoreResult<OrphanOutcome> {
+        // The payment's id first: if a `pay` with this id is being stored right now, this
+        // waits for its commit (the key is already taken by a reversal before this one when
+        // no payment has it). The look-up after it is a statement of its own, so it sees
+        // what committed while this one waited.
+        // Only a reversal keeps a later pay out; a confirmation of nothing blocks nothing.
+        let mut tx = self.pool.begin().await?;
+        if advice.kind == AdviceKind::Reversal {
+            sqlx::query(
+                "INSERT INTO payment_message (client_id, message_id) VALUES ($1, $2) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(&advice.client_id)
+            .bind(&advice.request_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let paid: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM payment WHERE client_id = $1 AND message_id = $2)",
+        )
+        .bind(&advice.client_id)
+        .bind(&advice.request_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if paid {
+            tx.rollback().await?;
+            return Ok(OrphanOutcome::PaymentExists);
+        }
+        if !insert_advice(&mut *tx, advice).await? {
+            tx.rollback().await?;
+            return Ok(OrphanOutcome::DuplicateAdvice);
+        }
+        tx.commit().await?;
+        Ok(OrphanOutcome::Inserted)
     }
 
     async fn apply_advice(&self, apply: &ApplyAdvice) -> StoreResult<ApplyAdviceOutcome> {

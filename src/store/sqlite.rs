@@ -474,13 +474,25 @@ impl Store for SqliteStore {
         .transpose()
     }
 
-    async fn insert_orphan_reversal(&self, advice: &AdviceRecord) -> StoreResult<InsertOutcome> {
-        let inserted = insert_advice(&self.writer, advice).await?;
-        Ok(if inserted {
-            InsertOutcome::Inserted
-        } else {
-            InsertOutcome::Duplicate
-        })
+    async fn insert_orphan_reversal(&self, advice: &AdviceRecord) -> StoreResult<OrphanOutcome> {
+        // One writer at a time: a `pay` with this id is stored wholly before or after.
+        let mut tx = self.begin_write().await?;
+        let paid: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM payment WHERE client_id = $1 AND message_id = $2")
+                .bind(&advice.client_id)
+                .bind(&advice.request_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if paid.is_some() {
+            tx.rollback().await?;
+            return Ok(OrphanOutcome::PaymentExists);
+        }
+        if !insert_advice(&mut *tx, advice).await? {
+            tx.rollback().await?;
+            return Ok(OrphanOutcome::DuplicateAdvice);
+        }
+        tx.commit().await?;
+        Ok(OrphanOutcome::Inserted)
     }
 
     async fn apply_advice(&self, apply: &ApplyAdvice) -> StoreResult<ApplyAdviceOutcome> {
