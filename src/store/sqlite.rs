@@ -120,6 +120,21 @@ impl SqliteStore {
         })
     }
 
+    /// `DuplicateId` when `payment`'s id is already stored.
+    async fn known_payment(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+        payment: &NewPayment,
+    ) -> StoreResult<Option<NewPaymentOutcome>> {
+        let known: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM payment WHERE client_id = $1 AND message_id = $2")
+                .bind(&payment.client_id)
+                .bind(&payment.message_id)
+                .fetch_optional(&mut **tx)
+                .await?;
+        Ok(known.map(|_| NewPaymentOutcome::DuplicateId))
+    }
+
     async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
         Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
     }
@@ -162,29 +177,34 @@ async fn insert_outbox(conn: &mut SqliteConnection, msg: &NewOutboxMessage) -> S
 
 /// Appends timeline events, one cached single-row statement each (in-process: no round
 /// trips to save); events without a payment get `payment_id`.
+/// Rows per event insert: ten parameters each, well under SQLite's limit of 32,766.
+const EVENT_ROWS_PER_INSERT: usize = 256;
+
+/// One multi-row INSERT per batch of events: every statement is a round trip to the
+/// connection's own thread, which costs more than the row itself.
 async fn insert_events(
     conn: &mut SqliteConnection,
     events: &[NewEvent],
     payment_id: Option<Uuid>,
 ) -> StoreResult<()> {
-    for e in events {
-        sqlx::query(
+    for chunk in events.chunks(EVENT_ROWS_PER_INSERT) {
+        let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
             "INSERT INTO payment_event (payment_id, tran_id, at, kind, direction, counterparty, \
-             message_id, http_status, outcome, body) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(e.payment_id.or(payment_id).map(Id))
-        .bind(&e.tran_id)
-        .bind(Ts(e.at))
-        .bind(e.kind)
-        .bind(e.direction.as_str())
-        .bind(&e.counterparty)
-        .bind(&e.message_id)
-        .bind(e.http_status)
-        .bind(&e.outcome)
-        .bind(&e.body)
-        .execute(&mut *conn)
-        .await?;
+             message_id, http_status, outcome, body) ",
+        );
+        insert.push_values(chunk, |mut row, e| {
+            row.push_bind(e.payment_id.or(payment_id).map(Id))
+                .push_bind(&e.tran_id)
+                .push_bind(Ts(e.at))
+                .push_bind(e.kind)
+                .push_bind(e.direction.as_str())
+                .push_bind(&e.counterparty)
+                .push_bind(&e.message_id)
+                .push_bind(e.http_status)
+                .push_bind(&e.outcome)
+                .push_bind(&e.body);
+        });
+        insert.build().execute(&mut *conn).await?;
     }
     Ok(())
 }
@@ -260,31 +280,15 @@ impl Store for SqliteStore {
     }
 
     async fn insert_payment(&self, payment: &NewPayment) -> StoreResult<NewPaymentOutcome> {
+        // The insert refuses itself (no row) for an id the POS reversed first; a duplicate
+        // id or a busy tranId fails on its unique index. The checks cost no statement of
+        // their own on the happy path.
         let mut tx = self.begin_write().await?;
-        let known: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM payment WHERE client_id = $1 AND message_id = $2")
-                .bind(&payment.client_id)
-                .bind(&payment.message_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if known.is_some() {
-            return Ok(NewPaymentOutcome::DuplicateId);
-        }
-        let reversed: Option<i64> = sqlx::query_scalar(
-            "SELECT 1 FROM advice WHERE client_id = $1 AND request_id = $2 AND kind = $3",
-        )
-        .bind(&payment.client_id)
-        .bind(&payment.message_id)
-        .bind(AdviceKind::Reversal.as_str())
-        .fetch_optional(&mut *tx)
-        .await?;
-        if reversed.is_some() {
-            return Ok(NewPaymentOutcome::AlreadyReversed);
-        }
         let inserted = sqlx::query(
             "INSERT INTO payment (id, client_id, message_id, tran_id, state, amount_minor, \
              currency, request, created_at, scan_deadline, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $9)",
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $9 WHERE NOT EXISTS \
+             (SELECT 1 FROM advice WHERE client_id = $2 AND request_id = $3 AND kind = $11)",
         )
         .bind(Id(payment.id))
         .bind(&payment.client_id)
@@ -296,18 +300,29 @@ impl Store for SqliteStore {
         .bind(&payment.request)
         .bind(Ts(payment.created_at))
         .bind(Ts(payment.scan_deadline))
+        .bind(AdviceKind::Reversal.as_str())
         .execute(&mut *tx)
         .await;
         match inserted {
-            Ok(_) => {
+            Ok(done) if done.rows_affected() == 1 => {
                 insert_events(&mut tx, &payment.events, Some(payment.id)).await?;
                 tx.commit().await?;
                 Ok(NewPaymentOutcome::Inserted)
             }
+            // Reversed first, or a busy tranId, unless this is a repeat of a payment stored
+            // before (reversed since, or still live): a repeat is told as one, whichever
+            // check refused it.
+            Ok(_) => Ok(self
+                .known_payment(&mut tx, payment)
+                .await?
+                .unwrap_or(NewPaymentOutcome::AlreadyReversed)),
             Err(e) if violates_unique(&e, "payment.client_id, payment.message_id") => {
                 Ok(NewPaymentOutcome::DuplicateId)
             }
-            Err(e) if violates_unique(&e, "payment.tran_id") => Ok(NewPaymentOutcome::TranIdInUse),
+            Err(e) if violates_unique(&e, "payment.tran_id") => Ok(self
+                .known_payment(&mut tx, payment)
+                .await?
+                .unwrap_or(NewPaymentOutcome::TranIdInUse)),
             Err(e) => Err(e.into()),
         }
     }
