@@ -233,9 +233,16 @@ where
         let service = TowerToHyperService::new(router.clone());
         let watcher = graceful.watcher();
         let builders = Arc::clone(&builders);
+        let stopping = shutdown.clone();
         tokio::spawn(async move {
             let (http1, either) = &*builders;
-            let served = if io.speaks_http1().await {
+            // A connection that has sent nothing yet would hold up a shutdown (its watcher
+            // is live): on shutdown it is closed unserved.
+            let speaks_http1 = tokio::select! {
+                http1 = io.speaks_http1() => http1,
+                _ = stopping.cancelled() => return,
+            };
+            let served = if speaks_http1 {
                 watcher
                     .watch(http1.serve_connection(TokioIo::new(io), service))
                     .await

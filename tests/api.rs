@@ -460,7 +460,31 @@ async fn plain_tcp_speaks_http1_and_http2_with_prior_knowledge(db: TestDb) {
     hub.stop().await;
 }
 
+/// A client that opened a connection and sent nothing (a load balancer's spare connection)
+/// does not hold up a shutdown for its grace (3 s here): the hub closes it and stops.
+async fn a_connection_that_sends_nothing_does_not_hold_up_shutdown(db: TestDb) {
+    use tokio::io::AsyncReadExt;
+    let hub = hub(db).await;
+    let addr = hub.url.trim_start_matches("http://").to_owned();
+    let mut idle = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    // Accepted and waiting for its first bytes before the shutdown starts.
+    let (status, _) = hub.pos("/qr/v1/qrCodes", &qr_request("pos-1", 1000)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    tokio::time::timeout(std::time::Duration::from_secs(2), hub.stop())
+        .await
+        .expect("stopped well within the shutdown grace");
+    let mut rest = Vec::new();
+    let read = idle
+        .read_to_end(&mut rest)
+        .await
+        .expect("closed, not reset");
+    assert_eq!(read, 0, "nothing was sent on the idle connection");
+}
+
 both_stores!(
+    a_connection_that_sends_nothing_does_not_hold_up_shutdown,
     plain_tcp_speaks_http1_and_http2_with_prior_knowledge,
     every_operation_answers_with_and_without_a_trailing_slash,
     a_missing_required_field_is_named_by_its_dotted_path,

@@ -7,9 +7,9 @@ use axum::response::{IntoResponse, Response};
 use pin_project_lite::pin_project;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
-use tokio::time::Sleep;
+use tokio::time::Timeout;
 use tower::{Layer, Service};
 
 use super::ApiError;
@@ -63,8 +63,7 @@ where
         // Kept for the answer's ErrorDetail: a clone of the header shares its bytes.
         let request_id = request.headers().get("x-request-id").cloned();
         TimedRequest {
-            inner: self.inner.call(request),
-            deadline: tokio::time::sleep(self.limit),
+            inner: tokio::time::timeout(self.limit, self.inner.call(request)),
             limit: self.limit,
             request_id,
         }
@@ -72,12 +71,11 @@ where
 }
 
 pin_project! {
-    /// A request on its way through [`RequestTimeout`].
+    /// A request on its way through [`RequestTimeout`]: tokio's `Timeout` held in place
+    /// (it still gets its deadline checked when the request used up its task's budget).
     pub struct TimedRequest<F> {
         #[pin]
-        inner: F,
-        #[pin]
-        deadline: Sleep,
+        inner: Timeout<F>,
         limit: Duration,
         request_id: Option<HeaderValue>,
     }
@@ -91,11 +89,8 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        if let Poll::Ready(result) = this.inner.poll(cx) {
+        if let Ok(result) = ready!(this.inner.poll(cx)) {
             return Poll::Ready(result);
-        }
-        if this.deadline.poll(cx).is_pending() {
-            return Poll::Pending;
         }
         tracing::error!(limit = ?this.limit, "request cut short by the request timeout");
         let id = this

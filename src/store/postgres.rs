@@ -624,6 +624,11 @@ impl Store for PostgresStore {
         // what committed while this one waited.
         // Only a reversal keeps a later pay out; a confirmation of nothing blocks nothing.
         let mut tx = self.pool.begin().await?;
+        // Each statement must see what committed before it started (the look-up after the
+        // wait), whatever the database's default isolation is.
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+            .execute(&mut *tx)
+            .await?;
         if advice.kind == AdviceKind::Reversal {
             sqlx::query(
                 "INSERT INTO payment_message (client_id, message_id) VALUES ($1, $2) \

@@ -175,13 +175,14 @@ async fn insert_outbox(conn: &mut SqliteConnection, msg: &NewOutboxMessage) -> S
     Ok(())
 }
 
-/// Appends timeline events, one cached single-row statement each (in-process: no round
-/// trips to save); events without a payment get `payment_id`.
 /// Rows per event insert: ten parameters each, well under SQLite's limit of 32,766.
 const EVENT_ROWS_PER_INSERT: usize = 256;
 
-/// One multi-row INSERT per batch of events: every statement is a round trip to the
-/// connection's own thread, which costs more than the row itself.
+/// Appends timeline events (those without a payment get `payment_id`) as one multi-row
+/// INSERT per chunk: every statement is a round trip to the connection's own thread, which
+/// costs more than the row itself. Only the common shapes (up to four rows, as a change
+/// brings, and a full chunk) are kept prepared, so that the writer's batches of every size
+/// do not push the hot path's statements out of the connection's statement cache.
 async fn insert_events(
     conn: &mut SqliteConnection,
     events: &[NewEvent],
@@ -204,7 +205,12 @@ async fn insert_events(
                 .push_bind(&e.outcome)
                 .push_bind(&e.body);
         });
-        insert.build().execute(&mut *conn).await?;
+        let common_shape = chunk.len() <= 4 || chunk.len() == EVENT_ROWS_PER_INSERT;
+        insert
+            .build()
+            .persistent(common_shape)
+            .execute(&mut *conn)
+            .await?;
     }
     Ok(())
 }
