@@ -19,8 +19,13 @@ use crate::partner::{CallResult, CONFIRM_PATH, REVERSE_PATH};
 use crate::service::Hub;
 use crate::store::{event_kind, DeliveryResult, Direction, NewEvent, OutboxMessage};
 
-/// How far past a partner's timeout a lease reaches, so a live delivery is never re-leased.
-const LEASE_MARGIN: Duration = Duration::from_secs(30);
+/// How far past a partner's timeout a lease reaches, so a live delivery is never re-leased:
+/// the try's call ends by the partner's timeout, and recording its result takes a commit.
+/// It is also how long a try cut short by a crash holds its row, so it is kept short. A
+/// lease that still ran out too early (a stalled database, clocks more than this apart) costs
+/// at most a second delivery with the same id, and the first try's record is then refused
+/// by its fencing token.
+const LEASE_MARGIN: Duration = Duration::from_secs(5);
 
 /// How long one try holds its row: the slowest partner's timeout and a margin.
 pub fn lease(settings: &crate::config::Settings) -> Duration {
