@@ -293,9 +293,18 @@ pub struct PartnerSettings {
     pub password_hash: PasswordHashText,
     /// The hub calls `{base_url}/qr/v1/payments`, `/payments/confirmations`, `/payments/reversals`.
     pub base_url: String,
-    /// What the hub presents to the partner.
+    /// What the hub presents to the partner. The hub is the sender of every message it
+    /// sends there, so this is also `client.id` in them (the interface's rule: the Basic
+    /// user is the sender's id); the retailer stays in `originator`.
     pub username: String,
     pub password: SecretString,
+    /// `client.name` in the messages the hub sends this partner (at most 40 characters).
+    #[serde(default = "default_client_name")]
+    pub client_name: String,
+    /// Largest answer body read from this partner: past it, a `pay` is unknown (reversed)
+    /// and an advice is tried again, rather than the hub buffering whatever it is sent.
+    #[serde(default = "default_max_answer_bytes")]
+    pub max_answer_bytes: usize,
     /// How long the hub waits for the partner's answer to `pay` and to each advice.
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
@@ -308,6 +317,14 @@ pub struct PartnerSettings {
     pub client_cert_path: Option<PathBuf>,
     #[serde(default)]
     pub client_key_path: Option<PathBuf>,
+}
+
+fn default_client_name() -> String {
+    "qrhub".into()
+}
+
+fn default_max_answer_bytes() -> usize {
+    1024 * 1024
 }
 
 impl PartnerSettings {
@@ -326,6 +343,8 @@ impl std::fmt::Debug for PartnerSettings {
             .field("base_url", &crate::app::redact_url(&self.base_url))
             .field("username", &self.username)
             .field("password", &self.password)
+            .field("client_name", &self.client_name)
+            .field("max_answer_bytes", &self.max_answer_bytes)
             .field("timeout", &self.timeout)
             .finish()
     }
@@ -470,6 +489,18 @@ impl Settings {
                 return Err(invalid(
                     format!("partners[{i}].timeout"),
                     "must be positive",
+                ));
+            }
+            if p.client_name.is_empty() || p.client_name.chars().count() > 40 {
+                return Err(invalid(
+                    format!("partners[{i}].client_name"),
+                    "must be 1 to 40 characters (Institution.name)",
+                ));
+            }
+            if p.max_answer_bytes < 4096 {
+                return Err(invalid(
+                    format!("partners[{i}].max_answer_bytes"),
+                    "must be at least 4096",
                 ));
             }
             match (&p.client_cert_path, &p.client_key_path) {

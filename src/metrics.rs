@@ -48,6 +48,10 @@ pub mod name {
     pub const OUTBOX_DELIVERIES: &str = "qrhub_outbox_deliveries_total";
     pub const OUTBOX_DEAD_LETTERS: &str = "qrhub_outbox_dead_letters_total";
     pub const OUTBOX_DEPTH: &str = "qrhub_outbox_depth";
+    pub const OUTBOX_REFUSED: &str = "qrhub_outbox_refused";
+    pub const OUTBOX_DEAD: &str = "qrhub_outbox_dead";
+    pub const PARTNER_CREDENTIALS_REFUSED: &str = "qrhub_partner_credentials_refused_total";
+    pub const PAYMENT_RESPONSE_REPAIRS: &str = "qrhub_partner_response_repairs_total";
     pub const OUTBOX_OLDEST_AGE: &str = "qrhub_outbox_oldest_age_seconds";
     pub const HELD_PAY_REQUESTS: &str = "qrhub_held_pay_requests";
     pub const DB_POOL_CONNECTIONS: &str = "qrhub_db_pool_connections";
@@ -125,6 +129,22 @@ fn describe() {
     describe_counter!(
         name::OUTBOX_DEAD_LETTERS,
         "Advices dead-lettered after their expiry"
+    );
+    describe_gauge!(
+        name::OUTBOX_REFUSED,
+        "Advices the partner refused (FAILED), each an operator's open item, as of the last sweep"
+    );
+    describe_gauge!(
+        name::OUTBOX_DEAD,
+        "Advices dead-lettered and not retried yet, as of the last sweep"
+    );
+    describe_counter!(
+        name::PARTNER_CREDENTIALS_REFUSED,
+        "Answers 401 or 403 to the hub's own calls, by partner: its credentials need an operator"
+    );
+    describe_counter!(
+        name::PAYMENT_RESPONSE_REPAIRS,
+        "Approvals whose body the hub repaired to relay a valid PaymentResponse, by partner and repair"
     );
     describe_gauge!(
         name::OUTBOX_DEPTH,
@@ -355,6 +375,18 @@ pub fn outbox_delivery(kind: crate::domain::AdviceKind, result: &'static str) {
     metrics::counter!(name::OUTBOX_DELIVERIES, "kind" => kind, "result" => result).increment(1);
 }
 
+/// A partner answered 401 or 403 to one of the hub's calls.
+pub fn partner_credentials_refused(partner: &str) {
+    metrics::counter!(name::PARTNER_CREDENTIALS_REFUSED, "partner" => partner.to_owned())
+        .increment(1);
+}
+
+/// The hub repaired an approval's body (`repair` is one of a few fixed kinds).
+pub fn payment_response_repair(partner: &str, repair: &'static str) {
+    metrics::counter!(name::PAYMENT_RESPONSE_REPAIRS, "partner" => partner.to_owned(), "repair" => repair)
+        .increment(1);
+}
+
 pub fn outbox_dead_letters(count: u64) {
     metrics::counter!(name::OUTBOX_DEAD_LETTERS).increment(count);
 }
@@ -363,6 +395,8 @@ pub fn outbox_dead_letters(count: u64) {
 pub fn outbox_stats(stats: &OutboxStats, now: DateTime<Utc>) {
     // i64 → f64 loses nothing below 2^53 rows.
     metrics::gauge!(name::OUTBOX_DEPTH).set(stats.pending as f64);
+    metrics::gauge!(name::OUTBOX_REFUSED).set(stats.refused as f64);
+    metrics::gauge!(name::OUTBOX_DEAD).set(stats.dead as f64);
     let age = stats
         .oldest_created_at
         .and_then(|t| (now - t).to_std().ok())

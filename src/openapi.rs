@@ -949,7 +949,7 @@ fn paths() -> Value {
                 "parameters": [{"name": "id", "in": "path", "required": true,
                                 "description": "The outbox row id (a UUID).", "schema": {"type": "string"}}],
                 "responses": with(
-                    errors(&[bad_param, (404, "No dead outbox row with this id (UNABLE_TO_LOCATE_RECORD).")]),
+                    errors(&[bad_param, (404, "No dead or refused outbox row with this id (UNABLE_TO_LOCATE_RECORD).")]),
                     "200", json_answer("The row, pending again.", "Retried"))
             }),
         )}),

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use common::db::TestDb;
 use common::hub::{
-    confirmation, pay_request, reversal, Options, TestHub, OPERATOR, OPERATOR_PASSWORD,
-    PARTNER_PASSWORD, POS_PASSWORD,
+    confirmation, reversal, Options, TestHub, OPERATOR, OPERATOR_PASSWORD, PARTNER_PASSWORD,
+    POS_PASSWORD,
 };
 use qrhub::simulator::{AdviceBehaviour, LedgerEntry, MessageKind, PayBehaviour};
 
@@ -20,21 +20,9 @@ fn of_kind(ledger: &[LedgerEntry], kind: MessageKind) -> Vec<&LedgerEntry> {
     ledger.iter().filter(|e| e.kind == kind).collect()
 }
 
-/// A code, a held pay and a scan by wallet-1; returns the pay request and the answer.
-async fn paid(hub: &TestHub, amount: i64) -> (Value, StatusCode, Value) {
-    let tran_id = hub.new_code(amount).await;
-    let request = pay_request("pos-1", &tran_id, amount);
-    let pay = hub.pay(request.clone());
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let (status, body) = hub.scan("wallet-1", &tran_id, None).await;
-    assert_eq!(status, StatusCode::ACCEPTED, "scan: {body}");
-    let (status, answer) = pay.await.expect("pay finished");
-    (request, status, answer)
-}
-
 /// A paid and confirmed payment (optionally a partial confirmation of `confirmed_amount`).
 async fn confirmed(hub: &TestHub, amount: i64, confirmed_amount: Option<i64>) -> Value {
-    let (request, status, answer) = paid(hub, amount).await;
+    let (request, status, answer) = hub.paid(amount).await;
     assert_eq!(status, StatusCode::CREATED, "{answer}");
     let mut advice = confirmation(request["id"].as_str().expect("id"));
     if let Some(a) = confirmed_amount {
@@ -115,7 +103,7 @@ async fn settlement_report_adds_up_in_json_and_csv(db: TestDb) {
     confirmed(&hub, 5000, Some(4200)).await;
     // 2 reversed by the POS after approval.
     for _ in 0..2 {
-        let (request, status, _) = paid(&hub, 2000).await;
+        let (request, status, _) = hub.paid(2000).await;
         assert_eq!(status, StatusCode::CREATED);
         let advice = reversal(request["id"].as_str().expect("id"), "CANCELLED");
         let (status, _) = hub.pos("/qr/v1/payments/reversals", &advice).await;
@@ -123,7 +111,7 @@ async fn settlement_report_adds_up_in_json_and_csv(db: TestDb) {
     }
     // 1 unknown: the partner never answers, the hub reverses it and tells the POS 504.
     hub.sim.script_pay(PayBehaviour::Hang);
-    let (_, status, answer) = paid(&hub, 3000).await;
+    let (_, status, answer) = hub.paid(3000).await;
     assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{answer}");
 
     let date = today();
@@ -209,7 +197,7 @@ async fn search_filters_and_walks_pages(db: TestDb) {
     let hub = TestHub::start(db, Options::default()).await;
     let mut requests = Vec::new();
     for i in 0..5 {
-        let (request, status, _) = paid(&hub, 100 + i).await;
+        let (request, status, _) = hub.paid(100 + i).await;
         assert_eq!(status, StatusCode::CREATED);
         requests.push(request);
     }
@@ -379,7 +367,7 @@ async fn a_dead_letter_retried_by_an_operator_is_delivered(db: TestDb) {
         },
     )
     .await;
-    let (request, status, _) = paid(&hub, 1000).await;
+    let (request, status, _) = hub.paid(1000).await;
     assert_eq!(status, StatusCode::CREATED);
     hub.sim.script_advice(AdviceBehaviour::FailTimes {
         n: 10_000,
@@ -450,7 +438,7 @@ async fn reconciliation_finds_planted_differences(db: TestDb) {
     let a = confirmed(&hub, 1000, None).await;
     let b = confirmed(&hub, 2000, None).await;
     let c = confirmed(&hub, 3000, None).await;
-    let (d, status, _) = paid(&hub, 4000).await;
+    let (d, status, _) = hub.paid(4000).await;
     assert_eq!(status, StatusCode::CREATED);
     let advice = reversal(d["id"].as_str().expect("id"), "CANCELLED");
     assert_eq!(
@@ -570,7 +558,7 @@ async fn the_summary_counts_todays_payments_and_the_outbox(db: TestDb) {
     for _ in 0..2 {
         confirmed(&hub, 1000, None).await;
     }
-    let (request, status, _) = paid(&hub, 2000).await;
+    let (request, status, _) = hub.paid(2000).await;
     assert_eq!(status, StatusCode::CREATED);
     let advice = reversal(request["id"].as_str().expect("id"), "CANCELLED");
     assert_eq!(

@@ -14,27 +14,13 @@ use std::time::Duration;
 
 use common::browser::{artifacts_dir, Browser};
 use common::db::TestDb;
-use common::hub::{
-    confirmation, pay_request, reversal, Options, TestHub, OPERATOR, OPERATOR_PASSWORD,
-};
+use common::hub::{confirmation, reversal, Options, TestHub, OPERATOR, OPERATOR_PASSWORD};
 use qrhub::simulator::{LedgerEntry, MessageKind};
 
 const WAIT: Duration = Duration::from_secs(5);
 
 fn of_kind(ledger: &[LedgerEntry], kind: MessageKind) -> Vec<&LedgerEntry> {
     ledger.iter().filter(|e| e.kind == kind).collect()
-}
-
-/// A code, a held pay and a scan by wallet-1; returns the pay request and the answer.
-async fn paid(hub: &TestHub, amount: i64) -> (Value, StatusCode, Value) {
-    let tran_id = hub.new_code(amount).await;
-    let request = pay_request("pos-1", &tran_id, amount);
-    let pay = hub.pay(request.clone());
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let (status, body) = hub.scan("wallet-1", &tran_id, None).await;
-    assert_eq!(status, StatusCode::ACCEPTED, "scan: {body}");
-    let (status, answer) = pay.await.expect("pay finished");
-    (request, status, answer)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -110,7 +96,7 @@ async fn console_pages_are_self_contained_and_locked_down() {
 async fn an_operator_finds_a_payment_and_reads_its_timeline_in_a_real_browser() {
     let hub = TestHub::start(TestDb::sqlite().await, Options::default()).await;
     // One payment confirmed (the one looked at), and one reversed, for the settlement chart.
-    let (request, status, answer) = paid(&hub, 15000).await;
+    let (request, status, answer) = hub.paid(15000).await;
     assert_eq!(status, StatusCode::CREATED, "{answer}");
     let tran_id = request["tranId"].as_str().expect("tranId").to_owned();
     let (status, echo) = hub
@@ -120,7 +106,7 @@ async fn an_operator_finds_a_payment_and_reads_its_timeline_in_a_real_browser() 
         )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{echo}");
-    let (other, status, answer) = paid(&hub, 4250).await;
+    let (other, status, answer) = hub.paid(4250).await;
     assert_eq!(status, StatusCode::CREATED, "{answer}");
     let (status, echo) = hub
         .pos(

@@ -12,7 +12,7 @@ use common::hub::{confirmation, new_id, pay_request, reversal, Options, TestHub,
 use qrhub::domain::PaymentState;
 use qrhub::model::ErrorType;
 use qrhub::simulator::{AdviceBehaviour, LedgerEntry, MessageKind, PayBehaviour};
-use qrhub::store::{OutboxMessage, OutboxState, PaymentRecord};
+use qrhub::store::OutboxState;
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -20,45 +20,13 @@ fn of_kind(ledger: &[LedgerEntry], kind: MessageKind) -> Vec<&LedgerEntry> {
     ledger.iter().filter(|e| e.kind == kind).collect()
 }
 
-/// A code, a held pay and a scan by wallet-1; returns the pay request and the answer.
-async fn paid(hub: &TestHub, amount: i64) -> (Value, StatusCode, Value) {
-    let tran_id = hub.new_code(amount).await;
-    let request = pay_request("pos-1", &tran_id, amount);
-    let pay = hub.pay(request.clone());
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let (status, body) = hub.scan("wallet-1", &tran_id, None).await;
-    assert_eq!(status, StatusCode::ACCEPTED, "scan: {body}");
-    assert_eq!(body, Value::Null, "202 has no body");
-    let (status, answer) = pay.await.expect("pay finished");
-    (request, status, answer)
-}
-
-async fn stored(hub: &TestHub, request: &Value) -> PaymentRecord {
-    hub.hub
-        .store
-        .payment_by_message("pos-1", request["id"].as_str().expect("id"))
-        .await
-        .expect("store")
-        .expect("payment stored")
-}
-
 async fn payment_state(hub: &TestHub, request: &Value) -> PaymentState {
-    stored(hub, request).await.state
-}
-
-/// The advices the hub owes the partner for the payment of `request`.
-async fn outbox_of(hub: &TestHub, request: &Value) -> Vec<OutboxMessage> {
-    let payment = stored(hub, request).await;
-    hub.hub
-        .store
-        .outbox_for_payment(payment.id)
-        .await
-        .expect("store")
+    hub.stored(request).await.state
 }
 
 async fn happy_path_end_to_end(db: TestDb) {
     let hub = TestHub::start(db, Options::default()).await;
-    let (request, status, answer) = paid(&hub, 15000).await;
+    let (request, status, answer) = hub.paid(15000).await;
     assert_eq!(status, StatusCode::CREATED, "{answer}");
     assert_eq!(
         answer["id"], request["id"],
@@ -233,7 +201,7 @@ async fn s4_a_reversal_before_its_pay_is_remembered(db: TestDb) {
 
 async fn s5_a_pos_reversal_of_an_approved_payment_reaches_the_partner(db: TestDb) {
     let hub = TestHub::start(db, Options::default()).await;
-    let (request, status, _) = paid(&hub, 2000).await;
+    let (request, status, _) = hub.paid(2000).await;
     assert_eq!(status, StatusCode::CREATED);
     let partner_pay_id = of_kind(&hub.sim.ledger(), MessageKind::Pay)[0].message["id"].clone();
     let advice = reversal(request["id"].as_str().expect("id"), "TIMEOUT");
@@ -261,7 +229,7 @@ async fn s5_a_pos_reversal_of_an_approved_payment_reaches_the_partner(db: TestDb
 
 async fn s6_a_void_is_a_cancelled_reversal_with_its_amount(db: TestDb) {
     let hub = TestHub::start(db, Options::default()).await;
-    let (request, status, _) = paid(&hub, 2000).await;
+    let (request, status, _) = hub.paid(2000).await;
     assert_eq!(status, StatusCode::CREATED);
     let mut advice = reversal(request["id"].as_str().expect("id"), "CANCELLED");
     advice["amounts"] = serde_json::json!({"approvedAmount": {"amount": 0, "currency": "710"}});
@@ -278,7 +246,7 @@ async fn s6_a_void_is_a_cancelled_reversal_with_its_amount(db: TestDb) {
 
 async fn partial_confirmation_amounts_are_carried_through(db: TestDb) {
     let hub = TestHub::start(db, Options::default()).await;
-    let (request, status, _) = paid(&hub, 5000).await;
+    let (request, status, _) = hub.paid(5000).await;
     assert_eq!(status, StatusCode::CREATED);
     let mut advice = confirmation(request["id"].as_str().expect("id"));
     advice["amounts"] = serde_json::json!({"approvedAmount": {"amount": 4200, "currency": "710"}});
@@ -304,7 +272,7 @@ async fn p2_unknown_partner_outcomes_are_reversed_by_the_hub(db: TestDb) {
     ] {
         hub.sim.clear_ledger();
         hub.sim.script_pay(behaviour.clone());
-        let (request, status, answer) = paid(&hub, 3000).await;
+        let (request, status, answer) = hub.paid(3000).await;
         assert_eq!(
             status,
             StatusCode::GATEWAY_TIMEOUT,
@@ -347,7 +315,7 @@ async fn a_partner_decline_is_relayed_and_nothing_is_reversed(db: TestDb) {
         status: 400,
         error_type: ErrorType::InsufficientFunds,
     });
-    let (request, status, answer) = paid(&hub, 3000).await;
+    let (request, status, answer) = hub.paid(3000).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
     assert_eq!(answer["errorType"], "INSUFFICIENT_FUNDS");
     assert_eq!(answer["id"], request["id"]);
@@ -378,11 +346,11 @@ async fn an_unreachable_partner_is_503_with_nothing_to_reverse(db: TestDb) {
         },
     )
     .await;
-    let (request, status, answer) = paid(&hub, 3000).await;
+    let (request, status, answer) = hub.paid(3000).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
     assert_eq!(answer["errorType"], "UPSTREAM_UNAVAILABLE");
     assert_eq!(payment_state(&hub, &request).await, PaymentState::Declined);
-    assert!(outbox_of(&hub, &request).await.is_empty());
+    assert!(hub.outbox_of(&request).await.is_empty());
     hub.stop().await;
 }
 
@@ -473,7 +441,7 @@ async fn duplicates_never_cause_a_second_side_effect(db: TestDb) {
 
 async fn advices_in_any_order_and_from_the_wrong_client(db: TestDb) {
     let hub = TestHub::start(db, Options::default()).await;
-    let (request, status, _) = paid(&hub, 1000).await;
+    let (request, status, _) = hub.paid(1000).await;
     assert_eq!(status, StatusCode::CREATED);
     let request_id = request["id"].as_str().expect("id");
 
@@ -527,7 +495,7 @@ async fn advices_in_any_order_and_from_the_wrong_client(db: TestDb) {
 
 async fn advice_delivery_retries_with_the_same_id_until_the_partner_has_it(db: TestDb) {
     let hub = TestHub::start(db, Options::default()).await;
-    let (request, status, _) = paid(&hub, 1000).await;
+    let (request, status, _) = hub.paid(1000).await;
     assert_eq!(status, StatusCode::CREATED);
     hub.sim
         .script_advice(AdviceBehaviour::FailTimes { n: 3, status: 500 });
@@ -548,7 +516,7 @@ async fn advice_delivery_retries_with_the_same_id_until_the_partner_has_it(db: T
         deliveries.iter().all(|d| d.id == deliveries[0].id),
         "the same id every time"
     );
-    let rows = outbox_of(&hub, &request).await;
+    let rows = hub.outbox_of(&request).await;
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].state, OutboxState::Delivered);
     assert_eq!(rows[0].attempts, 4);
@@ -557,7 +525,7 @@ async fn advice_delivery_retries_with_the_same_id_until_the_partner_has_it(db: T
 
 async fn a_final_refusal_ends_the_delivery(db: TestDb) {
     let hub = TestHub::start(db, Options::default()).await;
-    let (request, status, _) = paid(&hub, 1000).await;
+    let (request, status, _) = hub.paid(1000).await;
     assert_eq!(status, StatusCode::CREATED);
     hub.sim.script_advice(AdviceBehaviour::Status(400));
     let (status, _) = hub
@@ -574,7 +542,7 @@ async fn a_final_refusal_ends_the_delivery(db: TestDb) {
         of_kind(&hub.sim.ledger(), MessageKind::Confirmation).len(),
         1
     );
-    let rows = outbox_of(&hub, &request).await;
+    let rows = hub.outbox_of(&request).await;
     assert_eq!(rows[0].state, OutboxState::Failed);
     assert_eq!(rows[0].last_status, Some(400));
     hub.stop().await;
@@ -589,7 +557,7 @@ async fn undeliverable_advices_are_dead_lettered_at_their_expiry(db: TestDb) {
         },
     )
     .await;
-    let (request, status, _) = paid(&hub, 1000).await;
+    let (request, status, _) = hub.paid(1000).await;
     assert_eq!(status, StatusCode::CREATED);
     hub.sim.script_advice(AdviceBehaviour::FailTimes {
         n: 10_000,
@@ -604,7 +572,7 @@ async fn undeliverable_advices_are_dead_lettered_at_their_expiry(db: TestDb) {
     assert_eq!(status, StatusCode::ACCEPTED);
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let rows = outbox_of(&hub, &request).await;
+        let rows = hub.outbox_of(&request).await;
         if rows[0].state == OutboxState::Dead {
             assert!(rows[0].attempts >= 2, "it was tried before it died");
             break;

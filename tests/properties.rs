@@ -3,8 +3,8 @@
 
 use proptest::prelude::*;
 use qrhub::domain::{
-    classify, decide_advice, settle_partner_answer, AdviceDecision, AdviceKind, Money, Outcome,
-    PartnerAnswer, PartnerOperation, PaymentState,
+    classify_advice, classify_pay, decide_advice, settle_partner_answer, AdviceAnswer,
+    AdviceDecision, AdviceKind, Money, Outcome, PartnerAnswer, PartnerOperation, PaymentState,
 };
 use qrhub::model::{
     schema, CreateQrCodeRequest, PaymentConfirmation, PaymentRequest, PaymentReversal, QrScheme,
@@ -30,8 +30,8 @@ enum Event {
     Forward,
     /// `service/forward.rs`: the partner was removed from the config: MATCHED → DECLINED.
     ForwardPartnerGone,
-    /// `service/forward.rs`: the partner answered with this HTTP status (`classify`), the
-    /// body relayable or not (an unrelayable approval is treated as unknown).
+    /// `service/forward.rs`: the partner answered with this HTTP status (`classify_pay`); a
+    /// 2xx for the amount asked or not (another amount is reversed).
     PartnerStatus { status: u16, relayable: bool },
     /// `service/forward.rs`: nothing reached the partner (connect refused): declined.
     PartnerNotSent,
@@ -187,9 +187,10 @@ impl Payment {
                 self.cas(Matched, Declined);
             }
             Event::PartnerStatus { status, relayable } => {
-                let answer = match classify(status, PartnerOperation::Pay) {
+                let answer = match classify_pay(status) {
                     Outcome::Success if relayable => PartnerAnswer::Approved,
-                    Outcome::Success | Outcome::Unknown => PartnerAnswer::Unknown,
+                    Outcome::Success => PartnerAnswer::ApprovedOtherAmount,
+                    Outcome::Unknown => PartnerAnswer::Unknown,
                     Outcome::Failed => PartnerAnswer::Declined,
                 };
                 self.partner_answer(answer, false);
@@ -281,7 +282,12 @@ proptest! {
                 AdviceDecision::Absorb | AdviceDecision::Refuse(_) => {}
             }
         }
-        for answer in [PartnerAnswer::Approved, PartnerAnswer::Declined, PartnerAnswer::Unknown] {
+        for answer in [
+            PartnerAnswer::Approved,
+            PartnerAnswer::ApprovedOtherAmount,
+            PartnerAnswer::Declined,
+            PartnerAnswer::Unknown,
+        ] {
             for pos in [false, true] {
                 let s = settle_partner_answer(answer, pos);
                 prop_assert!(PaymentState::Forwarded.can_move_to(s.state));
@@ -290,14 +296,25 @@ proptest! {
     }
 
     #[test]
-    fn classify_is_total_and_404_only_succeeds_for_reversals(status in any::<u16>()) {
-        for op in [PartnerOperation::Pay, PartnerOperation::Confirm, PartnerOperation::Reverse] {
-            let outcome = classify(status, op);
-            if (200..=202).contains(&status) {
-                prop_assert_eq!(outcome, Outcome::Success);
-            }
-            if status == 404 {
-                prop_assert_eq!(outcome == Outcome::Success, op == PartnerOperation::Reverse);
+    fn classification_is_total_and_404_only_delivers_reversals(status in any::<u16>()) {
+        let pay = classify_pay(status);
+        if (200..=299).contains(&status) {
+            prop_assert_eq!(pay, Outcome::Success);
+        } else {
+            prop_assert_ne!(pay, Outcome::Success);
+        }
+        for op in [PartnerOperation::Confirm, PartnerOperation::Reverse] {
+            let advice = classify_advice(status, op, None);
+            prop_assert_eq!(
+                advice == AdviceAnswer::Delivered,
+                (200..=299).contains(&status) || (status == 404 && op == PartnerOperation::Reverse)
+            );
+            // Nothing a gateway, a redirect or a throttle says ends an advice.
+            if (300..=399).contains(&status) || [401, 403, 408, 425, 429].contains(&status)
+                || ((500..=599).contains(&status) && status != 501)
+            {
+                let not_yet = matches!(advice, AdviceAnswer::NotYet { .. });
+                prop_assert!(not_yet, "{} is final", status);
             }
         }
     }

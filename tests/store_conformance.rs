@@ -1337,9 +1337,47 @@ async fn outbox_stats_count_pending_rows(store: SharedStore) {
         store.outbox_stats().await.unwrap(),
         OutboxStats {
             pending: 0,
-            oldest_created_at: None
+            oldest_created_at: None,
+            refused: 0,
+            dead: 1,
         }
     );
+
+    // An advice the partner refused is an open item, and an operator's retry reopens it
+    // as it does a dead letter.
+    let at = t0() + secs(30);
+    let id = forwarded(&store, at).await;
+    let msg = outbox_msg(id, AdviceKind::Reversal, at);
+    assert!(store
+        .record_partner_answer(&answer(id, PaymentState::Unknown, Some(msg.clone())))
+        .await
+        .unwrap());
+    let claimed = store
+        .claim_due_outbox(at + secs(1), at + secs(30), 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    let refusal = DeliveryResult::Failed {
+        status: 422,
+        error: "no such payment".into(),
+    };
+    assert!(store
+        .finish_delivery(msg.id, 1, &refusal, at + secs(2))
+        .await
+        .unwrap());
+    let stats = store.outbox_stats().await.unwrap();
+    assert_eq!((stats.refused, stats.dead, stats.pending), (1, 1, 0));
+    assert!(store
+        .retry_dead_letter(msg.id, at + secs(3), at + secs(3600))
+        .await
+        .unwrap());
+    let stats = store.outbox_stats().await.unwrap();
+    assert_eq!((stats.refused, stats.dead, stats.pending), (0, 1, 1));
+    // A pending row is no open item: nothing to retry.
+    assert!(!store
+        .retry_dead_letter(msg.id, at + secs(4), at + secs(3600))
+        .await
+        .unwrap());
 }
 
 async fn pool_stats_are_consistent(store: SharedStore) {

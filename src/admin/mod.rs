@@ -373,17 +373,17 @@ pub struct Retried {
     pub expires_at: DateTime<Utc>,
 }
 
-/// `POST /admin/v1/outbox/{id}/retry`: a DEAD row becomes PENDING, due now, with a fresh
-/// `outbox.expiry`; 404 for any row that is not dead.
+/// `POST /admin/v1/outbox/{id}/retry`: a DEAD row, or one the partner refused (FAILED),
+/// becomes PENDING, due now, with a fresh `outbox.expiry`; 404 for any other row.
 pub async fn retry_dead_letter(hub: &Hub, id: &str, row_id: &str) -> HubResult<Retried> {
     let uuid = Uuid::parse_str(row_id)
         .map_err(|_| bad_param(id, "id", "must be an outbox row id (UUID)", row_id))?;
     let now = hub.clock.now();
     let expires_at = now + span(hub.settings.outbox.expiry);
     if !hub.store.retry_dead_letter(uuid, now, expires_at).await? {
-        return Err(not_found(id, "No dead outbox row with this id"));
+        return Err(not_found(id, "No dead or refused outbox row with this id"));
     }
-    tracing::info!(outbox_id = %uuid, "dead letter retried by an operator");
+    tracing::info!(outbox_id = %uuid, "dead or refused advice retried by an operator");
     hub.outbox_wake.notify_one();
     Ok(Retried {
         id: uuid,

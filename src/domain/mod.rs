@@ -2,11 +2,13 @@
 //! code means, and what each advice does to a payment in each state.
 
 mod advice;
+mod approval;
 mod money;
 mod outcome;
 mod state;
 
 pub use advice::{decide_advice, AdviceDecision, AdviceKind, Refusal};
+pub use approval::{check_approved_amount, AmountMismatch};
 pub use money::{currency_exponent, Money};
-pub use outcome::{classify, Outcome, PartnerOperation};
+pub use outcome::{classify_advice, classify_pay, AdviceAnswer, Outcome, PartnerOperation};
 pub use state::{settle_partner_answer, PartnerAnswer, PaymentState, Settlement};

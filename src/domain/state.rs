@@ -106,6 +106,9 @@ impl FromStr for PaymentState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PartnerAnswer {
     Approved,
+    /// A 2xx for another amount or currency than the POS asked for: not relayed as an
+    /// approval; the hub reverses it at the partner and declines the POS.
+    ApprovedOtherAmount,
     Declined,
     Unknown,
 }
@@ -134,7 +137,8 @@ pub fn settle_partner_answer(answer: PartnerAnswer, reversed_by_pos: bool) -> Se
             state: PaymentState::Unknown,
             queue_reversal: true,
         },
-        (PartnerAnswer::Approved | PartnerAnswer::Unknown, true) => Settlement {
+        (PartnerAnswer::Approved | PartnerAnswer::Unknown, true)
+        | (PartnerAnswer::ApprovedOtherAmount, _) => Settlement {
             state: PaymentState::Reversed,
             queue_reversal: true,
         },

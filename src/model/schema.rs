@@ -491,6 +491,13 @@ pub fn check(body: &Value, schema: &Schema) -> Vec<FormatError> {
     errors
 }
 
+/// Whether one value is well formed as `kind` (for the repairs of `model::repair`).
+pub(crate) fn value_ok(value: &Value, kind: &Kind) -> bool {
+    let mut errors = Vec::new();
+    check_value(value, kind, "", &mut errors);
+    errors.is_empty()
+}
+
 fn join(prefix: &str, name: &str) -> String {
     if prefix.is_empty() {
         name.to_owned()

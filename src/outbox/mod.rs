@@ -2,8 +2,10 @@
 //!
 //! Workers lease due rows (the lease is the row's next due time, so a worker that dies simply
 //! lets it fall due again), deliver each with the same message id every time, and record the
-//! outcome with the attempt number as a fencing token. Unknown outcomes are retried with
-//! capped exponential backoff and full jitter; final answers end the row.
+//! outcome with the attempt number as a fencing token. An answer that is not final (see
+//! `domain::classify_advice`) is retried with capped exponential backoff and jitter, no sooner
+//! than the partner's `Retry-After` (capped too); a final answer ends the row: delivered, or
+//! refused (an operator's open item, retryable like a dead letter).
 
 use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
@@ -13,7 +15,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::api;
-use crate::domain::{classify, AdviceKind, Outcome, PartnerOperation};
+use crate::domain::{classify_advice, AdviceAnswer, AdviceKind, PartnerOperation};
 use crate::metrics::{self, CallOutcome};
 use crate::partner::{CallResult, CONFIRM_PATH, REVERSE_PATH};
 use crate::service::Hub;
@@ -134,6 +136,16 @@ pub async fn deliver(hub: &Hub, row: OutboxMessage) -> anyhow::Result<()> {
         sent.elapsed(),
     );
     let now = hub.clock.now();
+    if let CallResult::Answered {
+        status: status @ (401 | 403),
+        ..
+    } = &call
+    {
+        // The partner does not accept the hub's own credentials: only an operator can fix
+        // that. The advice is kept and retried meanwhile.
+        metrics::partner_credentials_refused(&partner.id);
+        tracing::error!(partner = %partner.id, status, outbox_id = %row.id, "partner refused the hub's credentials; check partners[].username and password");
+    }
     let result = delivery_result(&call, operation, row.attempts, now, hub);
     metrics::outbox_delivery(
         row.kind,
@@ -148,7 +160,7 @@ pub async fn deliver(hub: &Hub, row: OutboxMessage) -> anyhow::Result<()> {
             tracing::debug!(outbox_id = %row.id, message_id = %row.message_id, kind = row.kind.as_str(), status, attempt = row.attempts, "advice delivered")
         }
         DeliveryResult::Failed { status, error } => {
-            tracing::error!(outbox_id = %row.id, message_id = %row.message_id, kind = row.kind.as_str(), status, %error, "partner refused advice; not retried")
+            tracing::error!(outbox_id = %row.id, message_id = %row.message_id, kind = row.kind.as_str(), status, %error, "partner refused advice; an operator must act on it")
         }
         DeliveryResult::Retry {
             error,
@@ -169,10 +181,10 @@ pub async fn deliver(hub: &Hub, row: OutboxMessage) -> anyhow::Result<()> {
 /// How an advice call went, for metrics.
 fn call_outcome(call: &CallResult, operation: PartnerOperation) -> CallOutcome {
     match call {
-        CallResult::Answered { status, .. } => match classify(*status, operation) {
-            Outcome::Success => CallOutcome::Success,
-            Outcome::Failed => CallOutcome::Failed,
-            Outcome::Unknown => CallOutcome::Unknown,
+        CallResult::Answered { status, .. } => match classify_advice(*status, operation, None) {
+            AdviceAnswer::Delivered => CallOutcome::Success,
+            AdviceAnswer::Refused => CallOutcome::Failed,
+            AdviceAnswer::NotYet { .. } => CallOutcome::Unknown,
         },
         CallResult::NotSent { .. } => CallOutcome::NotSent,
         CallResult::Unknown { .. } => CallOutcome::Unknown,
@@ -210,28 +222,33 @@ fn delivery_result(
     hub: &Hub,
 ) -> DeliveryResult {
     let outbox = &hub.settings.outbox;
-    let retry_at = || {
+    let retry_at = |asked: Option<Duration>| {
         let delay = backoff(
             attempt,
             outbox.initial_backoff,
             outbox.max_backoff,
             rand::thread_rng().gen(),
         );
-        now + crate::service::span(delay)
+        now + crate::service::span(not_before(delay, asked, outbox.max_backoff))
     };
     match call {
-        CallResult::Answered { status, body } => {
+        CallResult::Answered {
+            status,
+            body,
+            retry_after,
+        } => {
             let status_i32 = i32::from(*status);
-            match classify(*status, operation) {
-                Outcome::Success => DeliveryResult::Delivered { status: status_i32 },
-                Outcome::Failed => DeliveryResult::Failed {
+            let asked = retry_after.map(|r| r.delay(now));
+            match classify_advice(*status, operation, asked) {
+                AdviceAnswer::Delivered => DeliveryResult::Delivered { status: status_i32 },
+                AdviceAnswer::Refused => DeliveryResult::Failed {
                     status: status_i32,
                     error: String::from_utf8_lossy(&body[..body.len().min(500)]).into_owned(),
                 },
-                Outcome::Unknown => DeliveryResult::Retry {
+                AdviceAnswer::NotYet { retry_after } => DeliveryResult::Retry {
                     status: Some(status_i32),
                     error: format!("partner answered {status}"),
-                    next_attempt_at: retry_at(),
+                    next_attempt_at: retry_at(retry_after),
                 },
             }
         }
@@ -239,8 +256,18 @@ fn delivery_result(
         CallResult::NotSent { error } | CallResult::Unknown { error } => DeliveryResult::Retry {
             status: None,
             error: error.clone(),
-            next_attempt_at: retry_at(),
+            next_attempt_at: retry_at(None),
         },
+    }
+}
+
+/// The wait before the next try: the backoff, or longer if the partner asked for longer with
+/// `Retry-After`, but never past `cap` (a partner asking for a week does not stall an
+/// advice for a week; the row's expiry still ends it).
+fn not_before(backoff: Duration, asked: Option<Duration>, cap: Duration) -> Duration {
+    match asked {
+        Some(asked) => backoff.max(asked.min(cap)),
+        None => backoff,
     }
 }
 
@@ -258,5 +285,14 @@ mod tests {
         assert_eq!(backoff(20, s, max, 1.0), max);
         assert_eq!(backoff(1000, s, max, 1.0), max);
         assert_eq!(backoff(4, s, max, 0.0), Duration::from_secs(4));
+    }
+
+    #[test]
+    fn retry_after_lengthens_the_wait_up_to_the_cap_and_never_shortens_it() {
+        let s = Duration::from_secs;
+        assert_eq!(not_before(s(2), None, s(300)), s(2));
+        assert_eq!(not_before(s(2), Some(s(30)), s(300)), s(30));
+        assert_eq!(not_before(s(2), Some(s(86_400)), s(300)), s(300));
+        assert_eq!(not_before(s(20), Some(s(1)), s(300)), s(20));
     }
 }

@@ -13,7 +13,8 @@
 //! as unknown (a reversal is queued; it fails the same way until it expires).
 
 use anyhow::Context;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -31,11 +32,43 @@ pub const REVERSE_PATH: &str = "/qr/v1/payments/reversals";
 #[derive(Debug, Clone)]
 pub enum CallResult {
     /// The partner answered with a status and a (possibly empty) body.
-    Answered { status: u16, body: Bytes },
+    Answered {
+        status: u16,
+        body: Bytes,
+        /// The answer's `Retry-After`, if it had a readable one.
+        retry_after: Option<RetryAfter>,
+    },
     /// No connection was made: the partner cannot have seen the request.
     NotSent { error: String },
     /// The request may have reached the partner, but no complete answer came back in time.
     Unknown { error: String },
+}
+
+/// A `Retry-After` header: a number of seconds, or an HTTP date (RFC 9110 §10.2.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryAfter {
+    Seconds(u64),
+    At(DateTime<Utc>),
+}
+
+impl RetryAfter {
+    pub fn parse(value: &str) -> Option<Self> {
+        let value = value.trim();
+        if let Ok(seconds) = value.parse::<u64>() {
+            return Some(Self::Seconds(seconds));
+        }
+        httpdate::parse_http_date(value)
+            .ok()
+            .map(|t| Self::At(DateTime::<Utc>::from(t)))
+    }
+
+    /// How long from `now` (the hub's clock) the partner asked the hub to wait.
+    pub fn delay(self, now: DateTime<Utc>) -> Duration {
+        match self {
+            Self::Seconds(s) => Duration::from_secs(s),
+            Self::At(at) => (at - now).to_std().unwrap_or(Duration::ZERO),
+        }
+    }
 }
 
 /// One HTTP client (and connection pool) per distinct TLS setup: partners without TLS
@@ -63,6 +96,11 @@ pub fn install_crypto_provider() {
 fn builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .use_rustls_tls()
+        // A redirect is never followed: reqwest would repeat a POST as a GET without its
+        // body, so the message would not arrive, and the answer to that GET (a 404, say)
+        // would be taken for the partner's answer to the message. A 3xx is answered as it
+        // came: "not processed" for `pay`, "not yet" for an advice.
+        .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(5))
         .pool_idle_timeout(Duration::from_secs(90))
         .pool_max_idle_per_host(256)
@@ -156,16 +194,42 @@ impl PartnerClient {
             .basic_auth(&partner.username, Some(partner.password.expose_secret()))
             .timeout(partner.timeout)
             .json(body);
-        let response = match request.send().await {
+        let mut response = match request.send().await {
             Ok(r) => r,
             Err(e) => return classify_error(&e),
         };
         let status = response.status().as_u16();
-        match response.bytes().await {
-            Ok(body) => CallResult::Answered { status, body },
-            Err(e) => CallResult::Unknown {
-                error: format!("answer {status} could not be read: {}", chain(&e)),
-            },
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(RetryAfter::parse);
+        // Read at most `max_answer_bytes`: a partner (or whatever answers at its address)
+        // must not make the hub buffer an unbounded body.
+        let limit = partner.max_answer_bytes;
+        let mut body = BytesMut::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    if body.len() + chunk.len() > limit {
+                        return CallResult::Unknown {
+                            error: format!("answer {status} is larger than {limit} bytes"),
+                        };
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    return CallResult::Unknown {
+                        error: format!("answer {status} could not be read: {}", chain(&e)),
+                    }
+                }
+            }
+        }
+        CallResult::Answered {
+            status,
+            body: body.freeze(),
+            retry_after,
         }
     }
 }
@@ -189,4 +253,27 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
         source = s.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        let now = DateTime::parse_from_rfc3339("2015-10-21T07:28:00Z")
+            .map(|t| t.with_timezone(&Utc))
+            .ok();
+        let Some(now) = now else {
+            panic!("test date parses")
+        };
+        assert_eq!(RetryAfter::parse(" 120 "), Some(RetryAfter::Seconds(120)));
+        let at = RetryAfter::parse("Wed, 21 Oct 2015 07:28:30 GMT");
+        assert_eq!(at.map(|a| a.delay(now)), Some(Duration::from_secs(30)));
+        // A date already past means "now".
+        let past = RetryAfter::parse("Wed, 21 Oct 2015 07:00:00 GMT");
+        assert_eq!(past.map(|a| a.delay(now)), Some(Duration::ZERO));
+        assert_eq!(RetryAfter::parse("soon"), None);
+        assert_eq!(RetryAfter::parse("-5"), None);
+    }
 }

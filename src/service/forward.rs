@@ -7,10 +7,11 @@ use uuid::Uuid;
 
 use super::{span, Hub, Waiters};
 use crate::domain::{
-    classify, settle_partner_answer, AdviceKind, Outcome, PartnerAnswer, PartnerOperation,
+    check_approved_amount, classify_pay, settle_partner_answer, AdviceKind, Outcome, PartnerAnswer,
     PaymentState,
 };
 use crate::metrics::CallOutcome;
+use crate::model::repair::{repair, Repair};
 use crate::model::{
     schema, Amounts, Institution, PaymentConfirmation, PaymentRequest, PaymentReversal,
     ReversalReason, ThirdPartyIdentifier, Timestamp,
@@ -47,7 +48,7 @@ impl Hub {
                 .await;
             return Ok(None);
         };
-        let request = self.request_for_partner(&payment, &partner.name)?;
+        let request = self.request_for_partner(&payment, &partner)?;
         if !self
             .store
             .transition(
@@ -68,7 +69,20 @@ impl Hub {
         let sent_at = self.now();
         let tran_id = payment.tran_id.clone();
         let result = self.partners.post(&partner, PAY_PATH, &request).await;
-        let (answer, status, body) = interpret_pay_answer(&result);
+        let request_json = serde_json::to_value(&request).ok();
+        let interpreted = interpret_pay_answer(
+            &result,
+            request_json.as_ref().unwrap_or(&serde_json::Value::Null),
+            (payment.amount_minor, &payment.currency),
+        );
+        let PayInterpretation {
+            answer,
+            status,
+            raw_body,
+            body,
+            repairs,
+            mismatch,
+        } = interpreted;
         crate::metrics::partner_call(
             &partner_id,
             crate::api::operation::PAY,
@@ -78,6 +92,20 @@ impl Hub {
         if let CallResult::NotSent { error } | CallResult::Unknown { error } = &result {
             tracing::warn!(payment_id = %payment_id, partner = %partner_id, %error, ?answer, "partner call failed");
         }
+        if let CallResult::Answered {
+            status: refused @ (401 | 403),
+            ..
+        } = &result
+        {
+            crate::metrics::partner_credentials_refused(&partner_id);
+            tracing::error!(payment_id = %payment_id, partner = %partner_id, status = refused, "partner refused the hub's credentials; check partners[].username and password");
+        }
+        for r in &repairs {
+            crate::metrics::payment_response_repair(&partner_id, r.kind.as_str());
+        }
+        if let Some(mismatch) = &mismatch {
+            tracing::error!(payment_id = %payment_id, partner = %partner_id, requested = payment.amount_minor, currency = %payment.currency, %mismatch, "partner approved another amount; reversing it");
+        }
         // The pay sent and the partner's answer, for the timeline: written with the answer.
         let timeline = |at| {
             let (sent, answered) = match &result {
@@ -85,21 +113,29 @@ impl Hub {
                     ("NOT_SENT".to_owned(), format!("DECLINED: {error}"))
                 }
                 CallResult::Unknown { error } => ("SENT".to_owned(), format!("UNKNOWN: {error}")),
-                CallResult::Answered { .. } => {
-                    ("SENT".to_owned(), format!("{answer:?}").to_uppercase())
-                }
+                CallResult::Answered { .. } => match &mismatch {
+                    Some(m) => (
+                        "SENT".to_owned(),
+                        format!("APPROVED_OTHER_AMOUNT: {m}; reversed"),
+                    ),
+                    None if repairs.is_empty() => {
+                        ("SENT".to_owned(), format!("{answer:?}").to_uppercase())
+                    }
+                    None => ("SENT".to_owned(), repaired_outcome(answer, &repairs)),
+                },
             };
             let event = |kind, direction, at, outcome| {
                 NewEvent::new(kind, direction, &tran_id, &partner_id, at, outcome)
                     .payment(payment_id)
                     .message(&request.id)
             };
+            // The partner's body as it came, for the record; the payment keeps the repaired
+            // one it relays.
             vec![
-                event(event_kind::PAY, Direction::Out, sent_at, sent)
-                    .body(serde_json::to_value(&request).ok()),
+                event(event_kind::PAY, Direction::Out, sent_at, sent).body(request_json.clone()),
                 event(event_kind::PAY_RESPONSE, Direction::In, at, answered)
                     .status(status)
-                    .body(body.clone()),
+                    .body(raw_body.clone()),
             ]
         };
         // A POS reversal may land while the partner has the payment: the compare-and-set
@@ -115,9 +151,15 @@ impl Hub {
                 return Ok(None);
             }
             let settlement = settle_partner_answer(answer, current.reversed_by_pos);
-            let mut reversal = settlement.queue_reversal.then(|| {
-                self.reversal_for_partner(&current, ReversalReason::Timeout, None, Vec::new())
-            });
+            // An approval for another amount is called off, not timed out.
+            let reason = if answer == PartnerAnswer::ApprovedOtherAmount {
+                ReversalReason::Cancelled
+            } else {
+                ReversalReason::Timeout
+            };
+            let mut reversal = settlement
+                .queue_reversal
+                .then(|| self.reversal_for_partner(&current, reason, None, Vec::new()));
             let slot = reversal.as_mut().and_then(|m| self.lease_first_try(m));
             let at = self.now();
             let record = PartnerAnswerRecord {
@@ -159,7 +201,7 @@ impl Hub {
     fn request_for_partner(
         &self,
         payment: &PaymentRecord,
-        partner_name: &str,
+        partner: &crate::config::PartnerSettings,
     ) -> anyhow::Result<PaymentRequest> {
         let mut request: PaymentRequest = serde_json::from_value(payment.request.clone())
             .context("stored POS request is not a PaymentRequest")?;
@@ -170,8 +212,16 @@ impl Hub {
         request.time = Timestamp::from(self.now());
         request.partner = payment.partner_id.clone().map(|id| Institution {
             id,
-            name: partner_name.to_owned(),
+            name: partner.name.clone(),
         });
+        // The hub sends this message, so the hub is its client: the interface has every
+        // request's Basic user equal `client.id`, and partners that enforce it would refuse
+        // the POS's client here. The retailer stays in `originator`; the POS's own client
+        // is given back to it in the answer.
+        request.client = Institution {
+            id: partner.username.clone(),
+            name: partner.client_name.clone(),
+        };
         request.partner_payment_token = payment.partner_payment_token.clone();
         request
             .third_party_identifiers
@@ -179,7 +229,7 @@ impl Hub {
         Ok(request)
     }
 
-    fn hub_identifier(&self, payment: &PaymentRecord) -> ThirdPartyIdentifier {
+    pub(super) fn hub_identifier(&self, payment: &PaymentRecord) -> ThirdPartyIdentifier {
         ThirdPartyIdentifier {
             institution_id: self.settings.hub.institution_id.clone(),
             transaction_identifier: Some(payment.id.simple().to_string()),
@@ -220,21 +270,34 @@ impl Hub {
         }
     }
 
+    /// Every entity's identifiers for an advice about `payment`: the POS's (from its advice,
+    /// else from its `pay`), the hub's, then those the partner answered with.
     fn identifiers_for_advice(
         &self,
         payment: &PaymentRecord,
         from_pos: Vec<ThirdPartyIdentifier>,
     ) -> Vec<ThirdPartyIdentifier> {
-        if !from_pos.is_empty() {
-            return from_pos;
-        }
-        // No identifiers from the POS: send those of the partner's response, else our own.
-        payment
+        let mut identifiers = if from_pos.is_empty() {
+            payment
+                .request
+                .get("thirdPartyIdentifiers")
+                .and_then(|v| serde_json::from_value(v.clone()).ok())
+                .unwrap_or_default()
+        } else {
+            from_pos
+        };
+        let from_partner: Vec<ThirdPartyIdentifier> = payment
             .partner_response
             .as_ref()
             .and_then(|b| b.get("thirdPartyIdentifiers"))
             .and_then(|v| serde_json::from_value(v.clone()).ok())
-            .unwrap_or_else(|| vec![self.hub_identifier(payment)])
+            .unwrap_or_default();
+        for id in std::iter::once(self.hub_identifier(payment)).chain(from_partner) {
+            if !identifiers.contains(&id) {
+                identifiers.push(id);
+            }
+        }
+        identifiers
     }
 
     /// A reversal owed to the partner for `payment`, with the `requestId` the partner saw.
@@ -319,41 +382,96 @@ fn pay_call_outcome(result: &CallResult, answer: PartnerAnswer) -> CallOutcome {
         (CallResult::NotSent { .. }, _) => CallOutcome::NotSent,
         (_, PartnerAnswer::Approved) => CallOutcome::Success,
         (_, PartnerAnswer::Declined) => CallOutcome::Failed,
-        (_, PartnerAnswer::Unknown) => CallOutcome::Unknown,
+        (_, PartnerAnswer::Unknown | PartnerAnswer::ApprovedOtherAmount) => CallOutcome::Unknown,
     }
 }
 
-/// What the partner's answer to `pay` means, with the status and body to keep.
+/// The timeline's word for an approval relayed after repairs (kept short: it is a column).
+fn repaired_outcome(answer: PartnerAnswer, repairs: &[Repair]) -> String {
+    let listed: Vec<String> = repairs.iter().take(8).map(Repair::to_string).collect();
+    let more = repairs.len().saturating_sub(listed.len());
+    let mut text = format!(
+        "{} (repaired: {})",
+        format!("{answer:?}").to_uppercase(),
+        listed.join(", ")
+    );
+    if more > 0 {
+        text.push_str(&format!(" and {more} more"));
+    }
+    text
+}
+
+/// What the partner's answer to `pay` means.
+struct PayInterpretation {
+    answer: PartnerAnswer,
+    status: Option<i32>,
+    /// The body as the partner sent it, if it was JSON (for the timeline).
+    raw_body: Option<serde_json::Value>,
+    /// What the payment keeps: for an approval, a schema-valid PaymentResponse; otherwise
+    /// the partner's body.
+    body: Option<serde_json::Value>,
+    repairs: Vec<Repair>,
+    mismatch: Option<crate::domain::AmountMismatch>,
+}
+
+/// Reads the partner's answer to `pay` (`request` is the PaymentRequest the hub sent, and
+/// `requested` its amount and currency). A 2xx is an approval whatever its body: the body is
+/// repaired into a valid PaymentResponse, and the approval relayed only if it is for the
+/// amount asked.
 fn interpret_pay_answer(
     result: &CallResult,
-) -> (PartnerAnswer, Option<i32>, Option<serde_json::Value>) {
+    request: &serde_json::Value,
+    requested: (i64, &str),
+) -> PayInterpretation {
+    let nothing = |answer| PayInterpretation {
+        answer,
+        status: None,
+        raw_body: None,
+        body: None,
+        repairs: Vec::new(),
+        mismatch: None,
+    };
     match result {
-        CallResult::Answered { status, body } => {
+        CallResult::Answered { status, body, .. } => {
             let json: Option<serde_json::Value> = serde_json::from_slice(body).ok();
-            let answer = match classify(*status, PartnerOperation::Pay) {
+            let status_i32 = Some(i32::from(*status));
+            match classify_pay(*status) {
                 Outcome::Success => {
-                    // An approval we cannot relay is no approval: the POS gets "unknown" and
-                    // the partner a reversal, rather than the POS a malformed response.
-                    let relayable = json
-                        .as_ref()
-                        .is_some_and(|b| schema::check(b, &schema::PAYMENT_RESPONSE).is_empty());
-                    if relayable {
-                        PartnerAnswer::Approved
+                    let (repaired, repairs) =
+                        repair(json.as_ref(), &schema::PAYMENT_RESPONSE, request);
+                    let mismatch =
+                        check_approved_amount(requested.0, requested.1, json.as_ref(), &repaired)
+                            .err();
+                    let answer = if mismatch.is_some() {
+                        PartnerAnswer::ApprovedOtherAmount
                     } else {
-                        tracing::warn!(
-                            status,
-                            "partner approved with a body that is not a valid PaymentResponse"
-                        );
-                        PartnerAnswer::Unknown
+                        PartnerAnswer::Approved
+                    };
+                    PayInterpretation {
+                        answer,
+                        status: status_i32,
+                        raw_body: json,
+                        body: Some(repaired),
+                        repairs,
+                        mismatch,
                     }
                 }
-                Outcome::Failed => PartnerAnswer::Declined,
-                Outcome::Unknown => PartnerAnswer::Unknown,
-            };
-            (answer, Some(i32::from(*status)), json)
+                outcome => PayInterpretation {
+                    answer: if outcome == Outcome::Failed {
+                        PartnerAnswer::Declined
+                    } else {
+                        PartnerAnswer::Unknown
+                    },
+                    status: status_i32,
+                    raw_body: json.clone(),
+                    body: json,
+                    repairs: Vec::new(),
+                    mismatch: None,
+                },
+            }
         }
         // Nothing reached the partner: a final failure, nothing to reverse.
-        CallResult::NotSent { .. } => (PartnerAnswer::Declined, None, None),
-        CallResult::Unknown { .. } => (PartnerAnswer::Unknown, None, None),
+        CallResult::NotSent { .. } => nothing(PartnerAnswer::Declined),
+        CallResult::Unknown { .. } => nothing(PartnerAnswer::Unknown),
     }
 }

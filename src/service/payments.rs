@@ -320,6 +320,11 @@ impl Hub {
                 ErrorType::NoScanReceived,
                 "No scan received",
             ),
+            PaymentState::Reversed if approved_other_amount(payment) => refuse(
+                StatusCode::BAD_REQUEST,
+                ErrorType::InvalidAmount,
+                "Partner approved another amount",
+            ),
             PaymentState::Reversed => refuse(
                 StatusCode::BAD_REQUEST,
                 ErrorType::AccountAlreadySettled,
@@ -339,6 +344,16 @@ impl Hub {
             .context("stored partner response is not a PaymentResponse")?;
         let request: PaymentRequest = serde_json::from_value(payment.request.clone())
             .context("stored POS request is not a PaymentRequest")?;
+        // Every entity's identifiers come back: the POS's own and the hub's (as sent to the
+        // partner), then any the partner added.
+        let mut identifiers = request.third_party_identifiers;
+        identifiers.push(self.hub_identifier(payment));
+        for id in std::mem::take(&mut response.third_party_identifiers) {
+            if !identifiers.contains(&id) {
+                identifiers.push(id);
+            }
+        }
+        response.third_party_identifiers = identifiers;
         response.id = request.id;
         response.tran_id = request.tran_id;
         response.originator = request.originator;
@@ -358,13 +373,14 @@ impl Hub {
         Ok(response)
     }
 
-    /// The partner's failed status and ErrorDetail, relayed; or 503 when nothing was sent.
+    /// The partner's decline, in the statuses the interface declares for `pay` (400, 500,
+    /// 503, 504): a refusal of the payment itself is relayed as 400 with the partner's
+    /// ErrorDetail; a partner that did not process it (503, 501, 429, 408, 401/403, a
+    /// redirect) is 503 UPSTREAM_UNAVAILABLE, final, nothing to reverse. The partner's own
+    /// status and message go in `providerErrorCode`/`providerErrorMsg`.
     fn relayed_decline(&self, payment: &PaymentRecord) -> HubError {
         let id = payment.message_id.as_str();
-        let Some(status) = payment
-            .partner_status
-            .and_then(|s| u16::try_from(s).ok())
-            .and_then(|s| StatusCode::from_u16(s).ok())
+        let Some(partner_status) = payment.partner_status.and_then(|s| u16::try_from(s).ok())
         else {
             return HubError::refuse(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -372,17 +388,63 @@ impl Hub {
                     .with_tran_id(&payment.tran_id),
             );
         };
-        let mut detail = payment
+        let from_partner = payment
             .partner_response
             .clone()
-            .and_then(|b| serde_json::from_value::<ErrorDetail>(b).ok())
-            .unwrap_or_else(|| {
-                ErrorDetail::new(id, ErrorType::DeclinedByPartner, "Declined by partner")
-            });
+            .and_then(|b| serde_json::from_value::<ErrorDetail>(b).ok());
+        let partner_message = from_partner.as_ref().map(|d| d.error_message.clone());
+        let (status, mut detail) = match pay_decline_status(partner_status) {
+            DeclineStatus::Refused => (
+                StatusCode::BAD_REQUEST,
+                from_partner.unwrap_or_else(|| {
+                    ErrorDetail::new(id, ErrorType::DeclinedByPartner, "Declined by partner")
+                }),
+            ),
+            DeclineStatus::NotProcessed => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorDetail::new(
+                    id,
+                    ErrorType::UpstreamUnavailable,
+                    "Partner did not process the payment",
+                ),
+            ),
+        };
         detail.id = id.to_owned();
         detail.original_id = None;
         detail.tran_id = Some(payment.tran_id.clone());
+        // ErrorDetail.errorMessage is at most 40 characters.
+        detail.error_message = detail.error_message.chars().take(40).collect();
+        if partner_status != 400 || detail.provider_error_code.is_none() {
+            detail.provider_error_code = Some(partner_status.to_string());
+        }
+        if detail.provider_error_msg.is_none() {
+            detail.provider_error_msg = partner_message;
+        }
         HubError::refuse(status, detail)
+    }
+}
+
+/// A payment the hub reversed because the partner approved another amount than asked: it
+/// was REVERSED on a 2xx without the POS's reversal.
+fn approved_other_amount(payment: &PaymentRecord) -> bool {
+    !payment.reversed_by_pos
+        && payment
+            .partner_status
+            .is_some_and(|s| (200..300).contains(&s))
+}
+
+enum DeclineStatus {
+    /// The partner read the payment and refused it (4xx other than those below).
+    Refused,
+    /// The partner did not process it: the POS may try again later, nothing to reverse.
+    NotProcessed,
+}
+
+fn pay_decline_status(status: u16) -> DeclineStatus {
+    match status {
+        401 | 403 | 408 | 425 | 429 | 501 | 503 => DeclineStatus::NotProcessed,
+        400..=499 => DeclineStatus::Refused,
+        _ => DeclineStatus::NotProcessed,
     }
 }
 

@@ -393,10 +393,19 @@ pub enum DeliveryResult {
 }
 
 /// The outbox's backlog: PENDING rows (due or backing off) and the oldest one's age.
+/// Refused and dead advices, counted through their partial index (the same text on both
+/// stores).
+pub(crate) const OPEN_ITEMS_SQL: &str = "SELECT count(*) FILTER (WHERE state = 'FAILED'), \
+     count(*) FILTER (WHERE state = 'DEAD') FROM outbox WHERE state IN ('FAILED', 'DEAD')";
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OutboxStats {
     pub pending: i64,
     pub oldest_created_at: Option<DateTime<Utc>>,
+    /// Advices the partner refused (FAILED): each is an operator's open item.
+    pub refused: i64,
+    /// Advices dead-lettered at their expiry and not retried yet.
+    pub dead: i64,
 }
 
 /// Connections of the store's pools right now (for metrics; no I/O). SQLite's writer and
@@ -498,7 +507,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         state: OutboxState,
         limit: i64,
     ) -> StoreResult<Vec<OutboxMessage>>;
-    /// DEAD → PENDING, due now, with a new expiry (an operator's retry).
+    /// DEAD or FAILED (refused) → PENDING, due now, with a new expiry (an operator's retry).
     async fn retry_dead_letter(
         &self,
         id: Uuid,

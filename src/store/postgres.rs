@@ -781,9 +781,12 @@ impl Store for PostgresStore {
             sqlx::query_as("SELECT count(*), min(created_at) FROM outbox WHERE state = 'PENDING'")
                 .fetch_one(&self.pool)
                 .await?;
+        let (refused, dead) = sqlx::query_as(OPEN_ITEMS_SQL).fetch_one(&self.pool).await?;
         Ok(OutboxStats {
             pending,
             oldest_created_at,
+            refused,
+            dead,
         })
     }
 
@@ -828,7 +831,7 @@ impl Store for PostgresStore {
     ) -> StoreResult<bool> {
         let done = sqlx::query(
             "UPDATE outbox SET state = $3, next_attempt_at = $4, expires_at = $5, updated_at = $4 \
-             WHERE id = $1 AND state = $2",
+             WHERE id = $1 AND state IN ($2, 'FAILED')",
         )
         .bind(id)
         .bind(OutboxState::Dead.as_str())

@@ -618,9 +618,14 @@ impl Store for SqliteStore {
             sqlx::query_as("SELECT count(*), min(created_at) FROM outbox WHERE state = 'PENDING'")
                 .fetch_one(&self.reader)
                 .await?;
+        let (refused, dead) = sqlx::query_as(OPEN_ITEMS_SQL)
+            .fetch_one(&self.reader)
+            .await?;
         Ok(OutboxStats {
             pending,
             oldest_created_at: oldest.map(|t| t.0),
+            refused,
+            dead,
         })
     }
 
@@ -675,7 +680,7 @@ impl Store for SqliteStore {
     ) -> StoreResult<bool> {
         let done = sqlx::query(
             "UPDATE outbox SET state = $3, next_attempt_at = $4, expires_at = $5, updated_at = $4 \
-             WHERE id = $1 AND state = $2",
+             WHERE id = $1 AND state IN ($2, 'FAILED')",
         )
         .bind(Id(id))
         .bind(OutboxState::Dead.as_str())

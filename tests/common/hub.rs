@@ -270,6 +270,40 @@ impl TestHub {
             .await
     }
 
+    /// A code, a held pay by pos-1 and a scan by wallet-1; returns the pay request and the
+    /// POS's answer.
+    pub async fn paid(&self, amount: i64) -> (Value, StatusCode, Value) {
+        let tran_id = self.new_code(amount).await;
+        let request = pay_request("pos-1", &tran_id, amount);
+        let pay = self.pay(request.clone());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let (status, body) = self.scan("wallet-1", &tran_id, None).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "scan: {body}");
+        assert_eq!(body, Value::Null, "202 has no body");
+        let (status, answer) = pay.await.expect("pay finished");
+        (request, status, answer)
+    }
+
+    /// The stored payment of pos-1's pay `request`.
+    pub async fn stored(&self, request: &Value) -> qrhub::store::PaymentRecord {
+        self.hub
+            .store
+            .payment_by_message("pos-1", request["id"].as_str().expect("id"))
+            .await
+            .expect("store")
+            .expect("payment stored")
+    }
+
+    /// The advices the hub owes the partner for the payment of `request`.
+    pub async fn outbox_of(&self, request: &Value) -> Vec<qrhub::store::OutboxMessage> {
+        let payment = self.stored(request).await;
+        self.hub
+            .store
+            .outbox_for_payment(payment.id)
+            .await
+            .expect("store")
+    }
+
     /// A handle for background requests (shares the connection pool).
     pub fn clone_client(&self) -> Client {
         Client {

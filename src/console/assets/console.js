@@ -353,13 +353,18 @@
     }
     const outbox = $('outbox-counts');
     clear(outbox);
+    // DEAD (never delivered) and FAILED (refused by the partner) rows are open items: each
+    // needs an operator, so both raise the alarm.
     let dead = 0;
+    let refused = 0;
     for (const { state, count } of summary.outbox) {
       if (state === 'DEAD') dead = count;
+      if (state === 'FAILED') refused = count;
+      const open = (state === 'DEAD' || state === 'FAILED') && count > 0;
       outbox.append(el('li', {},
         el('button', {
           type: 'button',
-          class: `count outbox-${state.toLowerCase()}${state === 'DEAD' && count > 0 ? ' alarm' : ''}`,
+          class: `count outbox-${state.toLowerCase()}${open ? ' alarm' : ''}`,
           title: `Show ${state} outbox rows`,
           onclick: () => { $('o-state').value = state; showView('outbox'); },
         }, el('span', { class: 'n', text: count }), el('span', { class: 'label', text: state }))));
@@ -368,8 +373,9 @@
       ? `Oldest pending advice queued at ${formatTime(summary.oldestPendingAt)}.`
       : 'No advice pending.';
     const badge = $('dead-badge');
-    badge.textContent = dead > 0 ? `${dead} dead` : '';
-    show(badge, dead > 0);
+    badge.textContent = [dead > 0 ? `${dead} dead` : '', refused > 0 ? `${refused} refused` : '']
+      .filter(Boolean).join(' · ');
+    show(badge, dead + refused > 0);
   }
 
   // ---- payment search
@@ -511,7 +517,7 @@
   }
 
   function retryButton(row) {
-    if (row.state !== 'DEAD') return '';
+    if (row.state !== 'DEAD' && row.state !== 'FAILED') return '';
     return el('button', {
       type: 'button',
       class: 'retry',

@@ -1,0 +1,449 @@
+//! Real partners, not the simulator: a partner on a random port answers exactly what each
+//! test scripts (maintenance-window 503s, a gateway's 429 and 502, redirects, careless
+//! approvals, other amounts, oversized bodies) and records what the hub sent. What the hub
+//! answers the POS is judged by Electrum's published schema. Every flow runs on PostgreSQL
+//! and on SQLite.
+
+mod common;
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+use common::db::TestDb;
+use common::hub::{
+    confirmation, reversal, Options, TestHub, OPERATOR, OPERATOR_PASSWORD, SIM_USER,
+};
+use common::partner::{Canned, ScriptedPartner, CONFIRM, PAY, REVERSE};
+use common::published;
+use qrhub::domain::PaymentState;
+use qrhub::store::{OutboxMessage, OutboxState};
+
+const WAIT: Duration = Duration::from_secs(8);
+
+async fn start(db: TestDb, partner: &ScriptedPartner, options: Options) -> TestHub {
+    TestHub::start(
+        db,
+        Options {
+            partner_url: Some(partner.url.clone()),
+            ..options
+        },
+    )
+    .await
+}
+
+/// Waits until the payment's only outbox row is in `state`.
+async fn wait_row(hub: &TestHub, request: &Value, state: OutboxState) -> OutboxMessage {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let rows = hub.outbox_of(request).await;
+        if rows.len() == 1 && rows[0].state == state {
+            return rows[0].clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "outbox never reached {state:?}: {rows:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn admin(hub: &TestHub, method: reqwest::Method, path: &str) -> (StatusCode, Value) {
+    let response = hub
+        .http
+        .request(method, format!("{}{path}", hub.url))
+        .basic_auth(OPERATOR, Some(OPERATOR_PASSWORD))
+        .send()
+        .await
+        .expect("the hub answers");
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// The partner answers `pay` 500 (outcome unknown): the hub queues its reversal. The partner
+/// is in a maintenance window and answers it 503 once; the reversal must still arrive.
+async fn a_reversal_answered_503_in_a_maintenance_window_still_arrives(db: TestDb) {
+    let partner = ScriptedPartner::start().await;
+    let hub = start(db, &partner, Options::default()).await;
+    partner.script(PAY, [Canned::status(500)]);
+    partner.script(REVERSE, [Canned::status(503).header("retry-after", "0")]);
+    let (request, status, answer) = hub.paid(1000).await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{answer}");
+    published::assert_valid("ErrorDetail", &answer);
+
+    let tries = partner.wait_for(REVERSE, 2, WAIT).await;
+    assert_eq!(
+        tries[0].body["id"], tries[1].body["id"],
+        "the same advice id"
+    );
+    let row = wait_row(&hub, &request, OutboxState::Delivered).await;
+    assert_eq!(row.last_status, Some(202));
+
+    // The POS's own reversal that follows is absorbed: the hub's is the one the partner has.
+    let (status, _) = hub
+        .pos(
+            "/qr/v1/payments/reversals",
+            &reversal(request["id"].as_str().expect("id"), "TIMEOUT"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(hub.stored(&request).await.state, PaymentState::Reversed);
+    hub.stop().await;
+}
+
+/// A confirmation answered 429 with `Retry-After`, then 502 by the partner's gateway, is
+/// delivered on the third try, no sooner than the partner asked.
+async fn a_confirmation_throttled_or_lost_at_the_gateway_is_retried(db: TestDb) {
+    let partner = ScriptedPartner::start().await;
+    let hub = start(
+        db,
+        &partner,
+        Options {
+            max_backoff: Duration::from_secs(5),
+            ..Options::default()
+        },
+    )
+    .await;
+    partner.script(
+        CONFIRM,
+        [
+            Canned::status(429).header("retry-after", "1"),
+            Canned::with_body(502, "<html>Bad Gateway</html>"),
+        ],
+    );
+    let (request, status, answer) = hub.paid(1000).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    let (status, _) = hub
+        .pos(
+            "/qr/v1/payments/confirmations",
+            &confirmation(request["id"].as_str().expect("id")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let tries = partner.wait_for(CONFIRM, 3, WAIT).await;
+    let waited = tries[1].at.duration_since(tries[0].at);
+    assert!(
+        waited >= Duration::from_millis(900),
+        "Retry-After: 1 not honoured: retried after {waited:?}"
+    );
+    assert!(tries.iter().all(|t| t.body["id"] == tries[0].body["id"]));
+    wait_row(&hub, &request, OutboxState::Delivered).await;
+    hub.stop().await;
+}
+
+/// A redirect is never followed: the advice is tried again at the partner's own address
+/// (never re-sent as a GET without its body), and a redirected `pay` is a final 503 with
+/// nothing to reverse.
+async fn redirects_are_never_followed(db: TestDb) {
+    let partner = ScriptedPartner::start().await;
+    let hub = start(db, &partner, Options::default()).await;
+    let moved = |status| Canned::status(status).header("location", "/somewhere-else");
+    partner.script(CONFIRM, [moved(301), moved(308)]);
+    let (request, status, _) = hub.paid(1000).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = hub
+        .pos(
+            "/qr/v1/payments/confirmations",
+            &confirmation(request["id"].as_str().expect("id")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    partner.wait_for(CONFIRM, 3, WAIT).await;
+    wait_row(&hub, &request, OutboxState::Delivered).await;
+
+    partner.script(PAY, [moved(302)]);
+    let (request, status, answer) = hub.paid(1000).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
+    published::assert_valid("ErrorDetail", &answer);
+    assert_eq!(answer["errorType"], "UPSTREAM_UNAVAILABLE");
+    assert_eq!(answer["providerErrorCode"], "302");
+    assert_eq!(hub.stored(&request).await.state, PaymentState::Declined);
+    assert!(
+        hub.outbox_of(&request).await.is_empty(),
+        "nothing to reverse"
+    );
+
+    let others: Vec<_> = partner
+        .received()
+        .into_iter()
+        .filter(|r| r.method != reqwest::Method::POST || r.path == "/somewhere-else")
+        .collect();
+    assert!(others.is_empty(), "a redirect was followed: {others:#?}");
+    hub.stop().await;
+}
+
+/// A 2xx is an approval, whatever its body: the POS gets a 201 whose body is valid under the
+/// published PaymentResponse, the sale is not reversed, and each repair is on the timeline.
+async fn a_careless_approval_is_relayed_valid_and_not_reversed(db: TestDb) {
+    let partner = ScriptedPartner::start().await;
+    let hub = start(db, &partner, Options::default()).await;
+    let careless = json!({
+        "id": "not-the-request-id",
+        "time": "2026-12-02T10:00:00Z",
+        "partner": {"id": "wallet-1", "name": "A wallet whose registered trading name is long"},
+        "slipData": {"issuerReference": "ab12cd"},
+        "amounts": {"approvedAmount": {"amount": 1000, "currency": "710"}},
+        "vendorExtension": {"loyaltyPoints": 12},
+        "tranId": "whatever"
+    });
+    partner.script(PAY, [Canned::with_body(201, careless.to_string())]);
+    let (request, status, answer) = hub.paid(1000).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    published::assert_valid("PaymentResponse", &answer);
+    assert_eq!(answer["id"], request["id"]);
+    assert_eq!(answer["tranId"], request["tranId"]);
+    assert_eq!(answer["originator"], request["originator"]);
+    assert_eq!(answer["client"], request["client"]);
+    assert_eq!(answer["slipData"]["issuerReference"], "AB12CD");
+    assert!(
+        answer["partner"]["name"]
+            .as_str()
+            .expect("name")
+            .chars()
+            .count()
+            <= 40
+    );
+    assert!(answer.get("vendorExtension").is_none());
+    let payment = hub.stored(&request).await;
+    assert_eq!(payment.state, PaymentState::Approved);
+    assert!(hub.outbox_of(&request).await.is_empty(), "not reversed");
+    let events = hub
+        .hub
+        .store
+        .payment_timeline(payment.id, &payment.tran_id)
+        .await
+        .expect("store");
+    let answered = events
+        .iter()
+        .find(|e| e.kind == "PAY_RESPONSE")
+        .expect("the answer is on the timeline");
+    for repair in [
+        "unknown_dropped vendorExtension",
+        "upper_cased slipData.issuerReference",
+        "trimmed partner.name",
+        "filled_from_request originator",
+    ] {
+        assert!(
+            answered.outcome.contains(repair),
+            "{repair} not in {}",
+            answered.outcome
+        );
+    }
+
+    // No JSON at all: still an approval, built from the request.
+    partner.script(PAY, [Canned::with_body(200, "OK")]);
+    let (request, status, answer) = hub.paid(1000).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    published::assert_valid("PaymentResponse", &answer);
+    assert_eq!(answer["amounts"], request["amounts"]);
+    assert_eq!(hub.stored(&request).await.state, PaymentState::Approved);
+    hub.stop().await;
+}
+
+/// An approval for another amount is not relayed: the hub reverses it at the partner and
+/// declines the POS with INVALID_AMOUNT.
+async fn an_approval_for_another_amount_is_reversed_and_declined(db: TestDb) {
+    let partner = ScriptedPartner::start().await;
+    let hub = start(db, &partner, Options::default()).await;
+    for approved in [json!(900), json!(1000.5)] {
+        partner.script(
+            PAY,
+            [Canned::with_body(
+                201,
+                json!({"amounts": {"approvedAmount": {"amount": approved, "currency": "710"}}})
+                    .to_string(),
+            )],
+        );
+        let before = partner.received_at(REVERSE).len();
+        let (request, status, answer) = hub.paid(1000).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+        published::assert_valid("ErrorDetail", &answer);
+        assert_eq!(answer["errorType"], "INVALID_AMOUNT");
+        let reversals = partner.wait_for(REVERSE, before + 1, WAIT).await;
+        let sent = &reversals[before].body;
+        published::assert_valid("PaymentReversal", sent);
+        assert_eq!(sent["reversalReason"], "CANCELLED");
+        assert_eq!(hub.stored(&request).await.state, PaymentState::Reversed);
+    }
+    hub.stop().await;
+}
+
+/// The hub is the sender of what it sends a partner: the Basic user equals `client.id`, the
+/// retailer stays in `originator`, every identifier is carried both ways, and what the
+/// partner receives is valid under the published schema.
+async fn the_hub_calls_partners_as_their_client(db: TestDb) {
+    let partner = ScriptedPartner::start().await;
+    let hub = start(db, &partner, Options::default()).await;
+    let (request, status, answer) = hub.paid(1000).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    let sent = partner.received_at(PAY).remove(0);
+    published::assert_valid("PaymentRequest", &sent.body);
+    assert_eq!(sent.user.as_deref(), Some(SIM_USER));
+    assert_eq!(sent.body["client"]["id"], SIM_USER);
+    assert_eq!(sent.body["originator"], request["originator"]);
+    let ids = |v: &Value| -> Vec<String> {
+        v["thirdPartyIdentifiers"]
+            .as_array()
+            .expect("identifiers")
+            .iter()
+            .map(|i| i["institutionId"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    for id in ids(&request) {
+        assert!(ids(&sent.body).contains(&id), "{id} not sent");
+        assert!(ids(&answer).contains(&id), "{id} not answered");
+    }
+    assert!(ids(&answer).contains(&"qrhub".to_owned()));
+    // The POS gets its own client back.
+    assert_eq!(answer["client"], request["client"]);
+
+    // The hub's own reversal carries them too, and is sent as the hub.
+    partner.script(PAY, [Canned::status(504)]);
+    let (request, status, _) = hub.paid(1000).await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+    let reversal = partner.wait_for(REVERSE, 1, WAIT).await.remove(0);
+    assert_eq!(reversal.user.as_deref(), Some(SIM_USER));
+    published::assert_valid("PaymentReversal", &reversal.body);
+    for id in ids(&request) {
+        assert!(
+            ids(&reversal.body).contains(&id),
+            "{id} not in the reversal"
+        );
+    }
+    hub.stop().await;
+}
+
+/// What the partner answers `pay` reaches the POS only as a status the interface declares
+/// for it (400, 503, 504), with the partner's status in providerErrorCode.
+async fn partner_statuses_reach_the_pos_as_declared_ones(db: TestDb) {
+    let partner = ScriptedPartner::start().await;
+    let hub = start(db, &partner, Options::default()).await;
+    let long = "A partner message much longer than forty characters, as partners write";
+    let detail =
+        |kind: &str| json!({"id": "e1", "errorType": kind, "errorMessage": long}).to_string();
+    let cases = [
+        (
+            Canned::with_body(400, detail("INSUFFICIENT_FUNDS")),
+            400,
+            false,
+        ),
+        (Canned::status(401), 503, false),
+        (Canned::status(403), 503, false),
+        (
+            Canned::with_body(404, detail("UNABLE_TO_LOCATE_RECORD")),
+            400,
+            false,
+        ),
+        (Canned::status(409), 400, false),
+        (Canned::with_body(422, "unprocessable"), 400, false),
+        (Canned::status(429).header("retry-after", "5"), 503, false),
+        (Canned::status(501), 503, false),
+        (Canned::status(503), 503, false),
+        (
+            Canned::with_body(502, "<html>bad gateway</html>"),
+            504,
+            true,
+        ),
+        (Canned::status(520), 504, true),
+    ];
+    for (canned, expected, reversed) in cases {
+        let partner_status = canned.status;
+        partner.script(PAY, [canned]);
+        let (request, status, answer) = hub.paid(1000).await;
+        assert_eq!(
+            status.as_u16(),
+            expected,
+            "partner {partner_status}: {answer}"
+        );
+        published::assert_valid("ErrorDetail", &answer);
+        assert!(
+            answer["errorMessage"]
+                .as_str()
+                .expect("message")
+                .chars()
+                .count()
+                <= 40
+        );
+        if !reversed {
+            assert_eq!(answer["providerErrorCode"], partner_status.to_string());
+        }
+        assert_eq!(
+            !hub.outbox_of(&request).await.is_empty(),
+            reversed,
+            "partner {partner_status}"
+        );
+    }
+    hub.stop().await;
+}
+
+/// A reversal the partner refuses is an operator's open item: listed, counted, and
+/// retryable; retried once the partner is fixed, it arrives.
+async fn a_refused_reversal_is_an_open_item_an_operator_can_retry(db: TestDb) {
+    let partner = ScriptedPartner::start().await;
+    let hub = start(db, &partner, Options::default()).await;
+    partner.script(PAY, [Canned::status(500)]);
+    partner.script(
+        REVERSE,
+        [Canned::with_body(422, r#"{"why":"unknown payment"}"#)],
+    );
+    let (request, status, _) = hub.paid(1000).await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+    let row = wait_row(&hub, &request, OutboxState::Failed).await;
+    assert_eq!(row.last_status, Some(422));
+
+    let (status, list) = admin(&hub, reqwest::Method::GET, "/admin/v1/outbox?state=FAILED").await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let listed = list["outbox"].as_array().expect("a list");
+    assert!(
+        listed.iter().any(|r| r["id"] == row.id.to_string()
+            && r["lastError"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("unknown payment")),
+        "{list:#}"
+    );
+    let (status, summary) = admin(&hub, reqwest::Method::GET, "/admin/v1/summary").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(summary["outbox"]
+        .as_array()
+        .expect("outbox counts")
+        .iter()
+        .any(|c| c["state"] == "FAILED" && c["count"] == 1));
+
+    let (status, retried) = admin(
+        &hub,
+        reqwest::Method::POST,
+        &format!("/admin/v1/outbox/{}/retry", row.id),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{retried}");
+    partner.wait_for(REVERSE, 2, WAIT).await;
+    wait_row(&hub, &request, OutboxState::Delivered).await;
+    hub.stop().await;
+}
+
+/// A partner that answers with a huge body gets no more than the configured bytes read
+/// (default 1 MiB): for `pay` that is an unknown outcome (reversed), even if the body would
+/// have been a valid approval.
+async fn an_oversized_answer_is_not_read_whole(db: TestDb) {
+    let partner = ScriptedPartner::start().await;
+    let hub = start(db, &partner, Options::default()).await;
+    partner.script(PAY, [Canned::status(201).padded(2 * 1024 * 1024)]);
+    let (request, status, answer) = hub.paid(1000).await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{answer}");
+    assert_eq!(hub.stored(&request).await.state, PaymentState::Unknown);
+    partner.wait_for(REVERSE, 1, WAIT).await;
+    hub.stop().await;
+}
+
+both_stores!(
+    a_reversal_answered_503_in_a_maintenance_window_still_arrives,
+    a_confirmation_throttled_or_lost_at_the_gateway_is_retried,
+    redirects_are_never_followed,
+    a_careless_approval_is_relayed_valid_and_not_reversed,
+    an_approval_for_another_amount_is_reversed_and_declined,
+    the_hub_calls_partners_as_their_client,
+    partner_statuses_reach_the_pos_as_declared_ones,
+    a_refused_reversal_is_an_open_item_an_operator_can_retry,
+    an_oversized_answer_is_not_read_whole,
+);
