@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use common::db::TestDb;
 use common::hub::{
-    confirmation, reversal, Options, TestHub, OPERATOR, OPERATOR_PASSWORD, SIM_USER,
+    confirmation, pay_request, qr_request, reversal, Options, TestHub, OPERATOR, OPERATOR_PASSWORD,
+    SIM_USER,
 };
 use common::partner::{Canned, ScriptedPartner, CONFIRM, PAY, REVERSE};
 use common::published;
@@ -436,7 +437,70 @@ async fn an_oversized_answer_is_not_read_whole(db: TestDb) {
     hub.stop().await;
 }
 
+/// A code's amount and rules bind what is paid: a pay for another amount or currency is
+/// refused INVALID_AMOUNT unless the code allows part or over payment; a partner's partial
+/// approval stands where the code allows it; a code takes one approved payment.
+async fn payments_must_fit_their_code(db: TestDb) {
+    let partner = ScriptedPartner::start().await;
+    let hub = start(db, &partner, Options::default()).await;
+    code_rules(&hub, &partner).await;
+    hub.stop().await;
+}
+
+async fn code_rules(hub: &TestHub, partner: &ScriptedPartner) {
+    let code = |properties: Value| async move {
+        let mut request = qr_request("pos-1", 1000);
+        request["qrProperties"] = properties;
+        let (status, body) = hub.pos("/qr/v1/qrCodes", &request).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["tranId"].as_str().expect("tranId").to_owned()
+    };
+    let strict = code(json!({})).await;
+    for (amount, currency) in [(900, "710"), (1100, "710"), (1000, "840")] {
+        let mut request = pay_request("pos-1", &strict, amount);
+        request["amounts"]["requestAmount"]["currency"] = json!(currency);
+        let (status, answer) = hub.pos("/qr/v1/payments", &request).await;
+        assert_eq!(
+            status,
+            StatusCode::BAD_REQUEST,
+            "{amount} {currency}: {answer}"
+        );
+        published::assert_valid("ErrorDetail", &answer);
+        assert_eq!(answer["errorType"], "INVALID_AMOUNT");
+    }
+    assert!(partner.received_at(PAY).is_empty(), "nothing was sent");
+
+    // Part payment allowed: a smaller pay is taken, and so is a partial approval.
+    let part = code(json!({"partPaymentAllowed": true})).await;
+    let request = pay_request("pos-1", &part, 1000);
+    partner.script(
+        PAY,
+        [Canned::with_body(
+            201,
+            json!({"amounts": {"approvedAmount": {"amount": 600, "currency": "710"}}}).to_string(),
+        )],
+    );
+    let held = hub.pay(request.clone());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        hub.scan("wallet-1", &part, None).await.0,
+        StatusCode::ACCEPTED
+    );
+    let (status, answer) = held.await.expect("pay");
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    published::assert_valid("PaymentResponse", &answer);
+    assert_eq!(answer["amounts"]["approvedAmount"]["amount"], 600);
+    assert!(hub.outbox_of(&request).await.is_empty(), "not reversed");
+
+    // One approved payment per code: another pay for it is refused.
+    let again = pay_request("pos-1", &part, 400);
+    let (status, answer) = hub.pos("/qr/v1/payments", &again).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(answer["errorType"], "DUPLICATE_RECORD");
+}
+
 both_stores!(
+    payments_must_fit_their_code,
     a_reversal_answered_503_in_a_maintenance_window_still_arrives,
     a_confirmation_throttled_or_lost_at_the_gateway_is_retried,
     redirects_are_never_followed,

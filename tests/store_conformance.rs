@@ -196,6 +196,11 @@ async fn qr_codes(store: SharedStore) {
         payload: "000201010212".into(),
         created_at: t0(),
         expires_at: t0() + Duration::minutes(10),
+        terms: qrhub::domain::CodeTerms {
+            amount: Some((1000, "710".into())),
+            part_payment_allowed: true,
+            over_payment_allowed: false,
+        },
     };
     assert_eq!(
         store.insert_qr_code(&code).await.unwrap(),
@@ -568,6 +573,7 @@ async fn a_scan_reads_its_code_and_newest_payment(store: SharedStore) {
         payload: "000201010212".into(),
         created_at: t0(),
         expires_at: t0() + Duration::minutes(10),
+        terms: qrhub::domain::CodeTerms::default(),
     };
     store.insert_qr_code(&code).await.unwrap();
     assert_eq!(
@@ -1589,6 +1595,7 @@ async fn times_round_trip(store: SharedStore) {
         payload: "x".into(),
         created_at: precise,
         expires_at: Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 0).unwrap(),
+        terms: qrhub::domain::CodeTerms::default(),
     };
     store.insert_qr_code(&code).await.unwrap();
     let stored = store.qr_code(&code.tran_id).await.unwrap().unwrap();

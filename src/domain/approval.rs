@@ -1,6 +1,42 @@
-//! What an approval must say about the money before the hub relays it to the POS.
+//! The money a payment may carry: what a code admits on the way in, and what an approval
+//! must say before the hub relays it to the POS.
 
 use serde_json::Value;
+
+/// What a QR code lets a payment be: the amount it names, if any (the createQrCode's
+/// `amounts.requestAmount`, else `qrProperties.value`), and whether a payment may be for
+/// less or more than that.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CodeTerms {
+    /// Minor units and ISO 4217 numeric currency.
+    pub amount: Option<(i64, String)>,
+    pub part_payment_allowed: bool,
+    pub over_payment_allowed: bool,
+}
+
+impl CodeTerms {
+    /// Whether a payment of `amount` minor units of `currency` fits the code.
+    pub fn admits(&self, amount: i64, currency: &str) -> Result<(), &'static str> {
+        let Some((named, named_currency)) = &self.amount else {
+            return Ok(());
+        };
+        if currency != named_currency {
+            return Err("Currency differs from the QR code");
+        }
+        self.allows(amount, *named)
+    }
+
+    /// Whether `approved` may stand for `asked` under the code's part and over payment rules.
+    pub fn allows(&self, approved: i64, asked: i64) -> Result<(), &'static str> {
+        match approved.cmp(&asked) {
+            std::cmp::Ordering::Equal => Ok(()),
+            std::cmp::Ordering::Less if self.part_payment_allowed => Ok(()),
+            std::cmp::Ordering::Greater if self.over_payment_allowed => Ok(()),
+            std::cmp::Ordering::Less => Err("Amount is less than the QR code's"),
+            std::cmp::Ordering::Greater => Err("Amount is more than the QR code's"),
+        }
+    }
+}
 
 /// Why an approval cannot be relayed as one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,19 +62,18 @@ impl std::fmt::Display for AmountMismatch {
     }
 }
 
-/// Checks that the partner approved exactly `requested` minor units of `currency`.
+/// Checks that the partner approved `requested` minor units of `currency`, or another amount
+/// of that currency the code's `terms` allow.
 ///
 /// `raw` is the partner's body as sent, `repaired` the schema-valid body made from it
 /// (`model::repair`). The approved amount is `amounts.approvedAmount`, else the echoed
 /// `amounts.requestAmount`, else (the partner said nothing about amounts) the request's: a
 /// 2xx approves what was asked. An `approvedAmount` that was sent but did not survive the
 /// repair is unreadable, and an approval for an amount nobody can read is not relayed.
-///
-/// Part and over payments are not relayed as approvals yet: the hub does not keep a code's
-/// `partPaymentAllowed`/`overPaymentAllowed`, so any other amount is reversed.
 pub fn check_approved_amount(
     requested: i64,
     currency: &str,
+    terms: &CodeTerms,
     raw: Option<&Value>,
     repaired: &Value,
 ) -> Result<(), AmountMismatch> {
@@ -57,7 +92,9 @@ pub fn check_approved_amount(
     let approved = ledger.get("amount").and_then(Value::as_i64);
     let approved_currency = ledger.get("currency").and_then(Value::as_str);
     match (approved, approved_currency) {
-        (Some(a), Some(c)) if a == requested && c == currency => Ok(()),
+        (Some(a), Some(c)) if c == currency && a > 0 && terms.allows(a, requested).is_ok() => {
+            Ok(())
+        }
         (Some(a), Some(c)) => Err(AmountMismatch::Differs {
             approved: a,
             approved_currency: c.to_owned(),
@@ -75,31 +112,84 @@ mod tests {
         json!({ "amounts": amounts })
     }
 
+    const STRICT: CodeTerms = CodeTerms {
+        amount: None,
+        part_payment_allowed: false,
+        over_payment_allowed: false,
+    };
+
+    #[test]
+    fn a_code_admits_its_amount_and_what_its_rules_allow() {
+        let open = CodeTerms::default();
+        assert_eq!(open.admits(123, "710"), Ok(()));
+        let fixed = CodeTerms {
+            amount: Some((1000, "710".into())),
+            ..CodeTerms::default()
+        };
+        assert_eq!(fixed.admits(1000, "710"), Ok(()));
+        assert!(fixed.admits(999, "710").is_err());
+        assert!(fixed.admits(1001, "710").is_err());
+        assert!(fixed.admits(1000, "840").is_err());
+        let part = CodeTerms {
+            part_payment_allowed: true,
+            ..fixed.clone()
+        };
+        assert_eq!(part.admits(400, "710"), Ok(()));
+        assert!(part.admits(1001, "710").is_err());
+        let over = CodeTerms {
+            over_payment_allowed: true,
+            ..fixed
+        };
+        assert_eq!(over.admits(1200, "710"), Ok(()));
+        assert!(over.admits(999, "710").is_err());
+    }
+
+    #[test]
+    fn a_partial_approval_stands_only_where_the_code_allows_it() {
+        let less = body(json!({"approvedAmount": {"amount": 600, "currency": "710"}}));
+        assert!(check_approved_amount(1000, "710", &STRICT, Some(&less), &less).is_err());
+        let part = CodeTerms {
+            part_payment_allowed: true,
+            ..STRICT
+        };
+        assert_eq!(
+            check_approved_amount(1000, "710", &part, Some(&less), &less),
+            Ok(())
+        );
+        let other = body(json!({"approvedAmount": {"amount": 600, "currency": "840"}}));
+        assert!(check_approved_amount(1000, "710", &part, Some(&other), &other).is_err());
+        let zero = body(json!({"approvedAmount": {"amount": 0, "currency": "710"}}));
+        assert!(check_approved_amount(1000, "710", &part, Some(&zero), &zero).is_err());
+    }
+
     #[test]
     fn the_requested_amount_passes_whichever_field_carries_it() {
         let approved = body(json!({"approvedAmount": {"amount": 1000, "currency": "710"}}));
         assert_eq!(
-            check_approved_amount(1000, "710", Some(&approved), &approved),
+            check_approved_amount(1000, "710", &STRICT, Some(&approved), &approved),
             Ok(())
         );
         let echoed = body(json!({"requestAmount": {"amount": 1000, "currency": "710"}}));
         assert_eq!(
-            check_approved_amount(1000, "710", Some(&echoed), &echoed),
+            check_approved_amount(1000, "710", &STRICT, Some(&echoed), &echoed),
             Ok(())
         );
         let empty = body(json!({}));
-        assert_eq!(check_approved_amount(1000, "710", None, &empty), Ok(()));
+        assert_eq!(
+            check_approved_amount(1000, "710", &STRICT, None, &empty),
+            Ok(())
+        );
     }
 
     #[test]
     fn another_amount_or_currency_is_a_mismatch() {
         let less = body(json!({"approvedAmount": {"amount": 900, "currency": "710"}}));
         assert!(matches!(
-            check_approved_amount(1000, "710", Some(&less), &less),
+            check_approved_amount(1000, "710", &STRICT, Some(&less), &less),
             Err(AmountMismatch::Differs { approved: 900, .. })
         ));
         let other = body(json!({"approvedAmount": {"amount": 1000, "currency": "840"}}));
-        assert!(check_approved_amount(1000, "710", Some(&other), &other).is_err());
+        assert!(check_approved_amount(1000, "710", &STRICT, Some(&other), &other).is_err());
     }
 
     #[test]
@@ -110,7 +200,7 @@ mod tests {
         );
         let repaired = body(json!({"requestAmount": {"amount": 1000, "currency": "710"}}));
         assert!(matches!(
-            check_approved_amount(1000, "710", Some(&raw), &repaired),
+            check_approved_amount(1000, "710", &STRICT, Some(&raw), &repaired),
             Err(AmountMismatch::Unreadable(_))
         ));
     }

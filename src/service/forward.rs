@@ -7,8 +7,8 @@ use uuid::Uuid;
 
 use super::{span, Hub, Waiters};
 use crate::domain::{
-    check_approved_amount, classify_pay, settle_partner_answer, AdviceKind, Outcome, PartnerAnswer,
-    PaymentState,
+    check_approved_amount, classify_pay, settle_partner_answer, AdviceKind, CodeTerms, Outcome,
+    PartnerAnswer, PaymentState,
 };
 use crate::metrics::CallOutcome;
 use crate::model::repair::{repair, Repair};
@@ -70,11 +70,21 @@ impl Hub {
         let tran_id = payment.tran_id.clone();
         let result = self.partners.post(&partner, PAY_PATH, &request).await;
         let request_json = serde_json::to_value(&request).ok();
-        let interpreted = interpret_pay_answer(
-            &result,
-            request_json.as_ref().unwrap_or(&serde_json::Value::Null),
-            (payment.amount_minor, &payment.currency),
-        );
+        let request_json = request_json.as_ref().unwrap_or(&serde_json::Value::Null);
+        let requested = (payment.amount_minor, payment.currency.as_str());
+        let mut interpreted =
+            interpret_pay_answer(&result, request_json, requested, &CodeTerms::default());
+        if interpreted.answer == PartnerAnswer::ApprovedOtherAmount {
+            // Another amount may still be one the code allows (part or over payment); its
+            // terms are read only on this rare path.
+            let terms = self
+                .store
+                .qr_code(&payment.tran_id)
+                .await?
+                .map(|c| c.terms)
+                .unwrap_or_default();
+            interpreted = interpret_pay_answer(&result, request_json, requested, &terms);
+        }
         let PayInterpretation {
             answer,
             status,
@@ -132,7 +142,8 @@ impl Hub {
             // The partner's body as it came, for the record; the payment keeps the repaired
             // one it relays.
             vec![
-                event(event_kind::PAY, Direction::Out, sent_at, sent).body(request_json.clone()),
+                event(event_kind::PAY, Direction::Out, sent_at, sent)
+                    .body(Some(request_json.clone())),
                 event(event_kind::PAY_RESPONSE, Direction::In, at, answered)
                     .status(status)
                     .body(raw_body.clone()),
@@ -415,13 +426,14 @@ struct PayInterpretation {
 }
 
 /// Reads the partner's answer to `pay` (`request` is the PaymentRequest the hub sent, and
-/// `requested` its amount and currency). A 2xx is an approval whatever its body: the body is
+/// `requested` its amount and currency, `terms` its code's). A 2xx is an approval whatever its body: the body is
 /// repaired into a valid PaymentResponse, and the approval relayed only if it is for the
 /// amount asked.
 fn interpret_pay_answer(
     result: &CallResult,
     request: &serde_json::Value,
     requested: (i64, &str),
+    terms: &CodeTerms,
 ) -> PayInterpretation {
     let nothing = |answer| PayInterpretation {
         answer,
@@ -439,9 +451,14 @@ fn interpret_pay_answer(
                 Outcome::Success => {
                     let (repaired, repairs) =
                         repair(json.as_ref(), &schema::PAYMENT_RESPONSE, request);
-                    let mismatch =
-                        check_approved_amount(requested.0, requested.1, json.as_ref(), &repaired)
-                            .err();
+                    let mismatch = check_approved_amount(
+                        requested.0,
+                        requested.1,
+                        terms,
+                        json.as_ref(),
+                        &repaired,
+                    )
+                    .err();
                     let answer = if mismatch.is_some() {
                         PartnerAnswer::ApprovedOtherAmount
                     } else {

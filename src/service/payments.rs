@@ -112,13 +112,26 @@ impl Hub {
                 "Amount must be positive",
             ));
         }
-        let code = self.store.qr_code(&request.tran_id).await?;
-        // Another client's code is refused exactly like an unknown one: nothing is revealed.
-        if code.is_none_or(|c| c.client_id != client_id || c.expires_at <= now) {
+        let code = self
+            .store
+            .qr_code(&request.tran_id)
+            .await?
+            // Another client's code is refused exactly like an unknown one: nothing is
+            // revealed.
+            .filter(|c| c.client_id == client_id && c.expires_at > now)
+            .ok_or_else(|| {
+                HubError::refuse(
+                    StatusCode::BAD_REQUEST,
+                    ErrorDetail::new(id, ErrorType::InvalidTranId, "Unknown or expired tranId")
+                        .with_tran_id(&request.tran_id),
+                )
+            })?;
+        // The customer scans a code that shows an amount: a pay for another one would
+        // charge them what they did not see.
+        if let Err(why) = code.terms.admits(amount.amount, &amount.currency) {
             return Err(HubError::refuse(
                 StatusCode::BAD_REQUEST,
-                ErrorDetail::new(id, ErrorType::InvalidTranId, "Unknown or expired tranId")
-                    .with_tran_id(&request.tran_id),
+                ErrorDetail::new(id, ErrorType::InvalidAmount, why).with_tran_id(&request.tran_id),
             ));
         }
         let received = NewEvent::new(

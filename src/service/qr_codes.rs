@@ -3,7 +3,7 @@
 use axum::http::StatusCode;
 
 use super::{span, Hub, HubError, HubResult};
-use crate::domain::Money;
+use crate::domain::{CodeTerms, Money};
 use crate::model::{
     CreateQrCodeRequest, CreateQrCodeResponse, ErrorDetail, ErrorType, FormatError, QrProperties,
     Timestamp,
@@ -60,6 +60,7 @@ impl Hub {
             payload: payload.clone(),
             created_at: now,
             expires_at,
+            terms: code_terms(&request, &properties),
         };
         if self.store.insert_qr_code(&record).await? == InsertOutcome::Duplicate {
             return Err(HubError::bad_request(
@@ -125,6 +126,22 @@ impl Hub {
             terminal_label: Some(request.originator.terminal_id.clone()),
             reference_label: None,
         }
+    }
+}
+
+/// The amount a code names (the request's `amounts.requestAmount`, else
+/// `qrProperties.value`, as the payload shows it) and its part and over payment rules.
+fn code_terms(request: &CreateQrCodeRequest, properties: &QrProperties) -> CodeTerms {
+    let amount = request
+        .amounts
+        .as_ref()
+        .and_then(|a| a.request_amount.as_ref())
+        .or(properties.value.as_ref())
+        .map(|a| (a.amount, a.currency.clone()));
+    CodeTerms {
+        amount,
+        part_payment_allowed: properties.part_payment_allowed.unwrap_or(false),
+        over_payment_allowed: properties.over_payment_allowed.unwrap_or(false),
     }
 }
 

@@ -65,6 +65,8 @@ pub struct QrCodeRecord {
     pub payload: String,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+    /// The amount the code names and its part and over payment rules.
+    pub terms: crate::domain::CodeTerms,
 }
 
 /// A payment as first stored, waiting for its scan.

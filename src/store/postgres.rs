@@ -346,7 +346,8 @@ impl Store for PostgresStore {
     async fn insert_qr_code(&self, code: &QrCodeRecord) -> StoreResult<InsertOutcome> {
         let done = sqlx::query(
             "INSERT INTO qr_code (tran_id, client_id, message_id, scheme, payload, created_at, \
-             expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             expires_at, amount_minor, currency, part_payment_allowed, over_payment_allowed) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
              ON CONFLICT (client_id, message_id) DO NOTHING",
         )
         .bind(&code.tran_id)
@@ -356,6 +357,10 @@ impl Store for PostgresStore {
         .bind(&code.payload)
         .bind(code.created_at)
         .bind(code.expires_at)
+        .bind(code.terms.amount.as_ref().map(|(a, _)| *a))
+        .bind(code.terms.amount.as_ref().map(|(_, c)| c.as_str()))
+        .bind(code.terms.part_payment_allowed)
+        .bind(code.terms.over_payment_allowed)
         .execute(&self.pool)
         .await?;
         Ok(if done.rows_affected() == 1 {

@@ -147,6 +147,10 @@ pub(crate) struct QrCodeRow {
     payload: String,
     created_at: Ts,
     expires_at: Ts,
+    amount_minor: Option<i64>,
+    currency: Option<String>,
+    part_payment_allowed: bool,
+    over_payment_allowed: bool,
 }
 
 impl From<QrCodeRow> for QrCodeRecord {
@@ -159,6 +163,11 @@ impl From<QrCodeRow> for QrCodeRecord {
             payload: row.payload,
             created_at: row.created_at.0,
             expires_at: row.expires_at.0,
+            terms: crate::domain::CodeTerms {
+                amount: row.amount_minor.zip(row.currency),
+                part_payment_allowed: row.part_payment_allowed,
+                over_payment_allowed: row.over_payment_allowed,
+            },
         }
     }
 }
