@@ -52,6 +52,8 @@ pub mod name {
     pub const OUTBOX_DEAD: &str = "qrhub_outbox_dead";
     pub const PARTNER_CREDENTIALS_REFUSED: &str = "qrhub_partner_credentials_refused_total";
     pub const PAYMENT_RESPONSE_REPAIRS: &str = "qrhub_partner_response_repairs_total";
+    pub const SWEEP_LAST_SUCCESS: &str = "qrhub_sweep_last_success_timestamp_seconds";
+    pub const SWEEP_FAILURES: &str = "qrhub_sweep_failures_total";
     pub const OUTBOX_OLDEST_AGE: &str = "qrhub_outbox_oldest_age_seconds";
     pub const HELD_PAY_REQUESTS: &str = "qrhub_held_pay_requests";
     pub const DB_POOL_CONNECTIONS: &str = "qrhub_db_pool_connections";
@@ -145,6 +147,15 @@ fn describe() {
     describe_counter!(
         name::PAYMENT_RESPONSE_REPAIRS,
         "Approvals whose body the hub repaired to relay a valid PaymentResponse, by partner and repair"
+    );
+    describe_gauge!(
+        name::SWEEP_LAST_SUCCESS,
+        Unit::Seconds,
+        "When this instance last finished a sweep (Unix time); the sweep needs the database every second, so an old value means it does not answer"
+    );
+    describe_counter!(
+        name::SWEEP_FAILURES,
+        "Sweeps that failed (most often: the database did not answer)"
     );
     describe_gauge!(
         name::OUTBOX_DEPTH,
@@ -373,6 +384,15 @@ pub fn outbox_delivery(kind: crate::domain::AdviceKind, result: &'static str) {
         crate::domain::AdviceKind::Reversal => "reversal",
     };
     metrics::counter!(name::OUTBOX_DELIVERIES, "kind" => kind, "result" => result).increment(1);
+}
+
+/// One sweep ended: its time when it succeeded, a count when it did not.
+pub fn sweep_finished(succeeded_at: Option<DateTime<Utc>>) {
+    match succeeded_at {
+        // Seconds since 1970 fit an f64 exactly for the next few hundred million years.
+        Some(at) => metrics::gauge!(name::SWEEP_LAST_SUCCESS).set(at.timestamp() as f64),
+        None => metrics::counter!(name::SWEEP_FAILURES).increment(1),
+    }
 }
 
 /// A partner answered 401 or 403 to one of the hub's calls.

@@ -398,3 +398,24 @@ both_stores!(
     held_pays_are_counted_while_held,
     metrics_can_be_switched_off
 );
+
+/// The shipped alert rules only name series the hub exports: a renamed metric would leave an
+/// alert silently watching nothing.
+#[test]
+fn every_metric_an_alert_watches_is_one_the_hub_exports() {
+    let rules = include_str!("../config/prometheus/alerts.yml");
+    let exported = include_str!("../src/metrics.rs");
+    let mut watched: Vec<&str> = rules
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|word| word.starts_with("qrhub_"))
+        .collect();
+    watched.sort_unstable();
+    watched.dedup();
+    assert!(watched.len() >= 5, "{watched:?}");
+    for name in watched {
+        assert!(
+            exported.contains(&format!("\"{name}\"")),
+            "config/prometheus/alerts.yml watches {name}, which src/metrics.rs does not export"
+        );
+    }
+}

@@ -46,8 +46,12 @@ impl Hub {
     /// Sweeps every `interval` until cancelled.
     pub async fn run_sweeper(self: Arc<Self>, interval: Duration, stop: CancellationToken) {
         loop {
-            if let Err(e) = self.sweep().await {
-                tracing::error!(error.cause_chain = ?e, "sweep failed");
+            match self.sweep().await {
+                Ok(()) => crate::metrics::sweep_finished(Some(self.now())),
+                Err(e) => {
+                    crate::metrics::sweep_finished(None);
+                    tracing::error!(error.cause_chain = ?e, "sweep failed");
+                }
             }
             tokio::select! {
                 _ = stop.cancelled() => return,
