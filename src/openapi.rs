@@ -276,13 +276,15 @@ fn admin_schemas() -> BTreeMap<String, Value> {
         "timeline": {"type": "array", "items": reference("EventView"),
                      "description": "Every message in and out, oldest first."},
         "outbox": {"type": "array", "items": reference("OutboxView")},
+        "openItems": {"type": "integer", "minimum": 0,
+                      "description": "Advices of this payment refused by the partner or dead: while any is open the payment is unresolved."},
     });
     if let (Some(d), Some(e)) = (detail_properties.as_object_mut(), extra.as_object()) {
         d.extend(e.clone());
     }
     let mut detail_required = payment_view_required.clone();
     if let Some(r) = detail_required.as_array_mut() {
-        r.extend(["request", "timeline", "outbox"].map(|s| json!(s)));
+        r.extend(["request", "timeline", "outbox", "openItems"].map(|s| json!(s)));
     }
     let tally = json!({
         "type": "object",

@@ -391,6 +391,15 @@ async fn a_refused_reversal_is_an_open_item_an_operator_can_retry(db: TestDb) {
     assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
     let row = wait_row(&hub, &request, OutboxState::Failed).await;
     assert_eq!(row.last_status, Some(422));
+    let payment = hub.stored(&request).await;
+    let (status, detail) = admin(
+        &hub,
+        reqwest::Method::GET,
+        &format!("/admin/v1/payments/{}", payment.id),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{detail}");
+    assert_eq!(detail["openItems"], 1, "the payment shows it is unresolved");
 
     let (status, list) = admin(&hub, reqwest::Method::GET, "/admin/v1/outbox?state=FAILED").await;
     assert_eq!(status, StatusCode::OK, "{list}");

@@ -178,6 +178,9 @@ pub struct PaymentDetail {
     /// messages of the same tranId).
     pub timeline: Vec<EventView>,
     pub outbox: Vec<OutboxView>,
+    /// Advices of this payment an operator must act on (refused by the partner, or dead):
+    /// while there is one, the payment is not resolved, whatever its state says.
+    pub open_items: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -341,7 +344,12 @@ pub async fn payment_detail(hub: &Hub, id: &str, payment_id: &str) -> HubResult<
         .payment_timeline(payment.id, &payment.tran_id)
         .await?;
     let outbox = hub.store.outbox_for_payment(payment.id).await?;
+    let open_items = outbox
+        .iter()
+        .filter(|row| matches!(row.state, OutboxState::Failed | OutboxState::Dead))
+        .count();
     Ok(PaymentDetail {
+        open_items,
         payment: PaymentView::from(&payment),
         request: payment.request,
         partner_response: payment.partner_response,

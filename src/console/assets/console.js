@@ -484,6 +484,11 @@
     fact('Scan deadline', formatTime(d.scanDeadline));
     fact('Updated', formatTime(d.updatedAt));
     fact('Reversed by POS', d.reversedByPos ? 'yes' : 'no');
+    // A refused or dead advice leaves the payment unresolved whatever its state says (a
+    // hub reversal the partner refused may mean a customer is still charged).
+    fact('Open items', d.openItems > 0
+      ? `${d.openItems} advice(s) refused or dead: see the outbox below, Retry once fixed`
+      : undefined);
 
     const timeline = $('timeline-body');
     clear(timeline);
