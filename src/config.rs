@@ -48,6 +48,9 @@ pub struct Settings {
     /// Back-office users of `/admin/v1` (Basic auth).
     #[serde(default)]
     pub operators: Vec<OperatorSettings>,
+    /// Fee schedules per partner and currency, optionally per POS client.
+    #[serde(default)]
+    pub fees: Vec<FeeSettings>,
     /// Requests per authenticated caller (off by default).
     #[serde(default)]
     pub rate_limit: RateLimitSettings,
@@ -282,6 +285,41 @@ pub struct OperatorSettings {
     pub password_hash: PasswordHashText,
 }
 
+/// What a partner's merchant pays per confirmed payment in one currency: computed when the
+/// payment is confirmed and stored with it, so a change applies to payments confirmed after
+/// it. A schedule with `client` is that POS client's own at this partner; without, the
+/// partner's default. See `domain::FeeSchedule` for the rounding rule.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeeSettings {
+    pub partner: String,
+    #[serde(default)]
+    pub client: Option<String>,
+    /// ISO 4217 numeric, as on the wire (`710`).
+    pub currency: String,
+    /// Percentage in basis points (150 = 1.50 %).
+    #[serde(default)]
+    pub percent_bps: u32,
+    /// Added to the percentage, in minor units.
+    #[serde(default)]
+    pub fixed: i64,
+    #[serde(default)]
+    pub min: i64,
+    #[serde(default)]
+    pub max: Option<i64>,
+}
+
+impl FeeSettings {
+    pub fn schedule(&self) -> crate::domain::FeeSchedule {
+        crate::domain::FeeSchedule {
+            percent_bps: self.percent_bps,
+            fixed: self.fixed,
+            min: self.min,
+            max: self.max,
+        }
+    }
+}
+
 /// A partner wallet.
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -394,6 +432,24 @@ impl Settings {
 
     pub fn partner(&self, id: &str) -> Option<&PartnerSettings> {
         self.partners.iter().find(|p| p.id == id)
+    }
+
+    /// The fee schedule for a payment of `client` at `partner` in `currency`: the client's
+    /// own, else the partner's default; `None` charges nothing.
+    pub fn fee_schedule(
+        &self,
+        partner: &str,
+        client: &str,
+        currency: &str,
+    ) -> Option<crate::domain::FeeSchedule> {
+        let of = |c: Option<&str>| {
+            self.fees.iter().find(|f| {
+                f.partner == partner && f.currency == currency && f.client.as_deref() == c
+            })
+        };
+        of(Some(client))
+            .or_else(|| of(None))
+            .map(FeeSettings::schedule)
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -527,6 +583,39 @@ impl Settings {
                 return Err(invalid(
                     format!("partners[{i}].{key}"),
                     "is only used over TLS; base_url must start with https://",
+                ));
+            }
+        }
+        let mut schedules = std::collections::HashSet::new();
+        for (i, f) in self.fees.iter().enumerate() {
+            let key = |field: &str| format!("fees[{i}].{field}");
+            if self.partner(&f.partner).is_none() {
+                return Err(invalid(key("partner"), "is not a configured partner"));
+            }
+            if let Some(client) = &f.client {
+                if !self.clients.iter().any(|c| &c.id == client) {
+                    return Err(invalid(key("client"), "is not a configured client"));
+                }
+            }
+            if f.currency.len() != 3 || !f.currency.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(invalid(
+                    key("currency"),
+                    "must be 3 digits (ISO 4217 numeric)",
+                ));
+            }
+            if f.fixed < 0 || f.min < 0 || f.max.is_some_and(|m| m < f.min) {
+                return Err(invalid(
+                    key("max"),
+                    "fixed and min must not be negative, and max not below min",
+                ));
+            }
+            if f.percent_bps > 10_000 {
+                return Err(invalid(key("percent_bps"), "must be at most 10000 (100 %)"));
+            }
+            if !schedules.insert((&f.partner, &f.client, &f.currency)) {
+                return Err(invalid(
+                    key("currency"),
+                    "a schedule for this partner, client and currency is listed twice",
                 ));
             }
         }

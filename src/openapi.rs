@@ -288,8 +288,13 @@ fn admin_schemas() -> BTreeMap<String, Value> {
     }
     let tally = json!({
         "type": "object",
-        "properties": {"count": int64(), "amount": {"type": "integer", "format": "int64", "description": "Minor units."}},
-        "required": ["count", "amount"]
+        "properties": {
+            "count": int64(),
+            "amount": {"type": "integer", "format": "int64", "description": "Gross, in minor units."},
+            "fees": {"type": "integer", "format": "int64", "description": "Fees fixed at confirmation (confirmed payments only), in minor units."},
+            "net": {"type": "integer", "format": "int64", "description": "amount - fees."}
+        },
+        "required": ["count", "amount", "fees", "net"]
     });
     let partner_row = json!({
         "type": "object",

@@ -94,9 +94,36 @@ async fn payment_id(hub: &TestHub, request: &Value) -> String {
         .to_string()
 }
 
+/// Fees by hand: 1.50 % rounded half up, plus 1.00 fixed, on each confirmed payment; the
+/// other client's own schedule and the other currency's do not apply.
+const FEES: &str = r#"
+[[fees]]
+partner = "wallet-1"
+currency = "710"
+percent_bps = 150
+fixed = 100
+[[fees]]
+partner = "wallet-1"
+client = "pos-2"
+currency = "710"
+percent_bps = 900
+[[fees]]
+partner = "wallet-1"
+currency = "840"
+fixed = 7777
+"#;
+
 async fn settlement_report_adds_up_in_json_and_csv(db: TestDb) {
-    let hub = TestHub::start(db, Options::default()).await;
-    // 7 confirmed: six of 1000 and one of 5000 confirmed partially at 4200.
+    let hub = TestHub::start(
+        db,
+        Options {
+            extra: FEES.into(),
+            ..Options::default()
+        },
+    )
+    .await;
+    // 7 confirmed: six of 1000 (fee 15 + 100 each) and one of 5000 confirmed partially at
+    // 4200 (fee 63 + 100): 853 in fees.
     for _ in 0..6 {
         confirmed(&hub, 1000, None).await;
     }
@@ -129,11 +156,20 @@ async fn settlement_report_adds_up_in_json_and_csv(db: TestDb) {
     assert_eq!(row["currency"], "710");
     assert_eq!(
         row["confirmed"],
-        json!({"count": 7, "amount": 6 * 1000 + 4200})
+        json!({"count": 7, "amount": 6 * 1000 + 4200, "fees": 853, "net": 10200 - 853})
     );
-    assert_eq!(row["reversed"], json!({"count": 2, "amount": 4000}));
-    assert_eq!(row["unknown"], json!({"count": 1, "amount": 3000}));
-    assert_eq!(row["approved"], json!({"count": 0, "amount": 0}));
+    assert_eq!(
+        row["reversed"],
+        json!({"count": 2, "amount": 4000, "fees": 0, "net": 4000})
+    );
+    assert_eq!(
+        row["unknown"],
+        json!({"count": 1, "amount": 3000, "fees": 0, "net": 3000})
+    );
+    assert_eq!(
+        row["approved"],
+        json!({"count": 0, "amount": 0, "fees": 0, "net": 0})
+    );
 
     // The same in CSV, by Accept header and by ?format=csv.
     for (path, accept) in [
@@ -169,6 +205,8 @@ async fn settlement_report_adds_up_in_json_and_csv(db: TestDb) {
         assert_eq!(field("currency"), "710");
         assert_eq!(number("confirmedCount"), 7);
         assert_eq!(number("confirmedAmount"), 10200);
+        assert_eq!(number("confirmedFees"), 853);
+        assert_eq!(number("confirmedNet"), 9347);
         assert_eq!(number("reversedCount"), 2);
         assert_eq!(number("reversedAmount"), 4000);
         assert_eq!(number("unknownCount"), 1);

@@ -129,6 +129,7 @@ fn answer(
             504
         }),
         body: Some(json!({"status": to.as_str()})),
+        approved_minor: None,
         reversal,
         expected_reversed_by_pos: false,
         at: t0() + secs(5),
@@ -261,6 +262,9 @@ async fn payment_insert_and_read(store: SharedStore) {
         reversed_by_pos: false,
         partner_status: None,
         partner_response: None,
+        approved_minor: None,
+        settled_minor: None,
+        fee_minor: None,
         created_at: p.created_at,
         scan_deadline: p.scan_deadline,
         updated_at: p.created_at,
@@ -857,6 +861,10 @@ async fn apply_advice_happy_duplicate_and_stale(store: SharedStore) {
         from: PaymentState::Approved,
         to: Some(PaymentState::Confirmed),
         mark_reversed_by_pos: false,
+        settlement: Some(Settlement {
+            settled_minor: 900,
+            fee_minor: 14,
+        }),
         outbox: Some(to_partner.clone()),
         events: Vec::new(),
         wake: None,
@@ -867,6 +875,10 @@ async fn apply_advice_happy_duplicate_and_stale(store: SharedStore) {
     );
     let stored = store.payment(id).await.unwrap().unwrap();
     assert_eq!(stored.state, PaymentState::Confirmed);
+    assert_eq!(
+        (stored.settled_minor, stored.fee_minor),
+        (Some(900), Some(14))
+    );
     assert_eq!(stored.updated_at, confirmation.received_at);
     assert!(!stored.reversed_by_pos);
     assert_eq!(
@@ -898,6 +910,7 @@ async fn apply_advice_happy_duplicate_and_stale(store: SharedStore) {
         from: PaymentState::Approved,
         to: Some(PaymentState::Reversed),
         mark_reversed_by_pos: false,
+        settlement: None,
         outbox: Some(outbox_msg(id, AdviceKind::Reversal, t0() + secs(62))),
         events: Vec::new(),
         wake: None,
@@ -947,6 +960,7 @@ async fn apply_advice_keeping_the_state(store: SharedStore) {
         from: PaymentState::Forwarded,
         to: None,
         mark_reversed_by_pos: true,
+        settlement: None,
         outbox: None,
         events: Vec::new(),
         wake: None,
@@ -965,6 +979,7 @@ async fn apply_advice_keeping_the_state(store: SharedStore) {
         advice: advice(AdviceKind::Reversal, "rev-2", "pay-x", Some(id)),
         from: PaymentState::Matched,
         mark_reversed_by_pos: false,
+        settlement: None,
         ..mark.clone()
     };
     assert_eq!(
@@ -1488,6 +1503,7 @@ async fn recovery_of_a_pos_reversed_payment_ends_reversed(store: SharedStore) {
         from: PaymentState::Forwarded,
         to: None,
         mark_reversed_by_pos: true,
+        settlement: None,
         outbox: None,
         events: Vec::new(),
         wake: None,
@@ -1763,9 +1779,13 @@ async fn search_pages_newest_first(store: SharedStore) {
     assert!(none.is_empty());
 }
 
+/// Settlement adds up the typed amounts the service fixed (approved by the partner, settled
+/// and charged at confirmation), whatever JSON is stored beside them.
 async fn settlement_uses_partial_confirmations(store: SharedStore) {
     let approve = |id| PartnerAnswerRecord {
-        body: Some(json!({"amounts": {"approvedAmount": {"amount": 1000, "currency": "USD"}}})),
+        // A float where the report used to read the amount: it must not matter any more.
+        body: Some(json!({"amounts": {"approvedAmount": {"amount": 150.0, "currency": "USD"}}})),
+        approved_minor: Some(1000),
         ..answer(id, PaymentState::Approved, None)
     };
     let mut approved = Vec::new();
@@ -1774,12 +1794,14 @@ async fn settlement_uses_partial_confirmations(store: SharedStore) {
         assert!(store.record_partner_answer(&approve(id)).await.unwrap());
         approved.push(id);
     }
-    for (n, (id, body)) in [
+    for (n, (id, body, settled_minor, fee_minor)) in [
         (
             approved[0],
             json!({"id": "c0", "amounts": {"approvedAmount": {"amount": 420, "currency": "USD"}}}),
+            420,
+            10,
         ),
-        (approved[1], json!({"id": "c1"})),
+        (approved[1], json!({"id": "c1"}), 1000, 20),
     ]
     .into_iter()
     .enumerate()
@@ -1799,6 +1821,10 @@ async fn settlement_uses_partial_confirmations(store: SharedStore) {
             from: PaymentState::Approved,
             to: Some(PaymentState::Confirmed),
             mark_reversed_by_pos: false,
+            settlement: Some(Settlement {
+                settled_minor,
+                fee_minor,
+            }),
             outbox: None,
             events: Vec::new(),
             wake: None,
@@ -1815,8 +1841,12 @@ async fn settlement_uses_partial_confirmations(store: SharedStore) {
     let of = |state| groups.iter().find(|g| g.state == state).cloned();
     let confirmed = of(PaymentState::Confirmed).expect("confirmed");
     assert_eq!((confirmed.count, confirmed.amount_minor), (2, 1420));
+    assert_eq!(confirmed.fee_minor, 30);
     let open = of(PaymentState::Approved).expect("approved");
-    assert_eq!((open.count, open.amount_minor), (1, 1000));
+    assert_eq!(
+        (open.count, open.amount_minor, open.fee_minor),
+        (1, 1000, 0)
+    );
     assert_eq!(confirmed.currency, "USD");
     let rows = store
         .settled_payments(t0() - secs(60), t0() + secs(60), None)

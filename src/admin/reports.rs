@@ -4,11 +4,13 @@
 //! # Settlement CSV
 //! One header row, then one row per partner × currency:
 //!
-//! `date,partnerId,currency,confirmedCount,confirmedAmount,reversedCount,reversedAmount,unknownCount,unknownAmount,approvedCount,approvedAmount`
+//! `date,partnerId,currency,` then for each of `confirmed`, `reversed`, `unknown`, `approved`:
+//! `…Count,…Amount,…Fees,…Net`.
 //!
-//! - `confirmed*`: payments CONFIRMED; the amount is the confirmation's
+//! - `confirmed*`: payments CONFIRMED; the amount (gross) is the confirmation's
 //!   `amounts.approvedAmount` when it gave one (a partial confirmation), else the partner's
-//!   approved amount, else the requested amount;
+//!   approved amount, else the requested amount; the fees are those fixed at confirmation by
+//!   the partner's (or the client's) schedule then in force, and net = gross − fees;
 //! - `reversed*`: REVERSED (by the POS, or after an unknown outcome);
 //! - `unknown*`: UNKNOWN (the partner's outcome was never learnt; the hub queued a reversal);
 //! - `approved*`: APPROVED by the partner and not yet confirmed or reversed by the POS.
@@ -28,11 +30,24 @@ use crate::model::{ErrorDetail, ErrorType, FormatError};
 use crate::service::{Hub, HubError, HubResult};
 use crate::store::SettledPayment;
 
-/// How many payments and how much money.
+/// How many payments and how much money: gross, the fees on it, and what is left.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tally {
     pub count: i64,
+    /// Gross, in minor units.
     pub amount: i64,
+    pub fees: i64,
+    /// `amount − fees`.
+    pub net: i64,
+}
+
+impl Tally {
+    fn add(&mut self, count: i64, amount: i64, fees: i64) {
+        self.count += count;
+        self.amount += amount;
+        self.fees += fees;
+        self.net = self.amount - self.fees;
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -56,18 +71,26 @@ pub struct SettlementReport {
     pub rows: Vec<SettlementRow>,
 }
 
-pub const SETTLEMENT_CSV_HEADER: [&str; 11] = [
+pub const SETTLEMENT_CSV_HEADER: [&str; 19] = [
     "date",
     "partnerId",
     "currency",
     "confirmedCount",
     "confirmedAmount",
+    "confirmedFees",
+    "confirmedNet",
     "reversedCount",
     "reversedAmount",
+    "reversedFees",
+    "reversedNet",
     "unknownCount",
     "unknownAmount",
+    "unknownFees",
+    "unknownNet",
     "approvedCount",
     "approvedAmount",
+    "approvedFees",
+    "approvedNet",
 ];
 
 impl SettlementReport {
@@ -77,7 +100,7 @@ impl SettlementReport {
             let date = self.date.to_string();
             let numbers = [r.confirmed, r.reversed, r.unknown, r.approved]
                 .iter()
-                .flat_map(|t| [t.count.to_string(), t.amount.to_string()])
+                .flat_map(|t| [t.count, t.amount, t.fees, t.net].map(|n| n.to_string()))
                 .collect::<Vec<_>>();
             let mut fields = vec![date, r.partner_id.clone(), r.currency.clone()];
             fields.extend(numbers);
@@ -130,8 +153,7 @@ pub async fn settlement(
             PaymentState::Approved => &mut row.approved,
             _ => continue,
         };
-        tally.count += g.count;
-        tally.amount += g.amount_minor;
+        tally.add(g.count, g.amount_minor, g.fee_minor);
     }
     Ok(SettlementReport {
         date,
@@ -426,6 +448,7 @@ mod tests {
             state,
             currency: "710".into(),
             amount_minor: amount,
+            fee_minor: 0,
             created_at: Utc::now(),
         }
     }
@@ -501,20 +524,25 @@ mod tests {
                 confirmed: Tally {
                     count: 2,
                     amount: 300,
+                    fees: 6,
+                    net: 294,
                 },
                 reversed: Tally::default(),
                 unknown: Tally::default(),
                 approved: Tally {
                     count: 1,
                     amount: 5,
+                    fees: 0,
+                    net: 5,
                 },
             }],
         };
         assert_eq!(
             report.to_csv(),
-            "date,partnerId,currency,confirmedCount,confirmedAmount,reversedCount,reversedAmount,\
-             unknownCount,unknownAmount,approvedCount,approvedAmount\r\n\
-             2026-11-22,w,710,2,300,0,0,0,0,1,5\r\n"
+            "date,partnerId,currency,confirmedCount,confirmedAmount,confirmedFees,confirmedNet,\
+             reversedCount,reversedAmount,reversedFees,reversedNet,unknownCount,unknownAmount,\
+             unknownFees,unknownNet,approvedCount,approvedAmount,approvedFees,approvedNet\r\n\
+             2026-11-22,w,710,2,300,6,294,0,0,0,0,0,0,0,0,1,5,0,5\r\n"
         );
     }
 }

@@ -62,6 +62,17 @@ impl std::fmt::Display for AmountMismatch {
     }
 }
 
+/// The amount a (repaired, schema-valid) approval says was approved: `approvedAmount`, else
+/// an echoed `requestAmount`; `None` when it names neither.
+pub fn approved_amount(repaired: &Value) -> Option<i64> {
+    let amounts = repaired.get("amounts")?;
+    amounts
+        .get("approvedAmount")
+        .or_else(|| amounts.get("requestAmount"))
+        .and_then(|ledger| ledger.get("amount"))
+        .and_then(Value::as_i64)
+}
+
 /// Checks that the partner approved `requested` minor units of `currency`, or another amount
 /// of that currency the code's `terms` allow.
 ///

@@ -3,12 +3,14 @@
 
 mod advice;
 mod approval;
+mod fees;
 mod money;
 mod outcome;
 mod state;
 
 pub use advice::{decide_advice, AdviceDecision, AdviceKind, Refusal};
-pub use approval::{check_approved_amount, AmountMismatch, CodeTerms};
+pub use approval::{approved_amount, check_approved_amount, AmountMismatch, CodeTerms};
+pub use fees::FeeSchedule;
 pub use money::{currency_exponent, Money};
 pub use outcome::{classify_advice, classify_pay, AdviceAnswer, Outcome, PartnerOperation};
 pub use state::{settle_partner_answer, PartnerAnswer, PaymentState, Settlement};

@@ -6,11 +6,11 @@ use axum::http::StatusCode;
 use std::sync::Arc;
 
 use super::{Hub, HubError, HubResult, Waiters};
-use crate::domain::{decide_advice, AdviceDecision, AdviceKind};
+use crate::domain::{decide_advice, AdviceDecision, AdviceKind, PaymentState};
 use crate::model::{ErrorDetail, ErrorType, PaymentConfirmation, PaymentReversal};
 use crate::store::{
     event_kind, AdviceRecord, ApplyAdvice, ApplyAdviceOutcome, Direction, NewEvent, OrphanOutcome,
-    PaymentRecord,
+    PaymentRecord, Settlement,
 };
 
 /// One advice from a POS, either kind.
@@ -180,6 +180,8 @@ impl Hub {
                     outbox: send_to_partner.then(|| self.advice_for_partner(&payment, advice)),
                     to: Some(to),
                     mark_reversed_by_pos: false,
+                    settlement: (to == PaymentState::Confirmed)
+                        .then(|| self.settlement(&payment, advice)),
                     ..self.apply_base(&record, &payment)
                 },
                 AdviceDecision::MarkReversedByPos => ApplyAdvice {
@@ -233,6 +235,36 @@ impl Hub {
         )))
     }
 
+    /// What a confirmation settles: its own `approvedAmount` (a partial confirmation), else
+    /// what the partner approved, else what was asked; and the fee on it by the schedule in
+    /// force now, so a later schedule change leaves it as it was.
+    fn settlement(&self, payment: &PaymentRecord, advice: &Advice) -> Settlement {
+        let confirmed = match advice {
+            Advice::Confirmation(c) => c
+                .amounts
+                .as_ref()
+                .and_then(|a| a.approved_amount.as_ref())
+                .filter(|a| a.currency == payment.currency)
+                .map(|a| a.amount),
+            Advice::Reversal(_) => None,
+        };
+        let settled_minor = confirmed
+            .or(payment.approved_minor)
+            .unwrap_or(payment.amount_minor);
+        let fee_minor = payment
+            .partner_id
+            .as_deref()
+            .and_then(|partner| {
+                self.settings
+                    .fee_schedule(partner, &payment.client_id, &payment.currency)
+            })
+            .map_or(0, |schedule| schedule.fee(settled_minor));
+        Settlement {
+            settled_minor,
+            fee_minor,
+        }
+    }
+
     fn apply_base(&self, record: &AdviceRecord, payment: &PaymentRecord) -> ApplyAdvice {
         ApplyAdvice {
             advice: AdviceRecord {
@@ -243,6 +275,7 @@ impl Hub {
             from: payment.state,
             to: None,
             mark_reversed_by_pos: false,
+            settlement: None,
             outbox: None,
             events: Vec::new(),
             wake: None,

@@ -7,8 +7,8 @@ use uuid::Uuid;
 
 use super::{span, Hub, Waiters};
 use crate::domain::{
-    check_approved_amount, classify_pay, settle_partner_answer, AdviceKind, CodeTerms, Outcome,
-    PartnerAnswer, PaymentState,
+    approved_amount, check_approved_amount, classify_pay, settle_partner_answer, AdviceKind,
+    CodeTerms, Outcome, PartnerAnswer, PaymentState,
 };
 use crate::metrics::CallOutcome;
 use crate::model::repair::{repair, Repair};
@@ -93,6 +93,13 @@ impl Hub {
             repairs,
             mismatch,
         } = interpreted;
+        // What the partner approved, where the hub could read it (the report's gross).
+        let approved_minor = match (answer, &body) {
+            (PartnerAnswer::Approved | PartnerAnswer::ApprovedOtherAmount, Some(body)) => {
+                approved_amount(body)
+            }
+            _ => None,
+        };
         crate::metrics::partner_call(
             &partner_id,
             crate::api::operation::PAY,
@@ -178,6 +185,7 @@ impl Hub {
                 to: settlement.state,
                 status,
                 body: body.clone(),
+                approved_minor,
                 reversal,
                 expected_reversed_by_pos: current.reversed_by_pos,
                 at,
@@ -195,6 +203,7 @@ impl Hub {
                     state: settlement.state,
                     partner_status: status,
                     partner_response: body,
+                    approved_minor,
                     updated_at: at,
                     ..current
                 }));

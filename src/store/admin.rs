@@ -256,10 +256,11 @@ pub const SETTLEMENT_STATES: [PaymentState; 4] = [
     PaymentState::Approved,
 ];
 
-/// One payment as settlement sees it: its final amount in minor units. For a confirmed
-/// payment that is the confirmation's `amounts.approvedAmount` when it gave one, else the
-/// partner's approved amount, else the requested amount; for the others the partner's
-/// approved amount, else the requested amount.
+/// One payment as settlement sees it: its final amount in minor units, and its fee. For a
+/// confirmed payment that is the amount its confirmation settled (the confirmation's
+/// `amounts.approvedAmount` when it gave one, else the partner's approved amount, else the
+/// requested amount) and the fee fixed then; for the others the partner's approved amount,
+/// else the requested amount, and no fee (fees are charged on confirmed payments only).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SettledPayment {
     pub payment_id: Uuid,
@@ -270,6 +271,7 @@ pub struct SettledPayment {
     pub state: PaymentState,
     pub currency: String,
     pub amount_minor: i64,
+    pub fee_minor: i64,
     pub created_at: DateTime<Utc>,
 }
 
@@ -282,6 +284,7 @@ pub(crate) struct SettledRow {
     state: String,
     currency: String,
     amount: i64,
+    fee: i64,
     created_at: Ts,
 }
 
@@ -299,6 +302,7 @@ impl TryFrom<SettledRow> for SettledPayment {
             partner_message_id: row.partner_message_id,
             currency: row.currency,
             amount_minor: row.amount,
+            fee_minor: row.fee,
             created_at: row.created_at.0,
         })
     }
@@ -312,6 +316,7 @@ pub struct SettlementGroup {
     pub state: PaymentState,
     pub count: i64,
     pub amount_minor: i64,
+    pub fee_minor: i64,
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -321,6 +326,7 @@ pub(crate) struct SettlementGroupRow {
     state: String,
     count: i64,
     amount: i64,
+    fee: i64,
 }
 
 impl TryFrom<SettlementGroupRow> for SettlementGroup {
@@ -335,6 +341,7 @@ impl TryFrom<SettlementGroupRow> for SettlementGroup {
             currency: row.currency,
             count: row.count,
             amount_minor: row.amount,
+            fee_minor: row.fee,
         })
     }
 }
@@ -348,11 +355,29 @@ pub(crate) fn settlement_states_sql() -> String {
         .join(", ")
 }
 
-/// Wraps a per-payment settlement query (columns as [`SettledRow`]) into per-group totals.
-pub(crate) fn settlement_groups_sql(settled: &str, sum: &str) -> String {
+/// The per-payment settlement query (columns as [`SettledRow`]): `$1` from, `$2` to, `$3`
+/// partner or NULL, which `partner_is_null` tests (PostgreSQL must be told its type). It adds
+/// up typed columns only, never numbers read out of stored JSON, so nothing a partner sent
+/// can make it fail.
+pub(crate) fn settled_sql(partner_is_null: &str) -> String {
     format!(
-        "SELECT partner_id, currency, state, COUNT(*) AS count, {sum} AS amount \
-         FROM ({settled}) s GROUP BY partner_id, currency, state \
+        "SELECT p.id, p.tran_id, p.partner_id, p.partner_message_id, p.state, p.currency, \
+         p.created_at, CASE WHEN p.state = 'CONFIRMED' \
+         THEN COALESCE(p.settled_minor, p.approved_minor, p.amount_minor) \
+         ELSE COALESCE(p.approved_minor, p.amount_minor) END AS amount, \
+         CASE WHEN p.state = 'CONFIRMED' THEN COALESCE(p.fee_minor, 0) ELSE 0 END AS fee \
+         FROM payment p WHERE p.partner_id IS NOT NULL AND p.state IN ({states}) \
+         AND p.created_at >= $1 AND p.created_at < $2 \
+         AND ({partner_is_null} OR p.partner_id = $3)",
+        states = settlement_states_sql()
+    )
+}
+
+/// Wraps [`settled_sql`] into per-group totals; `cast` makes PostgreSQL's sums `bigint`.
+pub(crate) fn settlement_groups_sql(settled: &str, cast: &str) -> String {
+    format!(
+        "SELECT partner_id, currency, state, COUNT(*) AS count, SUM(amount){cast} AS amount, \
+         SUM(fee){cast} AS fee FROM ({settled}) s GROUP BY partner_id, currency, state \
          ORDER BY partner_id, currency, state"
     )
 }

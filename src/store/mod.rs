@@ -112,6 +112,11 @@ pub struct PaymentRecord {
     /// The partner's HTTP status and body, once it answered.
     pub partner_status: Option<i32>,
     pub partner_response: Option<serde_json::Value>,
+    /// What the partner approved, in minor units (from its answer, as the hub read it).
+    pub approved_minor: Option<i64>,
+    /// Fixed when the POS confirms: the amount settled, and the fee on it.
+    pub settled_minor: Option<i64>,
+    pub fee_minor: Option<i64>,
     pub created_at: DateTime<Utc>,
     pub scan_deadline: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -220,6 +225,8 @@ pub struct PartnerAnswerRecord {
     pub to: PaymentState,
     pub status: Option<i32>,
     pub body: Option<serde_json::Value>,
+    /// The amount the partner approved, where it approved one the hub could read.
+    pub approved_minor: Option<i64>,
     /// The reversal owed to the partner, queued in the same transaction.
     pub reversal: Option<NewOutboxMessage>,
     /// Part of the compare-and-set: `to` was decided knowing whether the POS had reversed,
@@ -260,12 +267,21 @@ pub struct ApplyAdvice {
     pub to: Option<PaymentState>,
     /// Sets `reversed_by_pos` (a reversal that arrived while the partner had the payment).
     pub mark_reversed_by_pos: bool,
+    /// A confirmation fixes the amount settled and its fee, written with the move.
+    pub settlement: Option<Settlement>,
     pub outbox: Option<NewOutboxMessage>,
     /// Timeline events written with the advice (the advice received).
     pub events: Vec<NewEvent>,
     /// Announced to the other hub instances when the advice is applied, where a held `pay`
     /// may wait on the payment.
     pub wake: Option<String>,
+}
+
+/// The money a confirmation settles, in minor units of the payment's currency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settlement {
+    pub settled_minor: i64,
+    pub fee_minor: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

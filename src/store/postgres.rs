@@ -15,7 +15,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::admin::{
-    payment_search_sql, settlement_groups_sql, settlement_states_sql, Arg, EventRow, SettledRow,
+    payment_search_sql, settled_sql, settlement_groups_sql, Arg, EventRow, SettledRow,
     SettlementGroupRow,
 };
 use super::rows::{convert_all, delivery_columns, AdviceRow, OutboxRow, PaymentRow, QrCodeRow};
@@ -280,23 +280,8 @@ fn count(row: &sqlx::postgres::PgRow, column: &str) -> StoreResult<i64> {
     Ok(row.try_get::<i64, _>(column)?)
 }
 
-/// The per-payment settlement query: `$1` from, `$2` to, `$3` partner (or NULL).
-fn settled_sql() -> String {
-    let partner_approved = "(p.partner_response #>> '{amounts,approvedAmount,amount}')::bigint";
-    format!(
-        "SELECT p.id, p.tran_id, p.partner_id, p.partner_message_id, p.state, p.currency, \
-         p.created_at, CASE WHEN p.state = 'CONFIRMED' THEN COALESCE(\
-           (SELECT (a.body #>> '{{amounts,approvedAmount,amount}}')::bigint FROM advice a \
-            WHERE a.client_id = p.client_id AND a.request_id = p.message_id \
-            AND a.payment_id = p.id AND a.kind = 'CONFIRMATION' \
-            ORDER BY a.received_at LIMIT 1), {partner_approved}, p.amount_minor) \
-         ELSE COALESCE({partner_approved}, p.amount_minor) END AS amount \
-         FROM payment p WHERE p.partner_id IS NOT NULL AND p.state IN ({states}) \
-         AND p.created_at >= $1 AND p.created_at < $2 \
-         AND ($3::text IS NULL OR p.partner_id = $3)",
-        states = settlement_states_sql()
-    )
-}
+/// How the settlement query tests for "no partner given" here.
+const PARTNER_IS_NULL: &str = "$3::text IS NULL";
 
 #[async_trait]
 impl Store for PostgresStore {
@@ -580,10 +565,10 @@ impl Store for PostgresStore {
         };
         let sql = format!(
             "WITH upd AS (UPDATE payment SET state = $3, partner_status = $4, \
-             partner_response = $5, updated_at = $6 \
+             partner_response = $5, updated_at = $6, approved_minor = $8 \
              WHERE id = $1 AND state = $2 AND reversed_by_pos = $7 RETURNING id){} \
              SELECT (SELECT count(*) FROM upd) AS changed{}",
-            riders.ctes("upd", 8),
+            riders.ctes("upd", 9),
             riders.select()
         );
         let query = sqlx::query(&sql)
@@ -593,7 +578,8 @@ impl Store for PostgresStore {
             .bind(answer.status)
             .bind(&answer.body)
             .bind(answer.at)
-            .bind(answer.expected_reversed_by_pos);
+            .bind(answer.expected_reversed_by_pos)
+            .bind(answer.approved_minor);
         let row = riders.bind(query).fetch_one(&self.pool).await?;
         Ok(count(&row, "changed")? == 1)
     }
@@ -684,12 +670,13 @@ impl Store for PostgresStore {
              body, received_at) SELECT $7, $8, $9, $10, $11, $12, $6 FROM locked \
              ON CONFLICT (client_id, message_id) DO NOTHING RETURNING 1), \
              upd AS (UPDATE payment SET state = $3, reversed_by_pos = (reversed_by_pos OR $4), \
-             updated_at = CASE WHEN $5 THEN $6 ELSE updated_at END \
+             updated_at = CASE WHEN $5 THEN $6 ELSE updated_at END, \
+             settled_minor = COALESCE($13, settled_minor), fee_minor = COALESCE($14, fee_minor) \
              WHERE id = $1 AND EXISTS (SELECT 1 FROM adv) RETURNING id){} \
              SELECT (SELECT count(*) FROM locked) AS locked, \
              (SELECT count(*) FROM adv) AS inserted, \
              (SELECT count(*) FROM upd) AS changed{}",
-            riders.ctes("upd", 13),
+            riders.ctes("upd", 15),
             riders.select()
         );
         let advice = &apply.advice;
@@ -705,7 +692,9 @@ impl Store for PostgresStore {
             .bind(advice.kind.as_str())
             .bind(&advice.request_id)
             .bind(advice.payment_id)
-            .bind(&advice.body);
+            .bind(&advice.body)
+            .bind(apply.settlement.map(|s| s.settled_minor))
+            .bind(apply.settlement.map(|s| s.fee_minor));
         let row = riders.bind(query).fetch_one(&self.pool).await?;
         if count(&row, "locked")? == 0 {
             return Ok(ApplyAdviceOutcome::StateChanged);
@@ -929,7 +918,10 @@ impl Store for PostgresStore {
         to: DateTime<Utc>,
         partner_id: Option<&str>,
     ) -> StoreResult<Vec<SettledPayment>> {
-        let sql = format!("{} ORDER BY p.created_at, p.id", settled_sql());
+        let sql = format!(
+            "{} ORDER BY p.created_at, p.id",
+            settled_sql(PARTNER_IS_NULL)
+        );
         let rows = sqlx::query_as::<_, SettledRow>(&sql)
             .bind(from)
             .bind(to)
@@ -945,7 +937,7 @@ impl Store for PostgresStore {
         to: DateTime<Utc>,
         partner_id: Option<&str>,
     ) -> StoreResult<Vec<SettlementGroup>> {
-        let sql = settlement_groups_sql(&settled_sql(), "SUM(amount)::bigint");
+        let sql = settlement_groups_sql(&settled_sql(PARTNER_IS_NULL), "::bigint");
         let rows = sqlx::query_as::<_, SettlementGroupRow>(&sql)
             .bind(from)
             .bind(to)

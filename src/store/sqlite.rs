@@ -30,7 +30,7 @@ use sqlx::SqlitePool;
 use uuid::Uuid;
 
 use super::admin::{
-    payment_search_sql, settlement_groups_sql, settlement_states_sql, Arg, EventRow, SettledRow,
+    payment_search_sql, settled_sql, settlement_groups_sql, Arg, EventRow, SettledRow,
     SettlementGroupRow,
 };
 use super::rows::{
@@ -215,24 +215,8 @@ async fn insert_events(
     Ok(())
 }
 
-/// The per-payment settlement query: `$1` from, `$2` to, `$3` partner (or NULL).
-fn settled_sql() -> String {
-    let partner_approved =
-        "CAST(json_extract(p.partner_response, '$.amounts.approvedAmount.amount') AS INTEGER)";
-    format!(
-        "SELECT p.id, p.tran_id, p.partner_id, p.partner_message_id, p.state, p.currency, \
-         p.created_at, CASE WHEN p.state = 'CONFIRMED' THEN COALESCE(\
-           (SELECT CAST(json_extract(a.body, '$.amounts.approvedAmount.amount') AS INTEGER) \
-            FROM advice a WHERE a.client_id = p.client_id AND a.request_id = p.message_id \
-            AND a.payment_id = p.id AND a.kind = 'CONFIRMATION' \
-            ORDER BY a.received_at LIMIT 1), {partner_approved}, p.amount_minor) \
-         ELSE COALESCE({partner_approved}, p.amount_minor) END AS amount \
-         FROM payment p WHERE p.partner_id IS NOT NULL AND p.state IN ({states}) \
-         AND p.created_at >= $1 AND p.created_at < $2 \
-         AND ($3 IS NULL OR p.partner_id = $3)",
-        states = settlement_states_sql()
-    )
-}
+/// How the settlement query tests for "no partner given" here.
+const PARTNER_IS_NULL: &str = "$3 IS NULL";
 
 #[async_trait]
 impl Store for SqliteStore {
@@ -453,7 +437,8 @@ impl Store for SqliteStore {
         let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE payment SET state = $3, partner_status = $4, partner_response = $5, \
-             updated_at = $6 WHERE id = $1 AND state = $2 AND reversed_by_pos = $7",
+             updated_at = $6, approved_minor = $8 \
+             WHERE id = $1 AND state = $2 AND reversed_by_pos = $7",
         )
         .bind(Id(answer.payment_id))
         .bind(PaymentState::Forwarded.as_str())
@@ -462,6 +447,7 @@ impl Store for SqliteStore {
         .bind(&answer.body)
         .bind(Ts(answer.at))
         .bind(answer.expected_reversed_by_pos)
+        .bind(answer.approved_minor)
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() != 1 {
@@ -535,7 +521,8 @@ impl Store for SqliteStore {
         let touched = apply.to.is_some() || apply.mark_reversed_by_pos;
         let done = sqlx::query(
             "UPDATE payment SET state = $3, reversed_by_pos = (reversed_by_pos OR $4), \
-             updated_at = CASE WHEN $5 THEN $6 ELSE updated_at END \
+             updated_at = CASE WHEN $5 THEN $6 ELSE updated_at END, \
+             settled_minor = COALESCE($7, settled_minor), fee_minor = COALESCE($8, fee_minor) \
              WHERE id = $1 AND state = $2",
         )
         .bind(Id(apply.payment_id))
@@ -544,6 +531,8 @@ impl Store for SqliteStore {
         .bind(apply.mark_reversed_by_pos)
         .bind(touched)
         .bind(Ts(apply.advice.received_at))
+        .bind(apply.settlement.map(|s| s.settled_minor))
+        .bind(apply.settlement.map(|s| s.fee_minor))
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() != 1 {
@@ -783,7 +772,10 @@ impl Store for SqliteStore {
         to: DateTime<Utc>,
         partner_id: Option<&str>,
     ) -> StoreResult<Vec<SettledPayment>> {
-        let sql = format!("{} ORDER BY p.created_at, p.id", settled_sql());
+        let sql = format!(
+            "{} ORDER BY p.created_at, p.id",
+            settled_sql(PARTNER_IS_NULL)
+        );
         let rows = sqlx::query_as::<_, SettledRow>(&sql)
             .bind(Ts(from))
             .bind(Ts(to))
@@ -799,7 +791,7 @@ impl Store for SqliteStore {
         to: DateTime<Utc>,
         partner_id: Option<&str>,
     ) -> StoreResult<Vec<SettlementGroup>> {
-        let sql = settlement_groups_sql(&settled_sql(), "SUM(amount)");
+        let sql = settlement_groups_sql(&settled_sql(PARTNER_IS_NULL), "");
         let rows = sqlx::query_as::<_, SettlementGroupRow>(&sql)
             .bind(Ts(from))
             .bind(Ts(to))
