@@ -42,6 +42,7 @@ pub mod name {
     pub const REQUEST_DURATION: &str = "qrhub_request_duration_seconds";
     pub const MATCHES: &str = "qrhub_matches_total";
     pub const SCAN_WINDOW_EXPIRIES: &str = "qrhub_scan_window_expiries_total";
+    pub const POS_GONE: &str = "qrhub_pos_gone_before_scan_total";
     pub const MATCH_LATENCY: &str = "qrhub_match_latency_seconds";
     pub const PARTNER_CALLS: &str = "qrhub_partner_calls_total";
     pub const PARTNER_CALL_DURATION: &str = "qrhub_partner_call_duration_seconds";
@@ -103,6 +104,10 @@ fn describe() {
     describe_counter!(
         name::SCAN_WINDOW_EXPIRIES,
         "Payments whose scan window closed without a scan (NO_SCAN_RECEIVED)"
+    );
+    describe_counter!(
+        name::POS_GONE,
+        "Held pays whose POS connection closed before a scan claimed them (ended, never sent)"
     );
     describe_histogram!(
         name::MATCH_LATENCY,
@@ -303,6 +308,12 @@ pub fn matched() {
 /// A payment's scan window closed with no scan (counted by whoever won the expiry).
 pub fn scan_window_expired() {
     metrics::counter!(name::SCAN_WINDOW_EXPIRIES).increment(1);
+}
+
+/// A held pay's POS went away before a scan, and the hub ended the payment (counted by the
+/// instance whose compare-and-set won).
+pub fn pos_gone_before_scan() {
+    metrics::counter!(name::POS_GONE).increment(1);
 }
 
 /// The hub is about to send `pay` for a payment claimed at `claimed_at`.

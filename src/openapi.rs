@@ -337,7 +337,7 @@ fn admin_schemas() -> BTreeMap<String, Value> {
                 "type": "object",
                 "properties": {
                     "at": date_time(),
-                    "kind": {"type": "string", "description": "CREATE_QR_CODE, PAY, PAY_RESPONSE, SCAN, CONFIRMATION or REVERSAL."},
+                    "kind": {"type": "string", "description": "CREATE_QR_CODE, PAY, PAY_RESPONSE, SCAN, CONFIRMATION, REVERSAL or POS_GONE."},
                     "direction": {"type": "string", "enum": ["IN", "OUT"]},
                     "counterparty": string(),
                     "messageId": string(),

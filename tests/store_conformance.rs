@@ -586,6 +586,7 @@ async fn a_scan_reads_its_code_and_newest_payment(store: SharedStore) {
                 state,
                 partner_id: partner.map(str::to_owned),
                 scan_message_id: scan.map(str::to_owned),
+                pos_gone: false,
             }),
         })
     };
@@ -712,6 +713,145 @@ async fn claim_races_expiry(store: SharedStore) {
         assert!(
             claimed ^ expired,
             "iteration {i}: claimed {claimed}, expired {expired}"
+        );
+        let want = if claimed {
+            PaymentState::Matched
+        } else {
+            PaymentState::Expired
+        };
+        assert_eq!(state_of(&store, p.id).await, want);
+    }
+}
+
+fn abandoned(p: &NewPayment, at: DateTime<Utc>) -> AbandonedPay {
+    AbandonedPay {
+        payment_id: p.id,
+        at,
+        events: vec![NewEvent::new(
+            event_kind::POS_GONE,
+            Direction::In,
+            &p.tran_id,
+            CLIENT,
+            at,
+            "POS_WENT_AWAY",
+        )],
+    }
+}
+
+/// A pay whose POS went away ends EXPIRED with its event, and a scan reading the code is
+/// told so; a payment no longer waiting is left alone, and writes no event.
+async fn abandon_waiting_is_compare_and_set(store: SharedStore) {
+    let p = waiting(&store).await;
+    let code = QrCodeRecord {
+        tran_id: p.tran_id.clone(),
+        client_id: CLIENT.into(),
+        message_id: Uuid::new_v4().to_string(),
+        scheme: "EMVCO".into(),
+        payload: "000201010212".into(),
+        created_at: t0(),
+        expires_at: t0() + Duration::minutes(10),
+    };
+    store.insert_qr_code(&code).await.unwrap();
+    assert!(store
+        .abandon_waiting(&abandoned(&p, t0() + secs(2)))
+        .await
+        .unwrap());
+    let stored = store.payment(p.id).await.unwrap().unwrap();
+    assert_eq!(stored.state, PaymentState::Expired);
+    assert_eq!(stored.updated_at, t0() + secs(2));
+    assert_eq!(
+        store.scan_context(&p.tran_id).await.unwrap(),
+        Some(ScanContext {
+            code_expires_at: code.expires_at,
+            latest: Some(LatestPayment {
+                state: PaymentState::Expired,
+                partner_id: None,
+                scan_message_id: None,
+                pos_gone: true,
+            }),
+        })
+    );
+    // A second try, and a claim after it, find nothing waiting.
+    assert!(!store
+        .abandon_waiting(&abandoned(&p, t0() + secs(3)))
+        .await
+        .unwrap());
+    assert_eq!(
+        store
+            .claim_for_scan(&scan(&p.tran_id, PARTNER, "late-scan", t0() + secs(4)))
+            .await
+            .unwrap(),
+        ScanClaimOutcome::NothingWaiting
+    );
+    let timeline = store.payment_timeline(p.id, &p.tran_id).await.unwrap();
+    let gone: Vec<_> = timeline
+        .iter()
+        .filter(|e| e.kind == event_kind::POS_GONE)
+        .collect();
+    assert_eq!(gone.len(), 1, "{timeline:?}");
+    assert_eq!(gone[0].payment_id, Some(p.id));
+
+    // Claimed first: the abandon loses and leaves the payment MATCHED; a scan window that
+    // closed first is not marked as a POS that went away.
+    let claimed = waiting(&store).await;
+    store
+        .claim_for_scan(&scan(
+            &claimed.tran_id,
+            PARTNER,
+            "scan-first",
+            t0() + secs(1),
+        ))
+        .await
+        .unwrap();
+    assert!(!store
+        .abandon_waiting(&abandoned(&claimed, t0() + secs(2)))
+        .await
+        .unwrap());
+    assert_eq!(state_of(&store, claimed.id).await, PaymentState::Matched);
+    let expired = waiting(&store).await;
+    assert!(store
+        .transition(
+            expired.id,
+            PaymentState::WaitingForScan,
+            PaymentState::Expired,
+            t0() + secs(30)
+        )
+        .await
+        .unwrap());
+    assert!(!store
+        .abandon_waiting(&abandoned(&expired, t0() + secs(31)))
+        .await
+        .unwrap());
+    assert!(store
+        .payment_timeline(claimed.id, &claimed.tran_id)
+        .await
+        .unwrap()
+        .iter()
+        .chain(
+            store
+                .payment_timeline(expired.id, &expired.tran_id)
+                .await
+                .unwrap()
+                .iter()
+        )
+        .all(|e| e.kind != event_kind::POS_GONE));
+}
+
+/// A POS going away and a scan at the same instant: exactly one wins, and the state says
+/// which.
+async fn claim_races_abandon(store: SharedStore) {
+    for i in 0..20 {
+        let p = waiting(&store).await;
+        let claim = scan(&p.tran_id, PARTNER, &format!("scan-{i}"), t0() + secs(1));
+        let gone = abandoned(&p, t0() + secs(1));
+        let (sa, sb) = (store.clone(), store.clone());
+        let ta = tokio::spawn(async move { sa.claim_for_scan(&claim).await });
+        let tb = tokio::spawn(async move { sb.abandon_waiting(&gone).await });
+        let claimed = matches!(ta.await.unwrap().unwrap(), ScanClaimOutcome::Claimed(_));
+        let abandoned = tb.await.unwrap().unwrap();
+        assert!(
+            claimed ^ abandoned,
+            "iteration {i}: claimed {claimed}, abandoned {abandoned}"
         );
         let want = if claimed {
             PaymentState::Matched
@@ -1931,6 +2071,8 @@ conformance!(
     claim_for_scan_records_the_scan,
     concurrent_claims_one_wins,
     claim_races_expiry,
+    abandon_waiting_is_compare_and_set,
+    claim_races_abandon,
     transition_is_compare_and_set,
     partner_answer_with_reversal,
     partner_answer_rolls_back_when_the_outbox_insert_fails,

@@ -49,6 +49,9 @@ pub mod event_kind {
     pub const CONFIRMATION: &str = "CONFIRMATION";
     /// A reversal: from the POS (IN) or one delivery try to the partner (OUT).
     pub const REVERSAL: &str = "REVERSAL";
+    /// The POS's connection closed while its `pay` was held, before any scan (IN: what
+    /// the hub saw of the POS).
+    pub const POS_GONE: &str = "POS_GONE";
 }
 
 /// One message the hub received or sent, for the payment's timeline.

@@ -185,15 +185,18 @@ pub struct LatestPayment {
     pub state: PaymentState,
     pub partner_id: Option<String>,
     pub scan_message_id: Option<String>,
+    /// Its POS went away before any scan claimed it ([`Store::abandon_waiting`]).
+    pub pos_gone: bool,
 }
 
 /// One row of the scan-context query: the code's expiry, then the newest payment's state,
-/// partner and scan id (all NULL when there is none).
+/// partner, scan id and whether its POS went away (all NULL when there is none).
 pub(crate) fn scan_context_from(
     code_expires_at: DateTime<Utc>,
     state: Option<String>,
     partner_id: Option<String>,
     scan_message_id: Option<String>,
+    pos_gone: Option<bool>,
 ) -> StoreResult<ScanContext> {
     let latest = match state {
         None => None,
@@ -203,6 +206,7 @@ pub(crate) fn scan_context_from(
                 .map_err(|_| StoreError::Corrupt(format!("unknown payment state {state:?}")))?,
             partner_id,
             scan_message_id,
+            pos_gone: pos_gone.unwrap_or(false),
         }),
     };
     Ok(ScanContext {
@@ -229,6 +233,16 @@ pub struct PartnerAnswerRecord {
     /// Announced to the other hub instances when the answer is recorded (the held `pay`
     /// may be there).
     pub wake: Option<String>,
+}
+
+/// A held `pay` whose POS went away (its connection closed) before a scan claimed it:
+/// WAITING_FOR_SCAN → EXPIRED, remembering when the POS went.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AbandonedPay {
+    pub payment_id: Uuid,
+    pub at: DateTime<Utc>,
+    /// Timeline events written only if the abandon wins (the POS went away).
+    pub events: Vec<NewEvent>,
 }
 
 /// An advice from a POS, as received.
@@ -460,6 +474,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// `expected_reversed_by_pos`), storing the partner's status and body and queueing the
     /// reversal if there is one, in one transaction.
     async fn record_partner_answer(&self, answer: &PartnerAnswerRecord) -> StoreResult<bool>;
+    /// WAITING_FOR_SCAN → EXPIRED with `pos_gone_at` set, and the events, in one
+    /// compare-and-set: `false` when the payment was no longer waiting (a scan claimed it
+    /// first, here or at another instance, or its window had closed).
+    async fn abandon_waiting(&self, abandoned: &AbandonedPay) -> StoreResult<bool>;
     /// WAITING_FOR_SCAN payments whose scan window closed before `now`.
     async fn expired_waiting(&self, now: DateTime<Utc>, limit: i64) -> StoreResult<Vec<Uuid>>;
 

@@ -491,18 +491,22 @@ impl Store for PostgresStore {
             Option<String>,
             Option<String>,
             Option<String>,
+            Option<bool>,
         );
         let row: Option<Row> = sqlx::query_as(
-            "SELECT q.expires_at, p.state, p.partner_id, p.scan_message_id FROM qr_code q \
-             LEFT JOIN LATERAL (SELECT state, partner_id, scan_message_id FROM payment \
-             WHERE tran_id = q.tran_id ORDER BY created_at DESC, id DESC LIMIT 1) p ON true \
-             WHERE q.tran_id = $1",
+            "SELECT q.expires_at, p.state, p.partner_id, p.scan_message_id, \
+             p.pos_gone_at IS NOT NULL FROM qr_code q \
+             LEFT JOIN LATERAL (SELECT state, partner_id, scan_message_id, pos_gone_at \
+             FROM payment WHERE tran_id = q.tran_id ORDER BY created_at DESC, id DESC LIMIT 1) \
+             p ON true WHERE q.tran_id = $1",
         )
         .bind(tran_id)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|(expires, state, partner, scan)| scan_context_from(expires, state, partner, scan))
-            .transpose()
+        row.map(|(expires, state, partner, scan, gone)| {
+            scan_context_from(expires, state, partner, scan, gone)
+        })
+        .transpose()
     }
 
     async fn claim_for_scan(&self, claim: &ScanClaim) -> StoreResult<ScanClaimOutcome> {
@@ -589,6 +593,30 @@ impl Store for PostgresStore {
             .bind(&answer.body)
             .bind(answer.at)
             .bind(answer.expected_reversed_by_pos);
+        let row = riders.bind(query).fetch_one(&self.pool).await?;
+        Ok(count(&row, "changed")? == 1)
+    }
+
+    async fn abandon_waiting(&self, abandoned: &AbandonedPay) -> StoreResult<bool> {
+        check_move(PaymentState::WaitingForScan, PaymentState::Expired)?;
+        let riders = Riders {
+            outbox: None,
+            events: &abandoned.events,
+            wake: None,
+        };
+        // The same row lock a scan's claim takes: whichever commits first wins, and the
+        // other's `WHERE state = 'WAITING_FOR_SCAN'` then matches nothing.
+        let sql = format!(
+            "WITH upd AS (UPDATE payment SET state = $2, pos_gone_at = $3, updated_at = $3 \
+             WHERE id = $1 AND state = 'WAITING_FOR_SCAN' RETURNING id){} \
+             SELECT (SELECT count(*) FROM upd) AS changed{}",
+            riders.ctes("upd", 4),
+            riders.select()
+        );
+        let query = sqlx::query(&sql)
+            .bind(abandoned.payment_id)
+            .bind(PaymentState::Expired.as_str())
+            .bind(abandoned.at);
         let row = riders.bind(query).fetch_one(&self.pool).await?;
         Ok(count(&row, "changed")? == 1)
     }

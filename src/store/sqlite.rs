@@ -370,9 +370,16 @@ impl Store for SqliteStore {
     }
 
     async fn scan_context(&self, tran_id: &str) -> StoreResult<Option<ScanContext>> {
-        type Row = (Ts, Option<String>, Option<String>, Option<String>);
+        type Row = (
+            Ts,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<bool>,
+        );
         let row: Option<Row> = sqlx::query_as(
-            "SELECT q.expires_at, p.state, p.partner_id, p.scan_message_id FROM qr_code q \
+            "SELECT q.expires_at, p.state, p.partner_id, p.scan_message_id, \
+             p.pos_gone_at IS NOT NULL FROM qr_code q \
              LEFT JOIN payment p ON p.rowid = (SELECT rowid FROM payment \
              WHERE tran_id = q.tran_id ORDER BY created_at DESC, rowid DESC LIMIT 1) \
              WHERE q.tran_id = $1",
@@ -380,8 +387,8 @@ impl Store for SqliteStore {
         .bind(tran_id)
         .fetch_optional(&self.reader)
         .await?;
-        row.map(|(expires, state, partner, scan)| {
-            scan_context_from(expires.0, state, partner, scan)
+        row.map(|(expires, state, partner, scan, gone)| {
+            scan_context_from(expires.0, state, partner, scan, gone)
         })
         .transpose()
     }
@@ -467,6 +474,29 @@ impl Store for SqliteStore {
             insert_outbox(&mut tx, reversal).await?;
         }
         insert_events(&mut tx, &answer.events, Some(answer.payment_id)).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn abandon_waiting(&self, abandoned: &AbandonedPay) -> StoreResult<bool> {
+        check_move(PaymentState::WaitingForScan, PaymentState::Expired)?;
+        // One writer at a time: a scan's claim is either committed before this (and this
+        // matches nothing) or waits for it (and then finds nothing waiting).
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE payment SET state = $2, pos_gone_at = $3, updated_at = $3 \
+             WHERE id = $1 AND state = 'WAITING_FOR_SCAN'",
+        )
+        .bind(Id(abandoned.payment_id))
+        .bind(PaymentState::Expired.as_str())
+        .bind(Ts(abandoned.at))
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        insert_events(&mut tx, &abandoned.events, Some(abandoned.payment_id)).await?;
         tx.commit().await?;
         Ok(true)
     }

@@ -450,3 +450,58 @@ macro_rules! both_stores {
         )*
     };
 }
+
+/// A `pay` by `pos-1` on a raw connection of its own, so that a test can close it while the
+/// hub holds the request: what a POS does when it is switched off or loses its network.
+pub struct RawPay {
+    stream: tokio::net::TcpStream,
+}
+
+impl RawPay {
+    /// Sends `request` to the hub at `url` (`http://host:port`) and leaves it held.
+    pub async fn send(url: &str, request: &Value) -> Self {
+        use base64::Engine as _;
+        use tokio::io::AsyncWriteExt;
+        let addr = url.trim_start_matches("http://");
+        let mut stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .expect("the hub accepts a connection");
+        let body = request.to_string();
+        let auth =
+            base64::engine::general_purpose::STANDARD.encode(format!("pos-1:{POS_PASSWORD}"));
+        let head = format!(
+            "POST /qr/v1/payments HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Basic {auth}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        stream
+            .write_all(head.as_bytes())
+            .await
+            .expect("head written");
+        stream
+            .write_all(body.as_bytes())
+            .await
+            .expect("body written");
+        Self { stream }
+    }
+
+    /// Waits `for_at_least`, failing if the hub answered meanwhile (the pay must be held),
+    /// then closes the connection.
+    pub async fn hang_up_after(mut self, for_at_least: Duration) {
+        use tokio::io::AsyncReadExt;
+        let mut first = [0u8; 64];
+        match tokio::time::timeout(for_at_least, self.stream.read(&mut first)).await {
+            Err(_) => {}
+            Ok(read) => panic!(
+                "the hub answered the pay before the POS hung up: {:?}",
+                read.map(|n| String::from_utf8_lossy(&first[..n]).into_owned())
+            ),
+        }
+        drop(self.stream);
+    }
+
+    /// Closes the connection at once.
+    pub fn hang_up(self) {
+        drop(self.stream);
+    }
+}

@@ -49,6 +49,7 @@
     'CONFIRMATION OUT': 'Confirmation sent',
     'REVERSAL IN': 'Reversal received',
     'REVERSAL OUT': 'Reversal sent',
+    'POS_GONE IN': 'POS went away before a scan',
   };
 
   // ---------------------------------------------------------------- small DOM helpers
