@@ -50,6 +50,9 @@ pub mod name {
     pub const OUTBOX_DEAD_LETTERS: &str = "qrhub_outbox_dead_letters_total";
     pub const OUTBOX_DEPTH: &str = "qrhub_outbox_depth";
     pub const OUTBOX_OLDEST_AGE: &str = "qrhub_outbox_oldest_age_seconds";
+    pub const UNADVISED_APPROVALS: &str = "qrhub_unadvised_approvals";
+    pub const UNADVISED_OLDEST_AGE: &str = "qrhub_unadvised_approval_oldest_age_seconds";
+    pub const UNADVISED_REVERSALS: &str = "qrhub_unadvised_reversals_total";
     pub const HELD_PAY_REQUESTS: &str = "qrhub_held_pay_requests";
     pub const DB_POOL_CONNECTIONS: &str = "qrhub_db_pool_connections";
     pub const DB_POOL_MAX: &str = "qrhub_db_pool_max";
@@ -139,6 +142,19 @@ fn describe() {
         name::OUTBOX_OLDEST_AGE,
         Unit::Seconds,
         "Age of the oldest advice waiting for delivery, as of the last sweep"
+    );
+    describe_gauge!(
+        name::UNADVISED_APPROVALS,
+        "Payments approved longer than unadvised.listed_after ago that no POS confirmed or reversed, as of the last sweep"
+    );
+    describe_gauge!(
+        name::UNADVISED_OLDEST_AGE,
+        Unit::Seconds,
+        "Age of the oldest of those approvals, as of the last sweep"
+    );
+    describe_counter!(
+        name::UNADVISED_REVERSALS,
+        "Approvals nobody advised that the hub reversed at the partner (client policy reverse)"
     );
     describe_gauge!(
         name::HELD_PAY_REQUESTS,
@@ -379,6 +395,21 @@ pub fn outbox_stats(stats: &OutboxStats, now: DateTime<Utc>) {
         .and_then(|t| (now - t).to_std().ok())
         .unwrap_or(Duration::ZERO);
     metrics::gauge!(name::OUTBOX_OLDEST_AGE).set(age.as_secs_f64());
+}
+
+/// The approvals nobody advised, as the sweep found them.
+pub fn unadvised_stats(stats: &crate::store::UnadvisedStats, now: DateTime<Utc>) {
+    metrics::gauge!(name::UNADVISED_APPROVALS).set(stats.count as f64);
+    let age = stats
+        .oldest_approved_at
+        .and_then(|t| (now - t).to_std().ok())
+        .unwrap_or(Duration::ZERO);
+    metrics::gauge!(name::UNADVISED_OLDEST_AGE).set(age.as_secs_f64());
+}
+
+/// The hub reversed an approval nobody advised (counted by the instance whose change won).
+pub fn unadvised_reversed() {
+    metrics::counter!(name::UNADVISED_REVERSALS).increment(1);
 }
 
 /// Counts a held `pay` for as long as it lives: dropped on every way out of the hold,

@@ -284,6 +284,22 @@ fn admin_schemas() -> BTreeMap<String, Value> {
     if let Some(r) = detail_required.as_array_mut() {
         r.extend(["request", "timeline", "outbox"].map(|s| json!(s)));
     }
+    let mut unadvised_properties = payment_view_properties.clone();
+    let extra = json!({
+        "approvedAt": date_time(),
+        "ageSeconds": {"type": "integer", "format": "int64", "description": "Seconds since the approval, by the hub's clock."},
+        "policy": {"type": "string", "enum": ["nothing", "reverse"],
+                   "description": "The client's unadvised_approvals policy."},
+        "reverseAt": {"type": "string", "format": "date-time",
+                      "description": "When the hub reverses it (policy reverse only)."},
+    });
+    if let (Some(d), Some(e)) = (unadvised_properties.as_object_mut(), extra.as_object()) {
+        d.extend(e.clone());
+    }
+    let mut unadvised_required = payment_view_required.clone();
+    if let Some(r) = unadvised_required.as_array_mut() {
+        r.extend(["approvedAt", "ageSeconds", "policy"].map(|s| json!(s)));
+    }
     let tally = json!({
         "type": "object",
         "properties": {"count": int64(), "amount": {"type": "integer", "format": "int64", "description": "Minor units."}},
@@ -337,7 +353,7 @@ fn admin_schemas() -> BTreeMap<String, Value> {
                 "type": "object",
                 "properties": {
                     "at": date_time(),
-                    "kind": {"type": "string", "description": "CREATE_QR_CODE, PAY, PAY_RESPONSE, SCAN, CONFIRMATION, REVERSAL or POS_GONE."},
+                    "kind": {"type": "string", "description": "CREATE_QR_CODE, PAY, PAY_RESPONSE, SCAN, CONFIRMATION, REVERSAL, POS_GONE or UNADVISED_REVERSAL."},
                     "direction": {"type": "string", "enum": ["IN", "OUT"]},
                     "counterparty": string(),
                     "messageId": string(),
@@ -378,6 +394,22 @@ fn admin_schemas() -> BTreeMap<String, Value> {
                 "type": "object",
                 "properties": {"outbox": {"type": "array", "items": reference("OutboxView")}},
                 "required": ["outbox"]
+            }),
+        ),
+        (
+            "UnadvisedView",
+            json!({"type": "object", "properties": unadvised_properties, "required": unadvised_required}),
+        ),
+        (
+            "UnadvisedList",
+            json!({
+                "type": "object",
+                "properties": {
+                    "listedAfterSeconds": int64(),
+                    "count": {"type": "integer", "format": "int64", "description": "How many there are in all clients."},
+                    "payments": {"type": "array", "items": reference("UnadvisedView")}
+                },
+                "required": ["listedAfterSeconds", "count", "payments"]
             }),
         ),
         (
@@ -935,6 +967,23 @@ fn paths() -> Value {
                     limit(100)
                 ],
                 "responses": with(errors(&[bad_param]), "200", json_answer("The rows.", "OutboxList"))
+            }),
+        )}),
+    );
+    paths.insert(
+        "/admin/v1/unadvised".into(),
+        json!({"get": admin(
+            "listUnadvisedApprovals",
+            "Payments APPROVED longer than unadvised.listed_after ago that no POS confirmed or reversed, oldest first.",
+            "",
+            json!({
+                "security": security(),
+                "parameters": [
+                    {"name": "clientId", "in": "query", "required": false,
+                     "description": "Only this POS client's.", "schema": {"type": "string"}},
+                    limit(100)
+                ],
+                "responses": with(errors(&[bad_param]), "200", json_answer("The approvals.", "UnadvisedList"))
             }),
         )}),
     );

@@ -245,6 +245,28 @@ pub struct AbandonedPay {
     pub events: Vec<NewEvent>,
 }
 
+/// A compare-and-set of a payment's state with what rides on it: the hub's own decisions
+/// that no message from a POS or partner carries (a reversal of an approval nobody advised).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateChange {
+    pub payment_id: Uuid,
+    pub from: PaymentState,
+    pub to: PaymentState,
+    pub at: DateTime<Utc>,
+    /// Queued in the same transaction, only if the change wins.
+    pub outbox: Option<NewOutboxMessage>,
+    /// Timeline events written only if the change wins.
+    pub events: Vec<NewEvent>,
+}
+
+/// APPROVED payments nobody advised past a cut-off: how many, and since when the oldest.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UnadvisedStats {
+    pub count: i64,
+    /// When the oldest of them was approved (its `updated_at`).
+    pub oldest_approved_at: Option<DateTime<Utc>>,
+}
+
 /// An advice from a POS, as received.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AdviceRecord {
@@ -478,6 +500,19 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// compare-and-set: `false` when the payment was no longer waiting (a scan claimed it
     /// first, here or at another instance, or its window had closed).
     async fn abandon_waiting(&self, abandoned: &AbandonedPay) -> StoreResult<bool>;
+    /// `from → to` with the outbox row and events of `change`, in one compare-and-set:
+    /// `false` (and nothing written) when the payment was no longer in `from`.
+    async fn change_state(&self, change: &StateChange) -> StoreResult<bool>;
+    /// APPROVED payments (no advice applied: a confirmation or reversal moves them on)
+    /// approved before `approved_before`, of `client_id` if given, oldest approval first.
+    async fn unadvised_approvals(
+        &self,
+        approved_before: DateTime<Utc>,
+        client_id: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<PaymentRecord>>;
+    /// How many payments [`Store::unadvised_approvals`] would list, all clients.
+    async fn unadvised_stats(&self, approved_before: DateTime<Utc>) -> StoreResult<UnadvisedStats>;
     /// WAITING_FOR_SCAN payments whose scan window closed before `now`.
     async fn expired_waiting(&self, now: DateTime<Utc>, limit: i64) -> StoreResult<Vec<Uuid>>;
 

@@ -621,6 +621,61 @@ impl Store for PostgresStore {
         Ok(count(&row, "changed")? == 1)
     }
 
+    async fn change_state(&self, change: &StateChange) -> StoreResult<bool> {
+        check_move(change.from, change.to)?;
+        let riders = Riders {
+            outbox: change.outbox.as_ref(),
+            events: &change.events,
+            wake: None,
+        };
+        let sql = format!(
+            "WITH upd AS (UPDATE payment SET state = $3, updated_at = $4 \
+             WHERE id = $1 AND state = $2 RETURNING id){} \
+             SELECT (SELECT count(*) FROM upd) AS changed{}",
+            riders.ctes("upd", 5),
+            riders.select()
+        );
+        let query = sqlx::query(&sql)
+            .bind(change.payment_id)
+            .bind(change.from.as_str())
+            .bind(change.to.as_str())
+            .bind(change.at);
+        let row = riders.bind(query).fetch_one(&self.pool).await?;
+        Ok(count(&row, "changed")? == 1)
+    }
+
+    async fn unadvised_approvals(
+        &self,
+        approved_before: DateTime<Utc>,
+        client_id: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<PaymentRecord>> {
+        let rows = sqlx::query_as::<_, PaymentRow>(
+            "SELECT * FROM payment WHERE state = 'APPROVED' AND updated_at < $1 \
+             AND ($2::text IS NULL OR client_id = $2) ORDER BY updated_at, id LIMIT $3",
+        )
+        .bind(approved_before)
+        .bind(client_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        convert_all(rows)
+    }
+
+    async fn unadvised_stats(&self, approved_before: DateTime<Utc>) -> StoreResult<UnadvisedStats> {
+        let (count, oldest_approved_at): (i64, Option<DateTime<Utc>>) = sqlx::query_as(
+            "SELECT count(*), min(updated_at) FROM payment \
+             WHERE state = 'APPROVED' AND updated_at < $1",
+        )
+        .bind(approved_before)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(UnadvisedStats {
+            count,
+            oldest_approved_at,
+        })
+    }
+
     async fn expired_waiting(&self, now: DateTime<Utc>, limit: i64) -> StoreResult<Vec<Uuid>> {
         let ids: Vec<Uuid> = sqlx::query_scalar(
             "SELECT id FROM payment WHERE state = 'WAITING_FOR_SCAN' AND scan_deadline < $1 \

@@ -501,6 +501,62 @@ impl Store for SqliteStore {
         Ok(true)
     }
 
+    async fn change_state(&self, change: &StateChange) -> StoreResult<bool> {
+        check_move(change.from, change.to)?;
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE payment SET state = $3, updated_at = $4 WHERE id = $1 AND state = $2",
+        )
+        .bind(Id(change.payment_id))
+        .bind(change.from.as_str())
+        .bind(change.to.as_str())
+        .bind(Ts(change.at))
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        if let Some(msg) = &change.outbox {
+            insert_outbox(&mut tx, msg).await?;
+        }
+        insert_events(&mut tx, &change.events, Some(change.payment_id)).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn unadvised_approvals(
+        &self,
+        approved_before: DateTime<Utc>,
+        client_id: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<PaymentRecord>> {
+        let rows = sqlx::query_as::<_, PaymentRow>(
+            "SELECT * FROM payment WHERE state = 'APPROVED' AND updated_at < $1 \
+             AND ($2 IS NULL OR client_id = $2) ORDER BY updated_at, rowid LIMIT $3",
+        )
+        .bind(Ts(approved_before))
+        .bind(client_id)
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?;
+        convert_all(rows)
+    }
+
+    async fn unadvised_stats(&self, approved_before: DateTime<Utc>) -> StoreResult<UnadvisedStats> {
+        let (count, oldest): (i64, Option<Ts>) = sqlx::query_as(
+            "SELECT count(*), min(updated_at) FROM payment \
+             WHERE state = 'APPROVED' AND updated_at < $1",
+        )
+        .bind(Ts(approved_before))
+        .fetch_one(&self.reader)
+        .await?;
+        Ok(UnadvisedStats {
+            count,
+            oldest_approved_at: oldest.map(|t| t.0),
+        })
+    }
+
     async fn expired_waiting(&self, now: DateTime<Utc>, limit: i64) -> StoreResult<Vec<Uuid>> {
         let ids: Vec<Id> = sqlx::query_scalar(
             "SELECT id FROM payment WHERE state = 'WAITING_FOR_SCAN' AND scan_deadline < $1 \

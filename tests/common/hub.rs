@@ -47,6 +47,10 @@ pub struct Options {
     pub disabled_operations: Vec<String>,
     /// Where the hub thinks the partners are (default: the simulator).
     pub partner_url: Option<String>,
+    /// More keys of client `pos-1` (e.g. `unadvised_approvals = "reverse"`).
+    pub pos_1_extra: String,
+    /// The hub's clock (default: the system's).
+    pub clock: Option<qrhub::clock::SharedClock>,
 }
 
 impl Default for Options {
@@ -61,6 +65,8 @@ impl Default for Options {
             extra: String::new(),
             disabled_operations: Vec::new(),
             partner_url: None,
+            pos_1_extra: String::new(),
+            clock: None,
         }
     }
 }
@@ -120,6 +126,7 @@ filter = "warn"
 [[clients]]
 id = "pos-1"
 password_hash = "{POS_HASH}"
+{pos_1_extra}
 [[clients]]
 id = "pos-2"
 password_hash = "{POS_HASH}"
@@ -140,6 +147,7 @@ password_hash = "{OPERATOR_HASH}"
         p1 = partner("wallet-1"),
         p2 = partner("wallet-2"),
         extra = o.extra,
+        pos_1_extra = o.pos_1_extra,
     )
 }
 
@@ -178,9 +186,11 @@ impl TestHub {
             .unwrap_or_else(|| sim.base_url());
         let toml = config_toml(&db.url, &partner_url, &options);
         let settings = Settings::from_toml(&toml).expect("test configuration is valid");
-        let app = App::build(settings, Arc::new(SystemClock))
-            .await
-            .expect("hub builds");
+        let clock = options
+            .clock
+            .clone()
+            .unwrap_or_else(|| Arc::new(SystemClock));
+        let app = App::build(settings, clock).await.expect("hub builds");
         let url = format!("http://{}", app.local_addr().expect("bound"));
         let hub = app.hub();
         let shutdown = CancellationToken::new();
