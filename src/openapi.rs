@@ -256,6 +256,8 @@ fn admin_schemas() -> BTreeMap<String, Value> {
         "createdAt": date_time(),
         "scanDeadline": date_time(),
         "updatedAt": date_time(),
+        "posGoneAt": {"type": "string", "format": "date-time",
+                      "description": "When the POS went away while its pay waited for a scan (the payment then ended EXPIRED, never sent)."},
     });
     let payment_view_required = json!([
         "id",

@@ -259,6 +259,7 @@ async fn payment_insert_and_read(store: SharedStore) {
         created_at: p.created_at,
         scan_deadline: p.scan_deadline,
         updated_at: p.created_at,
+        pos_gone_at: None,
     };
     assert_eq!(store.payment(p.id).await.unwrap(), Some(expected.clone()));
     assert_eq!(
@@ -759,6 +760,7 @@ async fn abandon_waiting_is_compare_and_set(store: SharedStore) {
     let stored = store.payment(p.id).await.unwrap().unwrap();
     assert_eq!(stored.state, PaymentState::Expired);
     assert_eq!(stored.updated_at, t0() + secs(2));
+    assert_eq!(stored.pos_gone_at, Some(t0() + secs(2)));
     assert_eq!(
         store.scan_context(&p.tran_id).await.unwrap(),
         Some(ScanContext {
@@ -808,6 +810,15 @@ async fn abandon_waiting_is_compare_and_set(store: SharedStore) {
         .await
         .unwrap());
     assert_eq!(state_of(&store, claimed.id).await, PaymentState::Matched);
+    assert_eq!(
+        store
+            .payment(claimed.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .pos_gone_at,
+        None
+    );
     let expired = waiting(&store).await;
     assert!(store
         .transition(

@@ -54,6 +54,10 @@ pub struct PaymentView {
     pub created_at: DateTime<Utc>,
     pub scan_deadline: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// When the POS's connection closed while its pay waited for a scan (it then ended
+    /// EXPIRED, never sent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pos_gone_at: Option<DateTime<Utc>>,
 }
 
 impl From<&PaymentRecord> for PaymentView {
@@ -77,6 +81,7 @@ impl From<&PaymentRecord> for PaymentView {
             created_at: p.created_at,
             scan_deadline: p.scan_deadline,
             updated_at: p.updated_at,
+            pos_gone_at: p.pos_gone_at,
         }
     }
 }

@@ -113,6 +113,8 @@ pub struct PaymentRecord {
     pub created_at: DateTime<Utc>,
     pub scan_deadline: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// When its POS went away before any scan ([`Store::abandon_waiting`]).
+    pub pos_gone_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
