@@ -738,14 +738,17 @@ fn paths() -> Value {
             "pay",
             "Pay by the QR code of tranId (POS); held until a partner scans it.",
             "Held until a partner reports the scan and answers, at most timing.pay_deadline; \
-             without a scan in the window: 400 NO_SCAN_RECEIVED.",
+             without a scan in the window: 400 NO_SCAN_RECEIVED. A POS that closes the \
+             connection (or resets the stream) before a scan ends the payment: it is never sent \
+             to a partner, and a reversal of it is answered 202.",
             Box::new(pay),
         ),
         (
             "/qr/v1/scans",
             "notifyScan",
             "A customer scanned the code of tranId (partner credentials).",
-            "",
+            "A scan of a code whose POS went away while its pay waited: 400 \
+             UNABLE_TO_LOCATE_RECORD (\"The POS went away before the scan\"), at once.",
             Box::new(scan),
         ),
         (
