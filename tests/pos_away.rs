@@ -74,6 +74,7 @@ fn pays_for(hub: &TestHub, tran_id: &str) -> usize {
 async fn assert_abandoned(hub: &TestHub, request: &Value, tran_id: &str) {
     // The hub learns of the hang-up asynchronously: give it a moment, then scan regardless,
     // so that a hub that never learns shows itself by the scan's answer.
+    let hung_up = std::time::Instant::now();
     let payment = settle(
         hub,
         request,
@@ -81,6 +82,11 @@ async fn assert_abandoned(hub: &TestHub, request: &Value, tran_id: &str) {
         Duration::from_secs(2),
     )
     .await;
+    eprintln!(
+        "hang-up seen in the store as {} after {:?}",
+        payment.state,
+        hung_up.elapsed()
+    );
     let (status, detail) = hub.scan("wallet-1", tran_id, None).await;
     assert_eq!(
         status,
