@@ -39,6 +39,9 @@ pub struct Settings {
     pub timing: TimingSettings,
     #[serde(default)]
     pub outbox: OutboxSettings,
+    /// Approvals no POS advises (confirms or reverses).
+    #[serde(default)]
+    pub unadvised: UnadvisedSettings,
     #[serde(default)]
     pub log: LogSettings,
     #[serde(default)]
@@ -226,6 +229,43 @@ impl Default for OutboxSettings {
     }
 }
 
+/// `[unadvised]`: payments APPROVED at the partner that their POS neither confirmed nor
+/// reversed. Usually the POS went away while the partner had the payment (the customer is
+/// charged, the goods may not have been handed over), or its advice is stuck on its side.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UnadvisedSettings {
+    /// Approved longer ago than this with no advice: listed in the back office and counted
+    /// in `qrhub_unadvised_approvals`.
+    #[serde(with = "humantime_serde")]
+    pub listed_after: Duration,
+    /// Approved longer ago than this with no advice: the client's `unadvised_approvals`
+    /// policy applies (`reverse`: the hub reverses it at the partner).
+    #[serde(with = "humantime_serde")]
+    pub act_after: Duration,
+}
+
+impl Default for UnadvisedSettings {
+    fn default() -> Self {
+        Self {
+            listed_after: Duration::from_secs(10 * 60),
+            act_after: Duration::from_secs(60 * 60),
+        }
+    }
+}
+
+/// What the hub does with a client's approval nobody advised by `unadvised.act_after`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnadvisedPolicy {
+    /// Nothing: the POS owns the advice; the approval stays listed for an operator.
+    #[default]
+    Nothing,
+    /// The hub queues its own reversal to the partner (reason TIMEOUT) and the payment
+    /// ends REVERSED; a later confirmation from the POS is refused as already settled.
+    Reverse,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogSettings {
@@ -275,6 +315,10 @@ impl std::fmt::Debug for PasswordHashText {
 pub struct ClientSettings {
     pub id: String,
     pub password_hash: PasswordHashText,
+    /// What the hub does with this client's approvals nobody advised by
+    /// `unadvised.act_after`.
+    #[serde(default)]
+    pub unadvised_approvals: UnadvisedPolicy,
 }
 
 /// A back-office operator: its Basic-auth user on `/admin/v1`.
@@ -452,7 +496,27 @@ impl Settings {
             .map(FeeSettings::schedule)
     }
 
+    /// The client's unadvised-approval policy (`nothing` for a client no longer configured).
+    pub fn unadvised_policy(&self, client_id: &str) -> UnadvisedPolicy {
+        self.clients
+            .iter()
+            .find(|c| c.id == client_id)
+            .map(|c| c.unadvised_approvals)
+            .unwrap_or_default()
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
+        let u = &self.unadvised;
+        if u.act_after <= u.listed_after {
+            return Err(invalid(
+                "unadvised.act_after",
+                format!(
+                    "{} must be longer than unadvised.listed_after ({}): an approval is listed for operators before a policy acts on it",
+                    humantime::format_duration(u.act_after),
+                    humantime::format_duration(u.listed_after)
+                ),
+            ));
+        }
         let t = &self.timing;
         if t.pay_deadline >= t.pos_timeout {
             return Err(invalid(
@@ -698,6 +762,23 @@ timeout = "25s"
         ))
         .expect_err("invalid");
         assert!(err.to_string().contains("timing.pay_deadline"), "{err}");
+    }
+
+    #[test]
+    fn unadvised_approvals_are_listed_before_a_policy_acts() {
+        let s = Settings::from_toml(&toml("")).expect("valid");
+        assert!(s.unadvised.act_after > s.unadvised.listed_after);
+        assert_eq!(s.unadvised_policy("anyone"), UnadvisedPolicy::Nothing);
+        let err = Settings::from_toml(&toml(
+            "[unadvised]\nlisted_after = \"2h\"\nact_after = \"1h\"",
+        ))
+        .expect_err("invalid");
+        assert!(err.to_string().contains("unadvised.act_after"), "{err}");
+        let s = Settings::from_toml(&toml(&format!(
+            "[[clients]]\nid = \"pos\"\npassword_hash = \"{HASH}\"\nunadvised_approvals = \"reverse\""
+        )))
+        .expect("valid");
+        assert_eq!(s.unadvised_policy("pos"), UnadvisedPolicy::Reverse);
     }
 
     #[test]

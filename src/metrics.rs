@@ -42,6 +42,7 @@ pub mod name {
     pub const REQUEST_DURATION: &str = "qrhub_request_duration_seconds";
     pub const MATCHES: &str = "qrhub_matches_total";
     pub const SCAN_WINDOW_EXPIRIES: &str = "qrhub_scan_window_expiries_total";
+    pub const POS_GONE: &str = "qrhub_pos_gone_before_scan_total";
     pub const MATCH_LATENCY: &str = "qrhub_match_latency_seconds";
     pub const PARTNER_CALLS: &str = "qrhub_partner_calls_total";
     pub const PARTNER_CALL_DURATION: &str = "qrhub_partner_call_duration_seconds";
@@ -55,6 +56,9 @@ pub mod name {
     pub const SWEEP_LAST_SUCCESS: &str = "qrhub_sweep_last_success_timestamp_seconds";
     pub const SWEEP_FAILURES: &str = "qrhub_sweep_failures_total";
     pub const OUTBOX_OLDEST_AGE: &str = "qrhub_outbox_oldest_age_seconds";
+    pub const UNADVISED_APPROVALS: &str = "qrhub_unadvised_approvals";
+    pub const UNADVISED_OLDEST_AGE: &str = "qrhub_unadvised_approval_oldest_age_seconds";
+    pub const UNADVISED_REVERSALS: &str = "qrhub_unadvised_reversals_total";
     pub const HELD_PAY_REQUESTS: &str = "qrhub_held_pay_requests";
     pub const DB_POOL_CONNECTIONS: &str = "qrhub_db_pool_connections";
     pub const DB_POOL_MAX: &str = "qrhub_db_pool_max";
@@ -109,6 +113,10 @@ fn describe() {
     describe_counter!(
         name::SCAN_WINDOW_EXPIRIES,
         "Payments whose scan window closed without a scan (NO_SCAN_RECEIVED)"
+    );
+    describe_counter!(
+        name::POS_GONE,
+        "Held pays whose POS connection closed before a scan claimed them (ended, never sent)"
     );
     describe_histogram!(
         name::MATCH_LATENCY,
@@ -165,6 +173,19 @@ fn describe() {
         name::OUTBOX_OLDEST_AGE,
         Unit::Seconds,
         "Age of the oldest advice waiting for delivery, as of the last sweep"
+    );
+    describe_gauge!(
+        name::UNADVISED_APPROVALS,
+        "Payments approved longer than unadvised.listed_after ago that no POS confirmed or reversed, as of the last sweep"
+    );
+    describe_gauge!(
+        name::UNADVISED_OLDEST_AGE,
+        Unit::Seconds,
+        "Age of the oldest of those approvals, as of the last sweep"
+    );
+    describe_counter!(
+        name::UNADVISED_REVERSALS,
+        "Approvals nobody advised that the hub reversed at the partner (client policy reverse)"
     );
     describe_gauge!(
         name::HELD_PAY_REQUESTS,
@@ -336,6 +357,12 @@ pub fn scan_window_expired() {
     metrics::counter!(name::SCAN_WINDOW_EXPIRIES).increment(1);
 }
 
+/// A held pay's POS went away before a scan, and the hub ended the payment (counted by the
+/// instance whose compare-and-set won).
+pub fn pos_gone_before_scan() {
+    metrics::counter!(name::POS_GONE).increment(1);
+}
+
 /// The hub is about to send `pay` for a payment claimed at `claimed_at`.
 pub fn match_latency(claimed_at: DateTime<Utc>, now: DateTime<Utc>) {
     // Instances' clocks may disagree by a little: never a negative latency.
@@ -422,6 +449,21 @@ pub fn outbox_stats(stats: &OutboxStats, now: DateTime<Utc>) {
         .and_then(|t| (now - t).to_std().ok())
         .unwrap_or(Duration::ZERO);
     metrics::gauge!(name::OUTBOX_OLDEST_AGE).set(age.as_secs_f64());
+}
+
+/// The approvals nobody advised, as the sweep found them.
+pub fn unadvised_stats(stats: &crate::store::UnadvisedStats, now: DateTime<Utc>) {
+    metrics::gauge!(name::UNADVISED_APPROVALS).set(stats.count as f64);
+    let age = stats
+        .oldest_approved_at
+        .and_then(|t| (now - t).to_std().ok())
+        .unwrap_or(Duration::ZERO);
+    metrics::gauge!(name::UNADVISED_OLDEST_AGE).set(age.as_secs_f64());
+}
+
+/// The hub reversed an approval nobody advised (counted by the instance whose change won).
+pub fn unadvised_reversed() {
+    metrics::counter!(name::UNADVISED_REVERSALS).increment(1);
 }
 
 /// Counts a held `pay` for as long as it lives: dropped on every way out of the hold,

@@ -256,6 +256,8 @@ fn admin_schemas() -> BTreeMap<String, Value> {
         "createdAt": date_time(),
         "scanDeadline": date_time(),
         "updatedAt": date_time(),
+        "posGoneAt": {"type": "string", "format": "date-time",
+                      "description": "When the POS went away while its pay waited for a scan (the payment then ended EXPIRED, never sent)."},
     });
     let payment_view_required = json!([
         "id",
@@ -285,6 +287,22 @@ fn admin_schemas() -> BTreeMap<String, Value> {
     let mut detail_required = payment_view_required.clone();
     if let Some(r) = detail_required.as_array_mut() {
         r.extend(["request", "timeline", "outbox", "openItems"].map(|s| json!(s)));
+    }
+    let mut unadvised_properties = payment_view_properties.clone();
+    let extra = json!({
+        "approvedAt": date_time(),
+        "ageSeconds": {"type": "integer", "format": "int64", "description": "Seconds since the approval, by the hub's clock."},
+        "policy": {"type": "string", "enum": ["nothing", "reverse"],
+                   "description": "The client's unadvised_approvals policy."},
+        "reverseAt": {"type": "string", "format": "date-time",
+                      "description": "When the hub reverses it (policy reverse only)."},
+    });
+    if let (Some(d), Some(e)) = (unadvised_properties.as_object_mut(), extra.as_object()) {
+        d.extend(e.clone());
+    }
+    let mut unadvised_required = payment_view_required.clone();
+    if let Some(r) = unadvised_required.as_array_mut() {
+        r.extend(["approvedAt", "ageSeconds", "policy"].map(|s| json!(s)));
     }
     let tally = json!({
         "type": "object",
@@ -344,7 +362,7 @@ fn admin_schemas() -> BTreeMap<String, Value> {
                 "type": "object",
                 "properties": {
                     "at": date_time(),
-                    "kind": {"type": "string", "description": "CREATE_QR_CODE, PAY, PAY_RESPONSE, SCAN, CONFIRMATION or REVERSAL."},
+                    "kind": {"type": "string", "description": "CREATE_QR_CODE, PAY, PAY_RESPONSE, SCAN, CONFIRMATION, REVERSAL, POS_GONE or UNADVISED_REVERSAL."},
                     "direction": {"type": "string", "enum": ["IN", "OUT"]},
                     "counterparty": string(),
                     "messageId": string(),
@@ -385,6 +403,22 @@ fn admin_schemas() -> BTreeMap<String, Value> {
                 "type": "object",
                 "properties": {"outbox": {"type": "array", "items": reference("OutboxView")}},
                 "required": ["outbox"]
+            }),
+        ),
+        (
+            "UnadvisedView",
+            json!({"type": "object", "properties": unadvised_properties, "required": unadvised_required}),
+        ),
+        (
+            "UnadvisedList",
+            json!({
+                "type": "object",
+                "properties": {
+                    "listedAfterSeconds": int64(),
+                    "count": {"type": "integer", "format": "int64", "description": "How many there are in all clients."},
+                    "payments": {"type": "array", "items": reference("UnadvisedView")}
+                },
+                "required": ["listedAfterSeconds", "count", "payments"]
             }),
         ),
         (
@@ -711,14 +745,17 @@ fn paths() -> Value {
             "pay",
             "Pay by the QR code of tranId (POS); held until a partner scans it.",
             "Held until a partner reports the scan and answers, at most timing.pay_deadline; \
-             without a scan in the window: 400 NO_SCAN_RECEIVED.",
+             without a scan in the window: 400 NO_SCAN_RECEIVED. A POS that closes the \
+             connection (or resets the stream) before a scan ends the payment: it is never sent \
+             to a partner, and a reversal of it is answered 202.",
             Box::new(pay),
         ),
         (
             "/qr/v1/scans",
             "notifyScan",
             "A customer scanned the code of tranId (partner credentials).",
-            "",
+            "A scan of a code whose POS went away while its pay waited: 400 \
+             UNABLE_TO_LOCATE_RECORD (\"The POS went away before the scan\"), at once.",
             Box::new(scan),
         ),
         (
@@ -942,6 +979,23 @@ fn paths() -> Value {
                     limit(100)
                 ],
                 "responses": with(errors(&[bad_param]), "200", json_answer("The rows.", "OutboxList"))
+            }),
+        )}),
+    );
+    paths.insert(
+        "/admin/v1/unadvised".into(),
+        json!({"get": admin(
+            "listUnadvisedApprovals",
+            "Payments APPROVED longer than unadvised.listed_after ago that no POS confirmed or reversed, oldest first.",
+            "",
+            json!({
+                "security": security(),
+                "parameters": [
+                    {"name": "clientId", "in": "query", "required": false,
+                     "description": "Only this POS client's.", "schema": {"type": "string"}},
+                    limit(100)
+                ],
+                "responses": with(errors(&[bad_param]), "200", json_answer("The approvals.", "UnadvisedList"))
             }),
         )}),
     );

@@ -8,9 +8,13 @@ use reqwest::StatusCode;
 use std::time::{Duration, Instant};
 
 use common::db::TestDb;
-use common::hub::{config_toml, confirmation, pay_request, start_simulator, Client, Options};
+use common::hub::{
+    config_toml, confirmation, pay_request, start_simulator, Client, Options, RawPay,
+};
 use common::process::{free_port, write_config, HubProcess};
+use qrhub::domain::PaymentState;
 use qrhub::simulator::{AdviceBehaviour, MessageKind};
+use qrhub::store::SharedStore;
 
 /// A pay held by `holder` and scanned at `scanner`; returns the pay request.
 async fn pay_across(holder: &Client, scanner: &Client, amount: i64) -> serde_json::Value {
@@ -131,6 +135,114 @@ async fn two_instances_share_one_postgres() {
         ledger.iter().filter(|e| e.kind == MessageKind::Pay).count(),
         confirmed + 1
     );
+
+    drop(hub_a);
+    drop(hub_b);
+    let _ = sim.shutdown().await;
+    db.cleanup().await;
+}
+
+/// The state of pos-1's payment `message_id`, once it is one of `states` (or after 2 s).
+async fn state_once(
+    store: &SharedStore,
+    message_id: &str,
+    states: &[PaymentState],
+) -> PaymentState {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let payment = store
+            .payment_by_message("pos-1", message_id)
+            .await
+            .expect("store");
+        match payment {
+            Some(p) if states.contains(&p.state) || Instant::now() >= deadline => return p.state,
+            None if Instant::now() >= deadline => panic!("{message_id} never stored"),
+            _ => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    }
+}
+
+/// A pay held by A whose POS hangs up is not sent when the scan reaches B; and when the
+/// hang-up and the scan race, across the two instances exactly one wins, whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pos_gone_at_one_instance_is_not_charged_by_a_scan_at_another() {
+    let db = TestDb::postgres().await;
+    let sim = start_simulator().await;
+    let options = Options {
+        pay_deadline: Duration::from_secs(15),
+        partner_timeout: Duration::from_secs(1),
+        ..Options::default()
+    };
+    let toml = config_toml(&db.url, &sim.base_url(), &options);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (port_a, port_b) = (free_port(), free_port());
+    let (a, b) = (
+        Client::new(format!("http://127.0.0.1:{port_a}")),
+        Client::new(format!("http://127.0.0.1:{port_b}")),
+    );
+    let hub_a = HubProcess::start(&write_config(dir.path(), "a.toml", &toml, port_a), &a.url).await;
+    let hub_b = HubProcess::start(&write_config(dir.path(), "b.toml", &toml, port_b), &b.url).await;
+    let store = qrhub::store::connect(&db.url, 2).await.expect("store");
+    let pays_for = |tran_id: &str| {
+        sim.ledger()
+            .iter()
+            .filter(|e| e.kind == MessageKind::Pay && e.tran_id.as_deref() == Some(tran_id))
+            .count()
+    };
+
+    let tran_id = a.new_code(900).await;
+    let request = pay_request("pos-1", &tran_id, 900);
+    let id = request["id"].as_str().expect("id").to_owned();
+    RawPay::send(&a.url, &request)
+        .await
+        .hang_up_after(Duration::from_millis(300))
+        .await;
+    // Scanned whether or not A noticed: a hub that did not shows itself by the answer.
+    let seen = state_once(&store, &id, &[PaymentState::Expired]).await;
+    assert_eq!(
+        b.scan(&tran_id).await,
+        StatusCode::BAD_REQUEST,
+        "the scan at B is refused"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(pays_for(&tran_id), 0, "no pay may reach the partner");
+    assert_eq!(seen, PaymentState::Expired);
+
+    let (mut scans_won, mut hang_ups_won) = (0, 0);
+    for _ in 0..10 {
+        let tran_id = a.new_code(300).await;
+        let request = pay_request("pos-1", &tran_id, 300);
+        let id = request["id"].as_str().expect("id").to_owned();
+        let pay = RawPay::send(&a.url, &request).await;
+        state_once(&store, &id, &[PaymentState::WaitingForScan]).await;
+        pay.hang_up();
+        let status = b.scan(&tran_id).await;
+        let state = state_once(
+            &store,
+            &id,
+            &[PaymentState::Approved, PaymentState::Expired],
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        match status {
+            StatusCode::ACCEPTED => {
+                scans_won += 1;
+                assert_eq!(state, PaymentState::Approved, "{tran_id}");
+                assert_eq!(pays_for(&tran_id), 1, "{tran_id}");
+            }
+            StatusCode::BAD_REQUEST => {
+                hang_ups_won += 1;
+                assert_eq!(state, PaymentState::Expired, "{tran_id}");
+                assert_eq!(pays_for(&tran_id), 0, "{tran_id}");
+            }
+            other => panic!("scan answered {other}"),
+        }
+    }
+    eprintln!(
+        "across instances, hang-up vs scan: {scans_won} scans won, {hang_ups_won} hang-ups won"
+    );
+    // Each POS hung up before its scan was sent: some hang-ups must win.
+    assert!(hang_ups_won > 0, "no hang-up won against {scans_won} scans");
 
     drop(hub_a);
     drop(hub_b);

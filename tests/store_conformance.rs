@@ -268,6 +268,7 @@ async fn payment_insert_and_read(store: SharedStore) {
         created_at: p.created_at,
         scan_deadline: p.scan_deadline,
         updated_at: p.created_at,
+        pos_gone_at: None,
     };
     assert_eq!(store.payment(p.id).await.unwrap(), Some(expected.clone()));
     assert_eq!(
@@ -596,6 +597,7 @@ async fn a_scan_reads_its_code_and_newest_payment(store: SharedStore) {
                 state,
                 partner_id: partner.map(str::to_owned),
                 scan_message_id: scan.map(str::to_owned),
+                pos_gone: false,
             }),
         })
     };
@@ -729,6 +731,323 @@ async fn claim_races_expiry(store: SharedStore) {
             PaymentState::Expired
         };
         assert_eq!(state_of(&store, p.id).await, want);
+    }
+}
+
+fn abandoned(p: &NewPayment, at: DateTime<Utc>) -> AbandonedPay {
+    AbandonedPay {
+        payment_id: p.id,
+        at,
+        events: vec![NewEvent::new(
+            event_kind::POS_GONE,
+            Direction::In,
+            &p.tran_id,
+            CLIENT,
+            at,
+            "POS_WENT_AWAY",
+        )],
+    }
+}
+
+/// A pay whose POS went away ends EXPIRED with its event, and a scan reading the code is
+/// told so; a payment no longer waiting is left alone, and writes no event.
+async fn abandon_waiting_is_compare_and_set(store: SharedStore) {
+    let p = waiting(&store).await;
+    let code = QrCodeRecord {
+        tran_id: p.tran_id.clone(),
+        client_id: CLIENT.into(),
+        message_id: Uuid::new_v4().to_string(),
+        scheme: "EMVCO".into(),
+        payload: "000201010212".into(),
+        created_at: t0(),
+        expires_at: t0() + Duration::minutes(10),
+        terms: qrhub::domain::CodeTerms::default(),
+    };
+    store.insert_qr_code(&code).await.unwrap();
+    assert!(store
+        .abandon_waiting(&abandoned(&p, t0() + secs(2)))
+        .await
+        .unwrap());
+    let stored = store.payment(p.id).await.unwrap().unwrap();
+    assert_eq!(stored.state, PaymentState::Expired);
+    assert_eq!(stored.updated_at, t0() + secs(2));
+    assert_eq!(stored.pos_gone_at, Some(t0() + secs(2)));
+    assert_eq!(
+        store.scan_context(&p.tran_id).await.unwrap(),
+        Some(ScanContext {
+            code_expires_at: code.expires_at,
+            latest: Some(LatestPayment {
+                state: PaymentState::Expired,
+                partner_id: None,
+                scan_message_id: None,
+                pos_gone: true,
+            }),
+        })
+    );
+    // A second try, and a claim after it, find nothing waiting.
+    assert!(!store
+        .abandon_waiting(&abandoned(&p, t0() + secs(3)))
+        .await
+        .unwrap());
+    assert_eq!(
+        store
+            .claim_for_scan(&scan(&p.tran_id, PARTNER, "late-scan", t0() + secs(4)))
+            .await
+            .unwrap(),
+        ScanClaimOutcome::NothingWaiting
+    );
+    let timeline = store.payment_timeline(p.id, &p.tran_id).await.unwrap();
+    let gone: Vec<_> = timeline
+        .iter()
+        .filter(|e| e.kind == event_kind::POS_GONE)
+        .collect();
+    assert_eq!(gone.len(), 1, "{timeline:?}");
+    assert_eq!(gone[0].payment_id, Some(p.id));
+
+    // Claimed first: the abandon loses and leaves the payment MATCHED; a scan window that
+    // closed first is not marked as a POS that went away.
+    let claimed = waiting(&store).await;
+    store
+        .claim_for_scan(&scan(
+            &claimed.tran_id,
+            PARTNER,
+            "scan-first",
+            t0() + secs(1),
+        ))
+        .await
+        .unwrap();
+    assert!(!store
+        .abandon_waiting(&abandoned(&claimed, t0() + secs(2)))
+        .await
+        .unwrap());
+    assert_eq!(state_of(&store, claimed.id).await, PaymentState::Matched);
+    assert_eq!(
+        store
+            .payment(claimed.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .pos_gone_at,
+        None
+    );
+    let expired = waiting(&store).await;
+    assert!(store
+        .transition(
+            expired.id,
+            PaymentState::WaitingForScan,
+            PaymentState::Expired,
+            t0() + secs(30)
+        )
+        .await
+        .unwrap());
+    assert!(!store
+        .abandon_waiting(&abandoned(&expired, t0() + secs(31)))
+        .await
+        .unwrap());
+    assert!(store
+        .payment_timeline(claimed.id, &claimed.tran_id)
+        .await
+        .unwrap()
+        .iter()
+        .chain(
+            store
+                .payment_timeline(expired.id, &expired.tran_id)
+                .await
+                .unwrap()
+                .iter()
+        )
+        .all(|e| e.kind != event_kind::POS_GONE));
+}
+
+/// A POS going away and a scan at the same instant: exactly one wins, and the state says
+/// which.
+async fn claim_races_abandon(store: SharedStore) {
+    for i in 0..20 {
+        let p = waiting(&store).await;
+        let claim = scan(&p.tran_id, PARTNER, &format!("scan-{i}"), t0() + secs(1));
+        let gone = abandoned(&p, t0() + secs(1));
+        let (sa, sb) = (store.clone(), store.clone());
+        let ta = tokio::spawn(async move { sa.claim_for_scan(&claim).await });
+        let tb = tokio::spawn(async move { sb.abandon_waiting(&gone).await });
+        let claimed = matches!(ta.await.unwrap().unwrap(), ScanClaimOutcome::Claimed(_));
+        let abandoned = tb.await.unwrap().unwrap();
+        assert!(
+            claimed ^ abandoned,
+            "iteration {i}: claimed {claimed}, abandoned {abandoned}"
+        );
+        let want = if claimed {
+            PaymentState::Matched
+        } else {
+            PaymentState::Expired
+        };
+        assert_eq!(state_of(&store, p.id).await, want);
+    }
+}
+
+/// A payment of `client` the partner approved at `at`.
+async fn approved_at(store: &SharedStore, client: &str, at: DateTime<Utc>) -> Uuid {
+    let p = NewPayment {
+        client_id: client.into(),
+        ..new_payment(&new_tran(), &Uuid::new_v4().to_string())
+    };
+    assert_eq!(
+        store.insert_payment(&p).await.unwrap(),
+        NewPaymentOutcome::Inserted
+    );
+    let claim = scan(&p.tran_id, PARTNER, &Uuid::new_v4().to_string(), at);
+    assert!(matches!(
+        store.claim_for_scan(&claim).await.unwrap(),
+        ScanClaimOutcome::Claimed(_)
+    ));
+    assert!(store
+        .transition(p.id, PaymentState::Matched, PaymentState::Forwarded, at)
+        .await
+        .unwrap());
+    assert!(store
+        .record_partner_answer(&PartnerAnswerRecord {
+            at,
+            ..answer(p.id, PaymentState::Approved, None)
+        })
+        .await
+        .unwrap());
+    p.id
+}
+
+/// Approvals nobody advised: only APPROVED ones older than the cut-off, oldest first, per
+/// client if asked; an advised one (confirmed) drops out.
+async fn unadvised_approvals_are_listed_oldest_first(store: SharedStore) {
+    assert_eq!(
+        store.unadvised_stats(t0() + secs(3600)).await.unwrap(),
+        UnadvisedStats::default()
+    );
+    let newest = approved_at(&store, "pos-1", t0() + secs(30)).await;
+    let oldest = approved_at(&store, "pos-2", t0() + secs(10)).await;
+    let middle = approved_at(&store, "pos-1", t0() + secs(20)).await;
+    let confirmed = approved_at(&store, "pos-1", t0() + secs(5)).await;
+    assert!(store
+        .transition(
+            confirmed,
+            PaymentState::Approved,
+            PaymentState::Confirmed,
+            t0() + secs(6)
+        )
+        .await
+        .unwrap());
+    waiting(&store).await;
+    let ids = |rows: Vec<PaymentRecord>| rows.into_iter().map(|p| p.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store
+            .unadvised_approvals(t0() + secs(25), None, 10)
+            .await
+            .unwrap()),
+        vec![oldest, middle]
+    );
+    assert_eq!(
+        ids(store
+            .unadvised_approvals(t0() + secs(60), Some("pos-1"), 10)
+            .await
+            .unwrap()),
+        vec![middle, newest]
+    );
+    assert_eq!(
+        ids(store
+            .unadvised_approvals(t0() + secs(60), None, 1)
+            .await
+            .unwrap()),
+        vec![oldest]
+    );
+    assert_eq!(
+        store.unadvised_stats(t0() + secs(25)).await.unwrap(),
+        UnadvisedStats {
+            count: 2,
+            oldest_approved_at: Some(t0() + secs(10)),
+        }
+    );
+}
+
+/// The hub's own change of state: a compare-and-set whose outbox row and events exist only
+/// if it won; a second try, or one from a state the payment left, writes nothing.
+async fn change_state_is_compare_and_set_with_its_riders(store: SharedStore) {
+    let id = approved_at(&store, CLIENT, t0() + secs(5)).await;
+    let payment = store.payment(id).await.unwrap().unwrap();
+    let change = |at| StateChange {
+        payment_id: id,
+        from: PaymentState::Approved,
+        to: PaymentState::Reversed,
+        at,
+        outbox: Some(outbox_msg(id, AdviceKind::Reversal, at)),
+        events: vec![event(event_kind::UNADVISED_REVERSAL, &payment.tran_id, at)],
+    };
+    let first = change(t0() + secs(3600));
+    assert!(store.change_state(&first).await.unwrap());
+    assert!(!store
+        .change_state(&change(t0() + secs(3601)))
+        .await
+        .unwrap());
+    let stored = store.payment(id).await.unwrap().unwrap();
+    assert_eq!(stored.state, PaymentState::Reversed);
+    assert_eq!(stored.updated_at, t0() + secs(3600));
+    let rows = store.outbox_for_payment(id).await.unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(
+        rows[0].message_id,
+        first.outbox.as_ref().unwrap().message_id
+    );
+    let hub_reversals = store
+        .payment_timeline(id, &payment.tran_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == event_kind::UNADVISED_REVERSAL)
+        .count();
+    assert_eq!(hub_reversals, 1);
+    // The state machine still guards it.
+    assert!(matches!(
+        store
+            .change_state(&StateChange {
+                from: PaymentState::Reversed,
+                to: PaymentState::Confirmed,
+                ..change(t0() + secs(3602))
+            })
+            .await,
+        Err(StoreError::IllegalTransition { .. })
+    ));
+    // Racing a POS's confirmation of the same approval: exactly one wins.
+    for i in 0..10 {
+        let id = approved_at(&store, CLIENT, t0() + secs(5)).await;
+        let confirm = ApplyAdvice {
+            advice: advice(
+                AdviceKind::Confirmation,
+                &format!("confirm-{i}"),
+                &store.payment(id).await.unwrap().unwrap().message_id,
+                Some(id),
+            ),
+            payment_id: id,
+            from: PaymentState::Approved,
+            to: Some(PaymentState::Confirmed),
+            mark_reversed_by_pos: false,
+            settlement: None,
+            outbox: Some(outbox_msg(id, AdviceKind::Confirmation, t0() + secs(60))),
+            events: Vec::new(),
+            wake: None,
+        };
+        let reverse = StateChange {
+            payment_id: id,
+            events: Vec::new(),
+            outbox: Some(outbox_msg(id, AdviceKind::Reversal, t0() + secs(60))),
+            ..change(t0() + secs(60))
+        };
+        let (sa, sb) = (store.clone(), store.clone());
+        let ta = tokio::spawn(async move { sa.apply_advice(&confirm).await });
+        let tb = tokio::spawn(async move { sb.change_state(&reverse).await });
+        let confirmed = ta.await.unwrap().unwrap() == ApplyAdviceOutcome::Applied;
+        let reversed = tb.await.unwrap().unwrap();
+        assert!(
+            confirmed ^ reversed,
+            "iteration {i}: confirmed {confirmed}, reversed {reversed}"
+        );
+        let rows = store.outbox_for_payment(id).await.unwrap();
+        assert_eq!(rows.len(), 1, "only the winner's advice is queued");
     }
 }
 
@@ -2006,6 +2325,10 @@ conformance!(
     claim_for_scan_records_the_scan,
     concurrent_claims_one_wins,
     claim_races_expiry,
+    abandon_waiting_is_compare_and_set,
+    claim_races_abandon,
+    unadvised_approvals_are_listed_oldest_first,
+    change_state_is_compare_and_set_with_its_riders,
     transition_is_compare_and_set,
     partner_answer_with_reversal,
     partner_answer_rolls_back_when_the_outbox_insert_fails,

@@ -1,5 +1,5 @@
 //! The back office behind `/admin/v1`: payment search and timelines, the outbox and its dead
-//! letters, the settlement report and reconciliation against a partner's own report.
+//! letters, approvals nobody advised, the settlement report and reconciliation against a partner's own report.
 //!
 //! Handlers (`api::admin`) parse and authenticate; this module decides and shapes; the store
 //! runs the queries. Money is always integer minor units with its currency.
@@ -54,6 +54,10 @@ pub struct PaymentView {
     pub created_at: DateTime<Utc>,
     pub scan_deadline: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// When the POS's connection closed while its pay waited for a scan (it then ended
+    /// EXPIRED, never sent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pos_gone_at: Option<DateTime<Utc>>,
 }
 
 impl From<&PaymentRecord> for PaymentView {
@@ -77,6 +81,7 @@ impl From<&PaymentRecord> for PaymentView {
             created_at: p.created_at,
             scan_deadline: p.scan_deadline,
             updated_at: p.updated_at,
+            pos_gone_at: p.pos_gone_at,
         }
     }
 }
@@ -369,6 +374,67 @@ pub async fn outbox(hub: &Hub, id: &str, params: &Params) -> HubResult<OutboxLis
     let rows = hub.store.outbox_by_state(state, limit).await?;
     Ok(OutboxList {
         outbox: rows.into_iter().map(OutboxView::from).collect(),
+    })
+}
+
+/// An approval nobody advised, with how long it has waited and what the hub will do.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UnadvisedView {
+    #[serde(flatten)]
+    pub payment: PaymentView,
+    /// When the partner's approval was recorded.
+    pub approved_at: DateTime<Utc>,
+    /// Seconds since then, by the hub's clock.
+    pub age_seconds: i64,
+    /// The client's `unadvised_approvals` policy: `nothing` or `reverse`.
+    pub policy: &'static str,
+    /// When the hub reverses it (policy `reverse`); absent for `nothing`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reverse_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UnadvisedList {
+    /// Approvals older than this are listed (`unadvised.listed_after`).
+    pub listed_after_seconds: u64,
+    /// How many there are in all clients (the list is at most `limit` long).
+    pub count: i64,
+    /// Oldest approval first.
+    pub payments: Vec<UnadvisedView>,
+}
+
+/// `GET /admin/v1/unadvised?clientId=&limit=`: payments APPROVED longer than
+/// `unadvised.listed_after` ago that no POS confirmed or reversed, oldest first.
+pub async fn unadvised(hub: &Hub, id: &str, params: &Params) -> HubResult<UnadvisedList> {
+    let limit = limit(id, params, 100)?;
+    let now = hub.clock.now();
+    let listed_before = now - span(hub.settings.unadvised.listed_after);
+    let client = param(params, "clientId");
+    let rows = hub
+        .store
+        .unadvised_approvals(listed_before, client, limit)
+        .await?;
+    let stats = hub.store.unadvised_stats(listed_before).await?;
+    let payments = rows
+        .iter()
+        .map(|p| {
+            let policy = hub.settings.unadvised_policy(&p.client_id);
+            let reverse = policy == crate::config::UnadvisedPolicy::Reverse;
+            UnadvisedView {
+                payment: PaymentView::from(p),
+                approved_at: p.updated_at,
+                age_seconds: (now - p.updated_at).num_seconds().max(0),
+                policy: if reverse { "reverse" } else { "nothing" },
+                reverse_at: reverse.then(|| p.updated_at + span(hub.settings.unadvised.act_after)),
+            }
+        })
+        .collect();
+    Ok(UnadvisedList {
+        listed_after_seconds: hub.settings.unadvised.listed_after.as_secs(),
+        count: stats.count,
+        payments,
     })
 }
 

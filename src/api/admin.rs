@@ -24,6 +24,7 @@ pub fn router() -> Router<AppState> {
         .route("/admin/v1/payments/{id}", get(payment))
         .route("/admin/v1/outbox", get(outbox))
         .route("/admin/v1/outbox/{id}/retry", post(retry))
+        .route("/admin/v1/unadvised", get(unadvised))
         .route("/admin/v1/reports/settlement", get(settlement))
         .route(
             "/admin/v1/reports/reconciliation",
@@ -96,6 +97,20 @@ async fn outbox(
     let id = request_id(&headers);
     let params = params(&id, &uri)?;
     admin::outbox(&hub, &id, &params)
+        .await
+        .map(Json)
+        .map_err(|e| answer(&id, e))
+}
+
+async fn unadvised(
+    State(hub): State<Arc<Hub>>,
+    _: Operator,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Json<admin::UnadvisedList>, ApiError> {
+    let id = request_id(&headers);
+    let params = params(&id, &uri)?;
+    admin::unadvised(&hub, &id, &params)
         .await
         .map(Json)
         .map_err(|e| answer(&id, e))

@@ -16,6 +16,12 @@
 //!   an accepted confirmation, REVERSED (or DECLINED / EXPIRED, which absorb a reversal)
 //!   after an accepted reversal, DECLINED after a relayed decline.
 //!
+//! A POS may go away (drop its held pay, or never advise). Then:
+//! - a payment the hub ended because its POS went away before a scan never reached the
+//!   partner;
+//! - an approval its POS never advised is confirmed or reversed at the partner, or listed
+//!   in the back office as an approval nobody advised (the hub's APPROVED state).
+//!
 //! For every outbox row (an advice the hub accepted to deliver): DELIVERED rows are in the
 //! ledger with an answer that ends delivery (2xx, or 404 for a reversal); PENDING rows (not
 //! delivered after the settle time) and FAILED rows are violations; DEAD rows are listed as
@@ -57,6 +63,12 @@ pub enum ViolationKind {
     /// The hub's final state of the payment contradicts the POS's last word (e.g. UNKNOWN
     /// after the POS's reversal was accepted, or not CONFIRMED after its confirmation).
     HubStateMismatch,
+    /// The partner got the pay of a payment the hub ended because its POS went away
+    /// before a scan.
+    ForwardedAfterPosGone,
+    /// An approval no POS advised that is neither confirmed nor reversed at the partner
+    /// nor listed as unadvised.
+    UnadvisedApprovalUnlisted,
 }
 
 impl ViolationKind {
@@ -74,6 +86,8 @@ impl ViolationKind {
             Self::PosAdviceUnsettled => "POS advice unsettled",
             Self::UnknownTranId => "unknown tranId",
             Self::HubStateMismatch => "hub state contradicts the POS",
+            Self::ForwardedAfterPosGone => "pay forwarded after the POS went away",
+            Self::UnadvisedApprovalUnlisted => "unadvised approval not listed",
         }
     }
 }
@@ -145,6 +159,10 @@ pub struct CheckReport {
     /// Advice deliveries in the ledger (every try), and those the partner accepted.
     pub advice_deliveries: usize,
     pub advices_accepted: usize,
+    /// Payments the hub ended because their POS went away before a scan.
+    pub pos_gone_before_scan: usize,
+    /// Approvals no POS advised, open at the partner and listed in the back office.
+    pub unadvised_listed: usize,
     pub dead_letters: Vec<DeadLetter>,
     pub violations_by_kind: BTreeMap<String, usize>,
     pub violations: Vec<Violation>,
@@ -230,9 +248,21 @@ pub fn check(
         .iter()
         .map(|p| (p.message_id.as_str(), p.state))
         .collect();
+    let hub_payment: HashMap<&str, &HubPayment> = payments
+        .iter()
+        .map(|p| (p.message_id.as_str(), p))
+        .collect();
     for flow in flows {
         let entries = by_tran.remove(flow.tran_id.as_str()).unwrap_or_default();
-        check_flow(flow, &entries, dead.contains(&flow.tran_id), &mut report);
+        let hub = hub_payment.get(flow.pay_id.as_str()).copied();
+        check_pos_away(flow, hub, &entries, &mut report);
+        check_flow(
+            flow,
+            &entries,
+            dead.contains(&flow.tran_id),
+            hub,
+            &mut report,
+        );
         if !payments.is_empty() {
             check_hub_state(
                 flow,
@@ -271,10 +301,38 @@ fn check_hub_state(flow: &PosFlow, state: Option<PaymentState>, report: &mut Che
     }
 }
 
+/// A payment the hub ended because its POS went away before a scan was never sent.
+fn check_pos_away(
+    flow: &PosFlow,
+    hub: Option<&HubPayment>,
+    entries: &[&LedgerEntry],
+    report: &mut CheckReport,
+) {
+    if !hub.is_some_and(|p| p.pos_gone) {
+        return;
+    }
+    report.pos_gone_before_scan += 1;
+    let pays = entries
+        .iter()
+        .filter(|e| e.kind == MessageKind::Pay)
+        .count();
+    if pays > 0 {
+        report.push(
+            ViolationKind::ForwardedAfterPosGone,
+            Some(&flow.tran_id),
+            format!(
+                "{pays} pay messages reached the partner; the POS's pay: {:?}",
+                flow.pay
+            ),
+        );
+    }
+}
+
 fn check_flow(
     flow: &PosFlow,
     entries: &[&LedgerEntry],
     dead_letter: bool,
+    hub: Option<&HubPayment>,
     report: &mut CheckReport,
 ) {
     let tran = Some(flow.tran_id.as_str());
@@ -375,6 +433,28 @@ fn check_flow(
         PartnerEnd::Open => "open",
     };
     *report.partner_ends.entry(name.into()).or_default() += 1;
+    // A POS that went away (or stayed silent) and never advised leaves an approval open at
+    // the partner: the hub must list it for the back office (policy `nothing`). An outcome
+    // the hub did not take as approved is its own to reverse, checked below as any other.
+    if end == PartnerEnd::Open
+        && flow.advice.is_none()
+        && flow.plan.pos_away.is_some()
+        && hub.is_some_and(|p| p.state == PaymentState::Approved)
+    {
+        if hub.is_some_and(|p| p.unadvised) {
+            report.unadvised_listed += 1;
+        } else {
+            report.push(
+                ViolationKind::UnadvisedApprovalUnlisted,
+                tran,
+                format!(
+                    "partner {answer:?}, open, no advice from the POS ({:?})",
+                    flow.pay
+                ),
+            );
+        }
+        return;
+    }
     let expected = if pos_confirmed {
         PartnerEnd::Confirmed
     } else {
@@ -444,7 +524,7 @@ fn check_outbox(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chaos::faults::plan;
+    use crate::chaos::faults::{plan, FlowPlan};
     use crate::chaos::record::{PosAdvice, ReversalOrigin};
     use crate::simulator::Outcome;
     use uuid::Uuid;
@@ -722,6 +802,8 @@ mod tests {
                         AdviceKind::Confirmation => PaymentState::Confirmed,
                         AdviceKind::Reversal => PaymentState::Reversed,
                     },
+                    pos_gone: false,
+                    unadvised: false,
                 }
             })
             .collect();
@@ -775,6 +857,67 @@ mod tests {
     }
 
     #[test]
+    fn a_pos_that_went_away_is_never_charged_and_its_approvals_are_listed() {
+        use crate::chaos::faults::PosAway;
+        let away = |tran: &str, pay: PosPay, how: PosAway| PosFlow {
+            plan: FlowPlan {
+                pos_away: Some(how),
+                ..plan(1, 0, 2)
+            },
+            ..flow(tran, pay, None)
+        };
+        let hung_up = PosAway::HangUp {
+            after_ms: 50,
+            scan_after_ms: 100,
+            reverses: false,
+        };
+        let flows = [
+            away("gone", PosPay::HungUp { after_ms: 50 }, hung_up),
+            away("after-scan", PosPay::HungUp { after_ms: 50 }, hung_up),
+            away("silent", PosPay::Approved, PosAway::Silent),
+        ];
+        let hub = |t: &str, state, pos_gone, unadvised| HubPayment {
+            id: Uuid::new_v4(),
+            tran_id: t.into(),
+            message_id: format!("pos-pay-{t}"),
+            state,
+            pos_gone,
+            unadvised,
+        };
+        let ledger = [pay(1, "after-scan", Some(201)), pay(2, "silent", Some(201))];
+        let payments = [
+            hub("gone", PaymentState::Expired, true, false),
+            hub("after-scan", PaymentState::Approved, false, true),
+            hub("silent", PaymentState::Approved, false, true),
+        ];
+        let r = check(&flows, &payments, &[], &ledger);
+        assert!(r.passed(), "{:#?}", r.violations);
+        assert_eq!((r.pos_gone_before_scan, r.unadvised_listed), (1, 2));
+
+        // Sent after the hub ended it; and approvals nobody lists.
+        let ledger = [
+            pay(1, "after-scan", Some(201)),
+            pay(2, "silent", Some(201)),
+            pay(3, "gone", Some(201)),
+        ];
+        let payments = [
+            hub("gone", PaymentState::Expired, true, false),
+            hub("after-scan", PaymentState::Approved, false, false),
+            hub("silent", PaymentState::Approved, false, false),
+        ];
+        let r = check(&flows, &payments, &[], &ledger);
+        assert_eq!(
+            kinds(&r),
+            [
+                ViolationKind::WrongEndAtPartner,
+                ViolationKind::ForwardedAfterPosGone,
+                ViolationKind::UnadvisedApprovalUnlisted,
+                ViolationKind::UnadvisedApprovalUnlisted,
+            ]
+        );
+    }
+
+    #[test]
     fn the_hub_state_must_agree_with_the_pos() {
         let flows = [
             flow("reversed", unknown(), REVERSED),
@@ -797,6 +940,8 @@ mod tests {
                     tran_id: (*t).into(),
                     message_id: format!("pos-pay-{t}"),
                     state,
+                    pos_gone: false,
+                    unadvised: false,
                 })
                 .collect()
         };

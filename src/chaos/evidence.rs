@@ -12,8 +12,19 @@ const PAGE: i64 = 1000;
 /// More outbox rows than any run makes (a run has at most two advices per flow).
 const OUTBOX_LIMIT: i64 = 10_000_000;
 
-/// Every payment of the run's POS client.
+/// Every payment of the run's POS client, each marked if the back office's list of approvals
+/// nobody advised has it (read with that list's own query, for any age).
 pub async fn payments(store: &SharedStore) -> anyhow::Result<Vec<HubPayment>> {
+    let listed: std::collections::HashSet<uuid::Uuid> = store
+        .unadvised_approvals(
+            chrono::Utc::now() + chrono::Duration::days(1),
+            Some(POS_USER),
+            OUTBOX_LIMIT,
+        )
+        .await?
+        .iter()
+        .map(|p| p.id)
+        .collect();
     let mut all = Vec::new();
     let mut after = None;
     loop {
@@ -27,7 +38,10 @@ pub async fn payments(store: &SharedStore) -> anyhow::Result<Vec<HubPayment>> {
             .await?;
         let full = page.len() as i64 == PAGE;
         after = page.last().map(|p| (p.created_at, p.id));
-        all.extend(page.iter().map(HubPayment::from));
+        all.extend(page.iter().map(|p| HubPayment {
+            unadvised: listed.contains(&p.id),
+            ..HubPayment::from(p)
+        }));
         if !full {
             return Ok(all);
         }

@@ -111,6 +111,23 @@ impl AdviceFault {
     }
 }
 
+/// A POS that goes away instead of seeing its flow through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase", tag = "kind")]
+pub enum PosAway {
+    /// Drops its held pay `after_ms` after sending it (unless answered by then); the scan
+    /// comes `scan_after_ms` after the pay, so the hang-up lands before or after the scan.
+    /// Back later, it reverses (TIMEOUT) if `reverses`, as the interface asks after a lost
+    /// connection; otherwise it never advises.
+    HangUp {
+        after_ms: u64,
+        scan_after_ms: u64,
+        reverses: bool,
+    },
+    /// Gets its answer, then never confirms or reverses.
+    Silent,
+}
+
 /// Everything decided in advance about flow `n`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -129,6 +146,8 @@ pub struct FlowPlan {
     /// Send the scan before the pay (an early scan, which the hub holds for its grace).
     pub scan_first: bool,
     pub amount: i64,
+    /// The POS goes away; `None` for one that sees its flow through.
+    pub pos_away: Option<PosAway>,
 }
 
 /// The plan of flow `n` under `seed`, over `hubs` hub instances.
@@ -157,7 +176,7 @@ pub fn plan(seed: u64, n: u64, hubs: usize) -> FlowPlan {
         _ => None,
     };
     let hubs = hubs.max(1);
-    FlowPlan {
+    let mut plan = FlowPlan {
         n,
         pay_fault,
         advice_fault,
@@ -168,7 +187,20 @@ pub fn plan(seed: u64, n: u64, hubs: usize) -> FlowPlan {
         scan_delay_ms: rng.gen_range(0..30),
         scan_first: rng.gen_bool(0.05),
         amount: rng.gen_range(100..100_000),
-    }
+        pos_away: None,
+    };
+    // Drawn last, so that every choice above is what the same seed drew before POS lanes
+    // could go away.
+    plan.pos_away = match rng.gen_range(0..100u32) {
+        0..=7 => Some(PosAway::HangUp {
+            after_ms: rng.gen_range(20..300),
+            scan_after_ms: rng.gen_range(0..500),
+            reverses: rng.gen_bool(0.5),
+        }),
+        8..=11 => Some(PosAway::Silent),
+        _ => None,
+    };
+    plan
 }
 
 /// The time until the next kill: exponentially distributed with mean `mean`.
@@ -199,6 +231,14 @@ mod tests {
             .iter()
             .any(|p| p.advice_fault == Some(AdviceFault::DropOnce)));
         assert!(a.iter().any(|p| p.pay_hub != p.scan_hub));
+        assert!(a.iter().any(|p| matches!(
+            p.pos_away,
+            Some(PosAway::HangUp {
+                reverses: false,
+                ..
+            })
+        )));
+        assert!(a.iter().any(|p| p.pos_away == Some(PosAway::Silent)));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::faults::{self, FlowPlan, DECLINE_ERROR_NAME};
+use super::faults::{self, FlowPlan, PosAway, DECLINE_ERROR_NAME};
 use super::hubs::{PARTNER_ID, PARTNER_NAME, PARTNER_PASSWORD, POS_PASSWORD, POS_USER};
 use super::record::{AdviceAnswer, PosAdvice, PosFlow, PosPay, POS_INSTITUTION};
 use crate::domain::AdviceKind;
@@ -139,12 +139,29 @@ impl Pos {
         let pay_id = messages::new_id();
         let pay_body = messages::pay_request(&pay_id, POS_USER, lane, &tran_id, plan.amount);
         let pay_done = AtomicBool::new(false);
-        let delay = Duration::from_millis(plan.scan_delay_ms);
+        let hang_up = match plan.pos_away {
+            Some(PosAway::HangUp {
+                after_ms,
+                scan_after_ms,
+                ..
+            }) if !plan.scan_first => Some((after_ms, scan_after_ms)),
+            _ => None,
+        };
+        let delay = Duration::from_millis(hang_up.map_or(plan.scan_delay_ms, |(_, s)| s));
         let pay = async {
             if plan.scan_first {
                 tokio::time::sleep(delay).await;
             }
-            let answer = self.pay(&plan, &pay_body).await;
+            let answer = match hang_up {
+                // Dropping the request's future closes its connection: the POS is gone.
+                Some((after_ms, _)) => tokio::time::timeout(
+                    Duration::from_millis(after_ms),
+                    self.pay(&plan, &pay_body),
+                )
+                .await
+                .unwrap_or(PosPay::HungUp { after_ms }),
+                None => self.pay(&plan, &pay_body).await,
+            };
             pay_done.store(true, Ordering::Relaxed);
             answer
         };
@@ -158,7 +175,16 @@ impl Pos {
         if scanned {
             tally.scans_accepted += 1;
         }
+        let reverses_on_return =
+            matches!(plan.pos_away, Some(PosAway::HangUp { reverses: true, .. }));
         let advice = match &pay {
+            // A POS that went away says nothing more, unless it comes back and reverses.
+            PosPay::HungUp { .. } if reverses_on_return => Some(
+                self.advise(&plan, AdviceKind::Reversal, &pay_id, Some("TIMEOUT"))
+                    .await,
+            ),
+            PosPay::HungUp { .. } => None,
+            _ if plan.pos_away == Some(PosAway::Silent) => None,
             PosPay::Approved if plan.cancel => Some(
                 self.advise(&plan, AdviceKind::Reversal, &pay_id, Some("CANCELLED"))
                     .await,

@@ -48,6 +48,8 @@ pub enum PosPay {
         #[serde(skip_serializing_if = "Option::is_none")]
         error_type: Option<String>,
     },
+    /// The POS dropped its held pay after `after_ms`, with no answer (it went away).
+    HungUp { after_ms: u64 },
 }
 
 /// The advice the POS sent, retried until a final answer.
@@ -92,6 +94,10 @@ pub struct HubPayment {
     pub tran_id: String,
     pub message_id: String,
     pub state: PaymentState,
+    /// The hub saw its POS go away before any scan and ended it.
+    pub pos_gone: bool,
+    /// The back office lists it as an approval nobody advised.
+    pub unadvised: bool,
 }
 
 impl From<&PaymentRecord> for HubPayment {
@@ -101,6 +107,8 @@ impl From<&PaymentRecord> for HubPayment {
             tran_id: p.tran_id.clone(),
             message_id: p.message_id.clone(),
             state: p.state,
+            pos_gone: p.pos_gone_at.is_some(),
+            unadvised: false,
         }
     }
 }

@@ -20,6 +20,8 @@ pub struct PosCounts {
     /// Other final answers (NO_SCAN_RECEIVED, ...), by status and error type.
     pub refused: BTreeMap<String, usize>,
     pub not_sent: usize,
+    /// Pays the POS dropped before their answer (it went away).
+    pub hung_up: usize,
     pub confirmations_accepted: usize,
     pub reversals_accepted: usize,
     /// Reversals the hub answered 404 (it never saw the pay).
@@ -101,6 +103,7 @@ impl ChaosReport {
                 PosPay::Refused { status, error_type } => {
                     bump(&mut pos.refused, answer_key(*status, error_type))
                 }
+                PosPay::HungUp { .. } => pos.hung_up += 1,
             }
             if let Some(a) = &f.advice {
                 pos.advice_retries += u64::from(a.tries.saturating_sub(1));
@@ -209,12 +212,18 @@ impl fmt::Display for ChaosReport {
         )?;
         writeln!(
             f,
-            "POS: approvals {}, declines {}, unknowns {}, not sent {}, other answers: {}",
+            "POS: approvals {}, declines {}, unknowns {}, not sent {}, hung up {}, other answers: {}",
             p.approved,
             p.declined,
             p.unknown,
             p.not_sent,
+            p.hung_up,
             map_line(&p.refused)
+        )?;
+        writeln!(
+            f,
+            "POS went away: ended by the hub before a scan {}, approvals left unadvised and listed {}",
+            self.check.pos_gone_before_scan, self.check.unadvised_listed
         )?;
         writeln!(
             f,

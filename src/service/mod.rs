@@ -12,6 +12,7 @@ mod qr_codes;
 mod scans;
 pub mod sweeper;
 mod timeline;
+mod unadvised;
 mod waiters;
 
 pub use error::{HubError, HubResult};

@@ -10,7 +10,9 @@ use uuid::Uuid;
 use super::{span, Hub, HubError, HubResult, Waiters};
 use crate::domain::PaymentState;
 use crate::model::{ErrorDetail, ErrorType, Institution, PaymentRequest, PaymentResponse};
-use crate::store::{event_kind, Direction, NewEvent, NewPayment, NewPaymentOutcome, PaymentRecord};
+use crate::store::{
+    event_kind, AbandonedPay, Direction, NewEvent, NewPayment, NewPaymentOutcome, PaymentRecord,
+};
 
 /// The answer to a held `pay`.
 pub type PayAnswer = HubResult<PaymentResponse>;
@@ -37,6 +39,9 @@ impl Hub {
         let stored = Box::pin(self.store_payment(id, client_id, *request, raw));
         let (payment_id, answer) = match stored.await {
             Ok(()) => {
+                // From here until the answer, this future being dropped means the POS went
+                // away (see `PosGone`).
+                let mut pos_gone = PosGone::arm(self, id, client_id, &tran_id, &message_id);
                 let _held = crate::metrics::HeldPay::start();
                 let deadline = (started + self.settings.scan_window())
                     .min(started + self.settings.timing.pay_deadline);
@@ -45,10 +50,9 @@ impl Hub {
                     _ = &mut first_wake => {}
                     _ = sleep_until(deadline) => {}
                 }
-                (
-                    Some(id),
-                    Box::pin(self.await_outcome(id, started, &message_id, &tran_id)).await,
-                )
+                let answer = Box::pin(self.await_outcome(id, started, &message_id, &tran_id)).await;
+                pos_gone.disarm();
+                (Some(id), answer)
             }
             Err(refused) => (None, Err(refused)),
         };
@@ -458,6 +462,123 @@ fn pay_decline_status(status: u16) -> DeclineStatus {
         401 | 403 | 408 | 425 | 429 | 501 | 503 => DeclineStatus::NotProcessed,
         400..=499 => DeclineStatus::Refused,
         _ => DeclineStatus::NotProcessed,
+    }
+}
+
+/// What a held pay's POS leaves behind if it goes away: while armed, dropping this ends the
+/// payment unless a scan claimed it first.
+///
+/// hyper drops a request's future when its connection closes (HTTP/1) or its stream is reset
+/// (HTTP/2), and the request timeout drops it at its limit; nothing else tells the hub that
+/// nobody will take the answer. Left waiting, the payment would still be claimed by a scan,
+/// sent to the partner and approved, and the customer charged for goods the POS never
+/// released. The ending cannot be awaited here (the future is being dropped), so it is
+/// spawned; its compare-and-set races a scan's claim, wherever that runs, and one wins.
+struct PosGone {
+    hub: Arc<Hub>,
+    /// The payment and what its timeline event needs; `None` once the pay is answered.
+    /// Boxed: a held pay keeps this for its whole hold.
+    armed: Option<Box<Abandon>>,
+}
+
+#[derive(Debug)]
+struct Abandon {
+    payment_id: Uuid,
+    client_id: String,
+    tran_id: String,
+    message_id: String,
+}
+
+impl PosGone {
+    fn arm(
+        hub: &Arc<Hub>,
+        payment_id: Uuid,
+        client_id: &str,
+        tran_id: &str,
+        message_id: &str,
+    ) -> Self {
+        Self {
+            hub: Arc::clone(hub),
+            armed: Some(Box::new(Abandon {
+                payment_id,
+                client_id: client_id.to_owned(),
+                tran_id: tran_id.to_owned(),
+                message_id: message_id.to_owned(),
+            })),
+        }
+    }
+
+    /// The pay has its answer: the POS is there to take it.
+    fn disarm(&mut self) {
+        self.armed = None;
+    }
+}
+
+impl Drop for PosGone {
+    fn drop(&mut self) {
+        let Some(abandon) = self.armed.take() else {
+            return;
+        };
+        // Dropped by hyper or the timeout, so on a runtime thread; a drop anywhere else
+        // (a runtime tearing down) leaves the payment to its scan window's end.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!(payment_id = %abandon.payment_id, "POS went away with no runtime to record it; the scan window will end the payment");
+            return;
+        };
+        let hub = Arc::clone(&self.hub);
+        // On the tracker, so a shutdown waits for the write like it waits for forwarding.
+        self.hub
+            .tasks
+            .spawn_on(async move { hub.abandon(*abandon).await }, &runtime);
+    }
+}
+
+impl Hub {
+    /// WAITING_FOR_SCAN → EXPIRED for a pay whose POS went away, unless a scan claimed it
+    /// first (then the flow carries on: the partner's answer is recorded for an advice or the
+    /// back office, see the unadvised approvals).
+    async fn abandon(self: Arc<Self>, abandon: Abandon) {
+        let Abandon {
+            payment_id,
+            client_id,
+            tran_id,
+            message_id,
+        } = abandon;
+        // A store that fails now would leave the payment open to a scan until its window
+        // closes: a few quick tries before giving up on it.
+        for attempt in 1..=3u32 {
+            let at = self.now();
+            let abandoned = AbandonedPay {
+                payment_id,
+                at,
+                events: vec![NewEvent::new(
+                    event_kind::POS_GONE,
+                    Direction::In,
+                    &tran_id,
+                    &client_id,
+                    at,
+                    "POS_WENT_AWAY",
+                )
+                .payment(payment_id)
+                .message(&message_id)],
+            };
+            match self.store.abandon_waiting(&abandoned).await {
+                Ok(true) => {
+                    crate::metrics::pos_gone_before_scan();
+                    tracing::info!(payment_id = %payment_id, tran_id = %tran_id, client = %client_id, "POS went away before a scan; payment ended, nothing sent");
+                    return;
+                }
+                Ok(false) => {
+                    tracing::info!(payment_id = %payment_id, tran_id = %tran_id, client = %client_id, "POS went away after its payment left WAITING_FOR_SCAN; carrying on");
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(payment_id = %payment_id, attempt, error = %e, "could not end the payment of a POS that went away");
+                    tokio::time::sleep(std::time::Duration::from_millis(100 * u64::from(attempt)))
+                        .await;
+                }
+            }
+        }
     }
 }
 

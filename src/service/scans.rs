@@ -6,6 +6,7 @@ use tokio::time::{sleep_until, Instant};
 use std::sync::Arc;
 
 use super::{Hub, HubError, HubResult, Waiters};
+use crate::domain::PaymentState;
 use crate::model::{ErrorDetail, ErrorType, ScanNotification};
 use crate::store::{event_kind, Direction, NewEvent, ScanClaim, ScanClaimOutcome};
 
@@ -111,6 +112,14 @@ impl Hub {
                 ));
             };
             if let Some(latest) = context.latest {
+                // Its POS went away before any scan: nobody would take the partner's answer,
+                // so nothing is sent, and the customer is told at once (not after the grace).
+                if latest.pos_gone && latest.state == PaymentState::Expired {
+                    return Err(refuse(
+                        ErrorType::UnableToLocateRecord,
+                        "The POS went away before the scan",
+                    ));
+                }
                 if latest.partner_id.as_deref() == Some(partner_id)
                     && latest.scan_message_id.as_deref() == Some(scan.id.as_str())
                 {

@@ -1,6 +1,7 @@
 //! The periodic sweep that makes the hub whole after a crash: waiting payments whose holder
 //! is gone are expired at their deadline, half-forwarded payments become unknown and are
-//! reversed, and outbox rows past their expiry are dead-lettered.
+//! reversed, outbox rows past their expiry are dead-lettered, and approvals nobody advised are
+//! counted (and reversed for clients that ask for it).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +12,7 @@ use crate::domain::PaymentState;
 
 impl Hub {
     /// One sweep. Every write in it is a compare-and-set, so instances may sweep together.
-    pub async fn sweep(&self) -> anyhow::Result<()> {
+    pub async fn sweep(self: &Arc<Self>) -> anyhow::Result<()> {
         let now = self.now();
         for id in self.store.expired_waiting(now, 500).await? {
             // A live holder may win this race first; either way the payment ends once.
@@ -32,6 +33,7 @@ impl Hub {
                 "recovered payments left behind by a stopped hub"
             );
         }
+        self.sweep_unadvised(now).await?;
         let dead = self.store.dead_letter_expired(now).await?;
         if dead > 0 {
             crate::metrics::outbox_dead_letters(dead);

@@ -49,6 +49,12 @@ pub mod event_kind {
     pub const CONFIRMATION: &str = "CONFIRMATION";
     /// A reversal: from the POS (IN) or one delivery try to the partner (OUT).
     pub const REVERSAL: &str = "REVERSAL";
+    /// The POS's connection closed while its `pay` was held, before any scan (IN: what
+    /// the hub saw of the POS).
+    pub const POS_GONE: &str = "POS_GONE";
+    /// The hub's own reversal of an approval its POS never advised (OUT: queued for the
+    /// partner; each delivery try is a REVERSAL OUT).
+    pub const UNADVISED_REVERSAL: &str = "UNADVISED_REVERSAL";
 }
 
 /// One message the hub received or sent, for the payment's timeline.

@@ -120,6 +120,8 @@ pub struct PaymentRecord {
     pub created_at: DateTime<Utc>,
     pub scan_deadline: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// When its POS went away before any scan ([`Store::abandon_waiting`]).
+    pub pos_gone_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -192,15 +194,18 @@ pub struct LatestPayment {
     pub state: PaymentState,
     pub partner_id: Option<String>,
     pub scan_message_id: Option<String>,
+    /// Its POS went away before any scan claimed it ([`Store::abandon_waiting`]).
+    pub pos_gone: bool,
 }
 
 /// One row of the scan-context query: the code's expiry, then the newest payment's state,
-/// partner and scan id (all NULL when there is none).
+/// partner, scan id and whether its POS went away (all NULL when there is none).
 pub(crate) fn scan_context_from(
     code_expires_at: DateTime<Utc>,
     state: Option<String>,
     partner_id: Option<String>,
     scan_message_id: Option<String>,
+    pos_gone: Option<bool>,
 ) -> StoreResult<ScanContext> {
     let latest = match state {
         None => None,
@@ -210,6 +215,7 @@ pub(crate) fn scan_context_from(
                 .map_err(|_| StoreError::Corrupt(format!("unknown payment state {state:?}")))?,
             partner_id,
             scan_message_id,
+            pos_gone: pos_gone.unwrap_or(false),
         }),
     };
     Ok(ScanContext {
@@ -238,6 +244,38 @@ pub struct PartnerAnswerRecord {
     /// Announced to the other hub instances when the answer is recorded (the held `pay`
     /// may be there).
     pub wake: Option<String>,
+}
+
+/// A held `pay` whose POS went away (its connection closed) before a scan claimed it:
+/// WAITING_FOR_SCAN → EXPIRED, remembering when the POS went.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AbandonedPay {
+    pub payment_id: Uuid,
+    pub at: DateTime<Utc>,
+    /// Timeline events written only if the abandon wins (the POS went away).
+    pub events: Vec<NewEvent>,
+}
+
+/// A compare-and-set of a payment's state with what rides on it: the hub's own decisions
+/// that no message from a POS or partner carries (a reversal of an approval nobody advised).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateChange {
+    pub payment_id: Uuid,
+    pub from: PaymentState,
+    pub to: PaymentState,
+    pub at: DateTime<Utc>,
+    /// Queued in the same transaction, only if the change wins.
+    pub outbox: Option<NewOutboxMessage>,
+    /// Timeline events written only if the change wins.
+    pub events: Vec<NewEvent>,
+}
+
+/// APPROVED payments nobody advised past a cut-off: how many, and since when the oldest.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UnadvisedStats {
+    pub count: i64,
+    /// When the oldest of them was approved (its `updated_at`).
+    pub oldest_approved_at: Option<DateTime<Utc>>,
 }
 
 /// An advice from a POS, as received.
@@ -487,6 +525,23 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// `expected_reversed_by_pos`), storing the partner's status and body and queueing the
     /// reversal if there is one, in one transaction.
     async fn record_partner_answer(&self, answer: &PartnerAnswerRecord) -> StoreResult<bool>;
+    /// WAITING_FOR_SCAN → EXPIRED with `pos_gone_at` set, and the events, in one
+    /// compare-and-set: `false` when the payment was no longer waiting (a scan claimed it
+    /// first, here or at another instance, or its window had closed).
+    async fn abandon_waiting(&self, abandoned: &AbandonedPay) -> StoreResult<bool>;
+    /// `from → to` with the outbox row and events of `change`, in one compare-and-set:
+    /// `false` (and nothing written) when the payment was no longer in `from`.
+    async fn change_state(&self, change: &StateChange) -> StoreResult<bool>;
+    /// APPROVED payments (no advice applied: a confirmation or reversal moves them on)
+    /// approved before `approved_before`, of `client_id` if given, oldest approval first.
+    async fn unadvised_approvals(
+        &self,
+        approved_before: DateTime<Utc>,
+        client_id: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<PaymentRecord>>;
+    /// How many payments [`Store::unadvised_approvals`] would list, all clients.
+    async fn unadvised_stats(&self, approved_before: DateTime<Utc>) -> StoreResult<UnadvisedStats>;
     /// WAITING_FOR_SCAN payments whose scan window closed before `now`.
     async fn expired_waiting(&self, now: DateTime<Utc>, limit: i64) -> StoreResult<Vec<Uuid>>;
 

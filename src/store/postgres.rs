@@ -481,18 +481,22 @@ impl Store for PostgresStore {
             Option<String>,
             Option<String>,
             Option<String>,
+            Option<bool>,
         );
         let row: Option<Row> = sqlx::query_as(
-            "SELECT q.expires_at, p.state, p.partner_id, p.scan_message_id FROM qr_code q \
-             LEFT JOIN LATERAL (SELECT state, partner_id, scan_message_id FROM payment \
-             WHERE tran_id = q.tran_id ORDER BY created_at DESC, id DESC LIMIT 1) p ON true \
-             WHERE q.tran_id = $1",
+            "SELECT q.expires_at, p.state, p.partner_id, p.scan_message_id, \
+             p.pos_gone_at IS NOT NULL FROM qr_code q \
+             LEFT JOIN LATERAL (SELECT state, partner_id, scan_message_id, pos_gone_at \
+             FROM payment WHERE tran_id = q.tran_id ORDER BY created_at DESC, id DESC LIMIT 1) \
+             p ON true WHERE q.tran_id = $1",
         )
         .bind(tran_id)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|(expires, state, partner, scan)| scan_context_from(expires, state, partner, scan))
-            .transpose()
+        row.map(|(expires, state, partner, scan, gone)| {
+            scan_context_from(expires, state, partner, scan, gone)
+        })
+        .transpose()
     }
 
     async fn claim_for_scan(&self, claim: &ScanClaim) -> StoreResult<ScanClaimOutcome> {
@@ -582,6 +586,85 @@ impl Store for PostgresStore {
             .bind(answer.approved_minor);
         let row = riders.bind(query).fetch_one(&self.pool).await?;
         Ok(count(&row, "changed")? == 1)
+    }
+
+    async fn abandon_waiting(&self, abandoned: &AbandonedPay) -> StoreResult<bool> {
+        check_move(PaymentState::WaitingForScan, PaymentState::Expired)?;
+        let riders = Riders {
+            outbox: None,
+            events: &abandoned.events,
+            wake: None,
+        };
+        // The same row lock a scan's claim takes: whichever commits first wins, and the
+        // other's `WHERE state = 'WAITING_FOR_SCAN'` then matches nothing.
+        let sql = format!(
+            "WITH upd AS (UPDATE payment SET state = $2, pos_gone_at = $3, updated_at = $3 \
+             WHERE id = $1 AND state = 'WAITING_FOR_SCAN' RETURNING id){} \
+             SELECT (SELECT count(*) FROM upd) AS changed{}",
+            riders.ctes("upd", 4),
+            riders.select()
+        );
+        let query = sqlx::query(&sql)
+            .bind(abandoned.payment_id)
+            .bind(PaymentState::Expired.as_str())
+            .bind(abandoned.at);
+        let row = riders.bind(query).fetch_one(&self.pool).await?;
+        Ok(count(&row, "changed")? == 1)
+    }
+
+    async fn change_state(&self, change: &StateChange) -> StoreResult<bool> {
+        check_move(change.from, change.to)?;
+        let riders = Riders {
+            outbox: change.outbox.as_ref(),
+            events: &change.events,
+            wake: None,
+        };
+        let sql = format!(
+            "WITH upd AS (UPDATE payment SET state = $3, updated_at = $4 \
+             WHERE id = $1 AND state = $2 RETURNING id){} \
+             SELECT (SELECT count(*) FROM upd) AS changed{}",
+            riders.ctes("upd", 5),
+            riders.select()
+        );
+        let query = sqlx::query(&sql)
+            .bind(change.payment_id)
+            .bind(change.from.as_str())
+            .bind(change.to.as_str())
+            .bind(change.at);
+        let row = riders.bind(query).fetch_one(&self.pool).await?;
+        Ok(count(&row, "changed")? == 1)
+    }
+
+    async fn unadvised_approvals(
+        &self,
+        approved_before: DateTime<Utc>,
+        client_id: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<PaymentRecord>> {
+        let rows = sqlx::query_as::<_, PaymentRow>(
+            "SELECT * FROM payment WHERE state = 'APPROVED' AND updated_at < $1 \
+             AND ($2::text IS NULL OR client_id = $2) ORDER BY updated_at, id LIMIT $3",
+        )
+        .bind(approved_before)
+        .bind(client_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        convert_all(rows)
+    }
+
+    async fn unadvised_stats(&self, approved_before: DateTime<Utc>) -> StoreResult<UnadvisedStats> {
+        let (count, oldest_approved_at): (i64, Option<DateTime<Utc>>) = sqlx::query_as(
+            "SELECT count(*), min(updated_at) FROM payment \
+             WHERE state = 'APPROVED' AND updated_at < $1",
+        )
+        .bind(approved_before)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(UnadvisedStats {
+            count,
+            oldest_approved_at,
+        })
     }
 
     async fn expired_waiting(&self, now: DateTime<Utc>, limit: i64) -> StoreResult<Vec<Uuid>> {

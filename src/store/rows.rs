@@ -195,6 +195,7 @@ pub(crate) struct PaymentRow {
     created_at: Ts,
     scan_deadline: Ts,
     updated_at: Ts,
+    pos_gone_at: Option<Ts>,
 }
 
 impl TryFrom<PaymentRow> for PaymentRecord {
@@ -222,6 +223,7 @@ impl TryFrom<PaymentRow> for PaymentRecord {
             created_at: row.created_at.0,
             scan_deadline: row.scan_deadline.0,
             updated_at: row.updated_at.0,
+            pos_gone_at: row.pos_gone_at.map(|t| t.0),
         })
     }
 }

@@ -359,9 +359,16 @@ impl Store for SqliteStore {
     }
 
     async fn scan_context(&self, tran_id: &str) -> StoreResult<Option<ScanContext>> {
-        type Row = (Ts, Option<String>, Option<String>, Option<String>);
+        type Row = (
+            Ts,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<bool>,
+        );
         let row: Option<Row> = sqlx::query_as(
-            "SELECT q.expires_at, p.state, p.partner_id, p.scan_message_id FROM qr_code q \
+            "SELECT q.expires_at, p.state, p.partner_id, p.scan_message_id, \
+             p.pos_gone_at IS NOT NULL FROM qr_code q \
              LEFT JOIN payment p ON p.rowid = (SELECT rowid FROM payment \
              WHERE tran_id = q.tran_id ORDER BY created_at DESC, rowid DESC LIMIT 1) \
              WHERE q.tran_id = $1",
@@ -369,8 +376,8 @@ impl Store for SqliteStore {
         .bind(tran_id)
         .fetch_optional(&self.reader)
         .await?;
-        row.map(|(expires, state, partner, scan)| {
-            scan_context_from(expires.0, state, partner, scan)
+        row.map(|(expires, state, partner, scan, gone)| {
+            scan_context_from(expires.0, state, partner, scan, gone)
         })
         .transpose()
     }
@@ -460,6 +467,85 @@ impl Store for SqliteStore {
         insert_events(&mut tx, &answer.events, Some(answer.payment_id)).await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    async fn abandon_waiting(&self, abandoned: &AbandonedPay) -> StoreResult<bool> {
+        check_move(PaymentState::WaitingForScan, PaymentState::Expired)?;
+        // One writer at a time: a scan's claim is either committed before this (and this
+        // matches nothing) or waits for it (and then finds nothing waiting).
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE payment SET state = $2, pos_gone_at = $3, updated_at = $3 \
+             WHERE id = $1 AND state = 'WAITING_FOR_SCAN'",
+        )
+        .bind(Id(abandoned.payment_id))
+        .bind(PaymentState::Expired.as_str())
+        .bind(Ts(abandoned.at))
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        insert_events(&mut tx, &abandoned.events, Some(abandoned.payment_id)).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn change_state(&self, change: &StateChange) -> StoreResult<bool> {
+        check_move(change.from, change.to)?;
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE payment SET state = $3, updated_at = $4 WHERE id = $1 AND state = $2",
+        )
+        .bind(Id(change.payment_id))
+        .bind(change.from.as_str())
+        .bind(change.to.as_str())
+        .bind(Ts(change.at))
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        if let Some(msg) = &change.outbox {
+            insert_outbox(&mut tx, msg).await?;
+        }
+        insert_events(&mut tx, &change.events, Some(change.payment_id)).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn unadvised_approvals(
+        &self,
+        approved_before: DateTime<Utc>,
+        client_id: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<PaymentRecord>> {
+        let rows = sqlx::query_as::<_, PaymentRow>(
+            "SELECT * FROM payment WHERE state = 'APPROVED' AND updated_at < $1 \
+             AND ($2 IS NULL OR client_id = $2) ORDER BY updated_at, rowid LIMIT $3",
+        )
+        .bind(Ts(approved_before))
+        .bind(client_id)
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?;
+        convert_all(rows)
+    }
+
+    async fn unadvised_stats(&self, approved_before: DateTime<Utc>) -> StoreResult<UnadvisedStats> {
+        let (count, oldest): (i64, Option<Ts>) = sqlx::query_as(
+            "SELECT count(*), min(updated_at) FROM payment \
+             WHERE state = 'APPROVED' AND updated_at < $1",
+        )
+        .bind(Ts(approved_before))
+        .fetch_one(&self.reader)
+        .await?;
+        Ok(UnadvisedStats {
+            count,
+            oldest_approved_at: oldest.map(|t| t.0),
+        })
     }
 
     async fn expired_waiting(&self, now: DateTime<Utc>, limit: i64) -> StoreResult<Vec<Uuid>> {

@@ -47,6 +47,10 @@ pub struct Options {
     pub disabled_operations: Vec<String>,
     /// Where the hub thinks the partners are (default: the simulator).
     pub partner_url: Option<String>,
+    /// More keys of client `pos-1` (e.g. `unadvised_approvals = "reverse"`).
+    pub pos_1_extra: String,
+    /// The hub's clock (default: the system's).
+    pub clock: Option<qrhub::clock::SharedClock>,
 }
 
 impl Default for Options {
@@ -61,6 +65,8 @@ impl Default for Options {
             extra: String::new(),
             disabled_operations: Vec::new(),
             partner_url: None,
+            pos_1_extra: String::new(),
+            clock: None,
         }
     }
 }
@@ -120,6 +126,7 @@ filter = "warn"
 [[clients]]
 id = "pos-1"
 password_hash = "{POS_HASH}"
+{pos_1_extra}
 [[clients]]
 id = "pos-2"
 password_hash = "{POS_HASH}"
@@ -140,6 +147,7 @@ password_hash = "{OPERATOR_HASH}"
         p1 = partner("wallet-1"),
         p2 = partner("wallet-2"),
         extra = o.extra,
+        pos_1_extra = o.pos_1_extra,
     )
 }
 
@@ -178,9 +186,11 @@ impl TestHub {
             .unwrap_or_else(|| sim.base_url());
         let toml = config_toml(&db.url, &partner_url, &options);
         let settings = Settings::from_toml(&toml).expect("test configuration is valid");
-        let app = App::build(settings, Arc::new(SystemClock))
-            .await
-            .expect("hub builds");
+        let clock = options
+            .clock
+            .clone()
+            .unwrap_or_else(|| Arc::new(SystemClock));
+        let app = App::build(settings, clock).await.expect("hub builds");
         let url = format!("http://{}", app.local_addr().expect("bound"));
         let hub = app.hub();
         let shutdown = CancellationToken::new();
@@ -483,4 +493,59 @@ macro_rules! both_stores {
             }
         )*
     };
+}
+
+/// A `pay` by `pos-1` on a raw connection of its own, so that a test can close it while the
+/// hub holds the request: what a POS does when it is switched off or loses its network.
+pub struct RawPay {
+    stream: tokio::net::TcpStream,
+}
+
+impl RawPay {
+    /// Sends `request` to the hub at `url` (`http://host:port`) and leaves it held.
+    pub async fn send(url: &str, request: &Value) -> Self {
+        use base64::Engine as _;
+        use tokio::io::AsyncWriteExt;
+        let addr = url.trim_start_matches("http://");
+        let mut stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .expect("the hub accepts a connection");
+        let body = request.to_string();
+        let auth =
+            base64::engine::general_purpose::STANDARD.encode(format!("pos-1:{POS_PASSWORD}"));
+        let head = format!(
+            "POST /qr/v1/payments HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Basic {auth}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        stream
+            .write_all(head.as_bytes())
+            .await
+            .expect("head written");
+        stream
+            .write_all(body.as_bytes())
+            .await
+            .expect("body written");
+        Self { stream }
+    }
+
+    /// Waits `for_at_least`, failing if the hub answered meanwhile (the pay must be held),
+    /// then closes the connection.
+    pub async fn hang_up_after(mut self, for_at_least: Duration) {
+        use tokio::io::AsyncReadExt;
+        let mut first = [0u8; 64];
+        match tokio::time::timeout(for_at_least, self.stream.read(&mut first)).await {
+            Err(_) => {}
+            Ok(read) => panic!(
+                "the hub answered the pay before the POS hung up: {:?}",
+                read.map(|n| String::from_utf8_lossy(&first[..n]).into_owned())
+            ),
+        }
+        drop(self.stream);
+    }
+
+    /// Closes the connection at once.
+    pub fn hang_up(self) {
+        drop(self.stream);
+    }
 }

@@ -49,6 +49,8 @@
     'CONFIRMATION OUT': 'Confirmation sent',
     'REVERSAL IN': 'Reversal received',
     'REVERSAL OUT': 'Reversal sent',
+    'POS_GONE IN': 'POS went away before a scan',
+    'UNADVISED_REVERSAL OUT': 'Hub reversed an approval nobody advised',
   };
 
   // ---------------------------------------------------------------- small DOM helpers
@@ -304,11 +306,12 @@
     }
     if (name === 'overview') refreshSummary();
     if (name === 'outbox') loadOutbox();
+    if (name === 'unadvised') loadUnadvised();
     if (name === 'settlement' && !$('s-date').value) {
       $('s-date').value = todayUtc();
       loadSettlement();
     }
-    if (name === 'payments' || name === 'outbox') lastListView = name;
+    if (name === 'payments' || name === 'outbox' || name === 'unadvised') lastListView = name;
   }
 
   // ---- overview: live counts
@@ -576,6 +579,49 @@
       for (const row of list.outbox) body.append(outboxRow(row, true));
       show($('outbox-table'), list.outbox.length > 0);
       show($('outbox-empty'), list.outbox.length === 0);
+    } catch (e) {
+      failed(e);
+    }
+  }
+
+  // ---- approvals nobody advised
+
+  // "3 h 05 min", "12 min", "40 s": how long the approval has waited for its advice.
+  function formatAge(seconds) {
+    if (seconds >= 3600) {
+      return `${Math.floor(seconds / 3600)} h ${String(Math.floor((seconds % 3600) / 60)).padStart(2, '0')} min`;
+    }
+    if (seconds >= 60) return `${Math.floor(seconds / 60)} min`;
+    return `${seconds} s`;
+  }
+
+  async function loadUnadvised() {
+    try {
+      const list = await getJson('/unadvised');
+      $('unadvised-after').textContent = ` for more than ${formatAge(list.listedAfterSeconds)}`;
+      const body = $('unadvised-body');
+      clear(body);
+      for (const p of list.payments) {
+        body.append(el('tr', {},
+          el('td', { text: formatTime(p.approvedAt) }),
+          el('td', { class: 'num', text: formatAge(p.ageSeconds) }),
+          el('td', {}, el('button', {
+            type: 'button',
+            class: 'link mono',
+            'aria-label': `Open timeline of ${p.tranId}`,
+            onclick: () => openPayment(p.id),
+            text: p.tranId,
+          })),
+          el('td', { text: p.clientId }),
+          el('td', { text: p.partnerId || '—' }),
+          el('td', { class: 'num', text: formatMoney(p.amount.amount, p.amount.currency) }),
+          el('td', { text: p.reverseAt ? `reverse at ${formatTime(p.reverseAt)}` : 'nothing (POS advises)' })));
+      }
+      show($('unadvised-table'), list.payments.length > 0);
+      show($('unadvised-empty'), list.payments.length === 0);
+      const badge = $('unadvised-badge');
+      badge.textContent = String(list.count);
+      show(badge, list.count > 0);
     } catch (e) {
       failed(e);
     }
