@@ -47,6 +47,9 @@ pub struct Options {
     pub disabled_operations: Vec<String>,
     /// Where the hub thinks the partners are (default: the simulator).
     pub partner_url: Option<String>,
+    /// More TOML at the end of a partner's `[[partners]]` table, by partner id (e.g. its
+    /// `[partners.qr_template]`).
+    pub partner_extra: Vec<(String, String)>,
 }
 
 impl Default for Options {
@@ -61,6 +64,7 @@ impl Default for Options {
             extra: String::new(),
             disabled_operations: Vec::new(),
             partner_url: None,
+            partner_extra: Vec::new(),
         }
     }
 }
@@ -78,6 +82,12 @@ pub fn config_toml(database_url: &str, partner_url: &str, o: &Options) -> String
         .map(|s| format!("{s:?}"))
         .collect();
     let partner = |id: &str| {
+        let extra: Vec<&str> = o
+            .partner_extra
+            .iter()
+            .filter(|(partner, _)| partner == id)
+            .map(|(_, toml)| toml.as_str())
+            .collect();
         format!(
             r#"
 [[partners]]
@@ -88,8 +98,10 @@ base_url = "{partner_url}"
 username = "{SIM_USER}"
 password = "{SIM_PASSWORD}"
 timeout = "{timeout}"
+{extra}
 "#,
-            timeout = ms(o.partner_timeout)
+            timeout = ms(o.partner_timeout),
+            extra = extra.join("\n"),
         )
     };
     format!(
