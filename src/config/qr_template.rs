@@ -329,6 +329,24 @@ mod tests {
         );
     }
 
+    /// The one-line form DESIGN.md §10 and `config/default.toml` show.
+    #[test]
+    fn the_one_line_form_loads() {
+        let s = Settings::from_toml(&format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n[database]\nurl = \"sqlite://data/x.db\"\n\
+             [hub]\ninstitution_id = \"qrhub\"\nqr_provider_id = \"za.co.qrhub\"\n\
+             [[partners]]\nid = \"w\"\nname = \"W\"\npassword_hash = \"{HASH}\"\n\
+             base_url = \"http://127.0.0.1:1\"\nusername = \"qrhub\"\npassword = \"x\"\n\
+             timeout = \"1s\"\n\
+             qr_template = {{ gui = \"za.co.demowallet\", merchant_reference = \"QRHUB0001\" }}\n"
+        ))
+        .expect("valid");
+        assert_eq!(
+            s.partner_qr_templates(MERCHANT),
+            [StaticTemplate::with_values("za.co.demowallet", ["QRHUB0001"]).at_tag(27)]
+        );
+    }
+
     #[test]
     fn a_merchant_override_wins_over_the_partner_wide_reference() {
         let s = settings(&[&format!(
