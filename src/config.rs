@@ -14,6 +14,9 @@ use std::time::Duration;
 use crate::model::QrScheme;
 use crate::simulator::SimulatorSettings;
 
+mod qr_template;
+pub use qr_template::{MerchantReference, PartnerQrTemplate};
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read configuration: {0}")]
@@ -399,6 +402,9 @@ pub struct PartnerSettings {
     pub client_cert_path: Option<PathBuf>,
     #[serde(default)]
     pub client_key_path: Option<PathBuf>,
+    /// This partner's own merchant account template in tags 27–51 of every code (DESIGN §4).
+    #[serde(default)]
+    pub qr_template: Option<PartnerQrTemplate>,
 }
 
 fn default_client_name() -> String {
@@ -428,6 +434,7 @@ impl std::fmt::Debug for PartnerSettings {
             .field("client_name", &self.client_name)
             .field("max_answer_bytes", &self.max_answer_bytes)
             .field("timeout", &self.timeout)
+            .field("qr_template", &self.qr_template)
             .finish()
     }
 }
@@ -503,6 +510,12 @@ impl Settings {
             .find(|c| c.id == client_id)
             .map(|c| c.unadvised_approvals)
             .unwrap_or_default()
+    }
+
+    /// The partners' own templates (tags 27–51) for a code of this merchant
+    /// (`originator.merchant.merchantId`), each at its tag.
+    pub fn partner_qr_templates(&self, merchant_id: &str) -> Vec<crate::qr::StaticTemplate> {
+        qr_template::templates_for(&self.partners, merchant_id)
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -683,6 +696,7 @@ impl Settings {
                 ));
             }
         }
+        qr_template::validate(&self.partners, &self.hub.qr_provider_id)?;
         for (i, o) in self.operators.iter().enumerate() {
             check_hash(
                 &format!("operators[{i}].password_hash"),

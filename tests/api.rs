@@ -235,6 +235,108 @@ async fn created_codes_echo_the_request_and_decode(db: TestDb) {
     hub.stop().await;
 }
 
+/// Every code is one interoperable code: the hub's template in tag 26 and each partner's own
+/// (its GUI and the merchant's reference at it, from `[partners.qr_template]`) in 27–51, in
+/// both schemes, read back from the payload the POS receives.
+async fn codes_carry_the_partners_templates_beside_the_hubs(db: TestDb) {
+    let wallet_1 = r#"
+[partners.qr_template]
+gui = "za.co.wallet1"
+merchant_reference = "QRHUB-AT-W1"
+[[partners.qr_template.merchants]]
+merchant_id = "000000000012345"
+merchant_reference = "W1-DEMO-STORE"
+"#;
+    let wallet_2 = r#"
+[partners.qr_template]
+gui = "za.co.wallet2"
+tag = 40
+merchants = [{ merchant_id = "000000000099999", merchant_reference = "W2-OTHER" }]
+"#;
+    let options = Options {
+        partner_extra: vec![
+            ("wallet-1".into(), wallet_1.into()),
+            ("wallet-2".into(), wallet_2.into()),
+        ],
+        ..Options::default()
+    };
+    let hub = TestHub::start(db, options).await;
+    type Templates = Vec<(u8, Option<String>, Vec<(u8, String)>)>;
+    let templates_of = |parsed: &qr::ParsedQr| -> Templates {
+        parsed
+            .account_templates()
+            .iter()
+            .map(|t| {
+                (
+                    t.tag,
+                    t.gui.map(str::to_owned),
+                    t.sub_tags
+                        .iter()
+                        .map(|(id, v)| (*id, (*v).to_owned()))
+                        .collect(),
+                )
+            })
+            .collect()
+    };
+    let hubs = |tran_id: &str| {
+        (
+            26,
+            Some("za.co.qrhub".to_owned()),
+            vec![(1, tran_id.to_owned())],
+        )
+    };
+    for (merchant_id, partners) in [
+        // The demo merchant has its own reference at wallet-1 and none at wallet-2.
+        (
+            "000000000012345",
+            vec![(
+                27,
+                Some("za.co.wallet1".to_owned()),
+                vec![(1, "W1-DEMO-STORE".to_owned())],
+            )],
+        ),
+        // Another merchant: wallet-1's partner-wide reference, wallet-2's own at its tag 40.
+        (
+            "000000000099999",
+            vec![
+                (
+                    27,
+                    Some("za.co.wallet1".to_owned()),
+                    vec![(1, "QRHUB-AT-W1".to_owned())],
+                ),
+                (
+                    40,
+                    Some("za.co.wallet2".to_owned()),
+                    vec![(1, "W2-OTHER".to_owned())],
+                ),
+            ],
+        ),
+    ] {
+        for scheme in ["ELECTRUM_MERCHANT_MINIMAL", "EMVCO_MERCHANT"] {
+            let mut request = set(
+                qr_request("pos-1", 15000),
+                "originator.merchant.merchantId",
+                json!(merchant_id),
+            );
+            request["qrProperties"] = json!({"scheme": scheme});
+            let (status, answer) = hub.pos("/qr/v1/qrCodes", &request).await;
+            assert_eq!(status, StatusCode::CREATED, "{answer}");
+            let tran_id = answer["tranId"].as_str().expect("tranId");
+            let payload = answer["qrCode"].as_str().expect("qrCode");
+            let parsed = qr::parse(payload).unwrap_or_else(|e| panic!("{payload}: {e}"));
+            let mut expected = vec![hubs(tran_id)];
+            expected.extend(partners.iter().cloned());
+            assert_eq!(templates_of(&parsed), expected, "{scheme} {payload}");
+            assert_eq!(parsed.tran_id("za.co.qrhub"), Some(tran_id));
+            if scheme == "EMVCO_MERCHANT" {
+                assert!(parsed.crc().is_some(), "tag 63 verified: {payload}");
+                assert_eq!(parsed.merchant_name(), Some("DEMO STORE"));
+            }
+        }
+    }
+    hub.stop().await;
+}
+
 async fn a_duplicate_request_id_is_refused_and_nothing_is_stored_twice(db: TestDb) {
     let hub = hub(db).await;
     let request = qr_request("pos-1", 1000);
@@ -491,6 +593,7 @@ both_stores!(
     bad_patterns_and_lengths_are_each_reported,
     unknown_fields_are_ignored_and_absent_ones_omitted,
     created_codes_echo_the_request_and_decode,
+    codes_carry_the_partners_templates_beside_the_hubs,
     a_duplicate_request_id_is_refused_and_nothing_is_stored_twice,
     authentication_failures_are_401_and_identity_mismatches_400,
     malformed_bodies_get_an_error_detail_never_a_500,

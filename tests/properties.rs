@@ -406,6 +406,7 @@ fn partner_template() -> impl Strategy<Value = StaticTemplate> {
         prop::collection::btree_map(1u8..=99, text(15), 0..=3),
     )
         .prop_map(|(guid, values)| StaticTemplate {
+            tag: None,
             guid,
             sub_objects: values
                 .into_iter()
@@ -564,6 +565,7 @@ proptest! {
             partner_templates: templates
                 .into_iter()
                 .map(|(guid, subs)| StaticTemplate {
+                    tag: None,
                     guid,
                     sub_objects: subs.into_iter().map(|(id, value)| SubObject { id, value }).collect(),
                 })

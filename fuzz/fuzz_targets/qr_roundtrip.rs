@@ -59,6 +59,7 @@ fn content(input: Input) -> QrContent {
         .into_iter()
         .take(3)
         .map(|t| StaticTemplate {
+            tag: None,
             guid: bounded(t.guid, 20),
             sub_objects: t
                 .values

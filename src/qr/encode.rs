@@ -37,6 +37,18 @@ pub enum EncodeError {
     },
     #[error("{count} partner templates given, tags 27-51 hold at most 25")]
     TooManyTemplates { count: usize },
+    #[error(
+        "partner template {guid:?}: tag {tag} is not a partner's merchant account tag (27-51)"
+    )]
+    TemplateTagOutOfRange { guid: String, tag: u8 },
+    #[error("partner templates {first:?} and {second:?} both ask for tag {tag}")]
+    DuplicateTemplateTag {
+        tag: u8,
+        first: String,
+        second: String,
+    },
+    #[error("tag {tag}: the globally unique identifier (sub-tag 00) has {chars} characters, at most 32 allowed")]
+    GuiTooLong { tag: TagPath, chars: usize },
     #[error("partner template {guid:?}: sub-tag 00 is the GUID and cannot be given as a value")]
     ReservedSubTag { guid: String },
     #[error("partner template {guid:?}: sub-tag {id:02} is given more than once")]
@@ -52,11 +64,15 @@ pub struct SubObject {
 
 /// A partner's own merchant account template, written in tags 27–51 after the hub's own in 26.
 ///
-/// Sub-tag `00` is always the partner's GUID (reverse domain, AID or UUID); `sub_objects` follow
-/// in the order given. Electrum's docs show e.g. Masterpass (`za.co.mp`) in tag 27 beside
-/// Electrum in 26.
+/// Sub-tag `00` is always the partner's GUID (reverse domain, AID or UUID, at most 32
+/// characters); `sub_objects` follow in the order given. Electrum's docs show e.g. Masterpass
+/// (`za.co.mp`) in tag 27 beside Electrum in 26.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StaticTemplate {
+    /// The tag (27–51) agreed with the partner, or `None` for the lowest tag that no other
+    /// template of the payload takes. A partner's app finds its template by GUID, but a fixed
+    /// tag keeps every code of one deployment laid out alike.
+    pub tag: Option<u8>,
     pub guid: String,
     pub sub_objects: Vec<SubObject>,
 }
@@ -69,6 +85,7 @@ impl StaticTemplate {
         S: Into<String>,
     {
         Self {
+            tag: None,
             guid: guid.into(),
             sub_objects: values
                 .into_iter()
@@ -78,6 +95,14 @@ impl StaticTemplate {
                     value: value.into(),
                 })
                 .collect(),
+        }
+    }
+
+    /// The same template pinned to `tag`.
+    pub fn at_tag(self, tag: u8) -> Self {
+        Self {
+            tag: Some(tag),
+            ..self
         }
     }
 }
@@ -100,7 +125,8 @@ pub struct MerchantInfo {
 /// What one QR payload carries; each scheme writes the part it uses.
 ///
 /// * `provider_id` and `tran_id` go in tag 26 (sub-tags 00 and 01) in every scheme.
-/// * `partner_templates` go in tags 27, 28, … in order, in every scheme.
+/// * `partner_templates` go in tags 27–51, in every scheme: each at its own tag if it has one,
+///   the others at the lowest free tags in order; they are written in ascending tag order.
 /// * The rest is written only by the EMVCo schemes. The minimal scheme ignores it: Electrum's
 ///   published minimal payload carries no amount, merchant or CRC.
 /// * `currency` (tag 53, ISO 4217 numeric) defaults to the amount's currency; when both are
@@ -284,19 +310,18 @@ fn encode_emvco(content: &QrContent, strictness: Strictness) -> Result<String, E
     Ok(payload)
 }
 
-/// Tag 26 (the hub) then the partners' templates from 27.
+/// The largest globally unique identifier (sub-tag 00 of a merchant account template).
+const MAX_GUI: usize = 32;
+
+/// Tag 26 (the hub) then the partners' templates in 27–51, in ascending tag order.
 fn put_templates(w: &mut TlvWriter, content: &QrContent) -> Result<(), EncodeError> {
-    let room = usize::from(LAST_TEMPLATE_TAG - FIRST_PARTNER_TAG) + 1;
-    if content.partner_templates.len() > room {
-        return Err(EncodeError::TooManyTemplates {
-            count: content.partner_templates.len(),
-        });
-    }
+    let placed = place_templates(&content.partner_templates)?;
+    check_gui(PROVIDER_TAG, &content.provider_id)?;
     w.template(PROVIDER_TAG, |t| {
         t.put(0, &content.provider_id)?.put(1, &content.tran_id)?;
         Ok(())
     })?;
-    for (template, id) in content.partner_templates.iter().zip(FIRST_PARTNER_TAG..) {
+    for (id, template) in placed {
         if template.sub_objects.iter().any(|s| s.id == 0) {
             return Err(EncodeError::ReservedSubTag {
                 guid: template.guid.clone(),
@@ -310,6 +335,7 @@ fn put_templates(w: &mut TlvWriter, content: &QrContent) -> Result<(), EncodeErr
                 id: dup.id,
             });
         }
+        check_gui(id, &template.guid)?;
         w.template(id, |t| {
             t.put(0, &template.guid)?;
             for sub in &template.sub_objects {
@@ -317,6 +343,71 @@ fn put_templates(w: &mut TlvWriter, content: &QrContent) -> Result<(), EncodeErr
             }
             Ok(())
         })?;
+    }
+    Ok(())
+}
+
+/// The tag of every partner template, sorted by tag: pinned ones where they ask, the others
+/// at the lowest tags left, in the order given.
+fn place_templates(
+    templates: &[StaticTemplate],
+) -> Result<Vec<(u8, &StaticTemplate)>, EncodeError> {
+    let room = usize::from(LAST_TEMPLATE_TAG - FIRST_PARTNER_TAG) + 1;
+    if templates.len() > room {
+        return Err(EncodeError::TooManyTemplates {
+            count: templates.len(),
+        });
+    }
+    // Index by tag - FIRST_PARTNER_TAG: which template holds each of 27..=51.
+    let mut slots: Vec<Option<&StaticTemplate>> = vec![None; room];
+    for template in templates {
+        let Some(tag) = template.tag else { continue };
+        if !(FIRST_PARTNER_TAG..=LAST_TEMPLATE_TAG).contains(&tag) {
+            return Err(EncodeError::TemplateTagOutOfRange {
+                guid: template.guid.clone(),
+                tag,
+            });
+        }
+        let slot = &mut slots[usize::from(tag - FIRST_PARTNER_TAG)];
+        if let Some(first) = slot {
+            return Err(EncodeError::DuplicateTemplateTag {
+                tag,
+                first: first.guid.clone(),
+                second: template.guid.clone(),
+            });
+        }
+        *slot = Some(template);
+    }
+    let mut free = 0;
+    for template in templates.iter().filter(|t| t.tag.is_none()) {
+        // At most `room` templates in all, so a free slot is always left for this one.
+        while slots.get(free).is_some_and(Option::is_some) {
+            free += 1;
+        }
+        match slots.get_mut(free) {
+            Some(slot) => *slot = Some(template),
+            None => {
+                return Err(EncodeError::TooManyTemplates {
+                    count: templates.len(),
+                })
+            }
+        }
+    }
+    Ok(slots
+        .into_iter()
+        .zip(FIRST_PARTNER_TAG..)
+        .filter_map(|(slot, tag)| slot.map(|t| (tag, t)))
+        .collect())
+}
+
+/// EMVCo limits a merchant account template's GUI (sub-tag 00) to 32 characters.
+fn check_gui(tag: u8, gui: &str) -> Result<(), EncodeError> {
+    let chars = gui.chars().count();
+    if chars > MAX_GUI {
+        return Err(EncodeError::GuiTooLong {
+            tag: TagPath::root(tag).child(0),
+            chars,
+        });
     }
     Ok(())
 }
@@ -637,6 +728,7 @@ mod tests {
             EncodeError::TooManyTemplates { count: 26 }
         );
         content.partner_templates = vec![StaticTemplate {
+            tag: None,
             guid: "p".into(),
             sub_objects: vec![SubObject {
                 id: 0,
@@ -655,6 +747,7 @@ mod tests {
     fn a_repeated_sub_tag_is_refused_not_written() {
         let mut content = QrContent::new("za.co.elec", "T1");
         content.partner_templates = vec![StaticTemplate {
+            tag: None,
             guid: "za.co.mp".into(),
             sub_objects: vec![
                 SubObject {
@@ -679,6 +772,113 @@ mod tests {
                 }
             );
         }
+    }
+
+    /// A partner's own template (GUI + the merchant's reference at that partner) sits at the
+    /// tag agreed with it; templates without one fill the lowest tags left, in order; all are
+    /// written in ascending tag order after the hub's 26, in both the minimal and the EMVCo
+    /// layout.
+    #[test]
+    fn partner_templates_take_their_pinned_tags() {
+        let content = QrContent {
+            partner_templates: vec![
+                StaticTemplate::with_values("za.co.walleta", ["A-1"]).at_tag(30),
+                StaticTemplate::with_values("za.co.walletb", ["B-2"]),
+                StaticTemplate::with_values("za.co.walletc", ["C-3"]).at_tag(27),
+                StaticTemplate::with_values("za.co.walletd", ["D-4"]),
+            ],
+            ..dynamic_example()
+        };
+        let hub = "26500010za.co.elec0132f82d7f64feea4f2ab24da94aaf5c2941";
+        let partners = "27240013za.co.walletc0103C-3\
+                        28240013za.co.walletb0103B-2\
+                        29240013za.co.walletd0103D-4\
+                        30240013za.co.walleta0103A-1";
+        assert_eq!(
+            encode(QrScheme::ElectrumMerchantMinimal, &content).unwrap(),
+            format!("000201{hub}{partners}")
+        );
+        let emvco = encode(QrScheme::EmvcoMerchant, &content).unwrap();
+        let body = format!(
+            "000201010212{hub}{partners}5204541153037105406150.005802ZA5910TEST STORE\
+             6012JOHANNESBURG62260510INV00012340708POS000016304"
+        );
+        assert_eq!(
+            emvco,
+            format!(
+                "{body}{}",
+                crate::qr::crc_hex(crate::qr::crc16(body.as_bytes()))
+            )
+        );
+    }
+
+    #[test]
+    fn partner_template_limits_are_errors() {
+        let t = |guid: &str| StaticTemplate::with_values(guid, ["R"]);
+        let cases: Vec<(Vec<StaticTemplate>, EncodeError)> = vec![
+            (
+                vec![t("za.co.w").at_tag(26)],
+                EncodeError::TemplateTagOutOfRange {
+                    guid: "za.co.w".into(),
+                    tag: 26,
+                },
+            ),
+            (
+                vec![t("za.co.w").at_tag(52)],
+                EncodeError::TemplateTagOutOfRange {
+                    guid: "za.co.w".into(),
+                    tag: 52,
+                },
+            ),
+            (
+                vec![
+                    t("za.co.a").at_tag(31),
+                    t("za.co.b"),
+                    t("za.co.c").at_tag(31),
+                ],
+                EncodeError::DuplicateTemplateTag {
+                    tag: 31,
+                    first: "za.co.a".into(),
+                    second: "za.co.c".into(),
+                },
+            ),
+            (
+                vec![t(&"g".repeat(33))],
+                EncodeError::GuiTooLong {
+                    tag: TagPath::root(27).child(0),
+                    chars: 33,
+                },
+            ),
+            (
+                (27..=51)
+                    .map(|tag| t(&format!("p{tag}")).at_tag(tag))
+                    .chain([t("one.too.many")])
+                    .collect(),
+                EncodeError::TooManyTemplates { count: 26 },
+            ),
+        ];
+        for (templates, expected) in cases {
+            let content = QrContent {
+                partner_templates: templates,
+                ..dynamic_example()
+            };
+            for scheme in [QrScheme::ElectrumMerchantMinimal, QrScheme::EmvcoMerchant] {
+                assert_eq!(encode(scheme, &content).unwrap_err(), expected);
+            }
+        }
+        // 32 characters is the most a GUI may have, the hub's own included.
+        let content = QrContent {
+            partner_templates: vec![t(&"g".repeat(32)).at_tag(51)],
+            ..QrContent::new("h".repeat(32), "T1")
+        };
+        assert!(encode(QrScheme::ElectrumMerchantMinimal, &content).is_ok());
+        let content = QrContent::new("h".repeat(33), "T1");
+        assert_eq!(
+            encode(QrScheme::ElectrumMerchantMinimal, &content)
+                .unwrap_err()
+                .to_string(),
+            "tag 26.00: the globally unique identifier (sub-tag 00) has 33 characters, at most 32 allowed"
+        );
     }
 
     #[test]

@@ -34,5 +34,5 @@ pub mod tlv;
 pub use self::crc::{crc16, crc_hex};
 pub use self::encode::{encode, EncodeError, MerchantInfo, QrContent, StaticTemplate, SubObject};
 pub use self::image::{png, svg, ImageError};
-pub use self::parse::{parse, ParseError, ParsedQr};
+pub use self::parse::{parse, AccountTemplate, ParseError, ParsedQr};
 pub use self::tlv::{DataObject, TagPath};

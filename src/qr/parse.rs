@@ -9,6 +9,7 @@ use std::collections::HashSet;
 use crate::domain::{currency_exponent, Money};
 
 use super::crc::{crc16, crc_hex};
+use super::encode::{StaticTemplate, SubObject};
 use super::tlv::{is_template_id, DataObject, TagPath};
 
 /// Why a payload is not a valid QR payment payload. Offsets count characters from the start of
@@ -55,6 +56,48 @@ pub enum ParseError {
 pub struct ParsedQr {
     objects: Vec<DataObject>,
     crc: Option<u16>,
+}
+
+/// One merchant account template (tags 26–51) as read: the hub's own in 26, partners' in
+/// 27–51, or anyone's in a payload from elsewhere.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountTemplate<'a> {
+    /// The tag, 26–51.
+    pub tag: u8,
+    /// Sub-tag 00, the globally unique identifier; `None` when the template has none (the
+    /// parser checks the TLV layout, not each scheme's rules).
+    pub gui: Option<&'a str>,
+    /// Every other sub-tag, in payload order: `(id, value)`.
+    pub sub_tags: Vec<(u8, &'a str)>,
+}
+
+impl AccountTemplate<'_> {
+    /// The value of the sub-tag `id` (`00` is the GUI).
+    pub fn sub(&self, id: u8) -> Option<&str> {
+        if id == 0 {
+            return self.gui;
+        }
+        self.sub_tags
+            .iter()
+            .find(|(sub_id, _)| *sub_id == id)
+            .map(|(_, value)| *value)
+    }
+
+    /// As the encoder's input, pinned to this tag: `None` without a GUI.
+    pub fn to_static_template(&self) -> Option<StaticTemplate> {
+        Some(StaticTemplate {
+            tag: Some(self.tag),
+            guid: self.gui?.to_owned(),
+            sub_objects: self
+                .sub_tags
+                .iter()
+                .map(|(id, value)| SubObject {
+                    id: *id,
+                    value: (*value).to_owned(),
+                })
+                .collect(),
+        })
+    }
 }
 
 /// Parses and validates `payload`. See the module docs for what is checked.
@@ -216,6 +259,33 @@ impl ParsedQr {
         self.objects.iter().filter(|o| matches!(o.id, 26..=51))
     }
 
+    /// The merchant account templates (26–51) in payload order, read as tag, GUI and
+    /// sub-tags: the hub's own and every partner's, so a reader can find the template of the
+    /// wallet it speaks for by GUI.
+    pub fn account_templates(&self) -> Vec<AccountTemplate<'_>> {
+        self.merchant_account_templates()
+            .map(|o| {
+                let nested = o.nested.as_deref().unwrap_or_default();
+                AccountTemplate {
+                    tag: o.id,
+                    gui: o.sub_value(0),
+                    sub_tags: nested
+                        .iter()
+                        .filter(|s| s.id != 0)
+                        .map(|s| (s.id, s.value.as_str()))
+                        .collect(),
+                }
+            })
+            .collect()
+    }
+
+    /// The first merchant account template whose GUI (sub-tag 00) is `gui`.
+    pub fn account_template(&self, gui: &str) -> Option<AccountTemplate<'_>> {
+        self.account_templates()
+            .into_iter()
+            .find(|t| t.gui == Some(gui))
+    }
+
     /// The sub-tag 01 of the merchant account template whose sub-tag 00 (the GUID) is
     /// `provider_id`: Electrum's tranId.
     pub fn tran_id(&self, provider_id: &str) -> Option<&str> {
@@ -323,7 +393,7 @@ fn decimal_to_minor(text: &str, exponent: u32) -> Option<i64> {
 mod tests {
     use super::*;
     use crate::model::QrScheme;
-    use crate::qr::encode::{encode, MerchantInfo, QrContent, StaticTemplate};
+    use crate::qr::encode::{encode, MerchantInfo, QrContent, StaticTemplate, SubObject};
 
     const EMVCO_SAMPLE: &str = "00020101021229300012D156000000000510A93FO3230Q31280012D15600000001030812345678520441115802CN5914BEST TRANSPORT6007BEIJING64200002ZH0104最佳运输0202北京540523.7253031565502016233030412340603***0708A60086670902ME91320016A0112233449988770708123456786304A13A";
     const SA_DYNAMIC: &str = "00020101021226500010za.co.elec0132f82d7f64feea4f2ab24da94aaf5c29415204541153037105406150.005802ZA5910TEST STORE6012JOHANNESBURG62260510INV00012340708POS000016304D471";
@@ -669,6 +739,218 @@ mod tests {
         assert_eq!(qr.tran_id("za.co.elec"), Some("T1"));
         assert_eq!(qr.point_of_initiation(), Some("11"));
         assert!(qr.crc().is_some());
+    }
+
+    /// Table: payloads carrying the hub's template in 26 and partners' in 27–51 (as written by
+    /// hand, so the parser is not only checked against its own encoder) read back as tag, GUI
+    /// and sub-tags.
+    /// A template as tag, GUI and sub-tags.
+    type Read<'a> = (u8, Option<&'a str>, Vec<(u8, &'a str)>);
+    type Expected<'a> = (u8, Option<&'a str>, &'a [(u8, &'a str)]);
+
+    #[test]
+    fn account_templates_read_back_tag_gui_and_sub_tags() {
+        let cases: &[(&str, &[Expected])] = &[
+            (
+                ELECTRUM_MINIMAL,
+                &[(
+                    26,
+                    Some("za.co.elec"),
+                    &[(1, "f82d7f64feea4f2ab24da94aaf5c2941")],
+                )],
+            ),
+            // Electrum's published combination: itself in 26, Masterpass in 27.
+            (
+                "00020126200010za.co.elec0102T127300008za.co.mp0108M00012340202X1",
+                &[
+                    (26, Some("za.co.elec"), &[(1, "T1")]),
+                    (27, Some("za.co.mp"), &[(1, "M0001234"), (2, "X1")]),
+                ],
+            ),
+            // The EMVCo sample: 29 and 31 carry no sub-tag 01; 31 has 00 then 03.
+            (
+                EMVCO_SAMPLE,
+                &[
+                    (29, Some("D15600000000"), &[(5, "A93FO3230Q")]),
+                    (31, Some("D15600000001"), &[(3, "12345678")]),
+                ],
+            ),
+            // A template without a GUI is still listed, with `gui` None.
+            ("0002012606010212", &[(26, None, &[(1, "12")])]),
+        ];
+        for (payload, expected) in cases {
+            let qr = parse(payload).unwrap_or_else(|e| panic!("{payload}: {e}"));
+            let templates = qr.account_templates();
+            let got: Vec<Read> = templates
+                .iter()
+                .map(|t| (t.tag, t.gui, t.sub_tags.clone()))
+                .collect();
+            let want: Vec<Read> = expected
+                .iter()
+                .map(|(tag, gui, subs)| (*tag, *gui, subs.to_vec()))
+                .collect();
+            assert_eq!(got, want, "{payload}");
+        }
+        let qr = parse("00020126200010za.co.elec0102T127300008za.co.mp0108M00012340202X1").unwrap();
+        let mp = qr
+            .account_template("za.co.mp")
+            .expect("Masterpass's template");
+        assert_eq!(
+            (mp.tag, mp.sub(0), mp.sub(1), mp.sub(2), mp.sub(3)),
+            (27, Some("za.co.mp"), Some("M0001234"), Some("X1"), None)
+        );
+        assert_eq!(
+            mp.to_static_template(),
+            Some(StaticTemplate::with_values("za.co.mp", ["M0001234", "X1"]).at_tag(27))
+        );
+        assert_eq!(qr.account_template("za.co.other"), None);
+    }
+
+    /// The hub's codes as a partner's app meets them: the hub's template in 26 and the
+    /// configured partner's in its pinned tag, in both schemes, the CRC still verifying.
+    #[test]
+    fn the_hub_and_partner_templates_round_trip_in_both_schemes() {
+        let content = QrContent {
+            amount: Some(Money {
+                minor_units: 15000,
+                currency: "710".into(),
+            }),
+            merchant: Some(MerchantInfo {
+                category_code: "5411".into(),
+                name: "DEMO STORE".into(),
+                city: "CAPE TOWN".into(),
+                country_code: "ZA".into(),
+                postal_code: None,
+            }),
+            partner_templates: vec![
+                StaticTemplate::with_values("za.co.demowallet", ["QRHUB-0001"]).at_tag(33),
+                StaticTemplate::with_values("za.co.mp", ["M0001234"]),
+            ],
+            ..QrContent::new("za.co.qrhub", "0f5b3a1e2d9c4b7a8e6f1d2c3b4a5968")
+        };
+        for scheme in [QrScheme::ElectrumMerchantMinimal, QrScheme::EmvcoMerchant] {
+            let payload = encode(scheme, &content).unwrap();
+            let qr = parse(&payload).unwrap_or_else(|e| panic!("{scheme:?} {payload}: {e}"));
+            let tags: Vec<(u8, Option<&str>)> = qr
+                .account_templates()
+                .iter()
+                .map(|t| (t.tag, t.gui))
+                .collect();
+            assert_eq!(
+                tags,
+                [
+                    (26, Some("za.co.qrhub")),
+                    (27, Some("za.co.mp")),
+                    (33, Some("za.co.demowallet"))
+                ],
+                "{payload}"
+            );
+            assert_eq!(
+                qr.account_template("za.co.demowallet")
+                    .and_then(|t| t.sub(1).map(str::to_owned)),
+                Some("QRHUB-0001".to_owned())
+            );
+            assert_eq!(qr.tran_id("za.co.qrhub"), Some(content.tran_id.as_str()));
+            assert_eq!(qr.crc().is_some(), scheme == QrScheme::EmvcoMerchant);
+        }
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Printable text with multi-byte characters, 1..=max characters.
+        fn value(max: usize) -> impl Strategy<Value = String> {
+            proptest::string::string_regex(&format!("[A-Za-z0-9 .*é北😀-]{{1,{max}}}"))
+                .expect("a valid regex")
+        }
+
+        /// Up to 25 partner templates with distinct pinned tags or none, GUIs of at most 32
+        /// characters and sub-tags 01–99 whose template stays within 99 characters.
+        fn templates() -> impl Strategy<Value = Vec<StaticTemplate>> {
+            let template = (
+                any::<bool>(),
+                value(32),
+                prop::collection::btree_map(1u8..=99, value(12), 0..=3),
+            );
+            (
+                prop::collection::vec(template, 0..=25),
+                Just((27u8..=51).collect::<Vec<u8>>()).prop_shuffle(),
+            )
+                .prop_map(|(templates, tags)| {
+                    templates
+                        .into_iter()
+                        .zip(tags)
+                        .map(|((pinned, guid, subs), tag)| StaticTemplate {
+                            tag: pinned.then_some(tag),
+                            guid,
+                            sub_objects: subs
+                                .into_iter()
+                                .map(|(id, value)| SubObject { id, value })
+                                .collect(),
+                        })
+                        .collect()
+                })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+            /// Whatever templates are given come back from the parser, each at its pinned tag
+            /// or, unpinned, at the lowest tags left in order, with the hub's in 26, in every
+            /// scheme, and the CRC of the EMVCo ones verifies.
+            #[test]
+            fn partner_templates_round_trip(templates in templates(), tran_id in "[0-9a-f]{32}") {
+                let content = QrContent {
+                    partner_templates: templates.clone(),
+                    currency: Some("710".into()),
+                    merchant: Some(MerchantInfo {
+                        category_code: "5411".into(),
+                        name: "DEMO STORE".into(),
+                        city: "CAPE TOWN".into(),
+                        country_code: "ZA".into(),
+                        postal_code: None,
+                    }),
+                    ..QrContent::new("za.co.qrhub", tran_id.clone())
+                };
+                // The expected placement, computed independently of the encoder.
+                let mut taken: Vec<u8> = templates.iter().filter_map(|t| t.tag).collect();
+                let mut expected: Vec<StaticTemplate> = Vec::new();
+                for t in &templates {
+                    let tag = match t.tag {
+                        Some(tag) => tag,
+                        None => {
+                            let free = (27u8..=51).find(|tag| !taken.contains(tag)).expect("room");
+                            taken.push(free);
+                            free
+                        }
+                    };
+                    expected.push(t.clone().at_tag(tag));
+                }
+                expected.sort_by_key(|t| t.tag);
+                for scheme in [
+                    QrScheme::ElectrumMerchantMinimal,
+                    QrScheme::EmvcoMerchant,
+                    QrScheme::PseudoEmvcoMerchant,
+                ] {
+                    let payload = encode(scheme, &content)
+                        .map_err(|e| TestCaseError::fail(format!("{scheme:?}: {e}")))?;
+                    let qr = parse(&payload)
+                        .map_err(|e| TestCaseError::fail(format!("{scheme:?} {payload:?}: {e}")))?;
+                    let read = qr.account_templates();
+                    prop_assert_eq!(read.len(), templates.len() + 1);
+                    prop_assert_eq!(read[0].tag, 26);
+                    prop_assert_eq!(read[0].gui, Some("za.co.qrhub"));
+                    prop_assert_eq!(read[0].sub(1), Some(tran_id.as_str()));
+                    let partners: Vec<Option<StaticTemplate>> =
+                        read[1..].iter().map(AccountTemplate::to_static_template).collect();
+                    let expected: Vec<Option<StaticTemplate>> =
+                        expected.iter().cloned().map(Some).collect();
+                    prop_assert_eq!(partners, expected);
+                    prop_assert_eq!(qr.crc().is_some(), scheme != QrScheme::ElectrumMerchantMinimal);
+                }
+            }
+        }
     }
 
     #[test]

@@ -113,7 +113,8 @@ impl Hub {
         qr::QrContent {
             tran_id: tran_id.to_owned(),
             provider_id: self.settings.hub.qr_provider_id.clone(),
-            partner_templates: Vec::new(),
+            // Partners' own templates beside the hub's: one code any of them can pay.
+            partner_templates: self.settings.partner_qr_templates(&merchant.merchant_id),
             currency: amount.as_ref().map(|m| m.currency.clone()),
             amount,
             merchant: Some(qr::MerchantInfo {

@@ -51,6 +51,9 @@ pub struct Options {
     pub pos_1_extra: String,
     /// The hub's clock (default: the system's).
     pub clock: Option<qrhub::clock::SharedClock>,
+    /// More TOML at the end of a partner's `[[partners]]` table, by partner id (e.g. its
+    /// `[partners.qr_template]`).
+    pub partner_extra: Vec<(String, String)>,
 }
 
 impl Default for Options {
@@ -67,6 +70,7 @@ impl Default for Options {
             partner_url: None,
             pos_1_extra: String::new(),
             clock: None,
+            partner_extra: Vec::new(),
         }
     }
 }
@@ -84,6 +88,12 @@ pub fn config_toml(database_url: &str, partner_url: &str, o: &Options) -> String
         .map(|s| format!("{s:?}"))
         .collect();
     let partner = |id: &str| {
+        let extra: Vec<&str> = o
+            .partner_extra
+            .iter()
+            .filter(|(partner, _)| partner == id)
+            .map(|(_, toml)| toml.as_str())
+            .collect();
         format!(
             r#"
 [[partners]]
@@ -94,8 +104,10 @@ base_url = "{partner_url}"
 username = "{SIM_USER}"
 password = "{SIM_PASSWORD}"
 timeout = "{timeout}"
+{extra}
 "#,
-            timeout = ms(o.partner_timeout)
+            timeout = ms(o.partner_timeout),
+            extra = extra.join("\n"),
         )
     };
     format!(
