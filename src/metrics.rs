@@ -212,6 +212,13 @@ pub fn upkeep() {
 /// `GET /metrics` for the hub's router.
 pub fn router(hub: Arc<Hub>) -> Router {
     let handle = install();
+    // Each partner's alerting counters exist from the start at 0, so that the first burst
+    // of refusals is an increase Prometheus can see (a series born at its first increment
+    // has no earlier sample to compare with).
+    for partner in &hub.settings.partners {
+        metrics::counter!(name::PARTNER_CREDENTIALS_REFUSED, "partner" => partner.id.clone())
+            .increment(0);
+    }
     Router::new()
         .route("/metrics", get(scrape))
         .with_state((hub, handle))

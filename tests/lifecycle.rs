@@ -47,7 +47,7 @@ async fn happy_path_end_to_end(db: TestDb) {
         "the POS's own identifier is kept: {ids:?}"
     );
     assert!(
-        ids.contains(&"qrhub"),
+        ids.contains(&common::hub::HUB_INSTITUTION),
         "the hub's identifier is added: {ids:?}"
     );
     assert!(

@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use common::db::TestDb;
 use common::hub::{
-    confirmation, pay_request, qr_request, reversal, Options, TestHub, OPERATOR, OPERATOR_PASSWORD,
-    SIM_USER,
+    confirmation, pay_request, qr_request, reversal, Options, TestHub, HUB_INSTITUTION, OPERATOR,
+    OPERATOR_PASSWORD, SIM_USER,
 };
-use common::partner::{Canned, ScriptedPartner, CONFIRM, PAY, REVERSE};
+use common::partner::{Canned, ScriptedPartner, CONFIRM, PARTNER_INSTITUTION, PAY, REVERSE};
 use common::published;
 use qrhub::domain::PaymentState;
 use qrhub::store::{OutboxMessage, OutboxState};
@@ -152,17 +152,24 @@ async fn redirects_are_never_followed(db: TestDb) {
     partner.wait_for(CONFIRM, 3, WAIT).await;
     wait_row(&hub, &request, OutboxState::Delivered).await;
 
-    partner.script(PAY, [moved(302)]);
+    // "Go elsewhere" (301, 307, 308) is answered instead of processing: nothing to reverse.
+    partner.script(PAY, [moved(307)]);
     let (request, status, answer) = hub.paid(1000).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
     published::assert_valid("ErrorDetail", &answer);
     assert_eq!(answer["errorType"], "UPSTREAM_UNAVAILABLE");
-    assert_eq!(answer["providerErrorCode"], "302");
+    assert_eq!(answer["providerErrorCode"], "307");
     assert_eq!(hub.stored(&request).await.state, PaymentState::Declined);
     assert!(
         hub.outbox_of(&request).await.is_empty(),
         "nothing to reverse"
     );
+    // 303 (and 302) are how Post/Redirect/Get answers after processing: unknown, reversed.
+    partner.script(PAY, [moved(303)]);
+    let (request, status, answer) = hub.paid(1000).await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{answer}");
+    assert_eq!(hub.stored(&request).await.state, PaymentState::Unknown);
+    partner.wait_for(REVERSE, 1, WAIT).await;
 
     let others: Vec<_> = partner
         .received()
@@ -195,7 +202,16 @@ async fn a_careless_approval_is_relayed_valid_and_not_reversed(db: TestDb) {
     assert_eq!(answer["tranId"], request["tranId"]);
     assert_eq!(answer["originator"], request["originator"]);
     assert_eq!(answer["client"], request["client"]);
-    assert_eq!(answer["slipData"]["issuerReference"], "AB12CD");
+    // A reference that does not fit is dropped, never changed.
+    assert!(
+        answer["slipData"].get("issuerReference").is_none(),
+        "{answer}"
+    );
+    // What was approved is stated, not left to be read as zero.
+    assert_eq!(
+        answer["amounts"]["approvedAmount"],
+        json!({"amount": 1000, "currency": "710"})
+    );
     assert!(
         answer["partner"]["name"]
             .as_str()
@@ -220,7 +236,7 @@ async fn a_careless_approval_is_relayed_valid_and_not_reversed(db: TestDb) {
         .expect("the answer is on the timeline");
     for repair in [
         "unknown_dropped vendorExtension",
-        "upper_cased slipData.issuerReference",
+        "invalid_dropped slipData.issuerReference",
         "trimmed partner.name",
         "filled_from_request originator",
     ] {
@@ -231,13 +247,35 @@ async fn a_careless_approval_is_relayed_valid_and_not_reversed(db: TestDb) {
         );
     }
 
-    // No JSON at all: still an approval, built from the request.
-    partner.script(PAY, [Canned::with_body(200, "OK")]);
+    // No body at all: the status approves what was asked, and the answer says so.
+    partner.script(PAY, [Canned::with_body(204, "")]);
     let (request, status, answer) = hub.paid(1000).await;
     assert_eq!(status, StatusCode::CREATED, "{answer}");
     published::assert_valid("PaymentResponse", &answer);
-    assert_eq!(answer["amounts"], request["amounts"]);
+    assert_eq!(
+        answer["amounts"]["approvedAmount"],
+        request["amounts"]["requestAmount"]
+    );
     assert_eq!(hub.stored(&request).await.state, PaymentState::Approved);
+
+    // A body that is no payment response (a gateway's page, an envelope, an ErrorDetail
+    // sent with 200) may not come from the partner's payment at all: unknown, reversed.
+    let reversals = partner.received_at(REVERSE).len();
+    let odd = [
+        "OK".to_owned(),
+        "<html><body>Welcome to the network</body></html>".to_owned(),
+        json!({"status": "OK", "data": {"amounts": {"approvedAmount": {"amount": 600}}}})
+            .to_string(),
+        json!({"errorType": "INSUFFICIENT_FUNDS", "errorMessage": "No"}).to_string(),
+        json!({"amounts": "1000"}).to_string(),
+    ];
+    for (n, body) in odd.iter().enumerate() {
+        partner.script(PAY, [Canned::with_body(200, body.clone())]);
+        let (request, status, answer) = hub.paid(1000).await;
+        assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}: {answer}");
+        assert_eq!(hub.stored(&request).await.state, PaymentState::Unknown);
+        partner.wait_for(REVERSE, reversals + n + 1, WAIT).await;
+    }
     hub.stop().await;
 }
 
@@ -264,7 +302,12 @@ async fn an_approval_for_another_amount_is_reversed_and_declined(db: TestDb) {
         let sent = &reversals[before].body;
         published::assert_valid("PaymentReversal", sent);
         assert_eq!(sent["reversalReason"], "CANCELLED");
-        assert_eq!(hub.stored(&request).await.state, PaymentState::Reversed);
+        // Money may be at the partner until its reversal lands: the code stays taken.
+        assert_eq!(hub.stored(&request).await.state, PaymentState::Unknown);
+        let again = pay_request("pos-1", request["tranId"].as_str().expect("tranId"), 1000);
+        let (status, answer) = hub.pos("/qr/v1/payments", &again).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+        assert_eq!(answer["errorType"], "DUPLICATE_RECORD");
     }
     hub.stop().await;
 }
@@ -294,9 +337,36 @@ async fn the_hub_calls_partners_as_their_client(db: TestDb) {
         assert!(ids(&sent.body).contains(&id), "{id} not sent");
         assert!(ids(&answer).contains(&id), "{id} not answered");
     }
-    assert!(ids(&answer).contains(&"qrhub".to_owned()));
+    assert!(ids(&answer).contains(&HUB_INSTITUTION.to_owned()));
+    assert!(
+        !ids(&sent.body).contains(&SIM_USER.to_owned()),
+        "client id is no identifier"
+    );
+    // The partner's own identifier comes back to the POS and goes into advices.
+    assert!(
+        ids(&answer).contains(&PARTNER_INSTITUTION.to_owned()),
+        "{answer}"
+    );
     // The POS gets its own client back.
     assert_eq!(answer["client"], request["client"]);
+    let (status, _) = hub
+        .pos(
+            "/qr/v1/payments/confirmations",
+            &confirmation(request["id"].as_str().expect("id")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let confirmed = partner.wait_for(CONFIRM, 1, WAIT).await.remove(0);
+    published::assert_valid("PaymentConfirmation", &confirmed.body);
+    for id in ids(&request)
+        .into_iter()
+        .chain([HUB_INSTITUTION.to_owned(), PARTNER_INSTITUTION.to_owned()])
+    {
+        assert!(
+            ids(&confirmed.body).contains(&id),
+            "{id} not in the confirmation"
+        );
+    }
 
     // The hub's own reversal carries them too, and is sent as the hub.
     partner.script(PAY, [Canned::status(504)]);
@@ -328,11 +398,14 @@ async fn partner_statuses_reach_the_pos_as_declared_ones(db: TestDb) {
             400,
             false,
         ),
+        // About the hub's message, not the POS's request: a decline by the partner.
+        (Canned::with_body(400, detail("FORMAT_ERROR")), 400, false),
         (Canned::status(401), 503, false),
         (Canned::status(403), 503, false),
+        // Usually a wrong route, not a verdict on the payment.
         (
             Canned::with_body(404, detail("UNABLE_TO_LOCATE_RECORD")),
-            400,
+            503,
             false,
         ),
         (Canned::status(409), 400, false),

@@ -304,7 +304,7 @@ proptest! {
             prop_assert_ne!(pay, Outcome::Success);
         }
         for op in [PartnerOperation::Confirm, PartnerOperation::Reverse] {
-            let advice = classify_advice(status, op, None);
+            let advice = classify_advice(status, op, None, None);
             prop_assert_eq!(
                 advice == AdviceAnswer::Delivered,
                 (200..=299).contains(&status) || (status == 404 && op == PartnerOperation::Reverse)

@@ -6,6 +6,9 @@
 ALTER TABLE payment ADD COLUMN approved_minor INTEGER;
 ALTER TABLE payment ADD COLUMN settled_minor INTEGER;
 ALTER TABLE payment ADD COLUMN fee_minor INTEGER;
+-- The partner approved another amount than asked, which the hub refused (UNKNOWN, its
+-- reversal queued; the POS was told INVALID_AMOUNT).
+ALTER TABLE payment ADD COLUMN amount_refused INTEGER NOT NULL DEFAULT 0;
 
 -- Payments answered before this: the same amounts the reports read from JSON, where the
 -- JSON holds a whole number.

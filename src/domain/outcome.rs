@@ -34,13 +34,16 @@ pub enum PartnerOperation {
 ///   come back after the request may have reached the partner). Calling one of them "failed"
 ///   would leave a customer charged while the POS, told "declined", never reverses.
 /// - 501 (not implemented) and 503 (unavailable) are explicit "not processed": failed.
-/// - 1xx, 3xx and 4xx: the partner did not process the payment at the address called (the
-///   hub never follows redirects): failed.
+/// - 302 and 303 are unknown: they are what Post/Redirect/Get answers *after* a POST was
+///   processed, so the payment may have been taken.
+/// - 1xx, other 3xx (301, 307, 308: "go elsewhere", answered instead of processing) and 4xx:
+///   the partner did not process the payment at the address called (the hub never follows
+///   redirects): failed.
 pub fn classify_pay(status: u16) -> Outcome {
     match status {
         200..=299 => Outcome::Success,
         501 | 503 => Outcome::Failed,
-        500..=599 => Outcome::Unknown,
+        302 | 303 | 500..=599 => Outcome::Unknown,
         _ => Outcome::Failed,
     }
 }
@@ -65,14 +68,25 @@ pub enum AdviceAnswer {
 /// redirects), 401 and 403 (the hub's own credentials are wrong: an operator fixes them,
 /// and the advice must still arrive), and any other status, which the partner may not mean
 /// as final.
+///
+/// A refusal whose ErrorDetail says the partner has the message already (`DUPLICATE_RECORD`,
+/// an at-least-once repeat) is delivered; so is a reversal refused as
+/// `UNABLE_TO_LOCATE_RECORD` (like a 404: nothing to reverse).
 pub fn classify_advice(
     status: u16,
     operation: PartnerOperation,
+    error_type: Option<&str>,
     retry_after: Option<Duration>,
 ) -> AdviceAnswer {
     match status {
         200..=299 => AdviceAnswer::Delivered,
         404 if operation == PartnerOperation::Reverse => AdviceAnswer::Delivered,
+        400 | 409 if error_type == Some("DUPLICATE_RECORD") => AdviceAnswer::Delivered,
+        400 if operation == PartnerOperation::Reverse
+            && error_type == Some("UNABLE_TO_LOCATE_RECORD") =>
+        {
+            AdviceAnswer::Delivered
+        }
         400 | 404 | 409 | 410 | 422 | 501 => AdviceAnswer::Refused,
         _ => AdviceAnswer::NotYet { retry_after },
     }
@@ -87,11 +101,11 @@ mod tests {
         for status in [200, 201, 202, 203, 204, 299] {
             assert_eq!(classify_pay(status), Outcome::Success, "{status}");
         }
-        for status in [500, 502, 504, 505, 520, 522, 524, 599] {
+        for status in [302, 303, 500, 502, 504, 505, 520, 522, 524, 599] {
             assert_eq!(classify_pay(status), Outcome::Unknown, "{status}");
         }
         for status in [
-            100, 301, 302, 307, 308, 400, 401, 403, 404, 408, 409, 422, 429, 501, 503,
+            100, 301, 307, 308, 400, 401, 403, 404, 408, 409, 422, 429, 501, 503,
         ] {
             assert_eq!(classify_pay(status), Outcome::Failed, "{status}");
         }
@@ -103,30 +117,69 @@ mod tests {
         let not_yet = AdviceAnswer::NotYet { retry_after: None };
         for op in [Confirm, Reverse] {
             for status in [200, 201, 202, 204] {
-                assert_eq!(classify_advice(status, op, None), AdviceAnswer::Delivered);
+                assert_eq!(
+                    classify_advice(status, op, None, None),
+                    AdviceAnswer::Delivered
+                );
             }
             for status in [400, 409, 410, 422, 501] {
-                assert_eq!(classify_advice(status, op, None), AdviceAnswer::Refused);
+                assert_eq!(
+                    classify_advice(status, op, None, None),
+                    AdviceAnswer::Refused
+                );
             }
             for status in [
                 301, 302, 303, 307, 308, 401, 403, 408, 425, 429, 500, 502, 503, 504, 520, 418,
             ] {
-                assert_eq!(classify_advice(status, op, None), not_yet, "{status}");
+                assert_eq!(classify_advice(status, op, None, None), not_yet, "{status}");
             }
         }
-        assert_eq!(classify_advice(404, Reverse, None), AdviceAnswer::Delivered);
-        assert_eq!(classify_advice(404, Confirm, None), AdviceAnswer::Refused);
+        assert_eq!(
+            classify_advice(404, Reverse, None, None),
+            AdviceAnswer::Delivered
+        );
+        assert_eq!(
+            classify_advice(404, Confirm, None, None),
+            AdviceAnswer::Refused
+        );
+    }
+
+    #[test]
+    fn a_refusal_that_says_the_partner_has_it_is_a_delivery() {
+        use PartnerOperation::*;
+        let dup = Some("DUPLICATE_RECORD");
+        assert_eq!(
+            classify_advice(400, Confirm, dup, None),
+            AdviceAnswer::Delivered
+        );
+        assert_eq!(
+            classify_advice(409, Reverse, dup, None),
+            AdviceAnswer::Delivered
+        );
+        let unknown = Some("UNABLE_TO_LOCATE_RECORD");
+        assert_eq!(
+            classify_advice(400, Reverse, unknown, None),
+            AdviceAnswer::Delivered
+        );
+        assert_eq!(
+            classify_advice(400, Confirm, unknown, None),
+            AdviceAnswer::Refused
+        );
+        assert_eq!(
+            classify_advice(400, Confirm, Some("FORMAT_ERROR"), None),
+            AdviceAnswer::Refused
+        );
     }
 
     #[test]
     fn retry_after_rides_on_not_yet() {
         let wait = Some(Duration::from_secs(7));
         assert_eq!(
-            classify_advice(429, PartnerOperation::Confirm, wait),
+            classify_advice(429, PartnerOperation::Confirm, None, wait),
             AdviceAnswer::NotYet { retry_after: wait }
         );
         assert_eq!(
-            classify_advice(202, PartnerOperation::Confirm, wait),
+            classify_advice(202, PartnerOperation::Confirm, None, wait),
             AdviceAnswer::Delivered
         );
     }

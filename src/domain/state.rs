@@ -107,7 +107,9 @@ impl FromStr for PaymentState {
 pub enum PartnerAnswer {
     Approved,
     /// A 2xx for another amount or currency than the POS asked for: not relayed as an
-    /// approval; the hub reverses it at the partner and declines the POS.
+    /// approval; the hub reverses it at the partner and declines the POS. The payment is
+    /// UNKNOWN meanwhile, like any payment whose money may be at the partner, so its code
+    /// takes no other payment (a second scan would charge the customer twice).
     ApprovedOtherAmount,
     Declined,
     Unknown,
@@ -133,12 +135,14 @@ pub fn settle_partner_answer(answer: PartnerAnswer, reversed_by_pos: bool) -> Se
             state: PaymentState::Approved,
             queue_reversal: false,
         },
-        (PartnerAnswer::Unknown, false) => Settlement {
+        (PartnerAnswer::Unknown | PartnerAnswer::ApprovedOtherAmount, false) => Settlement {
             state: PaymentState::Unknown,
             queue_reversal: true,
         },
-        (PartnerAnswer::Approved | PartnerAnswer::Unknown, true)
-        | (PartnerAnswer::ApprovedOtherAmount, _) => Settlement {
+        (
+            PartnerAnswer::Approved | PartnerAnswer::Unknown | PartnerAnswer::ApprovedOtherAmount,
+            true,
+        ) => Settlement {
             state: PaymentState::Reversed,
             queue_reversal: true,
         },

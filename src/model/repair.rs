@@ -5,7 +5,11 @@
 //! partner that leaves out `originator`, writes a lower-case `slipData.issuerReference`, or
 //! names itself in more than 40 characters has still approved: refusing to relay that (and
 //! reversing the sale) would cost the retailer a sale over formatting. So the hub keeps what
-//! fits, trims or drops what does not, and records each change.
+//! fits, cuts names that are too long, drops what does not fit, and records each change. It
+//! never alters an identifier or a reference (a changed one would be printed and reconciled
+//! as if the partner had sent it): one that does not fit is dropped. What it relays also
+//! meets the published schema where the hub's input tables are lenient
+//! (`ThirdPartyIdentifier.transactionIdentifier` and `Barcode.encoding` are required there).
 
 use serde_json::{Map, Value};
 
@@ -26,10 +30,8 @@ pub enum RepairKind {
     NotAnObject,
     /// A field the schema does not have was dropped.
     UnknownDropped,
-    /// A string longer than the schema allows was cut to its maximum.
+    /// A name longer than the schema allows was cut to its maximum.
     Trimmed,
-    /// A string that matches its pattern once upper-cased was upper-cased.
-    UpperCased,
     /// A field that did not fit the schema was dropped.
     InvalidDropped,
     /// A required field missing or dropped was taken from the request the hub sent.
@@ -42,7 +44,6 @@ impl RepairKind {
             Self::NotAnObject => "not_an_object",
             Self::UnknownDropped => "unknown_dropped",
             Self::Trimmed => "trimmed",
-            Self::UpperCased => "upper_cased",
             Self::InvalidDropped => "invalid_dropped",
             Self::FilledFromRequest => "filled_from_request",
         }
@@ -95,6 +96,11 @@ pub fn repair(
     (Value::Object(body), repairs)
 }
 
+/// Whether the field at `path` is a display name (`partner.name`, `…merchantName.name`).
+fn is_name(path: &str) -> bool {
+    path.rsplit('.').next() == Some("name")
+}
+
 fn path_of(prefix: &str, name: &str) -> String {
     if prefix.is_empty() {
         name.to_owned()
@@ -102,6 +108,13 @@ fn path_of(prefix: &str, name: &str) -> String {
         format!("{prefix}.{name}")
     }
 }
+
+/// Fields the published schema requires that the hub's (lenient, input) tables do not: an
+/// object without one is dropped from what the hub relays.
+const REQUIRED_ON_OUTPUT: &[(&str, &str)] = &[
+    ("ThirdPartyIdentifier", "transactionIdentifier"),
+    ("Barcode", "encoding"),
+];
 
 /// Drops unknown and unfixable fields of one object; returns whether every required field is
 /// still there (the caller drops an optional object that lost one).
@@ -125,9 +138,10 @@ fn repair_object(
     let mut complete = true;
     for field in schema.fields {
         let path = path_of(prefix, field.name);
+        let required = field.required || REQUIRED_ON_OUTPUT.contains(&(schema.name, field.name));
         let keep = match object.get_mut(field.name) {
             None => {
-                complete &= !field.required;
+                complete &= !required;
                 continue;
             }
             Some(value) => repair_value(value, &field.kind, &path, repairs),
@@ -138,7 +152,7 @@ fn repair_object(
                 kind: RepairKind::InvalidDropped,
                 field: path,
             });
-            complete &= !field.required;
+            complete &= !required;
         }
     }
     complete
@@ -191,35 +205,27 @@ fn repair_value(
             }
             None => false,
         },
-        Kind::Str { max, pattern, .. } if value.is_string() => {
+        // Only a name is cut to fit: any other string that does not fit (an identifier, a
+        // reference) is dropped by the caller rather than changed.
+        Kind::Str { max: Some(max), .. } if value.is_string() && is_name(path) => {
             if schema::value_ok(value, kind) {
                 return true;
             }
-            let text = value.as_str().unwrap_or_default();
-            let mut fixed = text.to_owned();
-            let mut made = Vec::new();
-            if let Some(max) = max {
-                if fixed.chars().count() > *max {
-                    fixed = fixed.chars().take(*max).collect();
-                    made.push(RepairKind::Trimmed);
-                }
-            }
-            if pattern.is_some() && fixed.to_uppercase() != fixed {
-                let upper = fixed.to_uppercase();
-                if schema::value_ok(&Value::String(upper.clone()), kind) {
-                    fixed = upper;
-                    made.push(RepairKind::UpperCased);
-                }
-            }
-            let fixed = Value::String(fixed);
-            if !schema::value_ok(&fixed, kind) {
+            let cut: String = value
+                .as_str()
+                .unwrap_or_default()
+                .chars()
+                .take(*max)
+                .collect();
+            let cut = Value::String(cut);
+            if !schema::value_ok(&cut, kind) {
                 return false;
             }
-            *value = fixed;
-            repairs.extend(made.into_iter().map(|kind| Repair {
-                kind,
+            *value = cut;
+            repairs.push(Repair {
+                kind: RepairKind::Trimmed,
                 field: path.to_owned(),
-            }));
+            });
             true
         }
         other => schema::value_ok(value, other),
@@ -266,7 +272,11 @@ mod tests {
             schema::check(&body, &schema::PAYMENT_RESPONSE).is_empty(),
             "{body:#}"
         );
-        assert_eq!(body["slipData"]["issuerReference"], "AB12CD");
+        // A reference that does not fit is dropped, never changed.
+        assert!(
+            body["slipData"].get("issuerReference").is_none(),
+            "{body:#}"
+        );
         assert_eq!(
             body["partner"]["name"].as_str().map(|s| s.chars().count()),
             Some(40)
@@ -278,7 +288,7 @@ mod tests {
         for expected in [
             "unknown_dropped vendorExtension",
             "trimmed partner.name",
-            "upper_cased slipData.issuerReference",
+            "invalid_dropped slipData.issuerReference",
             "filled_from_request originator",
             "filled_from_request client",
         ] {
@@ -311,6 +321,33 @@ mod tests {
         assert!(repairs
             .iter()
             .any(|r| r.field == "amounts.approvedAmount.amount"));
+    }
+
+    #[test]
+    fn what_the_published_schema_requires_is_there_on_output() {
+        let answer = json!({
+            "thirdPartyIdentifiers": [
+                {"institutionId": "w"},
+                {"institutionId": "w", "transactionIdentifier": 123},
+                {"institutionId": "w", "transactionIdentifier": "T-1"}
+            ],
+            "slipData": {"messageLines": [{"text": "x", "barcode": {"data": "123"}}]},
+            "tenders": [{"tenderType": "CARD", "reference": "R".repeat(60),
+                         "amount": {"amount": 5, "currency": "710"}}]
+        });
+        let (body, repairs) = repair(Some(&answer), &schema::PAYMENT_RESPONSE, &request());
+        assert_eq!(
+            body["thirdPartyIdentifiers"],
+            json!([{"institutionId": "w", "transactionIdentifier": "T-1"}])
+        );
+        assert!(
+            body["slipData"]["messageLines"][0].get("barcode").is_none(),
+            "{body:#}"
+        );
+        assert!(
+            repairs.iter().all(|r| r.kind != RepairKind::Trimmed),
+            "{repairs:?}"
+        );
     }
 
     #[test]

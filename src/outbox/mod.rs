@@ -181,11 +181,13 @@ pub async fn deliver(hub: &Hub, row: OutboxMessage) -> anyhow::Result<()> {
 /// How an advice call went, for metrics.
 fn call_outcome(call: &CallResult, operation: PartnerOperation) -> CallOutcome {
     match call {
-        CallResult::Answered { status, .. } => match classify_advice(*status, operation, None) {
-            AdviceAnswer::Delivered => CallOutcome::Success,
-            AdviceAnswer::Refused => CallOutcome::Failed,
-            AdviceAnswer::NotYet { .. } => CallOutcome::Unknown,
-        },
+        CallResult::Answered { status, body, .. } => {
+            match classify_advice(*status, operation, error_type_of(body).as_deref(), None) {
+                AdviceAnswer::Delivered => CallOutcome::Success,
+                AdviceAnswer::Refused => CallOutcome::Failed,
+                AdviceAnswer::NotYet { .. } => CallOutcome::Unknown,
+            }
+        }
         CallResult::NotSent { .. } => CallOutcome::NotSent,
         CallResult::Unknown { .. } => CallOutcome::Unknown,
     }
@@ -236,10 +238,11 @@ fn delivery_result(
             status,
             body,
             retry_after,
+            ..
         } => {
             let status_i32 = i32::from(*status);
             let asked = retry_after.map(|r| r.delay(now));
-            match classify_advice(*status, operation, asked) {
+            match classify_advice(*status, operation, error_type_of(body).as_deref(), asked) {
                 AdviceAnswer::Delivered => DeliveryResult::Delivered { status: status_i32 },
                 AdviceAnswer::Refused => DeliveryResult::Failed {
                     status: status_i32,
@@ -259,6 +262,12 @@ fn delivery_result(
             next_attempt_at: retry_at(None),
         },
     }
+}
+
+/// The `errorType` of an ErrorDetail answer, if the body is one.
+fn error_type_of(body: &[u8]) -> Option<String> {
+    let detail: serde_json::Value = serde_json::from_slice(body).ok()?;
+    detail.get("errorType")?.as_str().map(str::to_owned)
 }
 
 /// The wait before the next try: the backoff, or longer if the partner asked for longer with

@@ -37,6 +37,10 @@ pub enum CallResult {
         body: Bytes,
         /// The answer's `Retry-After`, if it had a readable one.
         retry_after: Option<RetryAfter>,
+        /// The body was longer than the partner's `max_answer_bytes` and was cut there: the
+        /// status still counts (an advice needs only that), the body does not (a `pay` with
+        /// one is unknown).
+        truncated: bool,
     },
     /// No connection was made: the partner cannot have seen the request.
     NotSent { error: String },
@@ -212,8 +216,13 @@ impl PartnerClient {
             match response.chunk().await {
                 Ok(Some(chunk)) => {
                     if body.len() + chunk.len() > limit {
-                        return CallResult::Unknown {
-                            error: format!("answer {status} is larger than {limit} bytes"),
+                        let room = limit.saturating_sub(body.len());
+                        body.extend_from_slice(&chunk[..room.min(chunk.len())]);
+                        return CallResult::Answered {
+                            status,
+                            body: body.freeze(),
+                            retry_after,
+                            truncated: true,
                         };
                     }
                     body.extend_from_slice(&chunk);
@@ -230,6 +239,7 @@ impl PartnerClient {
             status,
             body: body.freeze(),
             retry_after,
+            truncated: false,
         }
     }
 }

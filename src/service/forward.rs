@@ -77,12 +77,15 @@ impl Hub {
         if interpreted.answer == PartnerAnswer::ApprovedOtherAmount {
             // Another amount may still be one the code allows (part or over payment); its
             // terms are read only on this rare path.
-            let terms = self
-                .store
-                .qr_code(&payment.tran_id)
-                .await?
-                .map(|c| c.terms)
-                .unwrap_or_default();
+            // A read that fails now must not lose the partner's answer: the code's terms are
+            // then taken as allowing nothing, and the approval is reversed.
+            let terms = match self.store.qr_code(&payment.tran_id).await {
+                Ok(code) => code.map(|c| c.terms).unwrap_or_default(),
+                Err(e) => {
+                    tracing::warn!(payment_id = %payment_id, error = %e, "cannot read the code's terms; the other amount is refused");
+                    CodeTerms::default()
+                }
+            };
             interpreted = interpret_pay_answer(&result, request_json, requested, &terms);
         }
         let PayInterpretation {
@@ -117,8 +120,12 @@ impl Hub {
             crate::metrics::partner_credentials_refused(&partner_id);
             tracing::error!(payment_id = %payment_id, partner = %partner_id, status = refused, "partner refused the hub's credentials; check partners[].username and password");
         }
-        for r in &repairs {
-            crate::metrics::payment_response_repair(&partner_id, r.kind.as_str());
+        // Once per kind of repair per approval, however many fields it touched.
+        let mut kinds: Vec<&'static str> = repairs.iter().map(|r| r.kind.as_str()).collect();
+        kinds.sort_unstable();
+        kinds.dedup();
+        for kind in kinds {
+            crate::metrics::payment_response_repair(&partner_id, kind);
         }
         if let Some(mismatch) = &mismatch {
             tracing::error!(payment_id = %payment_id, partner = %partner_id, requested = payment.amount_minor, currency = %payment.currency, %mismatch, "partner approved another amount; reversing it");
@@ -186,6 +193,7 @@ impl Hub {
                 status,
                 body: body.clone(),
                 approved_minor,
+                amount_refused: mismatch.is_some(),
                 reversal,
                 expected_reversed_by_pos: current.reversed_by_pos,
                 at,
@@ -204,6 +212,7 @@ impl Hub {
                     partner_status: status,
                     partner_response: body,
                     approved_minor,
+                    amount_refused: mismatch.is_some(),
                     updated_at: at,
                     ..current
                 }));
@@ -421,6 +430,43 @@ fn repaired_outcome(answer: PartnerAnswer, repairs: &[Repair]) -> String {
     text
 }
 
+/// Whether a 2xx body can be read as an approval: empty (the status alone approves what
+/// was asked), or a JSON object that has something of a PaymentResponse, no `errorType`
+/// and, if it names `amounts`, an object there. Anything else (a gateway's or captive
+/// portal's HTML page, an envelope around the real answer, an ErrorDetail sent with 200)
+/// may not come from the partner's payment at all, and is unknown: reversed.
+fn recognisable(text: &[u8], json: Option<&serde_json::Value>) -> bool {
+    match json {
+        None => text.iter().all(u8::is_ascii_whitespace),
+        Some(serde_json::Value::Object(map)) => {
+            !map.contains_key("errorType")
+                && map.get("amounts").is_none_or(serde_json::Value::is_object)
+                && schema::PAYMENT_RESPONSE
+                    .fields
+                    .iter()
+                    .any(|f| map.contains_key(f.name))
+        }
+        Some(_) => false,
+    }
+}
+
+/// Writes `amounts.approvedAmount` from the echoed `requestAmount` when the approval left it
+/// out, so the POS is not left to read an absent approved amount as zero.
+fn state_approved_amount(repaired: &mut serde_json::Value) {
+    let Some(amounts) = repaired
+        .get_mut("amounts")
+        .and_then(serde_json::Value::as_object_mut)
+    else {
+        return;
+    };
+    if amounts.contains_key("approvedAmount") {
+        return;
+    }
+    if let Some(asked) = amounts.get("requestAmount").cloned() {
+        amounts.insert("approvedAmount".into(), asked);
+    }
+}
+
 /// What the partner's answer to `pay` means.
 struct PayInterpretation {
     answer: PartnerAnswer,
@@ -453,12 +499,30 @@ fn interpret_pay_answer(
         mismatch: None,
     };
     match result {
-        CallResult::Answered { status, body, .. } => {
-            let json: Option<serde_json::Value> = serde_json::from_slice(body).ok();
+        CallResult::Answered {
+            status,
+            body,
+            truncated,
+            ..
+        } => {
+            // A byte-order mark is not JSON, but it is no reason to lose a sale either.
+            let text = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+            let json: Option<serde_json::Value> = serde_json::from_slice(text).ok();
             let status_i32 = Some(i32::from(*status));
-            match classify_pay(*status) {
+            let outcome = match classify_pay(*status) {
+                Outcome::Success if *truncated || !recognisable(text, json.as_ref()) => {
+                    tracing::warn!(
+                        status,
+                        truncated,
+                        "partner answered pay 2xx with a body that is no payment response"
+                    );
+                    Outcome::Unknown
+                }
+                other => other,
+            };
+            match outcome {
                 Outcome::Success => {
-                    let (repaired, repairs) =
+                    let (mut repaired, repairs) =
                         repair(json.as_ref(), &schema::PAYMENT_RESPONSE, request);
                     let mismatch = check_approved_amount(
                         requested.0,
@@ -471,6 +535,9 @@ fn interpret_pay_answer(
                     let answer = if mismatch.is_some() {
                         PartnerAnswer::ApprovedOtherAmount
                     } else {
+                        // "Absent amounts have zero value": an approval that named no
+                        // approved amount approved what was asked, and says so to the POS.
+                        state_approved_amount(&mut repaired);
                         PartnerAnswer::Approved
                     };
                     PayInterpretation {

@@ -327,6 +327,11 @@ impl Hub {
                 Some(self.approved_response(payment).map_err(HubError::Internal))
             }
             PaymentState::Declined => Some(Err(self.relayed_decline(payment))),
+            PaymentState::Unknown | PaymentState::Reversed if payment.amount_refused => refuse(
+                StatusCode::BAD_REQUEST,
+                ErrorType::InvalidAmount,
+                "Partner approved another amount",
+            ),
             PaymentState::Unknown => refuse(
                 StatusCode::GATEWAY_TIMEOUT,
                 ErrorType::UpstreamUnavailable,
@@ -336,11 +341,6 @@ impl Hub {
                 StatusCode::BAD_REQUEST,
                 ErrorType::NoScanReceived,
                 "No scan received",
-            ),
-            PaymentState::Reversed if approved_other_amount(payment) => refuse(
-                StatusCode::BAD_REQUEST,
-                ErrorType::InvalidAmount,
-                "Partner approved another amount",
             ),
             PaymentState::Reversed => refuse(
                 StatusCode::BAD_REQUEST,
@@ -413,9 +413,30 @@ impl Hub {
         let (status, mut detail) = match pay_decline_status(partner_status) {
             DeclineStatus::Refused => (
                 StatusCode::BAD_REQUEST,
-                from_partner.unwrap_or_else(|| {
-                    ErrorDetail::new(id, ErrorType::DeclinedByPartner, "Declined by partner")
-                }),
+                match from_partner {
+                    // These describe the hub's message to the partner, not the POS's request:
+                    // relayed as they are, they would tell the POS to fix what it cannot.
+                    Some(d)
+                        if matches!(
+                            d.error_type,
+                            ErrorType::FormatError
+                                | ErrorType::DuplicateRecord
+                                | ErrorType::RoutingError
+                                | ErrorType::FunctionNotSupported
+                        ) =>
+                    {
+                        ErrorDetail {
+                            error_type: ErrorType::DeclinedByPartner,
+                            error_message: "Declined by partner".into(),
+                            detail_message: None,
+                            ..d
+                        }
+                    }
+                    Some(d) => d,
+                    None => {
+                        ErrorDetail::new(id, ErrorType::DeclinedByPartner, "Declined by partner")
+                    }
+                },
             ),
             DeclineStatus::NotProcessed => (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -437,17 +458,20 @@ impl Hub {
         if detail.provider_error_msg.is_none() {
             detail.provider_error_msg = partner_message;
         }
+        // The published ErrorDetail's detailMessage is an object; a partner's string or list
+        // goes to providerErrorMsg instead.
+        if let Some(other) = detail.detail_message.take() {
+            if other.is_object() {
+                detail.detail_message = Some(other);
+            } else if detail.provider_error_msg.is_none() {
+                detail.provider_error_msg = Some(match other {
+                    serde_json::Value::String(text) => text,
+                    other => other.to_string(),
+                });
+            }
+        }
         HubError::refuse(status, detail)
     }
-}
-
-/// A payment the hub reversed because the partner approved another amount than asked: it
-/// was REVERSED on a 2xx without the POS's reversal.
-fn approved_other_amount(payment: &PaymentRecord) -> bool {
-    !payment.reversed_by_pos
-        && payment
-            .partner_status
-            .is_some_and(|s| (200..300).contains(&s))
 }
 
 enum DeclineStatus {
@@ -457,9 +481,11 @@ enum DeclineStatus {
     NotProcessed,
 }
 
+/// A 404 is usually a wrong route (a base URL or a gateway missing the path), not a verdict
+/// on the payment: the POS gets 503 like for the other "not processed" answers.
 fn pay_decline_status(status: u16) -> DeclineStatus {
     match status {
-        401 | 403 | 408 | 425 | 429 | 501 | 503 => DeclineStatus::NotProcessed,
+        401 | 403 | 404 | 408 | 425 | 429 | 501 | 503 => DeclineStatus::NotProcessed,
         400..=499 => DeclineStatus::Refused,
         _ => DeclineStatus::NotProcessed,
     }

@@ -117,6 +117,8 @@ pub struct PaymentRecord {
     /// Fixed when the POS confirms: the amount settled, and the fee on it.
     pub settled_minor: Option<i64>,
     pub fee_minor: Option<i64>,
+    /// The partner approved another amount, which the hub refused and is reversing.
+    pub amount_refused: bool,
     pub created_at: DateTime<Utc>,
     pub scan_deadline: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -233,6 +235,8 @@ pub struct PartnerAnswerRecord {
     pub body: Option<serde_json::Value>,
     /// The amount the partner approved, where it approved one the hub could read.
     pub approved_minor: Option<i64>,
+    /// The approval was for another amount than asked: refused, and reversed.
+    pub amount_refused: bool,
     /// The reversal owed to the partner, queued in the same transaction.
     pub reversal: Option<NewOutboxMessage>,
     /// Part of the compare-and-set: `to` was decided knowing whether the POS had reversed,

@@ -569,10 +569,10 @@ impl Store for PostgresStore {
         };
         let sql = format!(
             "WITH upd AS (UPDATE payment SET state = $3, partner_status = $4, \
-             partner_response = $5, updated_at = $6, approved_minor = $8 \
+             partner_response = $5, updated_at = $6, approved_minor = $8, amount_refused = $9 \
              WHERE id = $1 AND state = $2 AND reversed_by_pos = $7 RETURNING id){} \
              SELECT (SELECT count(*) FROM upd) AS changed{}",
-            riders.ctes("upd", 9),
+            riders.ctes("upd", 10),
             riders.select()
         );
         let query = sqlx::query(&sql)
@@ -583,7 +583,8 @@ impl Store for PostgresStore {
             .bind(&answer.body)
             .bind(answer.at)
             .bind(answer.expected_reversed_by_pos)
-            .bind(answer.approved_minor);
+            .bind(answer.approved_minor)
+            .bind(answer.amount_refused);
         let row = riders.bind(query).fetch_one(&self.pool).await?;
         Ok(count(&row, "changed")? == 1)
     }

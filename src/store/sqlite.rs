@@ -444,7 +444,7 @@ impl Store for SqliteStore {
         let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE payment SET state = $3, partner_status = $4, partner_response = $5, \
-             updated_at = $6, approved_minor = $8 \
+             updated_at = $6, approved_minor = $8, amount_refused = $9 \
              WHERE id = $1 AND state = $2 AND reversed_by_pos = $7",
         )
         .bind(Id(answer.payment_id))
@@ -455,6 +455,7 @@ impl Store for SqliteStore {
         .bind(Ts(answer.at))
         .bind(answer.expected_reversed_by_pos)
         .bind(answer.approved_minor)
+        .bind(answer.amount_refused)
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() != 1 {

@@ -30,6 +30,9 @@ pub const OPERATOR_PASSWORD: &str = "ops-secret";
 const OPERATOR_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$6nzUfvDiTBV6YoXiWlWR7w$gq8rR5vKp3YS8zzAa0aVwnDO1sJXGD1p2+M/inIWFsk";
 /// What the hub presents to the simulator.
 pub const SIM_USER: &str = "qrhub";
+/// The hub's institution id in the identifiers it adds: not the same as [`SIM_USER`], so a
+/// test can tell the hub's client id toward a partner from its institution.
+pub const HUB_INSTITUTION: &str = "hub-institution";
 pub const SIM_PASSWORD: &str = "hub-to-partner";
 
 /// Short windows so that time-dependent flows finish in a second or two.
@@ -120,7 +123,7 @@ disabled_operations = [{disabled}]
 url = "{database_url}"
 max_connections = 8
 [hub]
-institution_id = "qrhub"
+institution_id = "{HUB_INSTITUTION}"
 qr_provider_id = "za.co.qrhub"
 [timing]
 pos_timeout = "{pos_timeout}"

@@ -199,12 +199,19 @@ async fn answer(
     response
 }
 
-/// The approval a well-behaved partner sends: the request echoed as a PaymentResponse.
+/// The partner's own institution id in the identifiers it adds.
+pub const PARTNER_INSTITUTION: &str = "wallet-institution";
+
+/// The approval a well-behaved partner sends: the request echoed as a PaymentResponse, with
+/// its own identifier added.
 pub fn approval_of(request: &Value) -> Value {
     let mut response = request.clone();
     if let Some(map) = response.as_object_mut() {
         map.remove("partnerPaymentToken");
         map.insert("slipData".into(), json!({"issuerReference": "REF0001"}));
+    }
+    if let Some(ids) = response["thirdPartyIdentifiers"].as_array_mut() {
+        ids.push(json!({"institutionId": PARTNER_INSTITUTION, "transactionIdentifier": "W-1"}));
     }
     response
 }
