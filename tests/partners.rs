@@ -552,6 +552,47 @@ async fn code_rules(hub: &TestHub, partner: &ScriptedPartner) {
     }
     assert!(partner.received_at(PAY).is_empty(), "nothing was sent");
 
+    // A scan naming another amount than its code's is refused, and claims nothing.
+    let request = pay_request("pos-1", &strict, 1000);
+    let held = hub.pay(request.clone());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let scan = json!({
+        "id": common::hub::new_id(),
+        "time": common::hub::now(),
+        "partner": {"id": "wallet-1", "name": "Wallet wallet-1"},
+        "tranId": strict,
+        "amounts": {"requestAmount": {"amount": 1, "currency": "710"}},
+    });
+    let (status, answer) = hub
+        .post_as(
+            "wallet-1",
+            common::hub::PARTNER_PASSWORD,
+            "/qr/v1/scans",
+            &scan,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(answer["errorType"], "INVALID_AMOUNT");
+    assert_eq!(
+        hub.stored(&request).await.state,
+        PaymentState::WaitingForScan
+    );
+    // The right amount claims it.
+    let mut right = scan.clone();
+    right["id"] = json!(common::hub::new_id());
+    right["amounts"]["requestAmount"]["amount"] = json!(1000);
+    let (status, answer) = hub
+        .post_as(
+            "wallet-1",
+            common::hub::PARTNER_PASSWORD,
+            "/qr/v1/scans",
+            &right,
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let (status, answer) = held.await.expect("pay");
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+
     // Part payment allowed: a smaller pay is taken, and so is a partial approval.
     let part = code(json!({"partPaymentAllowed": true})).await;
     let request = pay_request("pos-1", &part, 1000);

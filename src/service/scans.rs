@@ -53,6 +53,20 @@ impl Hub {
             )
         };
         let now = self.now();
+        // A scan that names an amount must name one its code admits, as a pay must: the
+        // partner would otherwise charge the customer what the code did not show. Read only
+        // for scans that carry amounts.
+        if let Some(named) = scan
+            .amounts
+            .as_ref()
+            .and_then(|a| a.request_amount.as_ref().or(a.approved_amount.as_ref()))
+        {
+            if let Some(code) = self.store.qr_code(&scan.tran_id).await? {
+                if let Err(why) = code.terms.admits(named.amount, &named.currency) {
+                    return Err(refuse(ErrorType::InvalidAmount, why));
+                }
+            }
+        }
         // An early scan (S3/P4) waits a little for its pay; a late one finds nothing.
         let grace_ends = Instant::now() + self.settings.timing.early_scan_grace;
         let key = Waiters::tran_key(&scan.tran_id);
