@@ -132,6 +132,58 @@ async fn a_confirmation_throttled_or_lost_at_the_gateway_is_retried(db: TestDb) 
     hub.stop().await;
 }
 
+/// The hub's own credentials refused (401, 403) is no verdict on the advice: it is kept and
+/// retried, and counted for an alert; a 404 to a confirmation is a refusal (an open item).
+async fn refused_credentials_are_retried_and_a_404_confirmation_is_refused(db: TestDb) {
+    let partner = ScriptedPartner::start().await;
+    let hub = start(db, &partner, Options::default()).await;
+    partner.script(CONFIRM, [Canned::status(401), Canned::status(403)]);
+    let (request, status, _) = hub.paid(1000).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = hub
+        .pos(
+            "/qr/v1/payments/confirmations",
+            &confirmation(request["id"].as_str().expect("id")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    partner.wait_for(CONFIRM, 3, WAIT).await;
+    wait_row(&hub, &request, OutboxState::Delivered).await;
+    let metrics = hub
+        .http
+        .get(format!("{}/metrics", hub.url))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    // At least these two (the recorder is shared by every test in this process).
+    let refused = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("qrhub_partner_credentials_refused_total{partner=\"wallet-1\"} ")?
+                .parse::<f64>()
+                .ok()
+        })
+        .unwrap_or(0.0);
+    assert!(refused >= 2.0, "{metrics}");
+
+    partner.script(CONFIRM, [Canned::status(404)]);
+    let (request, status, _) = hub.paid(1000).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = hub
+        .pos(
+            "/qr/v1/payments/confirmations",
+            &confirmation(request["id"].as_str().expect("id")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let row = wait_row(&hub, &request, OutboxState::Failed).await;
+    assert_eq!(row.last_status, Some(404));
+    hub.stop().await;
+}
+
 /// A redirect is never followed: the advice is tried again at the partner's own address
 /// (never re-sent as a GET without its body), and a redirected `pay` is a final 503 with
 /// nothing to reverse.
@@ -624,6 +676,7 @@ async fn code_rules(hub: &TestHub, partner: &ScriptedPartner) {
 
 both_stores!(
     payments_must_fit_their_code,
+    refused_credentials_are_retried_and_a_404_confirmation_is_refused,
     a_reversal_answered_503_in_a_maintenance_window_still_arrives,
     a_confirmation_throttled_or_lost_at_the_gateway_is_retried,
     redirects_are_never_followed,
