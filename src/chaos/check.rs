@@ -471,6 +471,7 @@ mod tests {
                 Outcome::Dropped
             },
             status,
+            approved_amount: None,
         }
     }
 
