@@ -133,8 +133,9 @@ impl Pos {
         self.sim
             .script_pay_for(&tran_id, plan.pay_fault.behaviour(self.partner_timeout));
         if let Some(f) = plan.advice_fault {
-            self.sim
-                .script_advice_for(&tran_id, f.behaviour(self.partner_timeout));
+            for b in f.behaviours(self.partner_timeout) {
+                self.sim.script_advice_for(&tran_id, b);
+            }
         }
         let pay_id = messages::new_id();
         let pay_body = messages::pay_request(&pay_id, POS_USER, lane, &tran_id, plan.amount);
@@ -154,7 +155,7 @@ impl Pos {
             }
             self.scan(&plan, &tran_id, &pay_done).await
         };
-        let (pay, scanned) = tokio::join!(pay, scan);
+        let ((pay, approved_amount), scanned) = tokio::join!(pay, scan);
         if scanned {
             tally.scans_accepted += 1;
         }
@@ -178,6 +179,7 @@ impl Pos {
             tran_id,
             pay_id,
             pay,
+            approved_amount,
             scanned,
             advice,
         });
@@ -206,8 +208,9 @@ impl Pos {
     }
 
     /// The pay: moved to the other hub only while no connection could be made (nothing was
-    /// sent); after that, whatever comes back is the POS's answer.
-    async fn pay(&self, plan: &FlowPlan, body: &Value) -> PosPay {
+    /// sent); after that, whatever comes back is the POS's answer. With a 201, the amount it
+    /// approves: `approvedAmount`, else the `requestAmount` it echoes.
+    async fn pay(&self, plan: &FlowPlan, body: &Value) -> (PosPay, Option<Value>) {
         let mut hub = plan.pay_hub;
         for _ in 0..CONNECT_TRIES {
             match self
@@ -224,15 +227,21 @@ impl Pos {
                     } else {
                         "connection lost"
                     };
-                    return PosPay::Unknown {
+                    let unknown = PosPay::Unknown {
                         status: None,
                         why: why.to_owned(),
                     };
+                    return (unknown, None);
                 }
                 Ok(a) => {
                     let error_type = a.error_type();
-                    return match a.status {
-                        201 => PosPay::Approved,
+                    let amounts = &a.body["amounts"];
+                    let approved = [&amounts["approvedAmount"], &amounts["requestAmount"]]
+                        .into_iter()
+                        .find(|v| !v.is_null())
+                        .cloned();
+                    let pay = match a.status {
+                        201 => return (PosPay::Approved, approved),
                         500 | 504 => PosPay::Unknown {
                             status: Some(a.status),
                             why: error_type.unwrap_or_default(),
@@ -242,10 +251,11 @@ impl Pos {
                         }
                         status => PosPay::Refused { status, error_type },
                     };
+                    return (pay, None);
                 }
             }
         }
-        PosPay::NotSent
+        (PosPay::NotSent, None)
     }
 
     /// The partner's scan, to either hub: repeated (same scan id) while the hub has no pay
