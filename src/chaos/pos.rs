@@ -21,6 +21,11 @@ const ADVICE_PATIENCE: Duration = Duration::from_secs(180);
 /// Attempts at createQrCode and at reaching a hub for the pay before the flow gives up.
 const CONNECT_TRIES: u32 = 40;
 const RETRY_PAUSE: Duration = Duration::from_millis(150);
+/// How long a lane waits before its next sale after the hub said the partner is unavailable
+/// (503). A till does not ring up the next sale at once; and without the pause the lanes
+/// race through a partner outage, whose flows end in milliseconds, so that most flows of a
+/// run are that outage's 503s and the mix of faults is drowned.
+const UNAVAILABLE_PAUSE: Duration = Duration::from_secs(1);
 
 /// What the lanes share.
 pub struct Pos {
@@ -159,6 +164,7 @@ impl Pos {
         if scanned {
             tally.scans_accepted += 1;
         }
+        let unavailable = matches!(pay, PosPay::Refused { status: 503, .. });
         let advice = match &pay {
             PosPay::Approved if plan.cancel => Some(
                 self.advise(&plan, AdviceKind::Reversal, &pay_id, Some("CANCELLED"))
@@ -183,6 +189,9 @@ impl Pos {
             scanned,
             advice,
         });
+        if unavailable {
+            tokio::time::sleep(UNAVAILABLE_PAUSE).await;
+        }
     }
 
     /// createQrCode, retried (with a new message id) against either hub until one answers
