@@ -1,6 +1,7 @@
 //! The short fault-injection run, as CI runs it: `qrhub chaos` (the real binary) with two hub
-//! processes on a fresh PostgreSQL database, partner faults and hub SIGKILLs every few
-//! seconds; it must find no violation. The long run is documented in RELIABILITY.md.
+//! processes on a fresh PostgreSQL database, partner faults (those of real partners too),
+//! partner outages and hub SIGKILLs every few seconds, the simulator in strict mode; it must
+//! find no violation. The long run is documented in RELIABILITY.md.
 
 use std::process::Command;
 
@@ -25,6 +26,10 @@ fn a_short_chaos_run_finds_no_violation() {
             "20240601",
             "--settle",
             "90s",
+            "--outage-every",
+            "5s",
+            "--outage-for",
+            "2s",
             "--json",
         ])
         .arg("--database-url")
@@ -58,4 +63,18 @@ fn a_short_chaos_run_finds_no_violation() {
         assert!(number(&["pos", kind]) > 0, "no {kind} flow: {report:#}");
     }
     assert!(number(&["advicesDelivered"]) > 0);
+    // The hub presented client.id = Basic user and schema-valid messages throughout.
+    assert_eq!(number(&["check", "strictViolations"]), 0, "{report:#}");
+    // Real partners' answers reached it: a repaired approval, one of another amount.
+    for fault in [
+        "pay:lenient-approve",
+        "pay:wrong-amount",
+        "pay:502",
+        "advice:refused",
+    ] {
+        assert!(
+            number(&["faultsInjected", fault]) > 0,
+            "no {fault} reached the partner: {report:#}"
+        );
+    }
 }

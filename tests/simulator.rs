@@ -769,3 +769,372 @@ async fn the_http_control_endpoints_script_read_and_reset() {
     assert_eq!(pay(&sim, &payment(&tran_id())).await.0, 201);
     sim.shutdown().await.expect("a clean shutdown");
 }
+
+// ---------- partners that behave like real ones ----------
+
+/// A client that never follows redirects, as the hub's own does not.
+fn no_redirects() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("an HTTP client")
+}
+
+/// POSTs a control command; returns its status.
+async fn control(base: &str, path: &str, body: &Value) -> u16 {
+    client()
+        .post(format!("{base}{path}"))
+        .json(body)
+        .send()
+        .await
+        .expect("an answer")
+        .status()
+        .as_u16()
+}
+
+/// POSTs `body` as the Basic user `user`; status, headers and raw body.
+async fn post_as(base: &str, path: &str, user: &str, body: &Value) -> (u16, HeaderMap, String) {
+    let response = no_redirects()
+        .post(format!("{base}{path}"))
+        .basic_auth(user, Some("pw"))
+        .json(body)
+        .send()
+        .await
+        .expect("an answer");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let text = response.text().await.expect("a body");
+    (status, headers, text)
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn json_of(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or(Value::Null)
+}
+
+#[tokio::test]
+async fn any_status_with_retry_after_or_location_can_be_scripted_for_pay_and_advices() {
+    let sim = start(settings()).await;
+    let base = sim.base_url();
+    for command in [
+        json!({"kind":"respond","status":429,"retryAfter":"7"}),
+        json!({"kind":"respond","status":307,"location":"http://elsewhere.example/qr/v1/payments"}),
+        json!({"kind":"respond","status":418}),
+        json!({"kind":"respond","status":202}),
+        json!({"kind":"respond","status":502}),
+    ] {
+        assert_eq!(
+            control(&base, "/simulator/script/pay", &command).await,
+            204,
+            "{command}"
+        );
+    }
+    assert_eq!(
+        control(
+            &base,
+            "/simulator/script/advice",
+            &json!({"kind":"respond","status":503,"retryAfter":"1"})
+        )
+        .await,
+        204
+    );
+    assert_eq!(
+        control(
+            &base,
+            "/simulator/script/advice",
+            &json!({"kind":"respond","status":301,"location":"/moved"})
+        )
+        .await,
+        204
+    );
+    // A header value that cannot be sent is refused when scripted.
+    assert_eq!(
+        control(
+            &base,
+            "/simulator/script/pay",
+            &json!({"kind":"respond","status":503,"retryAfter":"a\nb"})
+        )
+        .await,
+        400
+    );
+
+    let request = payment(&tran_id());
+    let id = id_of(&request);
+    let (status, headers, body) = post_as(&base, "/qr/v1/payments", "qrhub", &request).await;
+    assert_eq!((status, header(&headers, "retry-after")), (429, Some("7")));
+    assert_error_detail(&json_of(&body), &id, "GENERAL_ERROR");
+
+    let (status, headers, _) =
+        post_as(&base, "/qr/v1/payments", "qrhub", &payment(&tran_id())).await;
+    assert_eq!(
+        (status, header(&headers, "location")),
+        (307, Some("http://elsewhere.example/qr/v1/payments"))
+    );
+
+    let (status, _, body) = post_as(&base, "/qr/v1/payments", "qrhub", &payment(&tran_id())).await;
+    assert_eq!(status, 418);
+    assert_eq!(json_of(&body)["errorType"], "GENERAL_ERROR");
+
+    // A scripted 2xx is an approval, with that status.
+    let approved = payment(&tran_id());
+    let (status, _, body) = post_as(&base, "/qr/v1/payments", "qrhub", &approved).await;
+    assert_eq!(status, 202);
+    let body = json_of(&body);
+    assert!(
+        schema::check(&body, &schema::PAYMENT_RESPONSE).is_empty(),
+        "{body}"
+    );
+    assert_eq!(
+        body["amounts"]["approvedAmount"],
+        approved["amounts"]["requestAmount"]
+    );
+
+    let (status, _, body) = post_as(&base, "/qr/v1/payments", "qrhub", &payment(&tran_id())).await;
+    assert_eq!(status, 502);
+    assert_eq!(json_of(&body)["errorType"], "GENERAL_ERROR");
+
+    let advice = confirmation(&id_of(&approved));
+    let (status, headers, body) =
+        post_as(&base, "/qr/v1/payments/confirmations", "qrhub", &advice).await;
+    assert_eq!((status, header(&headers, "retry-after")), (503, Some("1")));
+    assert_error_detail(&json_of(&body), &id_of(&advice), "UPSTREAM_UNAVAILABLE");
+    let (status, headers, _) =
+        post_as(&base, "/qr/v1/payments/confirmations", "qrhub", &advice).await;
+    assert_eq!(
+        (status, header(&headers, "location")),
+        (301, Some("/moved"))
+    );
+    let (status, _, body) = post_as(&base, "/qr/v1/payments/confirmations", "qrhub", &advice).await;
+    assert_eq!((status, json_of(&body)), (202, advice));
+
+    let statuses: Vec<Option<u16>> = sim.ledger().iter().map(|e| e.status).collect();
+    assert_eq!(statuses, [429, 307, 418, 202, 502, 503, 301, 202].map(Some));
+    sim.shutdown().await.expect("a clean shutdown");
+}
+
+#[tokio::test]
+async fn lenient_partial_and_non_json_approvals_can_be_scripted() {
+    let sim = start(settings()).await;
+    let base = sim.base_url();
+    for command in [
+        json!({"kind":"lenientApprove"}),
+        json!({"kind":"partialApprove","amount":100}),
+        json!({"kind":"nonJsonApprove","status":200}),
+    ] {
+        assert_eq!(
+            control(&base, "/simulator/script/pay", &command).await,
+            204,
+            "{command}"
+        );
+    }
+    let mut request = payment(&tran_id());
+    request["slipData"] = json!({"issuerReference": "REF12345"});
+
+    // Lenient: a 200 whose JSON a real wallet would send, but not schema-exact.
+    let (status, _, body) = post_as(&base, "/qr/v1/payments", "qrhub", &request).await;
+    assert_eq!(status, 200);
+    let lenient = json_of(&body);
+    assert!(
+        lenient.get("originator").is_none() && lenient.get("client").is_none(),
+        "{lenient}"
+    );
+    assert_eq!(lenient["slipData"]["issuerReference"], "ref12345");
+    assert!(
+        lenient["partner"]["name"]
+            .as_str()
+            .is_some_and(|n| n.chars().count() > 40),
+        "{lenient}"
+    );
+    assert!(lenient.get("vendorData").is_some(), "{lenient}");
+    assert!(!schema::check(&lenient, &schema::PAYMENT_RESPONSE).is_empty());
+    assert_eq!(
+        lenient["amounts"]["approvedAmount"],
+        request["amounts"]["requestAmount"]
+    );
+
+    // Partial: approved for another amount than asked.
+    let (status, _, body) = post_as(&base, "/qr/v1/payments", "qrhub", &payment(&tran_id())).await;
+    assert_eq!(status, 201);
+    let partial = json_of(&body);
+    assert!(
+        schema::check(&partial, &schema::PAYMENT_RESPONSE).is_empty(),
+        "{partial}"
+    );
+    assert_eq!(
+        partial["amounts"]["approvedAmount"],
+        json!({"amount": 100, "currency": "710"})
+    );
+    assert_eq!(partial["amounts"]["requestAmount"]["amount"], 12345);
+
+    // A 2xx with a body that is not JSON.
+    let (status, headers, body) =
+        post_as(&base, "/qr/v1/payments", "qrhub", &payment(&tran_id())).await;
+    assert_eq!(status, 200);
+    assert!(serde_json::from_str::<Value>(&body).is_err(), "{body}");
+    assert!(header(&headers, "content-type").is_some_and(|c| !c.contains("json")));
+
+    // The ledger says what each approval was for (over HTTP, as the chaos checker reads it).
+    let ledger: Vec<Value> = client()
+        .get(format!("{base}/simulator/ledger"))
+        .send()
+        .await
+        .expect("an answer")
+        .json()
+        .await
+        .expect("a JSON list");
+    let approved: Vec<&Value> = ledger.iter().map(|e| &e["approvedAmount"]).collect();
+    assert_eq!(
+        approved,
+        [
+            &json!({"amount": 12345, "currency": "710"}),
+            &json!({"amount": 100, "currency": "710"}),
+            &json!({"amount": 12345, "currency": "710"}),
+        ]
+    );
+    sim.shutdown().await.expect("a clean shutdown");
+}
+
+#[tokio::test]
+async fn an_outage_answers_every_call_with_its_status_until_it_ends() {
+    let sim = start(settings()).await;
+    let base = sim.base_url();
+    // Scripted behaviours wait: the outage comes first.
+    sim.script_pay(PayBehaviour::decline(ErrorType::DoNotHonor));
+    let outage = json!({"for":"10m","kind":"respond","status":503,"retryAfter":"120"});
+    assert_eq!(control(&base, "/simulator/outage", &outage).await, 204);
+    let request = payment(&tran_id());
+    let (status, headers, body) = post_as(&base, "/qr/v1/payments", "qrhub", &request).await;
+    assert_eq!(
+        (status, header(&headers, "retry-after")),
+        (503, Some("120"))
+    );
+    assert_error_detail(&json_of(&body), &id_of(&request), "UPSTREAM_UNAVAILABLE");
+    let advice = reversal(&id_of(&request));
+    let (status, _, _) = post_as(&base, "/qr/v1/payments/reversals", "qrhub", &advice).await;
+    assert_eq!(status, 503);
+
+    // Ended by hand.
+    let r = client()
+        .delete(format!("{base}/simulator/outage"))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(r.status(), 204);
+    let (status, _, body) = post_as(&base, "/qr/v1/payments", "qrhub", &payment(&tran_id())).await;
+    assert_eq!(
+        (status, json_of(&body)["errorType"].clone()),
+        (400, json!("DO_NOT_HONOR"))
+    );
+
+    // Ended by its time.
+    let short = json!({"for":"300ms","kind":"respond","status":502});
+    assert_eq!(control(&base, "/simulator/outage", &short).await, 204);
+    assert_eq!(pay(&sim, &payment(&tran_id())).await.0, 502);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(pay(&sim, &payment(&tran_id())).await.0, 201);
+    sim.shutdown().await.expect("a clean shutdown");
+}
+
+#[tokio::test]
+async fn a_refusing_outage_refuses_connections_then_serves_again_on_the_same_address() {
+    let sim = start(settings()).await;
+    let base = sim.base_url();
+    // The control endpoints share the port, so this outage ends by its time.
+    let outage = json!({"for":"2s","kind":"refuse"});
+    assert_eq!(control(&base, "/simulator/outage", &outage).await, 204);
+    // A new connection is refused: nothing was sent.
+    let mut refused = false;
+    for _ in 0..50 {
+        match no_redirects()
+            .post(format!("{base}/qr/v1/payments"))
+            .json(&payment(&tran_id()))
+            .send()
+            .await
+        {
+            Err(e) if e.is_connect() => {
+                refused = true;
+                break;
+            }
+            _ => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+    assert!(refused, "a connection was made during the outage");
+    let mut served = None;
+    for _ in 0..300 {
+        if let Ok(r) = no_redirects()
+            .post(format!("{base}/qr/v1/payments"))
+            .basic_auth("qrhub", Some("pw"))
+            .json(&payment(&tran_id()))
+            .send()
+            .await
+        {
+            served = Some(r.status().as_u16());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(served, Some(201));
+    sim.shutdown().await.expect("a clean shutdown");
+}
+
+fn strict_settings() -> SimulatorSettings {
+    serde_json::from_value(json!({
+        "listen": "127.0.0.1:0",
+        "partner_id": "wallet-sim",
+        "partner_name": "Sim Wallet",
+        "strict": true
+    }))
+    .expect("strict is a setting")
+}
+
+#[tokio::test]
+async fn strict_mode_refuses_and_counts_a_basic_user_other_than_client_id_and_schema_breaches() {
+    let sim = start(strict_settings()).await;
+    let base = sim.base_url();
+    // The interface's rule: the Basic user is the client's id.
+    let request = payment(&tran_id());
+    let (status, _, body) = post_as(&base, "/qr/v1/payments", "qrhub", &request).await;
+    assert_eq!(status, 400);
+    assert_error_detail(&json_of(&body), &id_of(&request), "FORMAT_ERROR");
+    let (status, _, _) = post_as(&base, "/qr/v1/payments", "pos-1", &payment(&tran_id())).await;
+    assert_eq!(status, 201);
+    // A message that breaks the published schema.
+    let mut bad = confirmation(&id_of(&request));
+    bad["time"] = json!("yesterday");
+    let (status, _, body) = post_as(&base, "/qr/v1/payments/confirmations", "pos-1", &bad).await;
+    assert_eq!(status, 400);
+    assert_error_detail(&json_of(&body), &id_of(&bad), "FORMAT_ERROR");
+
+    let violations: Vec<Value> = client()
+        .get(format!("{base}/simulator/violations"))
+        .send()
+        .await
+        .expect("an answer")
+        .json()
+        .await
+        .expect("a JSON list");
+    assert_eq!(violations.len(), 2, "{violations:#?}");
+    assert_eq!(violations[0]["rule"], "basicUser");
+    assert_eq!(violations[0]["id"], request["id"]);
+    assert_eq!(violations[1]["rule"], "schema");
+    assert_eq!(violations[1]["kind"], "confirmation");
+    sim.shutdown().await.expect("a clean shutdown");
+
+    // Not strict: the same pay is approved and nothing is counted.
+    let lax = start(settings()).await;
+    assert_eq!(pay(&lax, &payment(&tran_id())).await.0, 201);
+    let violations: Vec<Value> = client()
+        .get(format!("{}/simulator/violations", lax.base_url()))
+        .send()
+        .await
+        .expect("an answer")
+        .json()
+        .await
+        .expect("a JSON list");
+    assert!(violations.is_empty());
+    lax.shutdown().await.expect("a clean shutdown");
+}

@@ -3,11 +3,15 @@
 //!
 //! For every flow (one tranId, one payment):
 //! - the partner was asked to pay at most once;
-//! - the hub answered the POS 201 only if the partner approved (201 in the ledger);
-//! - a payment the partner may have paid (it approved, or its answer is unknown: 500, 504,
-//!   no answer) ends at the partner confirmed if and only if the POS's last word was an
-//!   accepted confirmation, and reversed otherwise (the POS cancelled, its outcome was
-//!   unknown, it never got an answer, or its confirmation was refused);
+//! - the hub answered the POS 201 only if the partner approved (a 2xx in the ledger);
+//! - an approval reached the POS only for the amount asked and only for the amount the
+//!   partner approved (the ledger's `approvedAmount`);
+//! - a payment the partner may have paid (it approved, or its answer is unknown: 500, 502,
+//!   504, any 5xx but 501 and 503, no answer) ends at the partner confirmed if and only if
+//!   the POS's last word was an accepted confirmation, and reversed otherwise (the POS
+//!   cancelled, its outcome was unknown, it never got an answer, its confirmation was
+//!   refused, or the partner approved another amount), unless an operator's open item
+//!   accounts for it;
 //! - no confirmation reached the partner unless the POS's confirmation was accepted, none
 //!   after a reversal of the same payment (ledger order), and never both a confirmation and
 //!   a reversal;
@@ -24,15 +28,21 @@
 //!
 //! For every outbox row (an advice the hub accepted to deliver): DELIVERED rows are in the
 //! ledger with an answer that ends delivery (2xx, or 404 for a reversal); PENDING rows (not
-//! delivered after the settle time) and FAILED rows are violations; DEAD rows are listed as
-//! dead letters. And no message in the ledger is about a tranId the run never used.
+//! delivered after the settle time) are violations, and for a reversal the hub made itself a
+//! violation of its own kind (every hub-made reversal is delivered or an operator's open
+//! item); FAILED rows (refused by the partner) are operators' open items when the run
+//! scripted that refusal, violations otherwise; DEAD rows are listed as dead letters, open
+//! items too. No message in the ledger is about a tranId the run never used, and the
+//! simulator, in strict mode, saw no message that breaks the interface's rules (a schema
+//! breach, or a Basic user other than the `pay`'s `client.id`).
 
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use super::record::{AdviceAnswer, HubAdvice, HubPayment, PosFlow, PosPay};
+use super::faults::AdviceFault;
+use super::record::{AdviceAnswer, HubAdvice, HubPayment, PosFlow, PosPay, ReversalOrigin};
 use crate::domain::{AdviceKind, PaymentState};
-use crate::simulator::{LedgerEntry, MessageKind};
+use crate::simulator::{LedgerEntry, MessageKind, Violation as StrictViolation};
 use crate::store::OutboxState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -69,6 +79,14 @@ pub enum ViolationKind {
     /// An approval no POS advised that is neither confirmed nor reversed at the partner
     /// nor listed as unadvised.
     UnadvisedApprovalUnlisted,
+    /// The POS got an approval for an amount other than the one asked or the one the
+    /// partner approved.
+    ApprovedOtherAmount,
+    /// A reversal the hub made itself is neither delivered nor an operator's open item.
+    HubReversalUndelivered,
+    /// The simulator in strict mode refused a message: not schema-valid, or a `pay` whose
+    /// Basic user is not its `client.id`.
+    StrictModeViolation,
 }
 
 impl ViolationKind {
@@ -88,6 +106,9 @@ impl ViolationKind {
             Self::HubStateMismatch => "hub state contradicts the POS",
             Self::ForwardedAfterPosGone => "pay forwarded after the POS went away",
             Self::UnadvisedApprovalUnlisted => "unadvised approval not listed",
+            Self::ApprovedOtherAmount => "approval of an amount not approved",
+            Self::HubReversalUndelivered => "hub reversal undelivered",
+            Self::StrictModeViolation => "strict-mode violation",
         }
     }
 }
@@ -133,12 +154,19 @@ enum PartnerPay {
     Unknown,
 }
 
+/// DESIGN.md §3, "The partner's answer to `pay`".
 fn partner_pay(e: &LedgerEntry) -> PartnerPay {
     match e.status {
-        Some(200..=202) => PartnerPay::Approved,
-        Some(500 | 504) | None => PartnerPay::Unknown,
+        Some(200..=299) => PartnerPay::Approved,
+        Some(501 | 503) => PartnerPay::Declined,
+        Some(500..=599) | None => PartnerPay::Unknown,
         Some(_) => PartnerPay::Declined,
     }
+}
+
+/// A LedgerAmount as (amount, currency).
+fn money(v: &serde_json::Value) -> Option<(i64, &str)> {
+    Some((v.get("amount")?.as_i64()?, v.get("currency")?.as_str()?))
 }
 
 /// Whether the partner's answer to this advice delivery ends the hub's delivery of it.
@@ -164,6 +192,11 @@ pub struct CheckReport {
     /// Approvals no POS advised, open at the partner and listed in the back office.
     pub unadvised_listed: usize,
     pub dead_letters: Vec<DeadLetter>,
+    /// Advices the partner refused (outbox FAILED) as the run scripted: operators' open
+    /// items, like the dead letters.
+    pub refused: Vec<DeadLetter>,
+    /// Messages the simulator refused in strict mode (each is also a violation).
+    pub strict_violations: usize,
     pub violations_by_kind: BTreeMap<String, usize>,
     pub violations: Vec<Violation>,
 }
@@ -179,7 +212,9 @@ impl CheckReport {
             && self.violations.iter().all(|v| {
                 matches!(
                     v.kind,
-                    ViolationKind::AdviceUndelivered | ViolationKind::WrongEndAtPartner
+                    ViolationKind::AdviceUndelivered
+                        | ViolationKind::HubReversalUndelivered
+                        | ViolationKind::WrongEndAtPartner
                 )
             })
     }
@@ -197,17 +232,34 @@ impl CheckReport {
     }
 }
 
-/// Checks every invariant; see the module documentation.
+/// Checks every invariant; see the module documentation. `strict` is what the simulator
+/// refused in strict mode.
 pub fn check(
     flows: &[PosFlow],
     payments: &[HubPayment],
     outbox: &[HubAdvice],
     ledger: &[LedgerEntry],
+    strict: &[StrictViolation],
 ) -> CheckReport {
     let mut report = CheckReport {
         flows_checked: flows.len(),
+        strict_violations: strict.len(),
         ..CheckReport::default()
     };
+    for v in strict {
+        let tran = ledger
+            .binary_search_by_key(&v.seq, |e| e.seq)
+            .ok()
+            .and_then(|i| ledger[i].tran_id.as_deref());
+        report.push(
+            ViolationKind::StrictModeViolation,
+            tran,
+            format!(
+                "{:?} {:?} (seq {}) broke {:?}: {}",
+                v.kind, v.id, v.seq, v.rule, v.detail
+            ),
+        );
+    }
     // The ledger by tranId; an advice without one is attributed through the pay it names.
     let pay_tran: HashMap<&str, &str> = ledger
         .iter()
@@ -237,11 +289,18 @@ pub fn check(
             }
         }
     }
-    check_outbox(payments, outbox, ledger, &mut report);
-    // A payment whose advice was dead-lettered is accounted for by the dead letter.
+    // The flows whose plan has the partner refuse an advice: their FAILED rows are expected.
+    let refusing: HashSet<&str> = flows
+        .iter()
+        .filter(|f| matches!(f.plan.advice_fault, Some(AdviceFault::Refuse { .. })))
+        .map(|f| f.tran_id.as_str())
+        .collect();
+    check_outbox(payments, outbox, ledger, &refusing, &mut report);
+    // A payment whose advice was dead-lettered or refused is accounted for by that open item.
     let dead: HashSet<String> = report
         .dead_letters
         .iter()
+        .chain(&report.refused)
         .filter_map(|d| d.tran_id.clone())
         .collect();
     let hub_state: HashMap<&str, PaymentState> = payments
@@ -346,6 +405,29 @@ fn check_flow(
         );
     }
     let answer = pays.first().map(|e| partner_pay(e));
+    // (Without the partner's approval at all, ApprovedWithoutPartner below says it.)
+    if flow.pay == PosPay::Approved && answer == Some(PartnerPay::Approved) {
+        // The amount asked: the flow's, in the currency the hub asked the partner for.
+        let currency = pays
+            .first()
+            .and_then(|e| e.message.pointer("/amounts/requestAmount/currency"))
+            .and_then(|v| v.as_str());
+        let asked = currency.map(|c| (flow.plan.amount, c));
+        let at_pos = flow.approved_amount.as_ref().and_then(money);
+        let at_partner = pays
+            .first()
+            .and_then(|e| e.approved_amount.as_ref())
+            .and_then(money);
+        if at_pos.is_none() || at_pos != asked || at_pos != at_partner {
+            report.push(
+                ViolationKind::ApprovedOtherAmount,
+                tran,
+                format!(
+                    "asked {asked:?}, the partner approved {at_partner:?}, the POS got an approval of {at_pos:?}"
+                ),
+            );
+        }
+    }
     if flow.pay == PosPay::Approved && answer != Some(PartnerPay::Approved) {
         report.push(
             ViolationKind::ApprovedWithoutPartner,
@@ -477,6 +559,7 @@ fn check_outbox(
     payments: &[HubPayment],
     outbox: &[HubAdvice],
     ledger: &[LedgerEntry],
+    refusing: &HashSet<&str>,
     report: &mut CheckReport,
 ) {
     let tran_of: HashMap<_, _> = payments
@@ -503,20 +586,27 @@ fn check_outbox(
                 row.last_error.as_deref().unwrap_or("-")
             )
         };
+        let open_item = || DeadLetter {
+            tran_id: tran.map(str::to_owned),
+            kind: row.kind.as_str().to_owned(),
+            message_id: row.message_id.clone(),
+            attempts: row.attempts,
+            last_error: row.last_error.clone(),
+        };
         match row.state {
             OutboxState::Delivered if !accepted_ids.contains(row.message_id.as_str()) => {
                 report.push(ViolationKind::AdviceLost, tran, what())
             }
             OutboxState::Delivered => {}
+            OutboxState::Pending if row.origin == Some(ReversalOrigin::Hub) => {
+                report.push(ViolationKind::HubReversalUndelivered, tran, what())
+            }
             OutboxState::Pending => report.push(ViolationKind::AdviceUndelivered, tran, what()),
+            OutboxState::Failed if tran.is_some_and(|t| refusing.contains(t)) => {
+                report.refused.push(open_item())
+            }
             OutboxState::Failed => report.push(ViolationKind::AdviceRefused, tran, what()),
-            OutboxState::Dead => report.dead_letters.push(DeadLetter {
-                tran_id: tran.map(str::to_owned),
-                kind: row.kind.as_str().to_owned(),
-                message_id: row.message_id.clone(),
-                attempts: row.attempts,
-                last_error: row.last_error.clone(),
-            }),
+            OutboxState::Dead => report.dead_letters.push(open_item()),
         }
     }
 }
@@ -551,17 +641,26 @@ mod tests {
                 Outcome::Dropped
             },
             status,
+            approved_amount: (kind == MessageKind::Pay && status.is_some_and(|s| s / 100 == 2))
+                .then(asked),
         }
     }
 
+    /// The amount every test flow asks (that of `plan(1, 0, 2)`).
+    fn asked() -> serde_json::Value {
+        serde_json::json!({"amount": plan(1, 0, 2).amount, "currency": "710"})
+    }
+
     fn pay(seq: u64, tran: &str, status: Option<u16>) -> LedgerEntry {
-        entry(
+        let mut e = entry(
             seq,
             MessageKind::Pay,
             &format!("hub-pay-{tran}"),
             tran,
             status,
-        )
+        );
+        e.message = serde_json::json!({"amounts": {"requestAmount": asked()}});
+        e
     }
 
     fn flow(tran: &str, pay: PosPay, advice: Option<(AdviceKind, AdviceAnswer)>) -> PosFlow {
@@ -569,6 +668,7 @@ mod tests {
             plan: plan(1, 0, 2),
             tran_id: tran.into(),
             pay_id: format!("pos-pay-{tran}"),
+            approved_amount: (pay == PosPay::Approved).then(asked),
             pay,
             scanned: true,
             advice: advice.map(|(kind, answer)| PosAdvice {
@@ -600,6 +700,16 @@ mod tests {
             last_error: None,
             origin: (kind == AdviceKind::Reversal).then_some(ReversalOrigin::Hub),
         }
+    }
+
+    /// The checker with no strict-mode violation.
+    fn check(
+        flows: &[PosFlow],
+        payments: &[HubPayment],
+        outbox: &[HubAdvice],
+        ledger: &[LedgerEntry],
+    ) -> CheckReport {
+        super::check(flows, payments, outbox, ledger, &[])
     }
 
     fn kinds(r: &CheckReport) -> Vec<ViolationKind> {
@@ -815,10 +925,11 @@ mod tests {
                 ViolationKind::WrongEndAtPartner,
                 ViolationKind::WrongEndAtPartner,
                 ViolationKind::WrongEndAtPartner,
-                // ...and their rows say why; the dead letter accounts for its payment.
+                // ...and their rows say why (the pending one is a reversal the hub made); the
+                // dead letter accounts for its payment.
                 ViolationKind::AdviceLost,
-                ViolationKind::AdviceUndelivered,
                 ViolationKind::AdviceRefused,
+                ViolationKind::HubReversalUndelivered,
             ]
         );
         assert_eq!(r.dead_letters.len(), 1);
@@ -962,5 +1073,127 @@ mod tests {
             &ledger,
         );
         assert_eq!(kinds(&r), [ViolationKind::HubStateMismatch; 3]);
+    }
+
+    #[test]
+    fn an_approval_of_another_amount_than_the_partner_approved_is_caught() {
+        let flows = [flow("t", PosPay::Approved, CONFIRMED)];
+        let ledger = |approved: serde_json::Value| {
+            let mut p = pay(1, "t", Some(201));
+            p.approved_amount = Some(approved);
+            [p, entry(2, MessageKind::Confirmation, "c", "t", Some(202))]
+        };
+        assert!(check(&flows, &[], &[], &ledger(asked())).passed());
+        // The partner approved part of it, and the POS was told it was approved.
+        let part = serde_json::json!({"amount": 1, "currency": "710"});
+        let r = check(&flows, &[], &[], &ledger(part.clone()));
+        assert_eq!(kinds(&r), [ViolationKind::ApprovedOtherAmount]);
+        // The POS was told another amount than the partner approved.
+        let mut flows = flows;
+        flows[0].approved_amount = Some(part);
+        let r = check(&flows, &[], &[], &ledger(asked()));
+        assert_eq!(kinds(&r), [ViolationKind::ApprovedOtherAmount]);
+        // A wrong-amount approval the hub declined and reversed is clean.
+        let refused = flow(
+            "w",
+            PosPay::Refused {
+                status: 400,
+                error_type: Some("INVALID_AMOUNT".into()),
+            },
+            None,
+        );
+        let mut p = pay(1, "w", Some(201));
+        p.approved_amount = Some(serde_json::json!({"amount": 1, "currency": "710"}));
+        let ledger = [p, entry(2, MessageKind::Reversal, "r", "w", Some(202))];
+        let outbox = [row("w", AdviceKind::Reversal, "r", OutboxState::Delivered)];
+        assert!(check(&[refused], &[], &outbox, &ledger).passed());
+    }
+
+    #[test]
+    fn real_partner_statuses_classify_as_the_hub_does() {
+        // A 200 is an approval, a 502 unknown (reversed), a 503 or 429 not processed.
+        let flows = [
+            flow("ok", PosPay::Approved, CONFIRMED),
+            flow("gw", unknown(), REVERSED),
+            flow(
+                "busy",
+                PosPay::Refused {
+                    status: 503,
+                    error_type: None,
+                },
+                None,
+            ),
+        ];
+        let ledger = [
+            pay(1, "ok", Some(200)),
+            entry(2, MessageKind::Confirmation, "c", "ok", Some(202)),
+            pay(3, "gw", Some(502)),
+            entry(4, MessageKind::Reversal, "r", "gw", Some(503)),
+            entry(5, MessageKind::Reversal, "r", "gw", Some(202)),
+            pay(6, "busy", Some(429)),
+        ];
+        let r = check(&flows, &[], &[], &ledger);
+        assert!(r.passed(), "{:#?}", r.violations);
+        assert_eq!(r.partner_ends.get("declined"), Some(&1));
+        // Left unreversed, the 502 is caught.
+        let r = check(&flows, &[], &[], &ledger[..3]);
+        assert_eq!(kinds(&r), [ViolationKind::WrongEndAtPartner]);
+    }
+
+    #[test]
+    fn hub_reversals_must_be_delivered_or_open_items_and_scripted_refusals_are_open_items() {
+        let mut refusing = flow("refused", unknown(), REVERSED);
+        refusing.plan.advice_fault = Some(AdviceFault::Refuse { status: 409 });
+        let flows = [
+            refusing,
+            flow("stuck", unknown(), REVERSED),
+            flow("unplanned", unknown(), REVERSED),
+        ];
+        let ledger = [
+            pay(1, "refused", Some(504)),
+            entry(2, MessageKind::Reversal, "r1", "refused", Some(409)),
+            pay(3, "stuck", Some(504)),
+            pay(4, "unplanned", Some(504)),
+            entry(5, MessageKind::Reversal, "r3", "unplanned", Some(409)),
+        ];
+        let outbox = [
+            row("refused", AdviceKind::Reversal, "r1", OutboxState::Failed),
+            row("stuck", AdviceKind::Reversal, "r2", OutboxState::Pending),
+            row("unplanned", AdviceKind::Reversal, "r3", OutboxState::Failed),
+        ];
+        let r = check(&flows, &[], &outbox, &ledger);
+        assert_eq!(
+            kinds(&r),
+            [
+                ViolationKind::WrongEndAtPartner,
+                ViolationKind::WrongEndAtPartner,
+                ViolationKind::AdviceRefused,
+                ViolationKind::HubReversalUndelivered,
+            ]
+        );
+        assert_eq!(r.refused.len(), 1);
+        assert_eq!(r.refused[0].tran_id.as_deref(), Some("refused"));
+    }
+
+    #[test]
+    fn every_strict_mode_violation_is_a_violation() {
+        let flows = [flow("t", PosPay::Approved, CONFIRMED)];
+        let ledger = [pay(1, "t", Some(400))];
+        let strict = [StrictViolation {
+            seq: 1,
+            kind: MessageKind::Pay,
+            id: Some("hub-pay-t".into()),
+            rule: crate::simulator::Rule::BasicUser,
+            detail: "Basic user \"qrhub\" but client.id \"pos-1\"".into(),
+        }];
+        let r = super::check(&flows[..0], &[], &[], &[], &strict);
+        assert_eq!(kinds(&r), [ViolationKind::StrictModeViolation]);
+        assert_eq!(r.strict_violations, 1);
+        let r = super::check(&flows, &[], &[], &ledger, &strict);
+        assert!(r
+            .violations
+            .iter()
+            .any(|v| v.kind == ViolationKind::StrictModeViolation
+                && v.tran_id.as_deref() == Some("t")));
     }
 }

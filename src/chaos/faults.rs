@@ -1,6 +1,7 @@
 //! The plan of one flow, drawn from the run's seed and the flow's number alone (so a seed
 //! repeats every choice): how the partner answers its `pay`, whether its advice deliveries
-//! fail first, whether the POS cancels, and which hub gets each request.
+//! fail first or are refused, whether the POS cancels, and which hub gets each request. And
+//! the partner's outages, drawn from the seed too.
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -8,7 +9,7 @@ use serde::Serialize;
 use std::time::Duration;
 
 use crate::model::ErrorType;
-use crate::simulator::{AdviceBehaviour, PayBehaviour};
+use crate::simulator::{AdviceBehaviour, Outage, PayBehaviour, Respond};
 
 /// How the partner answers a flow's `pay`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -28,6 +29,21 @@ pub enum PayFault {
     Error504,
     /// The request is read, then the connection dropped with no answer.
     DropConnection,
+    /// A gateway's 502: the outcome is unknown, the hub reverses.
+    Error502,
+    /// 503 with Retry-After, as in a maintenance window: not processed.
+    Maintenance503,
+    /// 429 with Retry-After: not processed.
+    TooMany429,
+    /// A 307 with Location: never followed, not processed.
+    Redirect,
+    /// A 200 that is not schema-exact (no originator/client, lower-case issuerReference, a
+    /// long partner name, vendor fields): an approval the hub repairs.
+    LenientApprove,
+    /// 201 for half the amount asked: the hub reverses and declines INVALID_AMOUNT.
+    WrongAmount,
+    /// A 200 whose body is not JSON: an approval of the request as sent.
+    NonJsonApprove,
 }
 
 /// The error type of the scripted decline, which the POS recognises as the partner's.
@@ -35,16 +51,27 @@ pub const DECLINE_ERROR_TYPE: ErrorType = ErrorType::InsufficientFunds;
 pub const DECLINE_ERROR_NAME: &str = "INSUFFICIENT_FUNDS";
 
 /// (fault, weight out of 100)
-const PAY_WEIGHTS: [(PayFault, u32); 8] = [
-    (PayFault::Approve, 45),
-    (PayFault::Decline, 12),
-    (PayFault::SlowApprove, 10),
-    (PayFault::LateApprove, 7),
-    (PayFault::Hang, 5),
-    (PayFault::Error500, 7),
-    (PayFault::Error504, 7),
-    (PayFault::DropConnection, 7),
+const PAY_WEIGHTS: [(PayFault, u32); 15] = [
+    (PayFault::Approve, 30),
+    (PayFault::Decline, 10),
+    (PayFault::SlowApprove, 8),
+    (PayFault::LateApprove, 6),
+    (PayFault::Hang, 4),
+    (PayFault::Error500, 5),
+    (PayFault::Error504, 5),
+    (PayFault::DropConnection, 5),
+    (PayFault::Error502, 4),
+    (PayFault::Maintenance503, 4),
+    (PayFault::TooMany429, 3),
+    (PayFault::Redirect, 3),
+    (PayFault::LenientApprove, 6),
+    (PayFault::WrongAmount, 4),
+    (PayFault::NonJsonApprove, 3),
 ];
+
+/// Where a scripted redirect points: the partner's own path elsewhere, which the hub must not
+/// follow.
+const REDIRECT_TO: &str = "http://127.0.0.1:9/qr/v1/payments";
 
 impl PayFault {
     pub fn name(self) -> &'static str {
@@ -57,6 +84,13 @@ impl PayFault {
             Self::Error500 => "pay:500",
             Self::Error504 => "pay:504",
             Self::DropConnection => "pay:drop-connection",
+            Self::Error502 => "pay:502",
+            Self::Maintenance503 => "pay:503-retry-after",
+            Self::TooMany429 => "pay:429-retry-after",
+            Self::Redirect => "pay:307-redirect",
+            Self::LenientApprove => "pay:lenient-approve",
+            Self::WrongAmount => "pay:wrong-amount",
+            Self::NonJsonApprove => "pay:non-json-approve",
         }
     }
 
@@ -72,6 +106,13 @@ impl PayFault {
             Self::Error500 => PayBehaviour::ServerError(500),
             Self::Error504 => PayBehaviour::ServerError(504),
             Self::DropConnection => PayBehaviour::DropConnection,
+            Self::Error502 => PayBehaviour::Respond(Respond::status(502)),
+            Self::Maintenance503 => PayBehaviour::Respond(Respond::retry_after(503, "1")),
+            Self::TooMany429 => PayBehaviour::Respond(Respond::retry_after(429, "1")),
+            Self::Redirect => PayBehaviour::Respond(Respond::redirect(307, REDIRECT_TO)),
+            Self::LenientApprove => PayBehaviour::LenientApprove { status: 200 },
+            Self::WrongAmount => PayBehaviour::PartialApprove { amount: None },
+            Self::NonJsonApprove => PayBehaviour::NonJsonApprove { status: 200 },
         }
     }
 }
@@ -87,6 +128,16 @@ pub enum AdviceFault {
     DropOnce,
     /// The first delivery is answered 202 after the hub's timeout (the hub retries).
     LateOnce,
+    /// The first `n` deliveries get `status` with `Retry-After: 1` (503 in a maintenance
+    /// window, 429), then the default answer.
+    RetryAfter { n: u32, status: u16 },
+    /// The first `n` deliveries get a 502, then the default answer.
+    BadGateway { n: u32 },
+    /// The first `n` deliveries get a 307 with Location, then the default answer.
+    Redirect { n: u32 },
+    /// The first delivery is refused with `status` (400, 409, 422): final, the hub's row
+    /// ends FAILED, an operator's open item.
+    Refuse { status: u16 },
 }
 
 impl AdviceFault {
@@ -96,17 +147,34 @@ impl AdviceFault {
             Self::FailTimes { .. } => "advice:fail-500",
             Self::DropOnce => "advice:drop-connection",
             Self::LateOnce => "advice:slow-above-timeout",
+            Self::RetryAfter { status: 429, .. } => "advice:429-retry-after",
+            Self::RetryAfter { .. } => "advice:503-retry-after",
+            Self::BadGateway { .. } => "advice:502",
+            Self::Redirect { .. } => "advice:307-redirect",
+            Self::Refuse { .. } => "advice:refused",
         }
     }
 
-    pub fn behaviour(self, partner_timeout: Duration) -> AdviceBehaviour {
+    /// The behaviours to queue for the flow's tranId, one per delivery, in order.
+    pub fn behaviours(self, partner_timeout: Duration) -> Vec<AdviceBehaviour> {
+        let times = |n: u32, b: AdviceBehaviour| vec![b; n as usize];
         match self {
-            Self::FailTimes { n, status } => AdviceBehaviour::FailTimes { n, status },
-            Self::DropOnce => AdviceBehaviour::DropConnection,
-            Self::LateOnce => AdviceBehaviour::Delay {
+            Self::FailTimes { n, status } => vec![AdviceBehaviour::FailTimes { n, status }],
+            Self::DropOnce => vec![AdviceBehaviour::DropConnection],
+            Self::LateOnce => vec![AdviceBehaviour::Delay {
                 by: partner_timeout * 3 / 2,
                 then: Box::new(AdviceBehaviour::Accept),
-            },
+            }],
+            Self::RetryAfter { n, status } => times(
+                n,
+                AdviceBehaviour::Respond(Respond::retry_after(status, "1")),
+            ),
+            Self::BadGateway { n } => times(n, AdviceBehaviour::Respond(Respond::status(502))),
+            Self::Redirect { n } => times(
+                n,
+                AdviceBehaviour::Respond(Respond::redirect(307, REDIRECT_TO)),
+            ),
+            Self::Refuse { status } => vec![AdviceBehaviour::Status(status)],
         }
     }
 }
@@ -173,6 +241,23 @@ pub fn plan(seed: u64, n: u64, hubs: usize) -> FlowPlan {
         }),
         20..=26 => Some(AdviceFault::DropOnce),
         27..=32 => Some(AdviceFault::LateOnce),
+        33..=38 => Some(AdviceFault::RetryAfter {
+            n: rng.gen_range(1..=3),
+            status: 503,
+        }),
+        39..=42 => Some(AdviceFault::RetryAfter {
+            n: rng.gen_range(1..=2),
+            status: 429,
+        }),
+        43..=46 => Some(AdviceFault::BadGateway {
+            n: rng.gen_range(1..=3),
+        }),
+        47..=49 => Some(AdviceFault::Redirect {
+            n: rng.gen_range(1..=2),
+        }),
+        50..=52 => Some(AdviceFault::Refuse {
+            status: [400, 409, 422][rng.gen_range(0..3)],
+        }),
         _ => None,
     };
     let hubs = hubs.max(1);
@@ -203,6 +288,20 @@ pub fn plan(seed: u64, n: u64, hubs: usize) -> FlowPlan {
     plan
 }
 
+/// The next outage of the partner, from now: when it starts (exponentially distributed with
+/// mean `mean`), and what it is: a maintenance window (503 with Retry-After) two times in
+/// three, refused connections otherwise, lasting between a quarter of `longest` and all of it.
+pub fn next_outage(rng: &mut StdRng, mean: Duration, longest: Duration) -> (Duration, Outage) {
+    let wait = next_kill_in(rng, mean);
+    let lasting = longest.mul_f64(rng.gen_range(0.25..=1.0));
+    let outage = if rng.gen_range(0..3) < 2 {
+        Outage::maintenance(lasting)
+    } else {
+        Outage::refuse(lasting)
+    };
+    (wait, outage)
+}
+
 /// The time until the next kill: exponentially distributed with mean `mean`.
 pub fn next_kill_in(rng: &mut StdRng, mean: Duration) -> Duration {
     let u: f64 = rng.gen_range(0.0..1.0);
@@ -230,6 +329,13 @@ mod tests {
         assert!(a
             .iter()
             .any(|p| p.advice_fault == Some(AdviceFault::DropOnce)));
+        assert!(a
+            .iter()
+            .any(|p| matches!(p.advice_fault, Some(AdviceFault::Refuse { .. }))));
+        assert!(a.iter().any(|p| matches!(
+            p.advice_fault,
+            Some(AdviceFault::RetryAfter { status: 429, .. })
+        )));
         assert!(a.iter().any(|p| p.pay_hub != p.scan_hub));
         assert!(a.iter().any(|p| matches!(
             p.pos_away,

@@ -1,7 +1,9 @@
 //! The fault-injection run (`qrhub chaos`): two hub processes on one PostgreSQL database, a
-//! partner simulator scripted per tranId with a random mix of faults, POS lanes that act as
-//! the interface demands of a POS, and a killer that SIGKILLs hub processes at random
-//! moments and restarts them. When the load is done and the outboxes have drained, the
+//! partner simulator in strict mode scripted per tranId with a random mix of faults (those
+//! of real partners too: 502, 503 and 429 with Retry-After, redirects, approvals that are
+//! not schema-exact or not JSON or of another amount, refused advices) and with outages
+//! (maintenance windows, refused connections), POS lanes that act as the interface demands
+//! of a POS, and a killer that SIGKILLs hub processes at random moments and restarts them. When the load is done and the outboxes have drained, the
 //! invariant checker ([`check::check`]) compares what the POS saw, what the hub stored and
 //! what the partner received, and the run fails on any violation.
 //!
@@ -10,6 +12,7 @@
 //! - [`database`]: the run's own database, created and dropped;
 //! - [`hubs`]: the hub processes (config, start, SIGKILL);
 //! - [`killer`]: when to kill which hub;
+//! - [`outages`]: when the partner is down, and how;
 //! - [`faults`]: the seeded plan of each flow (partner faults, hubs, POS choices);
 //! - [`pos`]: the POS lanes and the scans;
 //! - [`record`]: what each side saw, as plain data;
@@ -28,6 +31,7 @@ pub mod faults;
 pub mod hubs;
 pub mod killer;
 mod options;
+pub mod outages;
 pub mod pos;
 pub mod record;
 pub mod report;
@@ -117,6 +121,9 @@ async fn run_on(
             listen: "127.0.0.1:0".parse()?,
             partner_id: hubs::PARTNER_ID.into(),
             partner_name: hubs::PARTNER_NAME.into(),
+            // The hub must always present client.id = its Basic user and schema-valid
+            // messages; the checker counts every breach.
+            strict: true,
             ..SimulatorSettings::default()
         })
         .await?,
@@ -145,6 +152,14 @@ async fn run_on(
         stop.clone(),
     ));
 
+    let outages = tokio::spawn(outages::run(
+        Arc::clone(&sim),
+        options.outage_every,
+        options.outage_for,
+        seed,
+        stop.clone(),
+    ));
+
     let pos = Arc::new(pos::Pos {
         http: reqwest::Client::builder()
             .timeout(timing.pos_timeout)
@@ -169,6 +184,7 @@ async fn run_on(
     let load_seconds = started.elapsed().as_secs_f64();
     stop.cancel();
     let (mut instances, kills, killed) = killer.await.context("the killer task")?;
+    let outages = outages.await.context("the outage task")?;
     let tally = lanes?;
     killed?;
     eprintln!(
@@ -183,8 +199,9 @@ async fn run_on(
         let payments = evidence::payments(&store).await?;
         let outbox = evidence::outbox(&store).await?;
         let ledger = sim.ledger();
+        let strict = sim.violations();
         let (pending, in_flight) = evidence::outstanding(&payments, &outbox);
-        let check = check::check(&tally.flows, &payments, &outbox, &ledger);
+        let check = check::check(&tally.flows, &payments, &outbox, &ledger, &strict);
         let busy = pending > 0 || in_flight > 0 || check.may_resolve();
         if !busy || settle_started.elapsed() >= options.settle {
             break (payments, outbox, ledger, check);
@@ -213,6 +230,7 @@ async fn run_on(
         outbox: &outbox,
         ledger: &ledger,
         kills,
+        outages,
         check,
     }))
 }

@@ -27,6 +27,13 @@ pub struct ChaosOptions {
     /// nothing.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub kill_every: Duration,
+    /// Mean time between outages of the partner (exponentially distributed): a maintenance
+    /// window (every call 503 with Retry-After) or refused connections; 0 for none.
+    #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+    pub outage_every: Duration,
+    /// The longest outage; each lasts between a quarter of this and all of it.
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    pub outage_for: Duration,
     /// How long a killed hub stays down before it is started again.
     #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration)]
     pub restart_after: Duration,
@@ -60,6 +67,8 @@ impl Default for ChaosOptions {
             duration: None,
             lanes: 16,
             kill_every: Duration::from_secs(5),
+            outage_every: Duration::from_secs(20),
+            outage_for: Duration::from_secs(3),
             restart_after: Duration::from_millis(500),
             seed: None,
             settle: Duration::from_secs(60),

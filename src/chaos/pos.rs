@@ -21,6 +21,11 @@ const ADVICE_PATIENCE: Duration = Duration::from_secs(180);
 /// Attempts at createQrCode and at reaching a hub for the pay before the flow gives up.
 const CONNECT_TRIES: u32 = 40;
 const RETRY_PAUSE: Duration = Duration::from_millis(150);
+/// How long a lane waits before its next sale after the hub said the partner is unavailable
+/// (503). A till does not ring up the next sale at once; and without the pause the lanes
+/// race through a partner outage, whose flows end in milliseconds, so that most flows of a
+/// run are that outage's 503s and the mix of faults is drowned.
+const UNAVAILABLE_PAUSE: Duration = Duration::from_secs(1);
 
 /// What the lanes share.
 pub struct Pos {
@@ -133,8 +138,9 @@ impl Pos {
         self.sim
             .script_pay_for(&tran_id, plan.pay_fault.behaviour(self.partner_timeout));
         if let Some(f) = plan.advice_fault {
-            self.sim
-                .script_advice_for(&tran_id, f.behaviour(self.partner_timeout));
+            for b in f.behaviours(self.partner_timeout) {
+                self.sim.script_advice_for(&tran_id, b);
+            }
         }
         let pay_id = messages::new_id();
         let pay_body = messages::pay_request(&pay_id, POS_USER, lane, &tran_id, plan.amount);
@@ -159,7 +165,7 @@ impl Pos {
                     self.pay(&plan, &pay_body),
                 )
                 .await
-                .unwrap_or(PosPay::HungUp { after_ms }),
+                .unwrap_or((PosPay::HungUp { after_ms }, None)),
                 None => self.pay(&plan, &pay_body).await,
             };
             pay_done.store(true, Ordering::Relaxed);
@@ -171,12 +177,13 @@ impl Pos {
             }
             self.scan(&plan, &tran_id, &pay_done).await
         };
-        let (pay, scanned) = tokio::join!(pay, scan);
+        let ((pay, approved_amount), scanned) = tokio::join!(pay, scan);
         if scanned {
             tally.scans_accepted += 1;
         }
         let reverses_on_return =
             matches!(plan.pos_away, Some(PosAway::HangUp { reverses: true, .. }));
+        let unavailable = matches!(pay, PosPay::Refused { status: 503, .. });
         let advice = match &pay {
             // A POS that went away says nothing more, unless it comes back and reverses.
             PosPay::HungUp { .. } if reverses_on_return => Some(
@@ -204,9 +211,13 @@ impl Pos {
             tran_id,
             pay_id,
             pay,
+            approved_amount,
             scanned,
             advice,
         });
+        if unavailable {
+            tokio::time::sleep(UNAVAILABLE_PAUSE).await;
+        }
     }
 
     /// createQrCode, retried (with a new message id) against either hub until one answers
@@ -232,8 +243,9 @@ impl Pos {
     }
 
     /// The pay: moved to the other hub only while no connection could be made (nothing was
-    /// sent); after that, whatever comes back is the POS's answer.
-    async fn pay(&self, plan: &FlowPlan, body: &Value) -> PosPay {
+    /// sent); after that, whatever comes back is the POS's answer. With a 201, the amount it
+    /// approves: `approvedAmount`, else the `requestAmount` it echoes.
+    async fn pay(&self, plan: &FlowPlan, body: &Value) -> (PosPay, Option<Value>) {
         let mut hub = plan.pay_hub;
         for _ in 0..CONNECT_TRIES {
             match self
@@ -250,15 +262,21 @@ impl Pos {
                     } else {
                         "connection lost"
                     };
-                    return PosPay::Unknown {
+                    let unknown = PosPay::Unknown {
                         status: None,
                         why: why.to_owned(),
                     };
+                    return (unknown, None);
                 }
                 Ok(a) => {
                     let error_type = a.error_type();
-                    return match a.status {
-                        201 => PosPay::Approved,
+                    let amounts = &a.body["amounts"];
+                    let approved = [&amounts["approvedAmount"], &amounts["requestAmount"]]
+                        .into_iter()
+                        .find(|v| !v.is_null())
+                        .cloned();
+                    let pay = match a.status {
+                        201 => return (PosPay::Approved, approved),
                         500 | 504 => PosPay::Unknown {
                             status: Some(a.status),
                             why: error_type.unwrap_or_default(),
@@ -268,10 +286,11 @@ impl Pos {
                         }
                         status => PosPay::Refused { status, error_type },
                     };
+                    return (pay, None);
                 }
             }
         }
-        PosPay::NotSent
+        (PosPay::NotSent, None)
     }
 
     /// The partner's scan, to either hub: repeated (same scan id) while the hub has no pay

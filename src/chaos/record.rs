@@ -21,6 +21,9 @@ pub struct PosFlow {
     /// The POS's pay message id (the `requestId` of its advices).
     pub pay_id: String,
     pub pay: PosPay,
+    /// With an approval: the LedgerAmount the hub's 201 approved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approved_amount: Option<serde_json::Value>,
     /// The scan was accepted (202) by a hub.
     pub scanned: bool,
     pub advice: Option<PosAdvice>,

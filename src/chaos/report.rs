@@ -7,6 +7,7 @@ use std::fmt;
 
 use super::check::CheckReport;
 use super::killer::KillStats;
+use super::outages::OutageStats;
 use super::record::{AdviceAnswer, HubAdvice, HubPayment, PosFlow, PosPay};
 use crate::domain::AdviceKind;
 use crate::simulator::{LedgerEntry, MessageKind};
@@ -51,6 +52,8 @@ pub struct ChaosReport {
     pub kills: u64,
     pub restarts: u64,
     pub kills_by_hub: BTreeMap<String, u64>,
+    /// The partner's outages (maintenance windows, refused connections).
+    pub outages: OutageStats,
     /// Faults scripted, by kind.
     pub faults_scripted: BTreeMap<String, usize>,
     /// Faults that took effect: the pay reached the partner / an advice of the flow did.
@@ -80,6 +83,7 @@ pub struct Inputs<'a> {
     pub outbox: &'a [HubAdvice],
     pub ledger: &'a [LedgerEntry],
     pub kills: KillStats,
+    pub outages: OutageStats,
     pub check: CheckReport,
 }
 
@@ -172,6 +176,7 @@ impl ChaosReport {
             kills: i.kills.kills,
             restarts: i.kills.restarts,
             kills_by_hub: i.kills.kills_by_hub,
+            outages: i.outages,
             faults_scripted,
             faults_injected,
             partner_pays: paid.len(),
@@ -247,6 +252,13 @@ impl fmt::Display for ChaosReport {
             self.restarts,
             map_line(&self.kills_by_hub)
         )?;
+        writeln!(
+            f,
+            "partner outages {} ({}), {:.1}s in all",
+            self.outages.count(),
+            map_line(&self.outages.by_kind),
+            self.outages.seconds
+        )?;
         writeln!(f, "faults scripted: {}", map_line(&self.faults_scripted))?;
         writeln!(f, "faults injected: {}", map_line(&self.faults_injected))?;
         writeln!(
@@ -257,7 +269,31 @@ impl fmt::Display for ChaosReport {
             self.advices_delivered,
             map_line(&self.check.partner_ends)
         )?;
-        writeln!(f, "dead letters: {}", self.check.dead_letters.len())?;
+        writeln!(
+            f,
+            "strict-mode violations at the partner: {}",
+            self.check.strict_violations
+        )?;
+        writeln!(
+            f,
+            "operators' open items: refused advices {}, dead letters {}",
+            self.check.refused.len(),
+            self.check.dead_letters.len()
+        )?;
+        for d in self.check.refused.iter().take(20) {
+            writeln!(
+                f,
+                "  FAILED {} {} tranId {} after {} tries: {}",
+                d.kind,
+                d.message_id,
+                d.tran_id.as_deref().unwrap_or("?"),
+                d.attempts,
+                d.last_error.as_deref().unwrap_or("-")
+            )?;
+        }
+        if self.check.refused.len() > 20 {
+            writeln!(f, "  ... and {} more", self.check.refused.len() - 20)?;
+        }
         for d in &self.check.dead_letters {
             writeln!(
                 f,

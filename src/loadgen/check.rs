@@ -368,6 +368,7 @@ mod tests {
             received_at: Utc::now(),
             outcome: Outcome::Answered,
             status: Some(status),
+            approved_amount: None,
         }
     }
 

@@ -1,20 +1,29 @@
 //! The answers the simulator gives: approvals, ErrorDetails, and aborted connections.
 
 use axum::body::{Body, Bytes};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
+use super::behaviour::Respond;
 use crate::model::{
-    Amounts, ErrorDetail, ErrorType, Institution, PaymentRequest, PaymentResponse, Tender,
-    TenderType, ThirdPartyIdentifier,
+    Amounts, ErrorDetail, ErrorType, Institution, LedgerAmount, PaymentRequest, PaymentResponse,
+    Tender, TenderType, ThirdPartyIdentifier,
 };
+
+/// The body of a scripted 2xx that is not JSON, as a misconfigured gateway or a wallet's
+/// "OK" page sends it.
+pub(crate) const NON_JSON_BODY: &str = "APPROVED";
 
 /// One answer, before it becomes a response; the ledger records its status.
 #[derive(Debug)]
 pub(crate) enum Reply {
     /// A JSON body with this status.
     Json(u16, Value),
+    /// A JSON body with this status and extra headers (`Retry-After`, `Location`).
+    JsonWith(u16, Value, Vec<(HeaderName, HeaderValue)>),
+    /// A `text/plain` body with this status.
+    Text(u16, &'static str),
     /// 401 with `WWW-Authenticate: Basic` and this body.
     Unauthorised(Value),
     /// No response: the connection is aborted.
@@ -33,10 +42,33 @@ impl Reply {
         Self::json(status, detail)
     }
 
+    /// `body` with the status and headers of `r`.
+    pub(crate) fn respond(r: &Respond, body: Value) -> Self {
+        let mut headers = Vec::new();
+        for (name, value) in [
+            (header::RETRY_AFTER, &r.retry_after),
+            (header::LOCATION, &r.location),
+        ] {
+            if let Some(v) = value {
+                // Checked when scripted over HTTP; one built in process that cannot be sent
+                // is left out rather than failing the answer.
+                match HeaderValue::from_str(v) {
+                    Ok(v) => headers.push((name, v)),
+                    Err(_) => {
+                        tracing::warn!(header = %name, value = %v, "simulator: unsendable header left out")
+                    }
+                }
+            }
+        }
+        Self::JsonWith(r.status, body, headers)
+    }
+
     /// The status the caller will see; `None` when the connection is dropped.
     pub(crate) fn status(&self) -> Option<u16> {
         match self {
-            Self::Json(s, _) => Some(status_code(*s).as_u16()),
+            Self::Json(s, _) | Self::JsonWith(s, _, _) | Self::Text(s, _) => {
+                Some(status_code(*s).as_u16())
+            }
             Self::Unauthorised(_) => Some(401),
             Self::Drop => None,
         }
@@ -47,6 +79,17 @@ impl IntoResponse for Reply {
     fn into_response(self) -> Response {
         match self {
             Self::Json(s, body) => (status_code(s), axum::Json(body)).into_response(),
+            Self::JsonWith(s, body, headers) => {
+                let mut response = (status_code(s), axum::Json(body)).into_response();
+                response.headers_mut().extend(headers);
+                response
+            }
+            Self::Text(s, body) => (
+                status_code(s),
+                [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"))],
+                body,
+            )
+                .into_response(),
             Self::Unauthorised(body) => (
                 StatusCode::UNAUTHORIZED,
                 [(
@@ -133,6 +176,76 @@ pub(crate) fn approve(req: &PaymentRequest, me: &Institution) -> PaymentResponse
         tran_id: req.tran_id.clone(),
         partner_payment_token: req.partner_payment_token.clone(),
     }
+}
+
+/// The 201 answer to `req`, approved for `amount` of the requested currency instead of what
+/// was asked.
+pub(crate) fn approve_amount(
+    req: &PaymentRequest,
+    me: &Institution,
+    amount: i64,
+) -> PaymentResponse {
+    let mut response = approve(req, me);
+    let currency = req
+        .amounts
+        .request_amount
+        .as_ref()
+        .map_or_else(|| "710".to_owned(), |a| a.currency.clone());
+    let approved = LedgerAmount {
+        amount,
+        currency,
+        ledger_indicator: None,
+    };
+    if let Some(tenders) = response.tenders.as_mut() {
+        for t in tenders {
+            t.amount = approved.clone();
+        }
+    }
+    response.amounts.approved_amount = Some(approved);
+    response
+}
+
+/// Half the requested amount (at least 1): the default of a scripted partial approval.
+pub(crate) fn half_of(req: &PaymentRequest) -> i64 {
+    let requested = req.amounts.request_amount.as_ref().map_or(2, |a| a.amount);
+    (requested / 2).max(1)
+}
+
+/// A name longer than the interface's 40 characters, as wallets register them.
+const LONG_PARTNER_NAME: &str = "Simulated Wallet Payments Proprietary Limited (South Africa)";
+
+/// An approval of `req` as real wallets send it: valid JSON, the whole amount approved, but
+/// not schema-exact. No `originator` or `client` echoed, `slipData.issuerReference` in lower
+/// case, the partner's name over 40 characters, and fields of the wallet's own.
+pub(crate) fn lenient(req: &PaymentRequest, me: &Institution) -> Value {
+    let mut body = serde_json::to_value(approve(req, me)).unwrap_or(Value::Null);
+    if let Some(map) = body.as_object_mut() {
+        map.remove("originator");
+        map.remove("client");
+        map.insert(
+            "partner".into(),
+            serde_json::json!({"id": me.id, "name": LONG_PARTNER_NAME}),
+        );
+        let reference = req
+            .slip_data
+            .as_ref()
+            .and_then(|s| s.get("issuerReference"))
+            .and_then(Value::as_str)
+            .unwrap_or("WLT0001")
+            .to_lowercase();
+        let slip = map
+            .entry("slipData")
+            .or_insert_with(|| serde_json::json!({}));
+        if let Some(slip) = slip.as_object_mut() {
+            slip.insert("issuerReference".into(), Value::String(reference));
+        }
+        map.insert(
+            "vendorData".into(),
+            serde_json::json!({"walletTxn": uuid::Uuid::new_v4().to_string(), "loyaltyPoints": 12}),
+        );
+        map.insert("responseCode".into(), Value::String("00".into()));
+    }
+    body
 }
 
 /// The ErrorDetail of a scripted decline of `req`.

@@ -9,6 +9,13 @@
 //! | `POST /simulator/script/advice` | the same for confirmations and reversals | 204, or 400 |
 //! | `DELETE /simulator/script` | forgets every scripted behaviour and FailTimes state | 204 |
 //! | `POST /simulator/scan` `{"tranId","partnerPaymentToken"?}` | sends a scan to the hub | 200 `{"id","status","body"?}` with the hub's status, or 502 `{"error"}` |
+//! | `POST /simulator/outage` `{"for":"2m","kind":"respond","status":503,"retryAfter":"120"}` or `{"for":"30s","kind":"refuse"}` | starts an outage (replacing one under way) | 204, or 400 |
+//! | `DELETE /simulator/outage` | ends the outage under way | 204 |
+//! | `GET /simulator/violations` | | 200, the strict-mode violations (a JSON list, oldest first) |
+//! | `DELETE /simulator/violations` | forgets them | 204 |
+//!
+//! A refusing outage closes the port these endpoints share: end it in process
+//! (`SimulatorHandle::end_outage`) or let it run out.
 //!
 //! For example `{"kind":"decline","status":400,"errorType":"INSUFFICIENT_FUNDS","tranId":"9f…"}`
 //! (the behaviours are described in [`super::behaviour`]).
@@ -25,9 +32,9 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::behaviour::{AdviceBehaviour, PayBehaviour};
+use super::behaviour::{AdviceBehaviour, Outage, PayBehaviour};
 use super::scan;
-use super::state::{lock, Shared};
+use super::state::{lock, ActiveOutage, Shared};
 
 pub(crate) fn routes() -> Router<Arc<Shared>> {
     Router::new()
@@ -36,6 +43,37 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/simulator/script/advice", post(script_advice))
         .route("/simulator/script", delete(clear_script))
         .route("/simulator/scan", post(send_scan))
+        .route("/simulator/outage", post(start_outage).delete(end_outage))
+        .route(
+            "/simulator/violations",
+            get(violations).delete(clear_violations),
+        )
+}
+
+async fn start_outage(State(sim): State<Arc<Shared>>, body: Bytes) -> Response {
+    match serde_json::from_slice::<Outage>(&body) {
+        Ok(outage) => {
+            sim.outage
+                .send_replace(Some(ActiveOutage::starting_now(outage)));
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(e) => bad_request(&e.to_string()),
+    }
+}
+
+async fn end_outage(State(sim): State<Arc<Shared>>) -> StatusCode {
+    sim.outage.send_replace(None);
+    StatusCode::NO_CONTENT
+}
+
+async fn violations(State(sim): State<Arc<Shared>>) -> Response {
+    let all = lock(&sim.violations).clone();
+    Json(all).into_response()
+}
+
+async fn clear_violations(State(sim): State<Arc<Shared>>) -> StatusCode {
+    lock(&sim.violations).clear();
+    StatusCode::NO_CONTENT
 }
 
 async fn ledger(State(sim): State<Arc<Shared>>) -> Response {

@@ -50,6 +50,10 @@ pub struct LedgerEntry {
     /// The status answered (absent unless `outcome` is `answered`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
+    /// For a `pay` answered with a 2xx: the amount the simulator approved (a LedgerAmount),
+    /// which is not the requested one when a partial approval was scripted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_amount: Option<serde_json::Value>,
 }
 
 /// The entries, oldest first.
@@ -88,15 +92,23 @@ impl Ledger {
             received_at: a.received_at,
             outcome: Outcome::Pending,
             status: None,
+            approved_amount: None,
         };
         self.entries.push(entry);
         self.last_seq
     }
 
-    /// Notes how message `seq` ended: `Some(status)` answered, `None` dropped.
-    pub(crate) fn finish(&mut self, seq: u64, status: Option<u16>) {
+    /// Notes how message `seq` ended: `Some(status)` answered, `None` dropped; and, for an
+    /// approval, the amount approved.
+    pub(crate) fn finish(
+        &mut self,
+        seq: u64,
+        status: Option<u16>,
+        approved_amount: Option<serde_json::Value>,
+    ) {
         if let Ok(i) = self.entries.binary_search_by_key(&seq, |e| e.seq) {
             let e = &mut self.entries[i];
+            e.approved_amount = approved_amount;
             e.outcome = match status {
                 Some(_) => Outcome::Answered,
                 None => Outcome::Dropped,
@@ -140,8 +152,8 @@ mod tests {
         let mut l = Ledger::default();
         let a = l.record(arrival(json!({"id":"c1","requestId":"p1","tranId":"t"})));
         let b = l.record(arrival(json!({"id":"c1","requestId":"p1"})));
-        l.finish(a, Some(500));
-        l.finish(b, None);
+        l.finish(a, Some(500), None);
+        l.finish(b, None, None);
         let s = l.snapshot();
         assert_eq!(s[0].request_id.as_deref(), Some("p1"));
         assert_eq!(s[0].tran_id.as_deref(), Some("t"));

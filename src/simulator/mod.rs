@@ -18,6 +18,12 @@
 //! 404 `UNABLE_TO_LOCATE_RECORD`. A body that is not JSON, or breaks the spec's schema, gets
 //! 400 `FORMAT_ERROR`. Wrong or missing credentials, when some are configured, get 401.
 //!
+//! It can also behave as real partners do: any status with `Retry-After` or `Location`,
+//! approvals that are not schema-exact or not JSON, approvals of another amount, and outages
+//! that answer every call 503 or refuse connections ([`Outage`]). In strict mode
+//! ([`SimulatorSettings::strict`]) it holds the hub to the interface's rules and records
+//! every breach ([`Violation`], see `strict.rs`).
+//!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
 //! use qrhub::model::ErrorType;
@@ -40,16 +46,19 @@ mod answer;
 mod auth;
 mod behaviour;
 mod control;
+mod gate;
 mod ledger;
 mod scan;
 mod script;
 mod server;
 mod settings;
 mod state;
+mod strict;
 
-pub use behaviour::{AdviceBehaviour, InvalidStatus, PayBehaviour};
+pub use behaviour::{AdviceBehaviour, InvalidStatus, Outage, OutageAnswer, PayBehaviour, Respond};
 pub use ledger::{LedgerEntry, MessageKind, Outcome};
 pub use settings::{DefaultBehaviour, SimulatorSettings};
+pub use strict::{Rule, Violation};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -58,7 +67,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::task::JoinHandle;
 
-use state::{lock, Shared};
+use state::{lock, ActiveOutage, Shared};
 
 /// How long [`SimulatorHandle::shutdown`] waits for connections to close before aborting.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -102,11 +111,17 @@ impl Simulator {
                         .await
                 })
             }
-            None => tokio::spawn(async move {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(stop.cancelled_owned())
-                    .await
-            }),
+            None => {
+                // Plain HTTP can refuse connections during an outage; behind TLS a refusing
+                // outage drops each connection's requests instead.
+                let listener = gate::GatedListener::new(listener, shared.outage.subscribe())
+                    .context("reading the simulator's bound address")?;
+                tokio::spawn(async move {
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(stop.cancelled_owned())
+                        .await
+                })
+            }
         };
         tracing::info!(%addr, partner_id = %shared.settings.partner_id, "partner simulator listening");
         Ok(SimulatorHandle {
@@ -182,6 +197,24 @@ impl SimulatorHandle {
     /// Empties the ledger. The payments seen stay known (reversals of them still get 202).
     pub fn clear_ledger(&self) {
         lock(&self.shared.ledger).clear();
+    }
+
+    /// Starts `outage` now, replacing one under way: until it ends, every call on
+    /// `/qr/v1/...` gets its answer, whatever is scripted.
+    pub fn start_outage(&self, outage: Outage) {
+        self.shared
+            .outage
+            .send_replace(Some(ActiveOutage::starting_now(outage)));
+    }
+
+    /// Ends the outage under way, if any.
+    pub fn end_outage(&self) {
+        self.shared.outage.send_replace(None);
+    }
+
+    /// Every breach of the interface's rules seen in strict mode, oldest first.
+    pub fn violations(&self) -> Vec<Violation> {
+        lock(&self.shared.violations).clone()
     }
 
     /// Sends the hub a ScanNotification for `tran_id` as this partner, with the hub

@@ -13,10 +13,11 @@ use serde_json::Value;
 
 use super::answer::{self, Reply};
 use super::auth;
-use super::behaviour::{AdviceBehaviour, PayBehaviour};
+use super::behaviour::{AdviceBehaviour, OutageAnswer, PayBehaviour};
 use super::control;
 use super::ledger::{Arrival, MessageKind};
 use super::state::{lock, Shared};
+use super::strict::{self, Rule, Violation};
 use crate::model::schema::{self, Schema};
 use crate::model::{ErrorDetail, ErrorType, PaymentConfirmation, PaymentRequest, PaymentReversal};
 
@@ -40,11 +41,17 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
 
 async fn pay(State(sim): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
     let (seq, received) = receive(&sim, MessageKind::Pay, &headers, &body);
-    let reply = match received {
-        Ok(value) => answer_pay(&sim, value).await,
-        Err(reply) => reply,
+    let id = received
+        .as_ref()
+        .ok()
+        .map(|r| message_id(&r.value).to_owned());
+    let validated = received.and_then(|r| validate_pay(&sim, seq, r));
+    let (reply, approved) = match (sim.outage_answer(), validated) {
+        (Some(outage), _) => (outage_reply(&outage, id.as_deref()), None),
+        (None, Ok(req)) => answer_pay(&sim, req).await,
+        (None, Err(reply)) => (reply, None),
     };
-    finish(&sim, seq, reply)
+    finish(&sim, seq, reply, approved)
 }
 
 async fn confirm(State(sim): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
@@ -57,11 +64,33 @@ async fn reverse(State(sim): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
 
 async fn advice(sim: Arc<Shared>, kind: MessageKind, headers: HeaderMap, body: Bytes) -> Response {
     let (seq, received) = receive(&sim, kind, &headers, &body);
-    let reply = match received {
-        Ok(value) => answer_advice(&sim, kind, value).await,
-        Err(reply) => reply,
+    let id = received
+        .as_ref()
+        .ok()
+        .map(|r| message_id(&r.value).to_owned());
+    let validated = received.and_then(|r| validate_advice(&sim, seq, kind, r.value));
+    let reply = match (sim.outage_answer(), validated) {
+        (Some(outage), _) => outage_reply(&outage, id.as_deref()),
+        (None, Ok(advice)) => answer_advice(&sim, kind, advice).await,
+        (None, Err(reply)) => reply,
     };
-    finish(&sim, seq, reply)
+    finish(&sim, seq, reply, None)
+}
+
+/// What an outage answers every call: its status with an ErrorDetail, or (refusing) the
+/// connection dropped, for a request on a connection opened before the outage began.
+fn outage_reply(outage: &OutageAnswer, id: Option<&str>) -> Reply {
+    match outage {
+        OutageAnswer::Refuse => Reply::Drop,
+        OutageAnswer::Respond(r) => {
+            let detail = ErrorDetail::new(
+                id.unwrap_or("unknown"),
+                answer::error_type_for(r.status),
+                "Simulated outage",
+            );
+            Reply::respond(r, json_of(&detail))
+        }
+    }
 }
 
 /// A partner creates no QR codes and takes no scans.
@@ -77,13 +106,20 @@ async fn not_a_partner_operation() -> Response {
     .into_response()
 }
 
+/// A message that passed the first checks: JSON, and credentials if configured.
+struct Received {
+    value: Value,
+    /// The Basic user presented, for strict mode's rule.
+    username: Option<String>,
+}
+
 /// Records the message in the ledger, then checks credentials and that the body is JSON.
 fn receive(
     sim: &Shared,
     kind: MessageKind,
     headers: &HeaderMap,
     body: &Bytes,
-) -> (u64, Result<Value, Reply>) {
+) -> (u64, Result<Received, Reply>) {
     let credentials = auth::credentials(headers);
     let parsed = serde_json::from_slice::<Value>(body);
     let message = match &parsed {
@@ -101,23 +137,51 @@ fn receive(
         let detail = ErrorDetail::new(id, ErrorType::GeneralError, "Authentication required");
         return (seq, Err(Reply::Unauthorised(json_of(&detail))));
     }
-    let result = parsed.map_err(|e| {
-        Reply::error(
-            400,
-            ErrorDetail::new("unknown", ErrorType::FormatError, "Malformed JSON")
-                .with_format_errors(&[crate::model::FormatError {
-                    field: "body".into(),
-                    msg: e.to_string(),
-                    value: String::new(),
-                }]),
-        )
-    });
+    let username = credentials.map(|c| c.username);
+    let result = parsed
+        .map(|value| Received { value, username })
+        .map_err(|e| {
+            record_violation(sim, seq, kind, None, Rule::Schema, format!("not JSON: {e}"));
+            Reply::error(
+                400,
+                ErrorDetail::new("unknown", ErrorType::FormatError, "Malformed JSON")
+                    .with_format_errors(&[crate::model::FormatError {
+                        field: "body".into(),
+                        msg: e.to_string(),
+                        value: String::new(),
+                    }]),
+            )
+        });
     (seq, result)
 }
 
-fn finish(sim: &Shared, seq: u64, reply: Reply) -> Response {
-    lock(&sim.ledger).finish(seq, reply.status());
+/// Notes the answer in the ledger (with the amount approved, for a 2xx) and sends it.
+fn finish(sim: &Shared, seq: u64, reply: Reply, approved: Option<Value>) -> Response {
+    let status = reply.status();
+    let approved = approved.filter(|_| status.is_some_and(|s| (200..300).contains(&s)));
+    lock(&sim.ledger).finish(seq, status, approved);
     reply.into_response()
+}
+
+/// In strict mode, keeps a breach for the tests and the chaos checker to count.
+fn record_violation(
+    sim: &Shared,
+    seq: u64,
+    kind: MessageKind,
+    id: Option<&str>,
+    rule: Rule,
+    detail: String,
+) {
+    if sim.settings.strict {
+        tracing::warn!(seq, ?kind, ?id, ?rule, %detail, "simulator: strict mode violation");
+        lock(&sim.violations).push(Violation {
+            seq,
+            kind,
+            id: id.map(str::to_owned),
+            rule,
+            detail,
+        });
+    }
 }
 
 fn message_id(v: &Value) -> &str {
@@ -128,16 +192,25 @@ fn json_of(detail: &ErrorDetail) -> Value {
     serde_json::to_value(detail).unwrap_or(Value::Null)
 }
 
-/// `value` as a `T`, or the 400 FORMAT_ERROR that says why not.
-fn typed<T: serde::de::DeserializeOwned>(value: &Value, schema: &Schema) -> Result<T, Reply> {
+/// `value` as a `T`, or the 400 FORMAT_ERROR that says why not (recorded in strict mode).
+fn typed<T: serde::de::DeserializeOwned>(
+    sim: &Shared,
+    seq: u64,
+    kind: MessageKind,
+    value: &Value,
+    schema: &Schema,
+) -> Result<T, Reply> {
     let id = message_id(value);
     let problems = schema::check(value, schema);
     if !problems.is_empty() {
+        let detail = strict::describe(&problems);
+        record_violation(sim, seq, kind, Some(id), Rule::Schema, detail);
         let detail = ErrorDetail::new(id, ErrorType::FormatError, "Invalid message")
             .with_format_errors(&problems);
         return Err(Reply::error(400, detail));
     }
     serde_json::from_value(value.clone()).map_err(|e| {
+        record_violation(sim, seq, kind, Some(id), Rule::Schema, e.to_string());
         let detail = ErrorDetail::new(id, ErrorType::FormatError, "Invalid message")
             .with_format_errors(&[crate::model::FormatError {
                 field: "body".into(),
@@ -148,60 +221,149 @@ fn typed<T: serde::de::DeserializeOwned>(value: &Value, schema: &Schema) -> Resu
     })
 }
 
-async fn answer_pay(sim: &Shared, value: Value) -> Reply {
-    let req: PaymentRequest = match typed(&value, &schema::PAYMENT_REQUEST) {
-        Ok(r) => r,
-        Err(reply) => return reply,
-    };
+/// The checks a `pay` passes before it is answered: the schema, and in strict mode the
+/// Basic-user rule.
+fn validate_pay(sim: &Shared, seq: u64, received: Received) -> Result<PaymentRequest, Reply> {
+    let value = &received.value;
+    let req: PaymentRequest = typed(sim, seq, MessageKind::Pay, value, &schema::PAYMENT_REQUEST)?;
+    if sim.settings.strict {
+        if let Some(detail) = strict::basic_user_breach(received.username.as_deref(), value) {
+            record_violation(
+                sim,
+                seq,
+                MessageKind::Pay,
+                Some(&req.id),
+                Rule::BasicUser,
+                detail.clone(),
+            );
+            let error = ErrorDetail::new(
+                &req.id,
+                ErrorType::FormatError,
+                "Basic user is not client.id",
+            )
+            .with_tran_id(&req.tran_id)
+            .with_format_errors(&[crate::model::FormatError {
+                field: "client.id".into(),
+                msg: detail,
+                value: req.client.id.clone(),
+            }]);
+            return Err(Reply::error(400, error));
+        }
+    }
+    Ok(req)
+}
+
+/// The answer to a valid `pay`, and the amount it approves when it is an approval.
+async fn answer_pay(sim: &Shared, req: PaymentRequest) -> (Reply, Option<Value>) {
     lock(&sim.payments).insert(req.id.clone(), req.tran_id.clone());
     let scripted = lock(&sim.script).next_pay(&req.tran_id);
     let mut behaviour = scripted.unwrap_or_else(|| sim.settings.behaviour.pay_behaviour());
     if !sim.pause(sim.settings.latency).await {
-        return Reply::Drop;
+        return (Reply::Drop, None);
     }
+    let me = sim.settings.institution();
+    let requested = req
+        .amounts
+        .request_amount
+        .as_ref()
+        .and_then(|a| serde_json::to_value(a).ok());
+    let server_error = |status: u16| {
+        ErrorDetail::new(
+            &req.id,
+            answer::error_type_for(status),
+            "Simulated server error",
+        )
+        .with_tran_id(&req.tran_id)
+    };
     loop {
         behaviour = match behaviour {
             PayBehaviour::Delay { by, then } => {
                 if !sim.pause(by).await {
-                    return Reply::Drop;
+                    return (Reply::Drop, None);
                 }
                 *then
             }
             PayBehaviour::Approve => {
-                return Reply::json(201, answer::approve(&req, &sim.settings.institution()))
+                return (Reply::json(201, answer::approve(&req, &me)), requested)
             }
             PayBehaviour::Decline { status, error_type } => {
-                return Reply::error(status, answer::decline(&req, error_type))
+                return (
+                    Reply::error(status, answer::decline(&req, error_type)),
+                    None,
+                )
             }
             PayBehaviour::ServerError(status) => {
-                let detail = ErrorDetail::new(
-                    &req.id,
-                    answer::error_type_for(status),
-                    "Simulated server error",
-                )
-                .with_tran_id(&req.tran_id);
-                return Reply::error(status, detail);
+                return (Reply::error(status, server_error(status)), None);
             }
             PayBehaviour::Hang => {
                 sim.shutdown.cancelled().await;
-                return Reply::Drop;
+                return (Reply::Drop, None);
             }
-            PayBehaviour::DropConnection => return Reply::Drop,
+            PayBehaviour::DropConnection => return (Reply::Drop, None),
+            PayBehaviour::Respond(r) if (200..300).contains(&r.status) => {
+                let body = serde_json::to_value(answer::approve(&req, &me)).unwrap_or(Value::Null);
+                return (Reply::respond(&r, body), requested);
+            }
+            PayBehaviour::Respond(r) => {
+                return (Reply::respond(&r, json_of(&server_error(r.status))), None)
+            }
+            PayBehaviour::LenientApprove { status } => {
+                return (Reply::Json(status, answer::lenient(&req, &me)), requested)
+            }
+            PayBehaviour::PartialApprove { amount } => {
+                let amount = amount.unwrap_or_else(|| answer::half_of(&req));
+                let response = answer::approve_amount(&req, &me, amount);
+                let approved = response
+                    .amounts
+                    .approved_amount
+                    .as_ref()
+                    .and_then(|a| serde_json::to_value(a).ok());
+                return (Reply::json(201, response), approved);
+            }
+            PayBehaviour::NonJsonApprove { status } => {
+                return (Reply::Text(status, answer::NON_JSON_BODY), requested)
+            }
         }
     }
 }
 
-async fn answer_advice(sim: &Shared, kind: MessageKind, value: Value) -> Reply {
-    let parsed = match kind {
-        MessageKind::Reversal => typed::<PaymentReversal>(&value, &schema::PAYMENT_REVERSAL)
-            .map(|r| (r.id, r.request_id, r.tran_id)),
-        _ => typed::<PaymentConfirmation>(&value, &schema::PAYMENT_CONFIRMATION)
-            .map(|c| (c.id, c.request_id, c.tran_id)),
+/// A valid advice: its id, requestId, tranId, and the body (echoed on success).
+struct Advice {
+    id: String,
+    request_id: String,
+    tran_id: Option<String>,
+    value: Value,
+}
+
+fn validate_advice(
+    sim: &Shared,
+    seq: u64,
+    kind: MessageKind,
+    value: Value,
+) -> Result<Advice, Reply> {
+    let (id, request_id, tran_id) = match kind {
+        MessageKind::Reversal => {
+            typed::<PaymentReversal>(sim, seq, kind, &value, &schema::PAYMENT_REVERSAL)
+                .map(|r| (r.id, r.request_id, r.tran_id))?
+        }
+        _ => typed::<PaymentConfirmation>(sim, seq, kind, &value, &schema::PAYMENT_CONFIRMATION)
+            .map(|c| (c.id, c.request_id, c.tran_id))?,
     };
-    let (id, request_id, tran_id) = match parsed {
-        Ok(fields) => fields,
-        Err(reply) => return reply,
-    };
+    Ok(Advice {
+        id,
+        request_id,
+        tran_id,
+        value,
+    })
+}
+
+async fn answer_advice(sim: &Shared, kind: MessageKind, advice: Advice) -> Reply {
+    let Advice {
+        id,
+        request_id,
+        tran_id,
+        value,
+    } = advice;
     let paid_tran_id = lock(&sim.payments).get(&request_id).cloned();
     let unknown = paid_tran_id.is_none();
     let tran_id = tran_id.or(paid_tran_id);
@@ -244,6 +406,16 @@ async fn answer_advice(sim: &Shared, kind: MessageKind, value: Value) -> Reply {
                 return Reply::Drop;
             }
             AdviceBehaviour::DropConnection => return Reply::Drop,
+            AdviceBehaviour::Respond(r) if (200..300).contains(&r.status) => {
+                return Reply::respond(&r, value)
+            }
+            AdviceBehaviour::Respond(r) => {
+                let mut detail =
+                    ErrorDetail::new(&id, answer::error_type_for(r.status), "Simulated failure")
+                        .with_original_id(&request_id);
+                detail.tran_id = tran_id.clone();
+                return Reply::respond(&r, json_of(&detail));
+            }
         }
     }
 }

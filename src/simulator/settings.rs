@@ -24,6 +24,7 @@ use crate::model::{ErrorType, Institution};
 /// hub_username = "wallet-1"          # defaults to partner_id (the hub wants user = partner.id)
 /// hub_password = "secret"
 /// # tls = { cert_path = "partner.pem", key_path = "partner.key", client_ca_path = "hub-ca.pem" }
+/// strict = false                     # true: refuse and record breaches of the interface's rules
 /// ```
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -64,6 +65,10 @@ pub struct SimulatorSettings {
     /// client certificate), as a partner reached over TLS would.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<ServerTlsSettings>,
+    /// Strict mode: every message must be schema-valid and a `pay`'s Basic user must be its
+    /// `client.id`; a breach is answered 400 FORMAT_ERROR and recorded (see `strict.rs`).
+    #[serde(default)]
+    pub strict: bool,
 }
 
 /// The answer to an unscripted `pay`.
@@ -118,6 +123,7 @@ impl Default for SimulatorSettings {
             hub_username: None,
             hub_password: None,
             tls: None,
+            strict: false,
         }
     }
 }
@@ -139,6 +145,7 @@ impl std::fmt::Debug for SimulatorSettings {
             .field("hub_username", &self.hub_username)
             .field("hub_password", &redact(&self.hub_password))
             .field("tls", &self.tls)
+            .field("strict", &self.strict)
             .finish()
     }
 }

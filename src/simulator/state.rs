@@ -4,11 +4,14 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use super::behaviour::{Outage, OutageAnswer};
 use super::ledger::Ledger;
 use super::script::Script;
 use super::settings::SimulatorSettings;
+use super::strict::Violation;
 
 /// One per simulator, behind an `Arc`.
 ///
@@ -25,6 +28,30 @@ pub(crate) struct Shared {
     pub shutdown: CancellationToken,
     /// For scans to the hub.
     pub http: reqwest::Client,
+    /// Breaches of the interface's rules seen in strict mode, oldest first.
+    pub violations: Mutex<Vec<Violation>>,
+    /// The outage under way, if any; the listener watches it to refuse connections.
+    pub outage: watch::Sender<Option<ActiveOutage>>,
+}
+
+/// An outage and when it ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ActiveOutage {
+    pub until: tokio::time::Instant,
+    pub answer: OutageAnswer,
+}
+
+impl ActiveOutage {
+    pub(crate) fn starting_now(o: Outage) -> Self {
+        Self {
+            until: tokio::time::Instant::now() + o.lasting,
+            answer: o.answer,
+        }
+    }
+
+    pub(crate) fn is_on(&self) -> bool {
+        tokio::time::Instant::now() < self.until
+    }
 }
 
 impl Shared {
@@ -36,7 +63,18 @@ impl Shared {
             payments: Mutex::default(),
             shutdown: CancellationToken::new(),
             http,
+            violations: Mutex::default(),
+            outage: watch::Sender::new(None),
         }
+    }
+
+    /// What the outage under way answers; `None` when there is none (or it has ended).
+    pub(crate) fn outage_answer(&self) -> Option<OutageAnswer> {
+        self.outage
+            .borrow()
+            .as_ref()
+            .filter(|o| o.is_on())
+            .map(|o| o.answer.clone())
     }
 
     /// Waits `by`; `false` if the simulator shut down meanwhile.
