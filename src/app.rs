@@ -44,6 +44,12 @@ pub struct App {
 impl App {
     /// Connects and migrates the store, binds the listener (port 0 picks a free one).
     pub async fn build(settings: Settings, clock: SharedClock) -> anyhow::Result<Self> {
+        // Before anything is opened: a demo configuration never answers beyond loopback.
+        let settings = tokio::task::spawn_blocking(move || {
+            crate::published::check_listen(&settings).map(|()| settings)
+        })
+        .await
+        .context("the published-password check did not finish")??;
         let settings = Arc::new(settings);
         let tls = match &settings.server.tls {
             Some(section) => Some(Arc::new(
