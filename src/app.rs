@@ -14,14 +14,14 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tower::ServiceBuilder;
+use tower::{Layer, ServiceBuilder};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
 use crate::api::{self, AppState};
 use crate::clock::SharedClock;
 use crate::config::Settings;
-use crate::credentials::Credentials;
+use crate::credentials::{Credentials, VerifyLimits};
 use crate::outbox::OutboxWorker;
 use crate::partner::PartnerClient;
 use crate::service::Hub;
@@ -69,7 +69,7 @@ impl App {
         let partners = PartnerClient::new(&settings.partners)
             .context("cannot build the partner HTTP client")?;
         let hub = Hub::new(Arc::clone(&settings), store, clock, partners);
-        let credentials = Credentials::with_operators(
+        let credentials = Credentials::with_limits(
             &settings
                 .clients
                 .iter()
@@ -85,11 +85,13 @@ impl App {
                 .iter()
                 .map(|o| (o.id.clone(), o.password_hash.as_str().to_owned()))
                 .collect::<Vec<_>>(),
+            verify_limits(&settings.auth),
         );
         let state = AppState {
             hub: Arc::clone(&hub),
             credentials,
             limits: api::RateLimits::new(&settings.rate_limit),
+            logins: api::LoginThrottle::new(settings.auth.failed_logins_per_minute),
         };
         let mut router = api::router(state).merge(crate::console::router());
         if settings.server.metrics_enabled {
@@ -216,9 +218,8 @@ async fn serve<L>(
     grace: Duration,
 ) -> anyhow::Result<()>
 where
-    L: axum::serve::Listener,
+    L: axum::serve::Listener<Addr = SocketAddr>,
     L::Io: OpeningProtocol,
-    L::Addr: std::fmt::Debug,
 {
     // Made ready (`with_state`) once: every connection gets a clone of this one router, a
     // reference count, where `axum::serve` would have given each its own copy of the route
@@ -236,7 +237,10 @@ where
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => accepted,
         };
-        let service = TowerToHyperService::new(router.clone());
+        // The peer's address rides on every request of the connection (the failed-login
+        // throttle keys on it): a copy of 32 bytes, no allocation.
+        let service =
+            TowerToHyperService::new(axum::Extension(api::ClientAddr(peer)).layer(router.clone()));
         let watcher = graceful.watcher();
         let builders = Arc::clone(&builders);
         let stopping = shutdown.clone();
@@ -310,6 +314,18 @@ fn with_layers(router: Router, settings: &Settings) -> Router {
             .layer(api::RequestTimeoutLayer::new(timeout))
             .layer(DefaultBodyLimit::max(settings.server.body_limit_bytes)),
     )
+}
+
+/// `[auth]`'s slots for argon2, one per core unless set.
+fn verify_limits(auth: &crate::config::AuthSettings) -> VerifyLimits {
+    let default = VerifyLimits::default();
+    VerifyLimits {
+        slots: match auth.verify_concurrency {
+            0 => default.slots,
+            n => n,
+        },
+        queue: auth.verify_queue,
+    }
 }
 
 /// SQLite serves one hub instance (its waits and wake-ups live in one process): a second

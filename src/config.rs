@@ -51,6 +51,9 @@ pub struct Settings {
     /// Requests per authenticated caller (off by default).
     #[serde(default)]
     pub rate_limit: RateLimitSettings,
+    /// What failed logins may cost: argon2 slots and the per-address throttle.
+    #[serde(default)]
+    pub auth: AuthSettings,
     /// The built-in partner simulator, started in-process when `enabled`.
     #[serde(default)]
     pub simulator: Option<SimulatorSettings>,
@@ -142,6 +145,30 @@ impl Default for RateLimitSettings {
         Self {
             requests_per_second: 0,
             burst: 50,
+        }
+    }
+}
+
+/// `[auth]`: a password not verified before costs an argon2 run (tens of milliseconds of a
+/// core, 19 MiB). These keys bound what strangers can make the hub spend on them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// argon2 verifications at once; 0 means one per core.
+    pub verify_concurrency: usize,
+    /// Verifications that may wait for a slot; beyond them the hub answers 503 at once.
+    pub verify_queue: usize,
+    /// Failed logins (wrong password or unknown user) per client address per minute; beyond
+    /// them 429 with Retry-After until the minute is over. 0 switches the throttle off.
+    pub failed_logins_per_minute: u32,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            verify_concurrency: 0,
+            verify_queue: 32,
+            failed_logins_per_minute: 60,
         }
     }
 }

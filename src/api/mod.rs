@@ -15,7 +15,7 @@ pub use timeout::RequestTimeoutLayer;
 
 pub use error::ApiError;
 pub use extract::{Body, Operator, PartnerCaller, PosClient};
-pub use limits::RateLimits;
+pub use limits::{LoginThrottle, RateLimits};
 
 use axum::extract::FromRef;
 use axum::routing::{get, post, MethodRouter};
@@ -31,7 +31,13 @@ pub struct AppState {
     pub credentials: Credentials,
     /// Per-caller request budgets, checked right after authentication.
     pub limits: RateLimits,
+    /// Failed logins per client address, checked before a password costs argon2.
+    pub logins: LoginThrottle,
 }
+
+/// The address a connection came from, put on each of its requests by the server loop.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub std::net::SocketAddr);
 
 impl FromRef<AppState> for Arc<Hub> {
     fn from_ref(state: &AppState) -> Self {
