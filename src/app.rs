@@ -5,7 +5,7 @@ use anyhow::Context;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request};
 use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
@@ -20,7 +20,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::api::{self, AppState};
 use crate::clock::SharedClock;
-use crate::config::Settings;
+use crate::config::{ServerSettings, Settings};
 use crate::credentials::{Credentials, VerifyLimits};
 use crate::outbox::OutboxWorker;
 use crate::partner::PartnerClient;
@@ -155,10 +155,14 @@ impl App {
                         workers.clone(),
                     ));
                 }
-                let listener = TlsListener::new(self.listener, tls)?;
-                serve(listener, self.router, &shutdown, grace).await
+                let listener = TlsListener::with_handshake_timeout(
+                    self.listener,
+                    tls,
+                    hub.settings.server.tls_handshake_timeout,
+                )?;
+                serve(listener, self.router, &hub.settings.server, &shutdown).await
             }
-            None => serve(self.listener, self.router, &shutdown, grace).await,
+            None => serve(self.listener, self.router, &hub.settings.server, &shutdown).await,
         };
         served?;
         hub.tasks.close();
@@ -208,14 +212,17 @@ impl OpeningProtocol for tokio::net::TcpStream {
 }
 
 /// Serves `router` on `listener` until `shutdown`, then lets requests in flight finish for up
-/// to `grace`. Connections are served here rather than by `axum::serve`, which neither lets
+/// to `server.shutdown_grace`. Each connection is bounded: at most `server.max_connections`
+/// open (one more is closed as soon as it is accepted), its first bytes within
+/// `server.first_bytes_timeout`, each request head (and so each idle wait between requests)
+/// within `server.header_read_timeout`. Connections are served here rather than by `axum::serve`, which neither lets
 /// the HTTP/1 buffer size be set, nor avoids re-preparing the router for each connection, nor
 /// serves an HTTP/1 connection without the HTTP/2 machinery beside it.
 async fn serve<L>(
     mut listener: L,
     router: Router,
+    server: &ServerSettings,
     shutdown: &CancellationToken,
-    grace: Duration,
 ) -> anyhow::Result<()>
 where
     L: axum::serve::Listener<Addr = SocketAddr>,
@@ -226,16 +233,36 @@ where
     // tables (about 20 KiB, kept for as long as the connection lives, for a held `pay` its
     // whole hold).
     let router = router.with_state::<()>(());
+    let grace = server.shutdown_grace;
+    // hyper's header-read timer runs only with a timer set. It starts when the connection
+    // waits for a request head, so it also closes a kept-alive connection left idle.
     let mut http1 = hyper::server::conn::http1::Builder::new();
-    http1.max_buf_size(HTTP1_MAX_BUF);
+    http1
+        .max_buf_size(HTTP1_MAX_BUF)
+        .timer(TokioTimer::new())
+        .header_read_timeout(server.header_read_timeout);
     let mut either = auto::Builder::new(TokioExecutor::new());
-    either.http1().max_buf_size(HTTP1_MAX_BUF);
+    either
+        .http1()
+        .max_buf_size(HTTP1_MAX_BUF)
+        .timer(TokioTimer::new())
+        .header_read_timeout(server.header_read_timeout);
+    let first_bytes_timeout = server.first_bytes_timeout;
+    let open = Arc::new(tokio::sync::Semaphore::new(server.max_connections));
     let builders = Arc::new((http1, either));
     let graceful = GracefulShutdown::new();
     loop {
         let (io, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => accepted,
+        };
+        // Over the cap: closed at once (accepted first, so that it is not left waiting in
+        // the kernel's backlog for a slot it would hold up).
+        let Ok(slot) = Arc::clone(&open).try_acquire_owned() else {
+            metrics::counter!(crate::metrics::name::CONNECTIONS_REFUSED).increment(1);
+            tracing::debug!(?peer, "connection refused: server.max_connections are open");
+            drop(io);
+            continue;
         };
         // The peer's address rides on every request of the connection (the failed-login
         // throttle keys on it): a copy of 32 bytes, no allocation.
@@ -245,11 +272,18 @@ where
         let builders = Arc::clone(&builders);
         let stopping = shutdown.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let (http1, either) = &*builders;
             // A connection that has sent nothing yet would hold up a shutdown (its watcher
-            // is live): on shutdown it is closed unserved.
+            // is live): on shutdown it is closed unserved; so is one silent for too long.
             let speaks_http1 = tokio::select! {
-                http1 = io.speaks_http1() => http1,
+                http1 = tokio::time::timeout(first_bytes_timeout, io.speaks_http1()) => match http1 {
+                    Ok(http1) => http1,
+                    Err(_) => {
+                        tracing::debug!(?peer, "connection closed: no first bytes in time");
+                        return;
+                    }
+                },
                 _ = stopping.cancelled() => return,
             };
             let served = if speaks_http1 {

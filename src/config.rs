@@ -78,6 +78,36 @@ pub struct ServerSettings {
     /// Serve Prometheus metrics at `GET /metrics` (no authentication).
     #[serde(default = "default_metrics_enabled")]
     pub metrics_enabled: bool,
+    /// Connections open at once; one more is closed as soon as it is accepted. Every held
+    /// `pay` keeps one open, so this is above the held pays expected at the peak.
+    #[serde(default = "default_max_connections_open")]
+    pub max_connections: usize,
+    /// How long a new connection may take to send its first bytes (plain HTTP).
+    #[serde(default = "default_first_bytes_timeout", with = "humantime_serde")]
+    pub first_bytes_timeout: Duration,
+    /// How long a request head may take to arrive, counted from when the hub waits for it:
+    /// so also how long a kept-alive connection may sit idle between requests (HTTP/1).
+    #[serde(default = "default_header_read_timeout", with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// How long a TLS handshake may take.
+    #[serde(default = "default_tls_handshake_timeout", with = "humantime_serde")]
+    pub tls_handshake_timeout: Duration,
+}
+
+fn default_max_connections_open() -> usize {
+    25_000
+}
+
+fn default_first_bytes_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn default_header_read_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn default_tls_handshake_timeout() -> Duration {
+    Duration::from_secs(10)
 }
 
 fn default_metrics_enabled() -> bool {
@@ -434,6 +464,19 @@ impl Settings {
                 "hub.qr_provider_id",
                 "must be 1 to 32 characters (it shares tag 26 with the 32-character tranId)",
             ));
+        }
+        let server = &self.server;
+        if server.max_connections == 0 {
+            return Err(invalid("server.max_connections", "must be at least 1"));
+        }
+        for (key, value) in [
+            ("server.first_bytes_timeout", server.first_bytes_timeout),
+            ("server.header_read_timeout", server.header_read_timeout),
+            ("server.tls_handshake_timeout", server.tls_handshake_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(invalid(key, "must be positive"));
+            }
         }
         if self.outbox.concurrency == 0 {
             return Err(invalid("outbox.concurrency", "must be at least 1"));

@@ -55,6 +55,8 @@ pub mod name {
     /// Logins refused by reason: `invalid` (wrong password or unknown user), `throttled`
     /// (the address is over its failed-login budget), `busy` (no password-check slot).
     pub const FAILED_LOGINS: &str = "qrhub_failed_logins_total";
+    /// Connections closed at accept because `server.max_connections` were open.
+    pub const CONNECTIONS_REFUSED: &str = "qrhub_connections_refused_total";
 }
 
 /// Histogram buckets in seconds, from 1 ms (a fast createQrCode) to 60 s (the POS's own

@@ -47,6 +47,8 @@ pub struct Options {
     pub disabled_operations: Vec<String>,
     /// Where the hub thinks the partners are (default: the simulator).
     pub partner_url: Option<String>,
+    /// More keys of the `[server]` section (one per line).
+    pub server: String,
 }
 
 impl Default for Options {
@@ -61,6 +63,7 @@ impl Default for Options {
             extra: String::new(),
             disabled_operations: Vec::new(),
             partner_url: None,
+            server: String::new(),
         }
     }
 }
@@ -98,6 +101,7 @@ timeout = "{timeout}"
 listen = "127.0.0.1:0"
 shutdown_grace = "3s"
 disabled_operations = [{disabled}]
+{server}
 [database]
 url = "{database_url}"
 max_connections = 8
@@ -140,6 +144,7 @@ password_hash = "{OPERATOR_HASH}"
         p1 = partner("wallet-1"),
         p2 = partner("wallet-2"),
         extra = o.extra,
+        server = o.server,
     )
 }
 
