@@ -34,6 +34,9 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 pub struct App {
     listener: TcpListener,
     router: Router,
+    /// `/metrics` and the health checks on a listener of their own
+    /// (`server.operations_listen`).
+    operations: Option<(TcpListener, Router)>,
     hub: Arc<Hub>,
     /// The listener's TLS configuration when `[server.tls]` is set (reloaded on SIGHUP).
     tls: Option<Arc<ReloadableServerConfig>>,
@@ -93,17 +96,30 @@ impl App {
             limits: api::RateLimits::new(&settings.rate_limit),
             logins: api::LoginThrottle::new(settings.auth.failed_logins_per_minute),
         };
-        let mut router = api::router(state).merge(crate::console::router());
+        let router = api::router(state).merge(crate::console::router());
+        let mut ops = api::operations_router(Arc::clone(&hub));
         if settings.server.metrics_enabled {
-            router = router.merge(crate::metrics::router(Arc::clone(&hub)));
+            ops = ops.merge(crate::metrics::router(Arc::clone(&hub)));
         }
-        let router = with_layers(router, &settings);
         let listener = TcpListener::bind(settings.server.listen)
             .await
             .with_context(|| format!("cannot listen on {}", settings.server.listen))?;
+        let (router, operations) = match settings.server.operations_listen {
+            Some(addr) => {
+                let ops_listener = TcpListener::bind(addr).await.with_context(|| {
+                    format!("cannot listen on {addr} (server.operations_listen)")
+                })?;
+                (
+                    with_layers(router, &settings),
+                    Some((ops_listener, with_layers(ops, &settings))),
+                )
+            }
+            None => (with_layers(router.merge(ops), &settings), None),
+        };
         Ok(Self {
             listener,
             router,
+            operations,
             hub,
             tls,
             _instance_lock: instance_lock,
@@ -112,6 +128,14 @@ impl App {
 
     pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {
         Ok(self.listener.local_addr()?)
+    }
+
+    /// The operations listener's address, when `server.operations_listen` is set.
+    pub fn operations_addr(&self) -> anyhow::Result<Option<SocketAddr>> {
+        Ok(match &self.operations {
+            Some((listener, _)) => Some(listener.local_addr()?),
+            None => None,
+        })
     }
 
     /// `https` when the listener speaks TLS, else `http`.
@@ -140,6 +164,14 @@ impl App {
         tracing::info!(%addr, tls = self.tls.is_some(), database = %redact_url(&hub.settings.database.url), "qrhub serving");
 
         let grace = hub.settings.server.shutdown_grace;
+        let operations = self.operations.map(|(listener, router)| {
+            let settings = Arc::clone(&hub.settings);
+            let shutdown = shutdown.clone();
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!(%addr, "operations endpoints (/metrics, /health) serving");
+            }
+            tokio::spawn(async move { serve(listener, router, &settings.server, &shutdown).await })
+        });
         let served = match self.tls {
             Some(tls) => {
                 #[cfg(unix)]
@@ -165,6 +197,11 @@ impl App {
             None => serve(self.listener, self.router, &hub.settings.server, &shutdown).await,
         };
         served?;
+        if let Some(operations) = operations {
+            operations
+                .await
+                .context("the operations listener's task failed")??;
+        }
         hub.tasks.close();
         if tokio::time::timeout(grace, hub.tasks.wait()).await.is_err() {
             tracing::warn!("forwarding tasks still running at shutdown; recovery will settle them");

@@ -92,6 +92,10 @@ pub struct ServerSettings {
     /// How long a TLS handshake may take.
     #[serde(default = "default_tls_handshake_timeout", with = "humantime_serde")]
     pub tls_handshake_timeout: Duration,
+    /// When set, `/metrics` and `/health/*` are served here (plain HTTP) and not on
+    /// `listen`, which then carries only the interface, the back office and its console.
+    #[serde(default)]
+    pub operations_listen: Option<SocketAddr>,
 }
 
 fn default_max_connections_open() -> usize {

@@ -67,11 +67,18 @@ pub fn router(state: AppState) -> Router {
     }
     router
         .route("/qr/v1/qrCodes/{tran_id}/image", get(qr_codes::image))
-        .route("/health/live", get(health::live))
-        .route("/health/ready", get(health::ready))
         .route("/openapi.json", get(crate::openapi::serve))
         .merge(admin::router())
         .with_state(state)
+}
+
+/// The health checks (`/health/live`, `/health/ready`), which go with `/metrics` on the
+/// operations listener when `server.operations_listen` is set, beside the interface if not.
+pub fn operations_router(hub: Arc<Hub>) -> Router {
+    Router::new()
+        .route("/health/live", get(health::live))
+        .route("/health/ready", get(health::ready))
+        .with_state(hub)
 }
 
 fn with_trailing_slash(
