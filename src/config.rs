@@ -192,8 +192,9 @@ pub struct AuthSettings {
     pub verify_concurrency: usize,
     /// Verifications that may wait for a slot; beyond them the hub answers 503 at once.
     pub verify_queue: usize,
-    /// Failed logins (wrong password or unknown user) per client address per minute; beyond
-    /// them 429 with Retry-After until the minute is over. 0 switches the throttle off.
+    /// Failed logins (wrong password, unknown user, or refused for want of a slot) per client
+    /// address per minute; beyond them 429 with Retry-After until the minute is over. 0
+    /// switches the throttle off.
     pub failed_logins_per_minute: u32,
 }
 

@@ -72,6 +72,11 @@ async fn verify(
             Err(ApiError::unauthorized(request_id(parts)))
         }
         Verdict::Busy => {
+            // A refusal counts against the address too: a flood from one address is
+            // throttled, cheaper still, instead of taking queue places from the others.
+            if let Some(ip) = ip {
+                state.logins.failed(ip);
+            }
             metrics::counter!(crate::metrics::name::FAILED_LOGINS, "reason" => "busy").increment(1);
             Err(ApiError::logins_busy(request_id(parts)))
         }
