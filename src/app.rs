@@ -387,7 +387,7 @@ fn with_layers(router: Router, settings: &Settings) -> Router {
     )
 }
 
-/// `[auth]`'s slots for argon2, one per core unless set.
+/// `[auth]`'s slots for argon2, one per two cores unless set.
 fn verify_limits(auth: &crate::config::AuthSettings) -> VerifyLimits {
     let default = VerifyLimits::default();
     VerifyLimits {

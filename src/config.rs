@@ -188,7 +188,7 @@ impl Default for RateLimitSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthSettings {
-    /// argon2 verifications at once; 0 means one per core.
+    /// argon2 verifications at once; 0 means one per two cores (at least one).
     pub verify_concurrency: usize,
     /// Verifications that may wait for a slot; beyond them the hub answers 503 at once.
     pub verify_queue: usize,

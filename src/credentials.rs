@@ -14,8 +14,8 @@
 //!   client at start-up) share one argon2 run ("single flight"); the others wait for it and
 //!   take its result, instead of each occupying a blocking thread with the same hash.
 //!
-//! And one rule keeps strangers cheap: at most `slots` argon2 runs at once (one per core by
-//! default), with a short queue of `queue` waiting for a slot. A verification that finds the
+//! And one rule keeps strangers cheap: at most `slots` argon2 runs at once (one per two
+//! cores by default), with a short queue of `queue` waiting for a slot. A verification that finds the
 //! queue full is refused at once ([`Verdict::Busy`]) rather than queued behind a flood of
 //! wrong passwords; a known password found in the cache never needs a slot.
 
@@ -68,13 +68,15 @@ pub struct VerifyLimits {
 }
 
 impl Default for VerifyLimits {
-    /// One slot per core: argon2 is CPU-bound, more at once only queue on the cores (and
-    /// take them from requests that already passed), and each holds its 19 MiB of memory.
+    /// One slot per two cores (at least one): argon2 is CPU-bound, so one per core would let
+    /// a burst of strangers take every core from the requests of callers already known, and
+    /// each run holds its 19 MiB of memory.
     fn default() -> Self {
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        let slots = (cores / 2).max(1);
         Self {
-            slots: cores,
-            queue: cores * 8,
+            slots,
+            queue: slots * 16,
         }
     }
 }
