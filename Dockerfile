@@ -26,7 +26,11 @@ COPY --from=build /src/target/release/qrhub /usr/local/bin/qrhub
 COPY config/ /etc/qrhub/
 USER qrhub
 WORKDIR /var/lib/qrhub
-ENV QRHUB_CONFIG=/etc/qrhub/default.toml \
+# The image serves the configuration of your own in the volume; the demo file is only the
+# template `qrhub init-config` starts from (its published passwords never serve on 0.0.0.0):
+#   docker run --rm -v qrhub:/var/lib/qrhub qrhub init-config
+ENV QRHUB_CONFIG=/var/lib/qrhub/qrhub.toml \
+    QRHUB_CONFIG_TEMPLATE=/etc/qrhub/default.toml \
     QRHUB__SERVER__LISTEN=0.0.0.0:8080 \
     QRHUB__DATABASE__URL=sqlite:///var/lib/qrhub/qrhub.db \
     QRHUB__LOG__FORMAT=json \

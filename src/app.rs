@@ -5,7 +5,7 @@ use anyhow::Context;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request};
 use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
@@ -14,14 +14,14 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tower::ServiceBuilder;
+use tower::{Layer, ServiceBuilder};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
 use crate::api::{self, AppState};
 use crate::clock::SharedClock;
-use crate::config::Settings;
-use crate::credentials::Credentials;
+use crate::config::{ServerSettings, Settings};
+use crate::credentials::{Credentials, VerifyLimits};
 use crate::outbox::OutboxWorker;
 use crate::partner::PartnerClient;
 use crate::service::Hub;
@@ -34,6 +34,9 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 pub struct App {
     listener: TcpListener,
     router: Router,
+    /// `/metrics` and the health checks on a listener of their own
+    /// (`server.operations_listen`).
+    operations: Option<(TcpListener, Router)>,
     hub: Arc<Hub>,
     /// The listener's TLS configuration when `[server.tls]` is set (reloaded on SIGHUP).
     tls: Option<Arc<ReloadableServerConfig>>,
@@ -44,6 +47,12 @@ pub struct App {
 impl App {
     /// Connects and migrates the store, binds the listener (port 0 picks a free one).
     pub async fn build(settings: Settings, clock: SharedClock) -> anyhow::Result<Self> {
+        // Before anything is opened: a demo configuration never answers beyond loopback.
+        let settings = tokio::task::spawn_blocking(move || {
+            crate::published::check_listen(&settings).map(|()| settings)
+        })
+        .await
+        .context("the published-password check did not finish")??;
         let settings = Arc::new(settings);
         let tls = match &settings.server.tls {
             Some(section) => Some(Arc::new(
@@ -63,7 +72,7 @@ impl App {
         let partners = PartnerClient::new(&settings.partners)
             .context("cannot build the partner HTTP client")?;
         let hub = Hub::new(Arc::clone(&settings), store, clock, partners);
-        let credentials = Credentials::with_operators(
+        let credentials = Credentials::with_limits(
             &settings
                 .clients
                 .iter()
@@ -79,23 +88,38 @@ impl App {
                 .iter()
                 .map(|o| (o.id.clone(), o.password_hash.as_str().to_owned()))
                 .collect::<Vec<_>>(),
+            verify_limits(&settings.auth),
         );
         let state = AppState {
             hub: Arc::clone(&hub),
             credentials,
             limits: api::RateLimits::new(&settings.rate_limit),
+            logins: api::LoginThrottle::new(settings.auth.failed_logins_per_minute),
         };
-        let mut router = api::router(state).merge(crate::console::router());
+        let router = api::router(state).merge(crate::console::router());
+        let mut ops = api::operations_router(Arc::clone(&hub));
         if settings.server.metrics_enabled {
-            router = router.merge(crate::metrics::router(Arc::clone(&hub)));
+            ops = ops.merge(crate::metrics::router(Arc::clone(&hub)));
         }
-        let router = with_layers(router, &settings);
         let listener = TcpListener::bind(settings.server.listen)
             .await
             .with_context(|| format!("cannot listen on {}", settings.server.listen))?;
+        let (router, operations) = match settings.server.operations_listen {
+            Some(addr) => {
+                let ops_listener = TcpListener::bind(addr).await.with_context(|| {
+                    format!("cannot listen on {addr} (server.operations_listen)")
+                })?;
+                (
+                    with_layers(router, &settings),
+                    Some((ops_listener, with_layers(ops, &settings))),
+                )
+            }
+            None => (with_layers(router.merge(ops), &settings), None),
+        };
         Ok(Self {
             listener,
             router,
+            operations,
             hub,
             tls,
             _instance_lock: instance_lock,
@@ -104,6 +128,14 @@ impl App {
 
     pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {
         Ok(self.listener.local_addr()?)
+    }
+
+    /// The operations listener's address, when `server.operations_listen` is set.
+    pub fn operations_addr(&self) -> anyhow::Result<Option<SocketAddr>> {
+        Ok(match &self.operations {
+            Some((listener, _)) => Some(listener.local_addr()?),
+            None => None,
+        })
     }
 
     /// `https` when the listener speaks TLS, else `http`.
@@ -132,6 +164,14 @@ impl App {
         tracing::info!(%addr, tls = self.tls.is_some(), database = %redact_url(&hub.settings.database.url), "qrhub serving");
 
         let grace = hub.settings.server.shutdown_grace;
+        let operations = self.operations.map(|(listener, router)| {
+            let settings = Arc::clone(&hub.settings);
+            let shutdown = shutdown.clone();
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!(%addr, "operations endpoints (/metrics, /health) serving");
+            }
+            tokio::spawn(async move { serve(listener, router, &settings.server, &shutdown).await })
+        });
         let served = match self.tls {
             Some(tls) => {
                 #[cfg(unix)]
@@ -147,12 +187,21 @@ impl App {
                         workers.clone(),
                     ));
                 }
-                let listener = TlsListener::new(self.listener, tls)?;
-                serve(listener, self.router, &shutdown, grace).await
+                let listener = TlsListener::with_handshake_timeout(
+                    self.listener,
+                    tls,
+                    hub.settings.server.tls_handshake_timeout,
+                )?;
+                serve(listener, self.router, &hub.settings.server, &shutdown).await
             }
-            None => serve(self.listener, self.router, &shutdown, grace).await,
+            None => serve(self.listener, self.router, &hub.settings.server, &shutdown).await,
         };
         served?;
+        if let Some(operations) = operations {
+            operations
+                .await
+                .context("the operations listener's task failed")??;
+        }
         hub.tasks.close();
         if tokio::time::timeout(grace, hub.tasks.wait()).await.is_err() {
             tracing::warn!("forwarding tasks still running at shutdown; recovery will settle them");
@@ -200,29 +249,43 @@ impl OpeningProtocol for tokio::net::TcpStream {
 }
 
 /// Serves `router` on `listener` until `shutdown`, then lets requests in flight finish for up
-/// to `grace`. Connections are served here rather than by `axum::serve`, which neither lets
+/// to `server.shutdown_grace`. Each connection is bounded: at most `server.max_connections`
+/// open (one more is closed as soon as it is accepted), its first bytes within
+/// `server.first_bytes_timeout`, each request head (and so each idle wait between requests)
+/// within `server.header_read_timeout`. Connections are served here rather than by `axum::serve`, which neither lets
 /// the HTTP/1 buffer size be set, nor avoids re-preparing the router for each connection, nor
 /// serves an HTTP/1 connection without the HTTP/2 machinery beside it.
 async fn serve<L>(
     mut listener: L,
     router: Router,
+    server: &ServerSettings,
     shutdown: &CancellationToken,
-    grace: Duration,
 ) -> anyhow::Result<()>
 where
-    L: axum::serve::Listener,
+    L: axum::serve::Listener<Addr = SocketAddr>,
     L::Io: OpeningProtocol,
-    L::Addr: std::fmt::Debug,
 {
     // Made ready (`with_state`) once: every connection gets a clone of this one router, a
     // reference count, where `axum::serve` would have given each its own copy of the route
     // tables (about 20 KiB, kept for as long as the connection lives, for a held `pay` its
     // whole hold).
     let router = router.with_state::<()>(());
+    let grace = server.shutdown_grace;
+    // hyper's header-read timer runs only with a timer set. It starts when the connection
+    // waits for a request head, so it also closes a kept-alive connection left idle.
     let mut http1 = hyper::server::conn::http1::Builder::new();
-    http1.max_buf_size(HTTP1_MAX_BUF);
+    http1
+        .max_buf_size(HTTP1_MAX_BUF)
+        .timer(TokioTimer::new())
+        .header_read_timeout(server.header_read_timeout);
     let mut either = auto::Builder::new(TokioExecutor::new());
-    either.http1().max_buf_size(HTTP1_MAX_BUF);
+    either
+        .http1()
+        .max_buf_size(HTTP1_MAX_BUF)
+        .timer(TokioTimer::new())
+        .header_read_timeout(server.header_read_timeout);
+    let first_bytes_timeout = server.first_bytes_timeout;
+    let open = Arc::new(tokio::sync::Semaphore::new(server.max_connections));
     let builders = Arc::new((http1, either));
     let graceful = GracefulShutdown::new();
     loop {
@@ -230,16 +293,34 @@ where
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => accepted,
         };
-        let service = TowerToHyperService::new(router.clone());
+        // Over the cap: closed at once (accepted first, so that it is not left waiting in
+        // the kernel's backlog for a slot it would hold up).
+        let Ok(slot) = Arc::clone(&open).try_acquire_owned() else {
+            metrics::counter!(crate::metrics::name::CONNECTIONS_REFUSED).increment(1);
+            tracing::debug!(?peer, "connection refused: server.max_connections are open");
+            drop(io);
+            continue;
+        };
+        // The peer's address rides on every request of the connection (the failed-login
+        // throttle keys on it): a copy of 32 bytes, no allocation.
+        let service =
+            TowerToHyperService::new(axum::Extension(api::ClientAddr(peer)).layer(router.clone()));
         let watcher = graceful.watcher();
         let builders = Arc::clone(&builders);
         let stopping = shutdown.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let (http1, either) = &*builders;
             // A connection that has sent nothing yet would hold up a shutdown (its watcher
-            // is live): on shutdown it is closed unserved.
+            // is live): on shutdown it is closed unserved; so is one silent for too long.
             let speaks_http1 = tokio::select! {
-                http1 = io.speaks_http1() => http1,
+                http1 = tokio::time::timeout(first_bytes_timeout, io.speaks_http1()) => match http1 {
+                    Ok(http1) => http1,
+                    Err(_) => {
+                        tracing::debug!(?peer, "connection closed: no first bytes in time");
+                        return;
+                    }
+                },
                 _ = stopping.cancelled() => return,
             };
             let served = if speaks_http1 {
@@ -304,6 +385,18 @@ fn with_layers(router: Router, settings: &Settings) -> Router {
             .layer(api::RequestTimeoutLayer::new(timeout))
             .layer(DefaultBodyLimit::max(settings.server.body_limit_bytes)),
     )
+}
+
+/// `[auth]`'s slots for argon2, one per two cores unless set.
+fn verify_limits(auth: &crate::config::AuthSettings) -> VerifyLimits {
+    let default = VerifyLimits::default();
+    VerifyLimits {
+        slots: match auth.verify_concurrency {
+            0 => default.slots,
+            n => n,
+        },
+        queue: auth.verify_queue,
+    }
 }
 
 /// SQLite serves one hub instance (its waits and wake-ups live in one process): a second

@@ -38,6 +38,23 @@ enum Command {
     },
     /// Print an argon2id hash of a password read from standard input, for the config file.
     HashPassword,
+    /// Write a configuration of your own: the template with every password replaced by a
+    /// fresh random one (hashed where the hub checks it); prints the new passwords once.
+    InitConfig {
+        /// The configuration to start from.
+        #[arg(
+            long,
+            env = "QRHUB_CONFIG_TEMPLATE",
+            default_value = "config/default.toml"
+        )]
+        template: PathBuf,
+        /// Where to write it (never overwritten without --force); `serve` reads the same
+        /// QRHUB_CONFIG.
+        #[arg(long, env = "QRHUB_CONFIG", default_value = "qrhub.toml")]
+        out: PathBuf,
+        #[arg(long)]
+        force: bool,
+    },
     /// Run only the partner simulator of the configuration's [simulator] section.
     SimulatePartner {
         #[arg(long, env = "QRHUB_CONFIG", default_value = "config/default.toml")]
@@ -72,6 +89,11 @@ pub fn run() -> anyhow::Result<()> {
             Command::Serve { config } => serve(config).await,
             Command::Migrate { config } => migrate(config).await,
             Command::HashPassword => hash_password(),
+            Command::InitConfig {
+                template,
+                out,
+                force,
+            } => crate::init_config::command(&template, &out, force),
             Command::SimulatePartner { config } => simulate_partner(config).await,
             Command::Loadgen(options) => crate::loadgen::command(*options).await,
             Command::Probe { url, timeout } => probe(&url, timeout).await,
@@ -85,7 +107,18 @@ pub fn run() -> anyhow::Result<()> {
 }
 
 fn load(path: &std::path::Path) -> anyhow::Result<Settings> {
-    Settings::load(path).with_context(|| format!("configuration {} is not usable", path.display()))
+    Settings::load(path).with_context(|| {
+        if path.exists() {
+            format!("configuration {} is not usable", path.display())
+        } else {
+            format!(
+                "configuration {} is not usable (it does not exist: write one with fresh \
+                 passwords with `qrhub init-config --out {}`)",
+                path.display(),
+                path.display()
+            )
+        }
+    })
 }
 
 async fn serve(config: PathBuf) -> anyhow::Result<()> {
@@ -144,6 +177,19 @@ async fn simulate_partner(config: PathBuf) -> anyhow::Result<()> {
     let section = settings
         .simulator
         .context("the configuration has no [simulator] section")?;
+    if !crate::published::is_loopback(&section.listen)
+        && section
+            .password
+            .as_deref()
+            .is_some_and(crate::published::is_published)
+    {
+        anyhow::bail!(
+            "refusing to listen on {} (beyond loopback, key `simulator.listen`): configuration \
+             key `simulator.password` is a password this project publishes; {}",
+            section.listen,
+            crate::published::WAY_OUT
+        );
+    }
     let simulator = crate::simulator::Simulator::start(section).await?;
     tracing::info!(url = %simulator.base_url(), "partner simulator running");
     shutdown_signal().await;

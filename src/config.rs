@@ -60,6 +60,9 @@ pub struct Settings {
     /// Requests per authenticated caller (off by default).
     #[serde(default)]
     pub rate_limit: RateLimitSettings,
+    /// What failed logins may cost: argon2 slots and the per-address throttle.
+    #[serde(default)]
+    pub auth: AuthSettings,
     /// The built-in partner simulator, started in-process when `enabled`.
     #[serde(default)]
     pub simulator: Option<SimulatorSettings>,
@@ -84,6 +87,40 @@ pub struct ServerSettings {
     /// Serve Prometheus metrics at `GET /metrics` (no authentication).
     #[serde(default = "default_metrics_enabled")]
     pub metrics_enabled: bool,
+    /// Connections open at once; one more is closed as soon as it is accepted. Every held
+    /// `pay` keeps one open, so this is above the held pays expected at the peak.
+    #[serde(default = "default_max_connections_open")]
+    pub max_connections: usize,
+    /// How long a new connection may take to send its first bytes (plain HTTP).
+    #[serde(default = "default_first_bytes_timeout", with = "humantime_serde")]
+    pub first_bytes_timeout: Duration,
+    /// How long a request head may take to arrive, counted from when the hub waits for it:
+    /// so also how long a kept-alive connection may sit idle between requests (HTTP/1).
+    #[serde(default = "default_header_read_timeout", with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// How long a TLS handshake may take.
+    #[serde(default = "default_tls_handshake_timeout", with = "humantime_serde")]
+    pub tls_handshake_timeout: Duration,
+    /// When set, `/metrics` and `/health/*` are served here (plain HTTP) and not on
+    /// `listen`, which then carries only the interface, the back office and its console.
+    #[serde(default)]
+    pub operations_listen: Option<SocketAddr>,
+}
+
+fn default_max_connections_open() -> usize {
+    25_000
+}
+
+fn default_first_bytes_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn default_header_read_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn default_tls_handshake_timeout() -> Duration {
+    Duration::from_secs(10)
 }
 
 fn default_metrics_enabled() -> bool {
@@ -151,6 +188,31 @@ impl Default for RateLimitSettings {
         Self {
             requests_per_second: 0,
             burst: 50,
+        }
+    }
+}
+
+/// `[auth]`: a password not verified before costs an argon2 run (tens of milliseconds of a
+/// core, 19 MiB). These keys bound what strangers can make the hub spend on them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// argon2 verifications at once; 0 means one per two cores (at least one).
+    pub verify_concurrency: usize,
+    /// Verifications that may wait for a slot; beyond them the hub answers 503 at once.
+    pub verify_queue: usize,
+    /// Failed logins (wrong password, unknown user, or refused for want of a slot) per client
+    /// address per minute; beyond them 429 with Retry-After until the minute is over. 0
+    /// switches the throttle off.
+    pub failed_logins_per_minute: u32,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            verify_concurrency: 0,
+            verify_queue: 32,
+            failed_logins_per_minute: 60,
         }
     }
 }
@@ -559,6 +621,19 @@ impl Settings {
                 "hub.qr_provider_id",
                 "must be 1 to 32 characters (it shares tag 26 with the 32-character tranId)",
             ));
+        }
+        let server = &self.server;
+        if server.max_connections == 0 {
+            return Err(invalid("server.max_connections", "must be at least 1"));
+        }
+        for (key, value) in [
+            ("server.first_bytes_timeout", server.first_bytes_timeout),
+            ("server.header_read_timeout", server.header_read_timeout),
+            ("server.tls_handshake_timeout", server.tls_handshake_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(invalid(key, "must be positive"));
+            }
         }
         if self.outbox.concurrency == 0 {
             return Err(invalid("outbox.concurrency", "must be at least 1"));

@@ -13,16 +13,21 @@
 //! - Concurrent verifications of the same user and password (the first requests of a busy
 //!   client at start-up) share one argon2 run ("single flight"); the others wait for it and
 //!   take its result, instead of each occupying a blocking thread with the same hash.
+//!
+//! And one rule keeps strangers cheap: at most `slots` argon2 runs at once (one per two
+//! cores by default), with a short queue of `queue` waiting for a slot. A verification that finds the
+//! queue full is refused at once ([`Verdict::Busy`]) rather than queued behind a flood of
+//! wrong passwords; a known password found in the cache never needs a slot.
 
 use argon2::password_hash::{PasswordHash, PasswordVerifier};
 use argon2::Argon2;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use subtle::ConstantTimeEq;
-use tokio::sync::OnceCell;
+use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
 
 /// The kind of caller an identity is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,9 +50,40 @@ pub struct Credentials {
     inner: Arc<Inner>,
 }
 
+/// What a check of credentials concluded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Valid(Role),
+    /// Wrong password or unknown user.
+    Invalid,
+    /// Not checked: every argon2 slot was taken and the queue for them full.
+    Busy,
+}
+
+/// How many argon2 verifications run at once, and how many may wait for a slot.
+#[derive(Debug, Clone, Copy)]
+pub struct VerifyLimits {
+    pub slots: usize,
+    pub queue: usize,
+}
+
+impl Default for VerifyLimits {
+    /// One slot per two cores (at least one): argon2 is CPU-bound, so one per core would let
+    /// a burst of strangers take every core from the requests of callers already known, and
+    /// each run holds its 19 MiB of memory.
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        let slots = (cores / 2).max(1);
+        Self {
+            slots,
+            queue: slots * 16,
+        }
+    }
+}
+
 /// One argon2 run in progress for a (user, digest) pair; every concurrent verification of
-/// the same pair awaits the same cell.
-type Flight = Arc<OnceCell<bool>>;
+/// the same pair awaits the same cell. `None`: the run was refused a slot.
+type Flight = Arc<OnceCell<Option<bool>>>;
 type FlightKey = (String, [u8; 32]);
 
 struct Inner {
@@ -59,6 +95,10 @@ struct Inner {
     flights: Mutex<HashMap<FlightKey, Flight>>,
     /// argon2 verifications started, for tests of the slow path.
     argon2_runs: AtomicU64,
+    /// The argon2 slots, and how many wait for one.
+    slots: Arc<Semaphore>,
+    queued: AtomicUsize,
+    max_queue: usize,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -86,6 +126,16 @@ impl Credentials {
         clients: &[(String, String)],
         partners: &[(String, String)],
         operators: &[(String, String)],
+    ) -> Self {
+        Self::with_limits(clients, partners, operators, VerifyLimits::default())
+    }
+
+    /// As [`Credentials::with_operators`], with `limits` on concurrent argon2 runs.
+    pub fn with_limits(
+        clients: &[(String, String)],
+        partners: &[(String, String)],
+        operators: &[(String, String)],
+        limits: VerifyLimits,
     ) -> Self {
         let mut accounts = HashMap::new();
         for (id, hash) in operators {
@@ -130,6 +180,9 @@ impl Credentials {
                 verified: RwLock::new(HashMap::new()),
                 flights: Mutex::new(HashMap::new()),
                 argon2_runs: AtomicU64::new(0),
+                slots: Arc::new(Semaphore::new(limits.slots.max(1))),
+                queued: AtomicUsize::new(0),
+                max_queue: limits.queue,
             }),
         }
     }
@@ -143,41 +196,73 @@ impl Credentials {
 
     /// The caller's role if `user`/`password` are right. Runs argon2 on a blocking thread
     /// when the digest is not cached yet; an unknown user runs it too, against the dummy hash.
+    /// A verification refused a slot counts as wrong here; [`Credentials::check`] tells.
     pub async fn verify(&self, user: &str, password: &str) -> Option<Role> {
-        let account = self.inner.accounts.get(user);
-        let digest = self.digest(password);
-        let cached = self
+        match self.check(user, password).await {
+            Verdict::Valid(role) => Some(role),
+            Verdict::Invalid | Verdict::Busy => None,
+        }
+    }
+
+    /// The caller's role when `user`/`password` verified before (no argon2, no slot).
+    pub fn cached(&self, user: &str, password: &str) -> Option<Role> {
+        let account = self.inner.accounts.get(user)?;
+        let known = self
             .inner
             .verified
             .read()
             .ok()
-            .and_then(|m| m.get(user).copied());
-        if let (Some(account), Some(known)) = (account, cached) {
-            if bool::from(known.ct_eq(&digest)) {
-                return Some(account.role);
-            }
+            .and_then(|m| m.get(user).copied())?;
+        bool::from(known.ct_eq(&self.digest(password))).then_some(account.role)
+    }
+
+    /// As [`Credentials::verify`], telling a wrong password from one not checked for want
+    /// of an argon2 slot.
+    pub async fn check(&self, user: &str, password: &str) -> Verdict {
+        if let Some(role) = self.cached(user, password) {
+            return Verdict::Valid(role);
         }
+        let account = self.inner.accounts.get(user);
+        let digest = self.digest(password);
         let hash = account.map_or(&self.inner.dummy_hash, |a| &a.password_hash);
-        let ok = self.single_flight(user, digest, hash, password).await;
-        match account {
-            Some(account) if ok => Some(account.role),
-            _ => None,
+        match (
+            self.single_flight(user, digest, hash, password).await,
+            account,
+        ) {
+            (None, _) => Verdict::Busy,
+            (Some(true), Some(account)) => Verdict::Valid(account.role),
+            (Some(_), _) => Verdict::Invalid,
         }
     }
 
+    /// A slot for one argon2 run: at once if one is free, after a wait in the short queue
+    /// otherwise, or `None` when the queue is full too.
+    async fn admit(&self) -> Option<OwnedSemaphorePermit> {
+        if let Ok(permit) = Arc::clone(&self.inner.slots).try_acquire_owned() {
+            return Some(permit);
+        }
+        let ahead = self.inner.queued.fetch_add(1, Ordering::AcqRel);
+        let _queued = QueueGuard(&self.inner.queued);
+        if ahead >= self.inner.max_queue {
+            return None;
+        }
+        Arc::clone(&self.inner.slots).acquire_owned().await.ok()
+    }
+
     /// One argon2 run per (user, digest) at a time: the first caller runs it (and caches a
-    /// success before anyone sees the result), the others await its answer.
+    /// success before anyone sees the result), the others await its answer. `None` when the
+    /// run found no slot.
     async fn single_flight(
         &self,
         user: &str,
         digest: [u8; 32],
         hash: &str,
         password: &str,
-    ) -> bool {
+    ) -> Option<bool> {
         let key: FlightKey = (user.to_owned(), digest);
         let flight = {
             let Ok(mut flights) = self.inner.flights.lock() else {
-                return false;
+                return Some(false);
             };
             let entry = flights.entry(key.clone()).or_default();
             // A finished run is not reused by a later request: a failure is never cached,
@@ -195,22 +280,29 @@ impl Credentials {
             flight: Some(flight),
         };
         let Some(cell) = guard.flight.as_ref() else {
-            return false;
+            return Some(false);
         };
         let ok = *cell
             .get_or_init(|| async {
+                let permit = self.admit().await?;
                 self.inner.argon2_runs.fetch_add(1, Ordering::Relaxed);
                 let hash = hash.to_owned();
                 let password = password.to_owned();
-                let ok = tokio::task::spawn_blocking(move || verify_hash(&hash, &password))
-                    .await
-                    .unwrap_or(false);
+                // The slot goes with the hash into the blocking thread: a request that gives
+                // up does not free it while argon2 still runs.
+                let ok = tokio::task::spawn_blocking(move || {
+                    let ok = verify_hash(&hash, &password);
+                    drop(permit);
+                    ok
+                })
+                .await
+                .unwrap_or(false);
                 if ok {
                     if let Ok(mut map) = self.inner.verified.write() {
                         map.insert(user.to_owned(), digest);
                     }
                 }
-                ok
+                Some(ok)
             })
             .await;
         drop(guard);
@@ -220,6 +312,15 @@ impl Credentials {
     /// How many argon2 verifications this instance has started.
     pub fn argon2_runs(&self) -> u64 {
         self.inner.argon2_runs.load(Ordering::Relaxed)
+    }
+}
+
+/// Leaves the queue for an argon2 slot, however the wait ends.
+struct QueueGuard<'a>(&'a AtomicUsize);
+
+impl Drop for QueueGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

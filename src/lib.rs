@@ -18,6 +18,8 @@
 //! - [`admin`]: the back office behind `/admin/v1` (search, timelines, reports).
 //! - [`console`]: the operators' web console at `/admin` (static page over `/admin/v1`).
 //! - [`openapi`]: the OpenAPI document, generated from the code (`GET /openapi.json`).
+//! - [`published`]: the project's demo passwords, kept off non-loopback listeners;
+//!   [`init_config`] writes a configuration with fresh ones.
 //! - [`config`], [`telemetry`], [`app`] (wiring and shutdown), [`cli`].
 #![forbid(unsafe_code)]
 
@@ -31,12 +33,14 @@ pub mod config;
 pub mod console;
 pub mod credentials;
 pub mod domain;
+pub mod init_config;
 pub mod loadgen;
 pub mod metrics;
 pub mod model;
 pub mod openapi;
 pub mod outbox;
 pub mod partner;
+pub mod published;
 pub mod qr;
 pub mod service;
 pub mod simulator;

@@ -62,6 +62,11 @@ pub mod name {
     pub const HELD_PAY_REQUESTS: &str = "qrhub_held_pay_requests";
     pub const DB_POOL_CONNECTIONS: &str = "qrhub_db_pool_connections";
     pub const DB_POOL_MAX: &str = "qrhub_db_pool_max";
+    /// Logins refused by reason: `invalid` (wrong password or unknown user), `throttled`
+    /// (the address is over its failed-login budget), `busy` (no password-check slot).
+    pub const FAILED_LOGINS: &str = "qrhub_failed_logins_total";
+    /// Connections closed at accept because `server.max_connections` were open.
+    pub const CONNECTIONS_REFUSED: &str = "qrhub_connections_refused_total";
 }
 
 /// Histogram buckets in seconds, from 1 ms (a fast createQrCode) to 60 s (the POS's own

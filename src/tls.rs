@@ -26,8 +26,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::ServerTlsSettings;
 
-/// A client that has not finished its handshake by then is dropped.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A client that has not finished its handshake by then is dropped (the simulator's; the
+/// hub's is `server.tls_handshake_timeout`).
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Finished handshakes waiting for `axum::serve` to take them.
 const ACCEPT_QUEUE: usize = 128;
@@ -188,9 +189,18 @@ pub struct TlsListener {
 
 impl TlsListener {
     pub fn new(tcp: TcpListener, config: Arc<ReloadableServerConfig>) -> std::io::Result<Self> {
+        Self::with_handshake_timeout(tcp, config, HANDSHAKE_TIMEOUT)
+    }
+
+    /// As [`TlsListener::new`], dropping a client whose handshake takes longer than `timeout`.
+    pub fn with_handshake_timeout(
+        tcp: TcpListener,
+        config: Arc<ReloadableServerConfig>,
+        timeout: Duration,
+    ) -> std::io::Result<Self> {
         let local_addr = tcp.local_addr()?;
         let (tx, ready) = mpsc::channel(ACCEPT_QUEUE);
-        let acceptor = tokio::spawn(accept_loop(tcp, config, tx));
+        let acceptor = tokio::spawn(accept_loop(tcp, config, tx, timeout));
         Ok(Self {
             local_addr,
             ready,
@@ -210,6 +220,7 @@ async fn accept_loop(
     tcp: TcpListener,
     config: Arc<ReloadableServerConfig>,
     ready: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
+    handshake_timeout: Duration,
 ) {
     loop {
         let (stream, peer) = tokio::select! {
@@ -231,7 +242,7 @@ async fn accept_loop(
         let acceptor = TlsAcceptor::from(config.current());
         let ready = ready.clone();
         tokio::spawn(async move {
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+            match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
                 Ok(Ok(tls)) => {
                     let _ = ready.send((tls, peer)).await;
                 }

@@ -920,3 +920,44 @@ mod sqlite {
         a_held_pay_over_https_finishes_at_shutdown,
     );
 }
+
+/// A client that connects to the HTTPS listener and never starts its handshake is closed
+/// after `server.tls_handshake_timeout`, while an HTTPS POS is served meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handshake_that_never_comes_is_closed_after_its_timeout() {
+    use tokio::io::AsyncReadExt;
+    let db = TestDb::sqlite().await;
+    let dir = TempDir::new().expect("dir");
+    let ca = Ca::new("qrhub test CA");
+    let (cert, key) = ca
+        .issue(&["localhost", "127.0.0.1"], Purpose::Server, 1, 2040)
+        .write(dir.path(), "hub");
+    let sim = start_simulator().await;
+    let options = Options {
+        server: "tls_handshake_timeout = \"400ms\"\n".into(),
+        ..Options::default()
+    };
+    let mut toml = config_toml(&db.url, &sim.base_url(), &options);
+    toml.push_str(&server_tls_section(&cert, &key, None));
+    let hub = RunningHub::start(db, &toml, client(&ca, None)).await;
+    let addr = hub.url.trim_start_matches("https://").to_owned();
+    let mut silent = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connects");
+    let connected = std::time::Instant::now();
+    hub.new_code().await;
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(5), silent.read(&mut buf)).await;
+    assert!(
+        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+        "the silent client is still connected: {read:?}"
+    );
+    let took = connected.elapsed();
+    assert!(
+        took >= Duration::from_millis(350),
+        "not before its time: {took:?}"
+    );
+    hub.new_code().await;
+    hub.stop().await;
+    let _ = sim.shutdown().await;
+}

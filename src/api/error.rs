@@ -12,7 +12,7 @@ pub struct ApiError {
     pub detail: Box<ErrorDetail>,
     /// Sent as `WWW-Authenticate` (401 only).
     pub challenge: bool,
-    /// Sent as `Retry-After`, in whole seconds rounded up (429 only).
+    /// Sent as `Retry-After`, in whole seconds rounded up (429 and 503).
     pub retry_after: Option<std::time::Duration>,
 }
 
@@ -66,6 +66,28 @@ impl ApiError {
             ..Self::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 ErrorDetail::new(id, ErrorType::GeneralError, "Rate limit exceeded"),
+            )
+        }
+    }
+
+    /// 429: too many failed logins from the caller's address; `wait` until its window ends.
+    pub fn login_throttled(id: impl Into<String>, wait: std::time::Duration) -> Self {
+        Self {
+            retry_after: Some(wait),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorDetail::new(id, ErrorType::GeneralError, "Too many failed logins"),
+            )
+        }
+    }
+
+    /// 503: every password-check slot is taken and its queue full; try again in a second.
+    pub fn logins_busy(id: impl Into<String>) -> Self {
+        Self {
+            retry_after: Some(std::time::Duration::from_secs(1)),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorDetail::new(id, ErrorType::GeneralError, "Too many logins at once"),
             )
         }
     }

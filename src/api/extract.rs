@@ -6,7 +6,7 @@ use base64::Engine;
 use serde::de::DeserializeOwned;
 
 use super::{ApiError, AppState};
-use crate::credentials::Role;
+use crate::credentials::{Role, Verdict};
 use crate::model::schema::{self, Schema};
 use crate::model::{ErrorDetail, ErrorType};
 
@@ -28,16 +28,59 @@ async fn caller(parts: &Parts, state: &AppState) -> Result<Caller, ApiError> {
         .ok_or_else(|| ApiError::unauthorized(request_id(parts)))?;
     let (user, password) =
         decode_basic(header).ok_or_else(|| ApiError::unauthorized(request_id(parts)))?;
-    let role = state
-        .credentials
-        .verify(&user, &password)
-        .await
-        .ok_or_else(|| ApiError::unauthorized(request_id(parts)))?;
+    let role = match state.credentials.cached(&user, &password) {
+        Some(role) => role,
+        None => verify(parts, state, &user, &password).await?,
+    };
     state
         .limits
         .check(&user)
         .map_err(|wait| ApiError::rate_limited(request_id(parts), wait))?;
     Ok(Caller { user, role })
+}
+
+/// The slow path: a password not verified before. The caller's address must be under its
+/// failed-login budget, and an argon2 slot free (or soon free).
+async fn verify(
+    parts: &Parts,
+    state: &AppState,
+    user: &str,
+    password: &str,
+) -> Result<Role, ApiError> {
+    let ip = parts
+        .extensions
+        .get::<super::ClientAddr>()
+        .map(|addr| addr.0.ip());
+    if let Some(ip) = ip {
+        state.logins.check(ip).map_err(|wait| {
+            metrics::counter!(crate::metrics::name::FAILED_LOGINS, "reason" => "throttled")
+                .increment(1);
+            ApiError::login_throttled(request_id(parts), wait)
+        })?;
+    }
+    match state.credentials.check(user, password).await {
+        Verdict::Valid(role) => Ok(role),
+        Verdict::Invalid => {
+            if let Some(ip) = ip {
+                state.logins.failed(ip);
+            }
+            metrics::counter!(crate::metrics::name::FAILED_LOGINS, "reason" => "invalid")
+                .increment(1);
+            // The user as sent (bounded), never the password.
+            let shown: String = user.chars().take(64).collect();
+            tracing::warn!(user = %shown.escape_debug(), client = ?ip, "failed login");
+            Err(ApiError::unauthorized(request_id(parts)))
+        }
+        Verdict::Busy => {
+            // A refusal counts against the address too: a flood from one address is
+            // throttled, cheaper still, instead of taking queue places from the others.
+            if let Some(ip) = ip {
+                state.logins.failed(ip);
+            }
+            metrics::counter!(crate::metrics::name::FAILED_LOGINS, "reason" => "busy").increment(1);
+            Err(ApiError::logins_busy(request_id(parts)))
+        }
+    }
 }
 
 fn decode_basic(header: &str) -> Option<(String, String)> {

@@ -15,7 +15,7 @@ pub use timeout::RequestTimeoutLayer;
 
 pub use error::ApiError;
 pub use extract::{Body, Operator, PartnerCaller, PosClient};
-pub use limits::RateLimits;
+pub use limits::{LoginThrottle, RateLimits};
 
 use axum::extract::FromRef;
 use axum::routing::{get, post, MethodRouter};
@@ -31,7 +31,13 @@ pub struct AppState {
     pub credentials: Credentials,
     /// Per-caller request budgets, checked right after authentication.
     pub limits: RateLimits,
+    /// Failed logins per client address, checked before a password costs argon2.
+    pub logins: LoginThrottle,
 }
+
+/// The address a connection came from, put on each of its requests by the server loop.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub std::net::SocketAddr);
 
 impl FromRef<AppState> for Arc<Hub> {
     fn from_ref(state: &AppState) -> Self {
@@ -61,11 +67,18 @@ pub fn router(state: AppState) -> Router {
     }
     router
         .route("/qr/v1/qrCodes/{tran_id}/image", get(qr_codes::image))
-        .route("/health/live", get(health::live))
-        .route("/health/ready", get(health::ready))
         .route("/openapi.json", get(crate::openapi::serve))
         .merge(admin::router())
         .with_state(state)
+}
+
+/// The health checks (`/health/live`, `/health/ready`), which go with `/metrics` on the
+/// operations listener when `server.operations_listen` is set, beside the interface if not.
+pub fn operations_router(hub: Arc<Hub>) -> Router {
+    Router::new()
+        .route("/health/live", get(health::live))
+        .route("/health/ready", get(health::ready))
+        .with_state(hub)
 }
 
 fn with_trailing_slash(

@@ -95,9 +95,13 @@ impl SqliteStore {
                     .map_err(sqlx::Error::Io)?;
             }
         }
+        // FULL, not WAL's usual NORMAL: with NORMAL a commit is durable only at the next
+        // checkpoint, so a power cut could lose a pay the POS was answered for, an advice
+        // answered 202, or an outbox row's FORWARDED mark (DESIGN.md §8). FULL syncs the WAL
+        // on every commit; every connection sets it (it is not kept in the file).
         let options = options
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal);
+            .synchronous(SqliteSynchronous::Full);
         // The writer connects first: it creates the file and switches it to WAL, which is
         // persistent. Its connection is kept open for the life of the store.
         let writer = SqlitePoolOptions::new()
@@ -118,6 +122,18 @@ impl SqliteStore {
             reader,
             one_pool: false,
         })
+    }
+
+    /// The `synchronous` setting of the writer and of a reader connection (2 = FULL), for
+    /// checks of durability.
+    pub async fn synchronous(&self) -> StoreResult<(i64, i64)> {
+        let writer: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&self.writer)
+            .await?;
+        let reader: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&self.reader)
+            .await?;
+        Ok((writer, reader))
     }
 
     /// `DuplicateId` when `payment`'s id is already stored.

@@ -57,6 +57,8 @@ pub struct Options {
     /// More TOML at the end of a partner's `[[partners]]` table, by partner id (e.g. its
     /// `[partners.qr_template]`).
     pub partner_extra: Vec<(String, String)>,
+    /// More keys of the `[server]` section (one per line).
+    pub server: String,
 }
 
 impl Default for Options {
@@ -74,6 +76,7 @@ impl Default for Options {
             pos_1_extra: String::new(),
             clock: None,
             partner_extra: Vec::new(),
+            server: String::new(),
         }
     }
 }
@@ -119,6 +122,7 @@ timeout = "{timeout}"
 listen = "127.0.0.1:0"
 shutdown_grace = "3s"
 disabled_operations = [{disabled}]
+{server}
 [database]
 url = "{database_url}"
 max_connections = 8
@@ -163,6 +167,7 @@ password_hash = "{OPERATOR_HASH}"
         p2 = partner("wallet-2"),
         extra = o.extra,
         pos_1_extra = o.pos_1_extra,
+        server = o.server,
     )
 }
 
