@@ -298,4 +298,111 @@ password_hash = "{POS_PASSWORD}"
     )
 }
 
-both_stores!(secrets_stay_out_of_logs_and_answers);
+const PAN: &str = "4111111111111111";
+const MASKED_PAN: &str = "411111******1111";
+
+/// Everything the store holds, as text: every row of every table on PostgreSQL, the database
+/// file and its write-ahead log on SQLite.
+async fn everything_stored(db_url: &str) -> String {
+    if let Some(path) = db_url.strip_prefix("sqlite://") {
+        let path = path.split('?').next().unwrap_or(path);
+        let mut all = Vec::new();
+        for suffix in ["", "-wal", "-journal"] {
+            if let Ok(bytes) = std::fs::read(format!("{path}{suffix}")) {
+                all.extend(bytes);
+            }
+        }
+        return String::from_utf8_lossy(&all).into_owned();
+    }
+    let pool = sqlx::PgPool::connect(db_url).await.expect("connect");
+    let tables: Vec<String> =
+        sqlx::query_scalar("SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'")
+            .fetch_all(&pool)
+            .await
+            .expect("tables");
+    let mut all = String::new();
+    for table in tables {
+        let rows: Vec<String> =
+            sqlx::query_scalar(&format!("SELECT CAST(t AS text) FROM \"{table}\" t"))
+                .fetch_all(&pool)
+                .await
+                .expect("rows");
+        all.push_str(&rows.join("\n"));
+    }
+    pool.close().await;
+    all
+}
+
+/// A partner that puts the customer's full card number in its approval, and a POS that sends
+/// one in its confirmation's tenders... the number is found nowhere afterwards: not in the
+/// database, not in the logs, not in what the POS gets (masked there too), and a string with a
+/// NUL character (which PostgreSQL cannot store) is refused as a format error.
+async fn card_numbers_are_masked_everywhere(db: TestDb) {
+    let logs = logs::capture("trace");
+    let partner = common::partner::ScriptedPartner::start().await;
+    let db_url = db.url.clone();
+    let hub = TestHub::start(
+        db,
+        Options {
+            partner_url: Some(partner.url.clone()),
+            ..Options::default()
+        },
+    )
+    .await;
+    let tran_id = hub.new_code(1000).await;
+    let request = pay_request("pos-1", &tran_id, 1000);
+    let approval = serde_json::json!({
+        "amounts": {"approvedAmount": {"amount": 1000, "currency": "710"}},
+        "tenders": [{"tenderType": "CREDIT_CARD", "cardNumber": PAN,
+                     "amount": {"amount": 1000, "currency": "710"}}],
+    });
+    partner.script(
+        common::partner::PAY,
+        [common::partner::Canned::with_body(
+            201,
+            approval.to_string(),
+        )],
+    );
+    let held = hub.pay(request.clone());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let (status, _) = hub.scan("wallet-1", &tran_id, None).await;
+    assert_eq!(status, reqwest::StatusCode::ACCEPTED);
+    let (status, answer) = held.await.expect("pay");
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{answer}");
+    assert_eq!(answer["tenders"][0]["cardNumber"], MASKED_PAN, "{answer}");
+
+    // A POS that sends a card number of its own (a format error echoes what it refused).
+    let mut bad = pay_request("pos-1", &hub.new_code(500).await, 500);
+    bad["tenders"] = serde_json::json!([{"tenderType": "CREDIT_CARD", "cardNumber": PAN,
+                                         "amount": {"amount": "x", "currency": "710"}}]);
+    let (status, refused) = hub.pos("/qr/v1/payments", &bad).await;
+    assert_eq!(status, reqwest::StatusCode::BAD_REQUEST, "{refused}");
+    assert!(!refused.to_string().contains(PAN), "{refused}");
+
+    // NUL in a string: a format error naming the field, not a 500.
+    let mut nul = pay_request("pos-1", &hub.new_code(500).await, 500);
+    nul["id"] = serde_json::json!(format!("{}\u{0}", new_id()));
+    nul["originator"]["operatorId"] = serde_json::json!("op\u{0}1");
+    let (status, refused) = hub.pos("/qr/v1/payments", &nul).await;
+    assert_eq!(status, reqwest::StatusCode::BAD_REQUEST, "{refused}");
+    assert_eq!(refused["errorType"], "FORMAT_ERROR", "{refused}");
+
+    // Everything the hub wrote is flushed to the store with the next event batch.
+    hub.hub.flush_events().await;
+    let stored = everything_stored(&db_url).await;
+    assert!(stored.contains(MASKED_PAN), "the masked number is kept");
+    assert!(
+        !stored.contains(PAN),
+        "a full card number is in the database"
+    );
+    assert!(
+        !logs.text().contains(PAN),
+        "a full card number is in the logs"
+    );
+    hub.stop().await;
+}
+
+both_stores!(
+    secrets_stay_out_of_logs_and_answers,
+    card_numbers_are_masked_everywhere
+);

@@ -228,14 +228,28 @@ where
                     ErrorDetail::new(&id, ErrorType::FormatError, message),
                 )
             })?;
-        let raw: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+        let mut raw: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
             ApiError::format_field(&id, "body", &format!("malformed JSON: {e}"), "")
         })?;
+        // No full card number goes further than this: not into an error's echo, the store,
+        // the timeline or a log.
+        crate::model::pan::mask_card_numbers(&mut raw);
         let message_id = raw
             .get("id")
             .and_then(|v| v.as_str())
+            .filter(|id| !id.contains('\0'))
             .map(str::to_owned)
             .unwrap_or(id);
+        // JSON allows "\u0000" in a string; PostgreSQL's text cannot hold it, so a message
+        // carrying one would fail where it is stored (and take its batch of events with it).
+        if let Some(field) = first_nul(&raw, "") {
+            return Err(ApiError::format_field(
+                &message_id,
+                &field,
+                "must not contain the NUL character (\\u0000)",
+                "",
+            ));
+        }
         let errors = schema::check(&raw, T::SCHEMA);
         if !errors.is_empty() {
             return Err(ApiError::format(message_id, &errors));
@@ -265,5 +279,35 @@ mod tests {
         );
         assert_eq!(decode_basic("Bearer abc"), None);
         assert_eq!(decode_basic("Basic !!!"), None);
+    }
+}
+
+/// The dotted path of the first string (or object key) holding a NUL character.
+fn first_nul(value: &serde_json::Value, path: &str) -> Option<String> {
+    let join = |name: &str| {
+        if path.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{path}.{name}")
+        }
+    };
+    match value {
+        serde_json::Value::String(s) if s.contains('\0') => Some(if path.is_empty() {
+            "body".into()
+        } else {
+            path.to_owned()
+        }),
+        serde_json::Value::Object(map) => map.iter().find_map(|(k, v)| {
+            if k.contains('\0') {
+                Some(join(&k.replace('\0', "")))
+            } else {
+                first_nul(v, &join(k))
+            }
+        }),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| first_nul(v, &format!("{path}[{i}]"))),
+        _ => None,
     }
 }

@@ -8,6 +8,7 @@
 mod common;
 mod error;
 mod messages;
+pub mod pan;
 pub mod repair;
 pub mod schema;
 mod time;

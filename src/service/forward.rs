@@ -507,7 +507,11 @@ fn interpret_pay_answer(
         } => {
             // A byte-order mark is not JSON, but it is no reason to lose a sale either.
             let text = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
-            let json: Option<serde_json::Value> = serde_json::from_slice(text).ok();
+            let mut json: Option<serde_json::Value> = serde_json::from_slice(text).ok();
+            // A card number the partner sent is masked before anything keeps or relays it.
+            if let Some(body) = json.as_mut() {
+                crate::model::pan::mask_card_numbers(body);
+            }
             let status_i32 = Some(i32::from(*status));
             let outcome = match classify_pay(*status) {
                 Outcome::Success if *truncated || !recognisable(text, json.as_ref()) => {
