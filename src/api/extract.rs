@@ -262,26 +262,6 @@ where
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn basic_credentials_decode() {
-        // "pos-1:pa:ss" — the password may itself contain a colon.
-        let header = format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode("pos-1:pa:ss")
-        );
-        assert_eq!(
-            decode_basic(&header),
-            Some(("pos-1".into(), "pa:ss".into()))
-        );
-        assert_eq!(decode_basic("Bearer abc"), None);
-        assert_eq!(decode_basic("Basic !!!"), None);
-    }
-}
-
 /// The dotted path of the first string (or object key) holding a NUL character.
 fn first_nul(value: &serde_json::Value, path: &str) -> Option<String> {
     let join = |name: &str| {
@@ -309,5 +289,25 @@ fn first_nul(value: &serde_json::Value, path: &str) -> Option<String> {
             .enumerate()
             .find_map(|(i, v)| first_nul(v, &format!("{path}[{i}]"))),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_credentials_decode() {
+        // "pos-1:pa:ss" — the password may itself contain a colon.
+        let header = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("pos-1:pa:ss")
+        );
+        assert_eq!(
+            decode_basic(&header),
+            Some(("pos-1".into(), "pa:ss".into()))
+        );
+        assert_eq!(decode_basic("Bearer abc"), None);
+        assert_eq!(decode_basic("Basic !!!"), None);
     }
 }
