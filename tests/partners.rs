@@ -667,6 +667,20 @@ async fn code_rules(hub: &TestHub, partner: &ScriptedPartner) {
     assert_eq!(answer["amounts"]["approvedAmount"]["amount"], 600);
     assert!(hub.outbox_of(&request).await.is_empty(), "not reversed");
 
+    // Its confirmation may settle at most the 600 approved, in the same currency.
+    for (amount, currency) in [(1000, "710"), (600, "840")] {
+        let mut advice = confirmation(request["id"].as_str().expect("id"));
+        advice["amounts"] = json!({"approvedAmount": {"amount": amount, "currency": currency}});
+        let (status, refused) = hub.pos("/qr/v1/payments/confirmations", &advice).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+        assert_eq!(refused["errorType"], "INVALID_AMOUNT");
+    }
+    let mut advice = confirmation(request["id"].as_str().expect("id"));
+    advice["amounts"] = json!({"approvedAmount": {"amount": 600, "currency": "710"}});
+    let (status, _) = hub.pos("/qr/v1/payments/confirmations", &advice).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(hub.stored(&request).await.state, PaymentState::Confirmed);
+
     // One approved payment per code: another pay for it is refused.
     let again = pay_request("pos-1", &part, 400);
     let (status, answer) = hub.pos("/qr/v1/payments", &again).await;

@@ -62,6 +62,27 @@ impl std::fmt::Display for AmountMismatch {
     }
 }
 
+/// Whether a POS may confirm `amount` of `currency` for a payment the partner approved for
+/// `approved` of `approved_currency`: a partial confirmation settles less, never more, and
+/// never in another currency (the interface has no stand-in that would add to an approval).
+pub fn confirmable(
+    amount: i64,
+    currency: &str,
+    approved: i64,
+    approved_currency: &str,
+) -> Result<(), &'static str> {
+    if currency != approved_currency {
+        return Err("Currency differs from the approval");
+    }
+    if amount > approved {
+        return Err("More than the partner approved");
+    }
+    if amount <= 0 {
+        return Err("Amount must be positive");
+    }
+    Ok(())
+}
+
 /// The amount a (repaired, schema-valid) approval says was approved: `approvedAmount`, else
 /// an echoed `requestAmount`; `None` when it names neither.
 pub fn approved_amount(repaired: &Value) -> Option<i64> {
@@ -128,6 +149,15 @@ mod tests {
         part_payment_allowed: false,
         over_payment_allowed: false,
     };
+
+    #[test]
+    fn a_confirmation_settles_at_most_what_was_approved() {
+        assert_eq!(confirmable(1000, "710", 1000, "710"), Ok(()));
+        assert_eq!(confirmable(600, "710", 1000, "710"), Ok(()));
+        assert!(confirmable(1001, "710", 1000, "710").is_err());
+        assert!(confirmable(1000, "840", 1000, "710").is_err());
+        assert!(confirmable(0, "710", 1000, "710").is_err());
+    }
 
     #[test]
     fn a_code_admits_its_amount_and_what_its_rules_allow() {

@@ -9,7 +9,9 @@ mod outcome;
 mod state;
 
 pub use advice::{decide_advice, AdviceDecision, AdviceKind, Refusal};
-pub use approval::{approved_amount, check_approved_amount, AmountMismatch, CodeTerms};
+pub use approval::{
+    approved_amount, check_approved_amount, confirmable, AmountMismatch, CodeTerms,
+};
 pub use fees::FeeSchedule;
 pub use money::{currency_exponent, Money};
 pub use outcome::{classify_advice, classify_pay, AdviceAnswer, Outcome, PartnerOperation};

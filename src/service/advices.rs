@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use std::sync::Arc;
 
 use super::{Hub, HubError, HubResult, Waiters};
-use crate::domain::{decide_advice, AdviceDecision, AdviceKind, PaymentState};
+use crate::domain::{confirmable, decide_advice, AdviceDecision, AdviceKind, PaymentState};
 use crate::model::{ErrorDetail, ErrorType, PaymentConfirmation, PaymentReversal};
 use crate::store::{
     event_kind, AdviceRecord, ApplyAdvice, ApplyAdviceOutcome, Direction, NewEvent, OrphanOutcome,
@@ -160,6 +160,26 @@ impl Hub {
                     OrphanOutcome::DuplicateAdvice | OrphanOutcome::PaymentExists => continue,
                 }
             };
+            // A confirmation that settles more than the partner approved (or in another
+            // currency) is refused before anything is stored or sent.
+            if let (Advice::Confirmation(c), PaymentState::Approved) = (advice, payment.state) {
+                if let Some(asked) = c.amounts.as_ref().and_then(|a| a.approved_amount.as_ref()) {
+                    let approved = payment.approved_minor.unwrap_or(payment.amount_minor);
+                    if let Err(why) =
+                        confirmable(asked.amount, &asked.currency, approved, &payment.currency)
+                    {
+                        if let Some(repeat) = known().await? {
+                            return repeat;
+                        }
+                        return Err(HubError::refuse(
+                            StatusCode::BAD_REQUEST,
+                            ErrorDetail::new(advice.id(), ErrorType::InvalidAmount, why)
+                                .with_original_id(advice.request_id())
+                                .with_tran_id(&payment.tran_id),
+                        ));
+                    }
+                }
+            }
             let apply = match decide_advice(advice.kind(), payment.state) {
                 AdviceDecision::Refuse(r) => {
                     if let Some(repeat) = known().await? {
