@@ -25,7 +25,15 @@ fn of_kind(ledger: &[LedgerEntry], kind: MessageKind) -> Vec<&LedgerEntry> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn console_pages_are_self_contained_and_locked_down() {
-    let hub = TestHub::start(TestDb::sqlite().await, Options::default()).await;
+    let hub = TestHub::start(
+        TestDb::sqlite().await,
+        Options {
+            // 1.50 % + 1.00 on each confirmed payment, for the settlement view's fees.
+            extra: "[[fees]]\npartner = \"wallet-1\"\ncurrency = \"710\"\npercent_bps = 150\nfixed = 100\n".into(),
+            ..Options::default()
+        },
+    )
+    .await;
     for (path, mime) in [
         ("/admin", "text/html; charset=utf-8"),
         ("/admin/console.js", "text/javascript; charset=utf-8"),
@@ -94,7 +102,15 @@ async fn console_pages_are_self_contained_and_locked_down() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_operator_finds_a_payment_and_reads_its_timeline_in_a_real_browser() {
-    let hub = TestHub::start(TestDb::sqlite().await, Options::default()).await;
+    let hub = TestHub::start(
+        TestDb::sqlite().await,
+        Options {
+            // 1.50 % + 1.00 on each confirmed payment, for the settlement view's fees.
+            extra: "[[fees]]\npartner = \"wallet-1\"\ncurrency = \"710\"\npercent_bps = 150\nfixed = 100\n".into(),
+            ..Options::default()
+        },
+    )
+    .await;
     // One payment confirmed (the one looked at), and one reversed, for the settlement chart.
     let (request, status, answer) = hub.paid(15000).await;
     assert_eq!(status, StatusCode::CREATED, "{answer}");
@@ -290,6 +306,10 @@ async fn drive(browser: &Browser, url: &str, tran_id: &str) {
         .wait_text("#settlement-body", |t| t.contains("wallet-1"))
         .await;
     assert!(table.contains("1 · ZAR 150.00"), "{table}");
+    assert!(
+        table.contains("fees ZAR 3.25, net ZAR 146.75"),
+        "the confirmed payment's fee and net: {table}"
+    );
     assert!(table.contains("1 · ZAR 42.50"), "{table}");
     let bars = browser
         .execute(

@@ -640,8 +640,13 @@
     }
   }
 
+  // Count and gross, and where fees were charged (confirmed payments) the fees and the net
+  // the partner's merchant is paid.
   function tally(t, currency) {
-    return `${t.count} · ${formatMoney(t.amount, currency)}`;
+    const gross = `${t.count} · ${formatMoney(t.amount, currency)}`;
+    return t.fees > 0
+      ? `${gross} (fees ${formatMoney(t.fees, currency)}, net ${formatMoney(t.net, currency)})`
+      : gross;
   }
 
   function renderSettlement(report) {
