@@ -28,6 +28,9 @@ use crate::service::Hub;
 use crate::store;
 use crate::tls::{ReloadableServerConfig, TlsListener};
 
+mod files;
+mod idle;
+
 /// How often the sweeper looks for expired waits and half-finished payments.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -101,6 +104,7 @@ impl App {
         if settings.server.metrics_enabled {
             ops = ops.merge(crate::metrics::router(Arc::clone(&hub)));
         }
+        files::raise_limit(settings.server.max_connections);
         let listener = TcpListener::bind(settings.server.listen)
             .await
             .with_context(|| format!("cannot listen on {}", settings.server.listen))?;
@@ -221,6 +225,16 @@ impl App {
 /// bodies are read through it in pieces, so the body limit is unchanged.
 const HTTP1_MAX_BUF: usize = 8 * 1024;
 
+/// How often an HTTP/2 connection is pinged, and how long its answer may take before the
+/// connection is dropped as gone.
+const HTTP2_PING_INTERVAL: Duration = Duration::from_secs(20);
+const HTTP2_PING_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest HTTP/2 request head (decoded), in line with HTTP/1's 8 KiB buffer.
+const HTTP2_MAX_HEADER_LIST: u32 = 16 * 1024;
+/// Requests one HTTP/2 connection may have in flight: a lane's POS holds one `pay` at a time,
+/// a gateway multiplexing lanes a few dozen; more is one peer taking a share meant for many.
+const HTTP2_MAX_STREAMS: u32 = 256;
+
 /// What a connection's opening says about the HTTP version it speaks. Most connections (every
 /// POS and partner seen so far) speak HTTP/1.1, and are served by hyper's HTTP/1 connection
 /// alone; the rest go to hyper-util's `auto` connection, which reads the HTTP/2 preface and
@@ -244,6 +258,49 @@ impl OpeningProtocol for tokio::net::TcpStream {
         match self.peek(&mut opening).await {
             Ok(n) if n > 0 => !HTTP2_PREFACE.starts_with(&opening[..n]),
             _ => false,
+        }
+    }
+}
+
+/// Serves a connection that may speak HTTP/2 (by ALPN or by its preface) until the peer
+/// closes it, the hub stops, or no request has been in flight for `idle_timeout`; the last
+/// two close it gracefully (GOAWAY, requests in flight finish). `watcher` keeps the hub's
+/// shutdown waiting for it.
+async fn serve_http2<I, S>(
+    builder: &auto::Builder<TokioExecutor>,
+    io: I,
+    service: S,
+    idle_timeout: Duration,
+    watcher: hyper_util::server::graceful::Watcher,
+    stopping: &CancellationToken,
+) -> anyhow::Result<()>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: tower::Service<Request<hyper::body::Incoming>, Response = axum::response::Response>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: std::error::Error + Send + Sync + 'static,
+{
+    let _watched = watcher;
+    let activity = idle::Activity::new();
+    let service = TowerToHyperService::new(idle::Tracked::new(service, Arc::clone(&activity)));
+    let connection = builder.serve_connection(TokioIo::new(io), service);
+    let mut connection = std::pin::pin!(connection);
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            served = connection.as_mut() => return served.map_err(|e| anyhow::anyhow!(e)),
+            _ = stopping.cancelled(), if !closing => {
+                connection.as_mut().graceful_shutdown();
+                closing = true;
+            }
+            _ = idle::idle_for(&activity, idle_timeout), if !closing => {
+                tracing::debug!("HTTP/2 connection closed: idle");
+                connection.as_mut().graceful_shutdown();
+                closing = true;
+            }
         }
     }
 }
@@ -284,6 +341,17 @@ where
         .max_buf_size(HTTP1_MAX_BUF)
         .timer(TokioTimer::new())
         .header_read_timeout(server.header_read_timeout);
+    // HTTP/2: pings find a peer that is gone without a word (a POS whose lane lost power
+    // would otherwise keep its held pay, and its slot, to the end); the idle timer below
+    // closes a live one that has no request in flight.
+    either
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(HTTP2_PING_INTERVAL))
+        .keep_alive_timeout(HTTP2_PING_TIMEOUT)
+        .max_header_list_size(HTTP2_MAX_HEADER_LIST)
+        .max_concurrent_streams(HTTP2_MAX_STREAMS);
+    let idle_timeout = server.header_read_timeout;
     let first_bytes_timeout = server.first_bytes_timeout;
     let open = Arc::new(tokio::sync::Semaphore::new(server.max_connections));
     let builders = Arc::new((http1, either));
@@ -303,8 +371,7 @@ where
         };
         // The peer's address rides on every request of the connection (the failed-login
         // throttle keys on it): a copy of 32 bytes, no allocation.
-        let service =
-            TowerToHyperService::new(axum::Extension(api::ClientAddr(peer)).layer(router.clone()));
+        let service = axum::Extension(api::ClientAddr(peer)).layer(router.clone());
         let watcher = graceful.watcher();
         let builders = Arc::clone(&builders);
         let stopping = shutdown.clone();
@@ -325,14 +392,22 @@ where
             };
             let served = if speaks_http1 {
                 watcher
-                    .watch(http1.serve_connection(TokioIo::new(io), service))
+                    .watch(
+                        http1.serve_connection(TokioIo::new(io), TowerToHyperService::new(service)),
+                    )
                     .await
                     .map_err(anyhow::Error::from)
             } else {
                 // Boxed, so that this task is sized for the HTTP/1 connection above.
-                Box::pin(watcher.watch(either.serve_connection(TokioIo::new(io), service)))
-                    .await
-                    .map_err(|e| anyhow::anyhow!(e))
+                Box::pin(serve_http2(
+                    either,
+                    io,
+                    service,
+                    idle_timeout,
+                    watcher,
+                    &stopping,
+                ))
+                .await
             };
             if let Err(e) = served {
                 tracing::trace!(?peer, error = %e, "connection ended with an error");

@@ -8,6 +8,7 @@
 
 use argon2::password_hash::{PasswordHash, PasswordVerifier};
 use argon2::Argon2;
+use secrecy::ExposeSecret;
 use std::net::SocketAddr;
 
 use crate::config::Settings;
@@ -66,10 +67,21 @@ pub fn published_credentials(settings: &Settings) -> Vec<String> {
                 &o.password_hash,
             )
         }));
-    hashes
+    let mut published: Vec<String> = hashes
         .filter(|(_, _, hash)| hash_is_published(hash.as_str()))
         .map(|(key, id, _)| format!("`{key}` ({id})"))
-        .collect()
+        .collect();
+    // What the hub presents to a partner: anyone who read the README could present it too,
+    // and send that partner confirmations and reversals in the hub's name.
+    published.extend(
+        settings
+            .partners
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| is_published(p.password.expose_secret()))
+            .map(|(i, p)| format!("`partners[{i}].password` ({})", p.id)),
+    );
+    published
 }
 
 fn hash_is_published(hash: &str) -> bool {

@@ -688,7 +688,61 @@ async fn code_rules(hub: &TestHub, partner: &ScriptedPartner) {
     assert_eq!(answer["errorType"], "DUPLICATE_RECORD");
 }
 
+/// NUL characters (`\u0000`) in a partner's answer, which PostgreSQL cannot keep in text or
+/// `jsonb`: an approval is still an approval, stored, relayed valid and on the timeline; a
+/// decline still a decline; and the timeline events written in the same batch as theirs,
+/// other payments' among them, are all kept.
+async fn nul_characters_in_an_answer_break_nothing(db: TestDb) {
+    let partner = ScriptedPartner::start().await;
+    let hub = start(db, &partner, Options::default()).await;
+    let approval = json!({
+        "partner": {"id": "wallet-1", "name": "A\u{0}wallet"},
+        "slipData": {"issuerReference": "ab\u{0}12", "messageLines": ["thank\u{0}you"]},
+        "amounts": {"approvedAmount": {"amount": 1000, "currency": "710"}},
+        "partnerRef\u{0}": "x"
+    });
+    partner.script(PAY, [Canned::with_body(201, approval.to_string())]);
+    let (request, status, answer) = hub.paid(1000).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    published::assert_valid("PaymentResponse", &answer);
+    assert!(!answer.to_string().contains("\\u0000"), "{answer}");
+    let approved = hub.stored(&request).await;
+    assert_eq!(approved.state, PaymentState::Approved);
+
+    let decline = json!({"errorType": "DECLINED", "errorMessage": "no\u{0}pe"});
+    partner.script(PAY, [Canned::with_body(400, decline.to_string())]);
+    let (declined_request, status, answer) = hub.paid(1000).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    published::assert_valid("ErrorDetail", &answer);
+    let declined = hub.stored(&declined_request).await;
+    assert_eq!(declined.state, PaymentState::Declined);
+
+    hub.hub.flush_events().await;
+    for payment in [&approved, &declined] {
+        let events = hub
+            .hub
+            .store
+            .payment_timeline(payment.id, &payment.tran_id)
+            .await
+            .expect("the timeline reads");
+        let found: Vec<String> = events
+            .iter()
+            .map(|e| format!("{} {}", e.kind, e.direction.as_str()))
+            .collect();
+        // The partner's answer rides in the state change; the answer to the POS is written
+        // by the batch writer, beside other payments' events.
+        for wanted in ["PAY IN", "PAY OUT", "PAY_RESPONSE IN", "PAY_RESPONSE OUT"] {
+            assert!(
+                found.iter().any(|f| f == wanted),
+                "{wanted} missing from {found:?}"
+            );
+        }
+    }
+    hub.stop().await;
+}
+
 both_stores!(
+    nul_characters_in_an_answer_break_nothing,
     payments_must_fit_their_code,
     refused_credentials_are_retried_and_a_404_confirmation_is_refused,
     a_reversal_answered_503_in_a_maintenance_window_still_arrives,

@@ -111,6 +111,7 @@ fn the_demo_configuration_is_refused_beyond_loopback_and_says_why() {
     for needle in [
         "clients[0].password_hash",
         "partners[0].password_hash",
+        "`partners[0].password`",
         "operators[0].password_hash",
         "server.listen",
         "qrhub init-config",

@@ -2043,6 +2043,43 @@ async fn events_ride_with_state_changes(store: SharedStore) {
     assert_eq!(timeline[2].direction, Direction::In);
 }
 
+/// A NUL character, which PostgreSQL cannot keep in text, costs neither its event nor the
+/// others written with it: it is kept as U+FFFD.
+async fn an_event_with_nul_is_kept_with_its_batch(store: SharedStore) {
+    let tran = new_tran();
+    let odd = NewEvent::new(
+        event_kind::REVERSAL,
+        Direction::Out,
+        &tran,
+        "wallet\u{0}1",
+        t0(),
+        "FAILED: no\u{0}pe",
+    )
+    .message("m\u{0}1")
+    .body(Some(json!({"errorMessage": "no\u{0}pe"})));
+    store
+        .record_events(&[
+            event(event_kind::CREATE_QR_CODE, &tran, t0() - secs(1)),
+            odd,
+            event(event_kind::SCAN, &tran, t0() + secs(1)),
+        ])
+        .await
+        .unwrap();
+    // No payment has these events: the timeline of the tranId alone.
+    let timeline = store
+        .payment_timeline(uuid::Uuid::new_v4(), &tran)
+        .await
+        .unwrap();
+    assert_eq!(timeline.len(), 3, "{timeline:#?}");
+    let kept = &timeline[1];
+    assert!(!kept.outcome.contains('\0') && kept.outcome.starts_with("FAILED: no"));
+    assert!(!kept.counterparty.contains('\0'));
+    assert_eq!(
+        kept.body.as_ref().map(|b| b["errorMessage"].is_string()),
+        Some(true)
+    );
+}
+
 async fn search_pages_newest_first(store: SharedStore) {
     let mut ids = Vec::new();
     for i in 0..5 {
@@ -2316,6 +2353,7 @@ conformance!(
     an_advice_queued_for_its_first_try_is_leased_to_it,
     a_scan_reads_its_code_and_newest_payment,
     events_ride_with_state_changes,
+    an_event_with_nul_is_kept_with_its_batch,
     search_pages_newest_first,
     settlement_uses_partial_confirmations,
     migrate_twice_and_ping,

@@ -11,6 +11,7 @@ mod messages;
 pub mod pan;
 pub mod repair;
 pub mod schema;
+pub mod text;
 mod time;
 
 pub use common::*;

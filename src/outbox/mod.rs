@@ -246,7 +246,7 @@ fn delivery_result(
                 AdviceAnswer::Delivered => DeliveryResult::Delivered { status: status_i32 },
                 AdviceAnswer::Refused => DeliveryResult::Failed {
                     status: status_i32,
-                    error: String::from_utf8_lossy(&body[..body.len().min(500)]).into_owned(),
+                    error: crate::model::text::excerpt(body, 500),
                 },
                 AdviceAnswer::NotYet { retry_after } => DeliveryResult::Retry {
                     status: Some(status_i32),

@@ -51,9 +51,21 @@ impl Hub {
         }
     }
 
+    /// Writes `events` in one statement; if that fails, one by one, so that an event the
+    /// database refuses costs only itself, never the other payments' events batched with it.
     async fn write_events(&self, events: &[NewEvent]) {
-        if let Err(e) = self.store.record_events(events).await {
-            tracing::warn!(error = %e, count = events.len(), "could not record timeline events");
+        let Err(e) = self.store.record_events(events).await else {
+            return;
+        };
+        if events.len() == 1 {
+            tracing::warn!(error = %e, tran_id = %events[0].tran_id, kind = events[0].kind, "could not record a timeline event");
+            return;
+        }
+        tracing::warn!(error = %e, count = events.len(), "could not record a batch of timeline events; writing them one by one");
+        for event in events {
+            if let Err(e) = self.store.record_events(std::slice::from_ref(event)).await {
+                tracing::warn!(error = %e, tran_id = %event.tran_id, kind = event.kind, "could not record a timeline event");
+            }
         }
     }
 

@@ -508,9 +508,13 @@ fn interpret_pay_answer(
             // A byte-order mark is not JSON, but it is no reason to lose a sale either.
             let text = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
             let mut json: Option<serde_json::Value> = serde_json::from_slice(text).ok();
-            // A card number the partner sent is masked before anything keeps or relays it.
+            // A card number the partner sent is masked, and NUL (which PostgreSQL cannot
+            // keep) replaced, before anything keeps or relays it.
             if let Some(body) = json.as_mut() {
                 crate::model::pan::mask_card_numbers(body);
+                if crate::model::text::replace_nul(body) > 0 {
+                    tracing::warn!("partner answered pay with NUL characters; replaced");
+                }
             }
             let status_i32 = Some(i32::from(*status));
             let outcome = match classify_pay(*status) {

@@ -21,6 +21,7 @@ use super::admin::{
 use super::rows::{convert_all, delivery_columns, AdviceRow, OutboxRow, PaymentRow, QrCodeRow};
 use super::*;
 use crate::domain::PaymentState;
+use crate::model::text::storable;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -93,17 +94,31 @@ impl EventColumns {
     fn of(events: &[NewEvent]) -> Self {
         Self {
             payment_id: events.iter().map(|e| e.payment_id).collect(),
-            tran_id: events.iter().map(|e| e.tran_id.clone()).collect(),
+            // NUL cannot be kept in `text`: an event is a record of what happened, so a
+            // stray one is replaced rather than failing the event (and its whole batch).
+            tran_id: events
+                .iter()
+                .map(|e| storable(&e.tran_id).into_owned())
+                .collect(),
             at: events.iter().map(|e| e.at).collect(),
             kind: events.iter().map(|e| e.kind.to_owned()).collect(),
             direction: events
                 .iter()
                 .map(|e| e.direction.as_str().to_owned())
                 .collect(),
-            counterparty: events.iter().map(|e| e.counterparty.clone()).collect(),
-            message_id: events.iter().map(|e| e.message_id.clone()).collect(),
+            counterparty: events
+                .iter()
+                .map(|e| storable(&e.counterparty).into_owned())
+                .collect(),
+            message_id: events
+                .iter()
+                .map(|e| e.message_id.as_deref().map(|m| storable(m).into_owned()))
+                .collect(),
             http_status: events.iter().map(|e| e.http_status).collect(),
-            outcome: events.iter().map(|e| e.outcome.clone()).collect(),
+            outcome: events
+                .iter()
+                .map(|e| storable(&e.outcome).into_owned())
+                .collect(),
             body: events
                 .iter()
                 .map(|e| e.body.as_ref().map(|b| b.to_string()))

@@ -38,6 +38,7 @@ use super::rows::{
 };
 use super::*;
 use crate::domain::PaymentState;
+use crate::model::text::storable;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -210,15 +211,17 @@ async fn insert_events(
              message_id, http_status, outcome, body) ",
         );
         insert.push_values(chunk, |mut row, e| {
+            // NUL as U+FFFD, as on PostgreSQL (which cannot keep it): both stores show
+            // the same timeline, and SQLite's own text functions stop at a NUL.
             row.push_bind(e.payment_id.or(payment_id).map(Id))
-                .push_bind(&e.tran_id)
+                .push_bind(storable(&e.tran_id))
                 .push_bind(Ts(e.at))
                 .push_bind(e.kind)
                 .push_bind(e.direction.as_str())
-                .push_bind(&e.counterparty)
-                .push_bind(&e.message_id)
+                .push_bind(storable(&e.counterparty))
+                .push_bind(e.message_id.as_deref().map(storable))
                 .push_bind(e.http_status)
-                .push_bind(&e.outcome)
+                .push_bind(storable(&e.outcome))
                 .push_bind(&e.body);
         });
         let common_shape = chunk.len() <= 4 || chunk.len() == EVENT_ROWS_PER_INSERT;
