@@ -300,6 +300,7 @@ password_hash = "{POS_PASSWORD}"
 
 const PAN: &str = "4111111111111111";
 const MASKED_PAN: &str = "411111******1111";
+const OTHER_PAN: &str = "5500005555555559";
 
 /// Everything the store holds, as text: every row of every table on PostgreSQL, the database
 /// file and its write-ahead log on SQLite.
@@ -387,9 +388,72 @@ async fn card_numbers_are_masked_everywhere(db: TestDb) {
     assert_eq!(status, reqwest::StatusCode::BAD_REQUEST, "{refused}");
     assert_eq!(refused["errorType"], "FORMAT_ERROR", "{refused}");
 
+    // Careless senders: a POS that writes the card number as a JSON number; a partner that
+    // names it otherwise and writes it into free text; a partner that refuses the
+    // confirmation with the number in a plain-text body (kept as the open item's error).
+    let tran_id = hub.new_code(700).await;
+    let mut numeric = pay_request("pos-1", &tran_id, 700);
+    numeric["tenders"] = serde_json::json!([{"tenderType": "CREDIT_CARD",
+        "cardNumber": 5500005555555559u64, "amount": {"amount": 700, "currency": "710"}}]);
+    let careless = serde_json::json!({
+        "amounts": {"approvedAmount": {"amount": 700, "currency": "710"}},
+        "PAN": OTHER_PAN,
+        "slipData": {"messageLines": ["Card 5500 0055 5555 5559 approved"]},
+    });
+    partner.script(
+        common::partner::PAY,
+        [common::partner::Canned::with_body(
+            201,
+            careless.to_string(),
+        )],
+    );
+    partner.script(
+        common::partner::CONFIRM,
+        [common::partner::Canned::with_body(
+            400,
+            format!("refused card {OTHER_PAN}"),
+        )],
+    );
+    let held = hub.pay(numeric.clone());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let (status, _) = hub.scan("wallet-1", &tran_id, None).await;
+    assert_eq!(status, reqwest::StatusCode::ACCEPTED);
+    let (status, answer) = held.await.expect("pay");
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{answer}");
+    assert!(
+        !answer.to_string().contains("5500 0055 5555 5559"),
+        "{answer}"
+    );
+    let numeric_id = numeric["id"].as_str().unwrap_or_default();
+    let (status, _) = hub
+        .pos(
+            "/qr/v1/payments/confirmations",
+            &common::hub::confirmation(numeric_id),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::ACCEPTED);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
+    while !hub
+        .outbox_of(&numeric)
+        .await
+        .iter()
+        .any(|row| row.state == qrhub::store::OutboxState::Failed)
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the refusal is an open item"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
     // Everything the hub wrote is flushed to the store with the next event batch.
     hub.hub.flush_events().await;
     let stored = everything_stored(&db_url).await;
+    for (full, grouped) in [(OTHER_PAN, "5500 0055 5555 5559"), (PAN, PAN)] {
+        assert!(!stored.contains(full), "{full} is in the database");
+        assert!(!stored.contains(grouped), "{grouped} is in the database");
+        assert!(!logs.text().contains(full), "{full} is in the logs");
+    }
     assert!(stored.contains(MASKED_PAN), "the masked number is kept");
     assert!(
         !stored.contains(PAN),

@@ -53,10 +53,10 @@ pub fn replace_nul(value: &mut Value) -> usize {
 }
 
 /// At most `max` bytes of a partner's raw answer as text, for an error message: invalid
-/// UTF-8 and NUL replaced, cut on a character boundary.
+/// UTF-8 and NUL replaced, cut on a character boundary, card numbers masked.
 pub fn excerpt(bytes: &[u8], max: usize) -> String {
     let lossy = String::from_utf8_lossy(&bytes[..bytes.len().min(max)]);
-    storable(&lossy).into_owned()
+    super::pan::mask_digits_in(&storable(&lossy), false)
 }
 
 #[cfg(test)]
@@ -87,5 +87,9 @@ mod tests {
         assert_eq!(excerpt(b"ab\0cd", 3), "ab\u{FFFD}");
         // A cut through a multi-byte character leaves a replacement, not a panic.
         assert_eq!(excerpt("é".as_bytes(), 1), "\u{FFFD}");
+        assert_eq!(
+            excerpt(b"refused card 5500005555555559", 500),
+            "refused card 550000******5559"
+        );
     }
 }
