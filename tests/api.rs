@@ -585,7 +585,35 @@ async fn a_connection_that_sends_nothing_does_not_hold_up_shutdown(db: TestDb) {
     assert_eq!(read, 0, "nothing was sent on the idle connection");
 }
 
+/// A code for an amount that can never be paid is refused when it is asked for: nothing,
+/// a negative amount, or more than twelve digits of minor units (which would also let a
+/// day's settlement sums overflow); a pay on an open code for such an amount likewise.
+async fn amounts_that_cannot_be_paid_are_refused(db: TestDb) {
+    let hub = hub(db).await;
+    for amount in [0, -15000, i64::MIN, 1_000_000_000_000, i64::MAX] {
+        let request = qr_request("pos-1", amount);
+        let (status, answer) = hub.pos("/qr/v1/qrCodes", &request).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{amount}: {answer}");
+        assert_eq!(answer["errorType"], "INVALID_AMOUNT", "{amount}: {answer}");
+    }
+    let largest = qr_request("pos-1", 999_999_999_999);
+    let (status, answer) = hub.pos("/qr/v1/qrCodes", &largest).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+
+    // An open code (no amount): the pay names it, and is held to the same bounds.
+    let open = without(qr_request("pos-1", 100), "amounts");
+    let (status, code) = hub.pos("/qr/v1/qrCodes", &open).await;
+    assert_eq!(status, StatusCode::CREATED, "{code}");
+    let tran_id = code["tranId"].as_str().expect("tranId");
+    let pay = common::hub::pay_request("pos-1", tran_id, i64::MAX);
+    let (status, answer) = hub.pos("/qr/v1/payments", &pay).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(answer["errorType"], "INVALID_AMOUNT", "{answer}");
+    hub.stop().await;
+}
+
 both_stores!(
+    amounts_that_cannot_be_paid_are_refused,
     a_connection_that_sends_nothing_does_not_hold_up_shutdown,
     plain_tcp_speaks_http1_and_http2_with_prior_knowledge,
     every_operation_answers_with_and_without_a_trailing_slash,

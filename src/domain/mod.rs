@@ -13,6 +13,6 @@ pub use approval::{
     approved_amount, check_approved_amount, confirmable, AmountMismatch, CodeTerms,
 };
 pub use fees::FeeSchedule;
-pub use money::{currency_exponent, Money};
+pub use money::{check_amount, currency_exponent, Money, MAX_AMOUNT};
 pub use outcome::{classify_advice, classify_pay, AdviceAnswer, Outcome, PartnerOperation};
 pub use state::{settle_partner_answer, PartnerAnswer, PaymentState, Settlement};

@@ -16,6 +16,22 @@ impl From<&LedgerAmount> for Money {
     }
 }
 
+/// The largest amount the hub takes, in minor units: twelve digits, the width of an ISO 8583
+/// amount field (DE 4) that card and wallet switches carry amounts in. Far above any retail
+/// payment, and low enough that a day's sums of such amounts cannot overflow 64 bits.
+pub const MAX_AMOUNT: i64 = 999_999_999_999;
+
+/// Whether `minor_units` can be paid: more than zero, at most [`MAX_AMOUNT`].
+pub fn check_amount(minor_units: i64) -> Result<(), &'static str> {
+    if minor_units <= 0 {
+        Err("Amount must be positive")
+    } else if minor_units > MAX_AMOUNT {
+        Err("Amount must be at most 999999999999 minor units")
+    } else {
+        Ok(())
+    }
+}
+
 impl Money {
     /// The EMVCo tag 54 form: major units with a decimal point ("150.00").
     ///
@@ -73,5 +89,19 @@ mod tests {
         assert_eq!(currency_exponent("710"), 2);
         assert_eq!(currency_exponent("392"), 0);
         assert_eq!(currency_exponent("048"), 3);
+    }
+}
+
+#[cfg(test)]
+mod amount_tests {
+    use super::*;
+
+    #[test]
+    fn payable_amounts_are_positive_and_twelve_digits_at_most() {
+        assert!(check_amount(1).is_ok());
+        assert!(check_amount(MAX_AMOUNT).is_ok());
+        for bad in [0, -1, MAX_AMOUNT + 1, i64::MAX, i64::MIN] {
+            assert!(check_amount(bad).is_err(), "{bad}");
+        }
     }
 }

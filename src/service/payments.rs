@@ -109,12 +109,8 @@ impl Hub {
                 "null",
             ));
         };
-        if amount.amount <= 0 {
-            return Err(HubError::bad_request(
-                id,
-                ErrorType::InvalidAmount,
-                "Amount must be positive",
-            ));
+        if let Err(why) = crate::domain::check_amount(amount.amount) {
+            return Err(HubError::bad_request(id, ErrorType::InvalidAmount, why));
         }
         let code = self
             .store

@@ -39,6 +39,23 @@ impl Hub {
             Some(at) => at.to_utc(),
             None => now + span(self.settings.hub.qr_code_ttl),
         };
+        // A code for an amount that can never be paid is refused now, not at the pay.
+        let named = [
+            request
+                .amounts
+                .as_ref()
+                .and_then(|a| a.request_amount.as_ref()),
+            properties.value.as_ref(),
+        ];
+        for amount in named.into_iter().flatten() {
+            if let Err(why) = crate::domain::check_amount(amount.amount) {
+                return Err(HubError::bad_request(
+                    &request.id,
+                    ErrorType::InvalidAmount,
+                    why,
+                ));
+            }
+        }
         let tran_id = new_tran_id();
         let content = self.qr_content(&tran_id, &request, &properties);
         let payload = qr::encode(scheme, &content).map_err(|e| {
