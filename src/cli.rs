@@ -124,6 +124,26 @@ fn load(path: &std::path::Path) -> anyhow::Result<Settings> {
 async fn serve(config: PathBuf) -> anyhow::Result<()> {
     let settings = load(&config)?;
     telemetry::init(&settings.log);
+    if let Some(section) = settings.simulator.as_ref().filter(|s| s.enabled) {
+        // Its control API (scans, scripts, the ledger) has no authentication: whoever
+        // reaches it can make it scan as a wallet. In-process it is a demo, so loopback only.
+        anyhow::ensure!(
+            crate::published::is_loopback(&section.listen),
+            "refusing to start the built-in partner simulator on {} (beyond loopback, key \
+             `simulator.listen`): its control API has no authentication; set it to a loopback \
+             address, set `simulator.enabled = false`, or run a separate one with \
+             `qrhub simulate-partner`",
+            section.listen
+        );
+        if !crate::published::is_loopback(&settings.server.listen) {
+            tracing::warn!(
+                simulator = %section.listen,
+                "the built-in partner simulator is enabled: partners whose base_url points at \
+                 it are answered by a simulator that approves without moving money; set \
+                 `simulator.enabled = false` for real partners"
+            );
+        }
+    }
     let simulator = match &settings.simulator {
         Some(section) if section.enabled => Some(
             crate::simulator::Simulator::start(section.clone())

@@ -121,6 +121,38 @@ fn the_demo_configuration_is_refused_beyond_loopback_and_says_why() {
     assert!(!stderr.contains("pos-1-secret"), "{stderr}");
 }
 
+/// The built-in simulator's control API has no authentication: `serve` starts it on loopback
+/// only, whatever the passwords.
+#[test]
+fn the_built_in_simulator_never_listens_beyond_loopback() {
+    let dir = tempfile::tempdir().expect("dir");
+    let envs = vec![
+        (
+            "QRHUB_CONFIG",
+            repo_file("config/default.toml").display().to_string(),
+        ),
+        (
+            "QRHUB__SERVER__LISTEN",
+            format!("127.0.0.1:{}", free_port()),
+        ),
+        (
+            "QRHUB__DATABASE__URL",
+            format!("sqlite://{}/qrhub.db", dir.path().display()),
+        ),
+        ("QRHUB__SIMULATOR__ENABLED", "true".into()),
+        (
+            "QRHUB__SIMULATOR__LISTEN",
+            format!("0.0.0.0:{}", free_port()),
+        ),
+    ];
+    let output = serve_for(&envs, Duration::from_secs(20))
+        .expect("the hub refuses to start, it does not serve");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("simulator.listen"), "{stderr}");
+    assert!(stderr.contains("no authentication"), "{stderr}");
+}
+
 #[test]
 fn the_image_environment_serves_only_a_configuration_of_ones_own() {
     let dir = tempfile::tempdir().expect("dir");
