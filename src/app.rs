@@ -433,6 +433,8 @@ fn with_layers(router: Router, settings: &Settings) -> Router {
     let timeout = timing.pay_deadline + (timing.pos_timeout - timing.pay_deadline) / 2;
     router.layer(
         ServiceBuilder::new()
+            // Before the id is set: a caller's id is kept only if it is a plain token.
+            .layer(axum::middleware::from_fn(api::plain_request_id))
             .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
             .layer(
                 TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {

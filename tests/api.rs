@@ -612,7 +612,82 @@ async fn amounts_that_cannot_be_paid_are_refused(db: TestDb) {
     hub.stop().await;
 }
 
+/// What a stranger with curl meets beside the operations: an ErrorDetail for unknown paths
+/// and methods, a request id that is a plain token or the hub's own, back-office answers no
+/// cache keeps, and back-office changes refused from another site.
+async fn answers_a_stranger_meets(db: TestDb) {
+    use common::hub::{OPERATOR, OPERATOR_PASSWORD};
+    let hub = hub(db).await;
+    let http = &hub.http;
+    let missing = http
+        .get(format!("{}/nowhere", hub.url))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    let body: Value = missing.json().await.expect("an ErrorDetail");
+    assert_eq!(body["errorType"], "UNABLE_TO_LOCATE_RECORD", "{body}");
+    let wrong = http
+        .get(format!("{}/qr/v1/qrCodes", hub.url))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(wrong.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let body: Value = wrong.json().await.expect("an ErrorDetail");
+    assert_eq!(body["errorType"], "FUNCTION_NOT_SUPPORTED", "{body}");
+
+    let forged = "51b88df0 user=ops client=Some(10.0.0.1)";
+    let answer = http
+        .get(format!("{}/admin/v1/summary", hub.url))
+        .header("x-request-id", forged)
+        .basic_auth(OPERATOR, Some("wrong"))
+        .send()
+        .await
+        .expect("answers");
+    let echoed = answer
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert_ne!(echoed, forged);
+    assert!(uuid::Uuid::parse_str(&echoed).is_ok(), "{echoed}");
+    let plain = http
+        .get(format!("{}/admin/v1/summary", hub.url))
+        .header("x-request-id", "lane-7.req-1234")
+        .basic_auth(OPERATOR, Some(OPERATOR_PASSWORD))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(plain.status(), StatusCode::OK);
+    assert_eq!(plain.headers()["x-request-id"], "lane-7.req-1234");
+    assert_eq!(plain.headers()["cache-control"], "no-store");
+    assert_eq!(plain.headers()["x-content-type-options"], "nosniff");
+
+    let retry = format!("{}/admin/v1/outbox/{}/retry", hub.url, uuid::Uuid::new_v4());
+    let cross = http
+        .post(&retry)
+        .header("origin", "https://evil.example")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .basic_auth(OPERATOR, Some(OPERATOR_PASSWORD))
+        .body("x=1")
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(cross.status(), StatusCode::FORBIDDEN);
+    // The same request from a tool (no Origin): not refused for where it came from.
+    let tool = http
+        .post(&retry)
+        .basic_auth(OPERATOR, Some(OPERATOR_PASSWORD))
+        .send()
+        .await
+        .expect("answers");
+    assert_ne!(tool.status(), StatusCode::FORBIDDEN);
+    hub.stop().await;
+}
+
 both_stores!(
+    answers_a_stranger_meets,
     amounts_that_cannot_be_paid_are_refused,
     a_connection_that_sends_nothing_does_not_hold_up_shutdown,
     plain_tcp_speaks_http1_and_http2_with_prior_knowledge,

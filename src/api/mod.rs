@@ -5,6 +5,7 @@
 mod admin;
 mod error;
 mod extract;
+mod guards;
 mod health;
 mod limits;
 mod payments;
@@ -15,6 +16,7 @@ pub use timeout::RequestTimeoutLayer;
 
 pub use error::ApiError;
 pub use extract::{Body, Operator, PartnerCaller, PosClient};
+pub use guards::{plain_request_id, REQUEST_ID};
 pub use limits::{LoginThrottle, RateLimits};
 
 use axum::extract::FromRef;
@@ -68,7 +70,13 @@ pub fn router(state: AppState) -> Router {
     router
         .route("/qr/v1/qrCodes/{tran_id}/image", get(qr_codes::image))
         .route("/openapi.json", get(crate::openapi::serve))
-        .merge(admin::router())
+        .merge(
+            admin::router()
+                .layer(axum::middleware::from_fn(guards::not_cached))
+                .layer(axum::middleware::from_fn(guards::same_site_changes)),
+        )
+        .fallback(guards::not_found)
+        .method_not_allowed_fallback(guards::method_not_allowed)
         .with_state(state)
 }
 
