@@ -80,6 +80,11 @@ enum Command {
 
 pub fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // What the hub writes holds payments and passwords (the SQLite database and its journal,
+    // a configuration from init-config): readable by its own user only, whatever umask it
+    // was started with.
+    #[cfg(unix)]
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -169,6 +169,12 @@ pub fn command(template: &Path, out: &Path, force: bool) -> anyhow::Result<()> {
             out.display()
         )
     })?;
+    // Owner-only also when --force overwrote a file that was readable by others.
+    #[cfg(unix)]
+    file.set_permissions(
+        <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o600),
+    )
+    .with_context(|| format!("cannot make {} owner-only", out.display()))?;
     file.write_all(generated.toml.as_bytes())
         .and_then(|()| file.sync_all())
         .with_context(|| format!("cannot write {}", out.display()))?;

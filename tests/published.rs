@@ -266,4 +266,40 @@ fn the_demo_still_serves_on_loopback() {
         serve_for(&envs, Duration::from_secs(3)).is_none(),
         "the demo serves on loopback"
     );
+    // What it wrote holds payments: its own user's only, whatever the umask it started with.
+    #[cfg(unix)]
+    for entry in std::fs::read_dir(dir.path()).expect("dir") {
+        use std::os::unix::fs::PermissionsExt;
+        let entry = entry.expect("entry");
+        let mode = entry.metadata().expect("metadata").permissions().mode();
+        assert_eq!(mode & 0o077, 0, "{:?} is {mode:o}", entry.file_name());
+    }
+}
+
+/// `init-config --force` over a file others could read leaves it owner-only.
+#[cfg(unix)]
+#[test]
+fn init_config_over_a_readable_file_makes_it_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("dir");
+    let out = dir.path().join("qrhub.toml");
+    std::fs::write(&out, "old").expect("written");
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let init = Command::new(env!("CARGO_BIN_EXE_qrhub"))
+        .args(["init-config", "--force", "--out"])
+        .arg(&out)
+        .arg("--template")
+        .arg(repo_file("config/default.toml"))
+        .output()
+        .expect("init-config runs");
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let mode = std::fs::metadata(&out)
+        .expect("metadata")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
 }
