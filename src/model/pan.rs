@@ -106,16 +106,12 @@ pub fn mask_digits_in(text: &str, any_length: bool) -> String {
         let start = i;
         let mut end = i;
         while end < chars.len() {
-            if chars[end].is_ascii_digit() {
-                end += 1;
-            } else if (chars[end] == ' ' || chars[end] == '-')
-                && end + 1 < chars.len()
-                && chars[end + 1].is_ascii_digit()
-            {
-                end += 1;
-            } else {
+            let separator_then_digit = (chars[end] == ' ' || chars[end] == '-')
+                && chars.get(end + 1).is_some_and(char::is_ascii_digit);
+            if !chars[end].is_ascii_digit() && !separator_then_digit {
                 break;
             }
+            end += 1;
         }
         let run = &chars[start..end];
         let digits: Vec<u32> = run.iter().filter_map(|c| c.to_digit(10)).collect();
@@ -162,7 +158,7 @@ fn luhn(digits: &[u32]) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 #[cfg(test)]
