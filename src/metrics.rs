@@ -67,6 +67,10 @@ pub mod name {
     pub const FAILED_LOGINS: &str = "qrhub_failed_logins_total";
     /// Connections closed at accept because `server.max_connections` were open.
     pub const CONNECTIONS_REFUSED: &str = "qrhub_connections_refused_total";
+    /// Configuration reloads (SIGHUP) applied, refused, and when the last one was applied.
+    pub const CONFIG_RELOADS: &str = "qrhub_config_reloads_total";
+    pub const CONFIG_RELOAD_FAILURES: &str = "qrhub_config_reload_failures_total";
+    pub const CONFIG_LAST_RELOAD: &str = "qrhub_config_last_reload_success_timestamp_seconds";
 }
 
 /// Histogram buckets in seconds, from 1 ms (a fast createQrCode) to 60 s (the POS's own
@@ -98,6 +102,7 @@ pub fn install() -> PrometheusHandle {
                 }
             };
             describe();
+            describe_operations();
             handle
         })
         .clone()
@@ -206,6 +211,34 @@ fn describe() {
     );
 }
 
+/// What the operations half describes: configuration reloads and partner health.
+fn describe_operations() {
+    use metrics::{describe_counter, describe_gauge};
+    describe_counter!(
+        name::CONFIG_RELOADS,
+        "Configuration reloads (SIGHUP) put in force"
+    );
+    describe_counter!(
+        name::CONFIG_RELOAD_FAILURES,
+        "Configuration reloads refused (invalid file, published password beyond loopback); the configuration in force stayed"
+    );
+    describe_gauge!(
+        name::CONFIG_LAST_RELOAD,
+        "When the configuration was last loaded or reloaded (Unix seconds)"
+    );
+}
+
+/// A configuration reload was put in force at `at`.
+pub fn config_reloaded(at: DateTime<Utc>) {
+    metrics::counter!(name::CONFIG_RELOADS).increment(1);
+    metrics::gauge!(name::CONFIG_LAST_RELOAD).set(at.timestamp() as f64);
+}
+
+/// A configuration reload was refused.
+pub fn config_reload_failed() {
+    metrics::counter!(name::CONFIG_RELOAD_FAILURES).increment(1);
+}
+
 /// Housekeeping the exporter needs now and then (draining histogram samples between
 /// scrapes); the sweeper calls it each pass. Nothing to do without a recorder.
 pub fn upkeep() {
@@ -220,10 +253,13 @@ pub fn router(hub: Arc<Hub>) -> Router {
     // Each partner's alerting counters exist from the start at 0, so that the first burst
     // of refusals is an increase Prometheus can see (a series born at its first increment
     // has no earlier sample to compare with).
-    for partner in &hub.settings.partners {
+    for partner in &hub.settings().partners {
         metrics::counter!(name::PARTNER_CREDENTIALS_REFUSED, "partner" => partner.id.clone())
             .increment(0);
     }
+    // The configuration in force was loaded now; a failed reload is an increase from 0.
+    metrics::counter!(name::CONFIG_RELOAD_FAILURES).increment(0);
+    metrics::gauge!(name::CONFIG_LAST_RELOAD).set(hub.clock.now().timestamp() as f64);
     Router::new()
         .route("/metrics", get(scrape))
         .with_state((hub, handle))
