@@ -5,6 +5,7 @@
 //! runs the queries. Money is always integer minor units with its currency.
 
 pub mod csv;
+pub mod health;
 pub mod reports;
 
 use axum::http::StatusCode;

@@ -142,13 +142,17 @@ pub async fn deliver(hub: &Hub, row: OutboxMessage) -> anyhow::Result<()> {
     };
     let sent = std::time::Instant::now();
     let call = live.partners.post(partner, path, &row.body).await;
-    metrics::partner_call(
-        &partner.id,
-        operation_name,
-        call_outcome(&call, operation),
-        sent.elapsed(),
-    );
+    let outcome = call_outcome(&call, operation);
+    metrics::partner_call(&partner.id, operation_name, outcome, sent.elapsed());
     let now = hub.clock.now();
+    if outcome != metrics::CallOutcome::Success {
+        hub.health.advice_failed(
+            &partner.id,
+            operation_name,
+            now,
+            crate::partner::health::describe(&call),
+        );
+    }
     if let CallResult::Answered {
         status: status @ (401 | 403),
         ..

@@ -24,6 +24,8 @@ use std::time::Duration;
 
 use crate::config::PartnerSettings;
 
+pub mod health;
+
 pub const PAY_PATH: &str = "/qr/v1/payments";
 pub const CONFIRM_PATH: &str = "/qr/v1/payments/confirmations";
 pub const REVERSE_PATH: &str = "/qr/v1/payments/reversals";

@@ -106,11 +106,21 @@ impl Hub {
             }
             _ => None,
         };
-        crate::metrics::partner_call(
+        let outcome = pay_call_outcome(&result, answer);
+        let took = sent.elapsed();
+        crate::metrics::partner_call(&partner_id, crate::api::operation::PAY, outcome, took);
+        self.health.pay(
             &partner_id,
-            crate::api::operation::PAY,
-            pay_call_outcome(&result, answer),
-            sent.elapsed(),
+            outcome,
+            took,
+            self.now(),
+            match (outcome, answer) {
+                (CallOutcome::Success, _) => None,
+                (_, PartnerAnswer::ApprovedOtherAmount) => {
+                    Some("approved another amount than asked".to_owned())
+                }
+                _ => Some(crate::partner::health::describe(&result)),
+            },
         );
         if let CallResult::NotSent { error } | CallResult::Unknown { error } = &result {
             tracing::warn!(payment_id = %payment_id, partner = %partner_id, %error, ?answer, "partner call failed");

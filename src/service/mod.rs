@@ -47,6 +47,8 @@ pub struct Hub {
     live: RwLock<Arc<Live>>,
     pub store: SharedStore,
     pub clock: SharedClock,
+    /// Each partner's calls over the last hour, as this instance made them.
+    pub health: crate::partner::health::PartnerHealth,
     pub waiters: Waiters,
     /// Wakes the outbox workers when this process queued something.
     pub outbox_wake: Arc<Notify>,
@@ -74,6 +76,7 @@ impl Hub {
             live: RwLock::new(Arc::new(Live { settings, partners })),
             store,
             clock,
+            health: Default::default(),
             waiters: Waiters::default(),
             outbox_wake: Arc::new(Notify::new()),
             first_tries,
