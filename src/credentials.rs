@@ -47,6 +47,9 @@ struct Account {
 
 type Accounts = HashMap<String, Account>;
 
+/// A password digest that verified, and the hash it verified against.
+type Verified = ([u8; 32], Arc<str>);
+
 /// Verified identities. `Debug` shows only the user ids: hashes, the cache key and the
 /// cached digests never reach a log line.
 #[derive(Clone)]
@@ -99,7 +102,7 @@ struct Inner {
     dummy_hash: Arc<str>,
     cache_key: [u8; 32],
     /// Digests that verified, with the hash they verified against.
-    verified: RwLock<HashMap<String, ([u8; 32], Arc<str>)>>,
+    verified: RwLock<HashMap<String, Verified>>,
     flights: Mutex<HashMap<FlightKey, Flight>>,
     /// argon2 verifications started, for tests of the slow path.
     argon2_runs: AtomicU64,
@@ -446,6 +449,32 @@ mod tests {
             &[("w".into(), hash.clone())],
         );
         (creds, hash)
+    }
+
+    #[tokio::test]
+    async fn a_replaced_password_stops_working_and_unchanged_ones_stay_cached() {
+        let (creds, hash) = creds();
+        assert_eq!(creds.verify("pos-1", "s3cret").await, Some(Role::Pos));
+        assert_eq!(creds.verify("w", "s3cret").await, Some(Role::Partner));
+        let rotated = hash_password("rotated").expect("hash");
+        creds.replace(
+            &[("pos-1".into(), rotated), ("pos-2".into(), hash.clone())],
+            &[("w".into(), hash)],
+            &[],
+        );
+        // The cached digest was verified against the old hash: it proves nothing now.
+        assert_eq!(creds.cached("pos-1", "s3cret"), None);
+        assert_eq!(creds.verify("pos-1", "s3cret").await, None);
+        assert_eq!(creds.verify("pos-1", "rotated").await, Some(Role::Pos));
+        assert_eq!(creds.verify("pos-2", "s3cret").await, Some(Role::Pos));
+        // The partner's hash did not change: still known without argon2.
+        let runs = creds.argon2_runs();
+        assert_eq!(creds.verify("w", "s3cret").await, Some(Role::Partner));
+        assert_eq!(creds.argon2_runs(), runs);
+        // Removed callers are unknown at once.
+        creds.replace(&[], &[], &[]);
+        assert_eq!(creds.cached("w", "s3cret"), None);
+        assert_eq!(creds.verify("w", "s3cret").await, None);
     }
 
     #[tokio::test]

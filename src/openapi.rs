@@ -1090,69 +1090,6 @@ fn paths() -> Value {
     Value::Object(paths)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_reference_resolves() {
-        let doc = document();
-        let mut refs = Vec::new();
-        fn walk(v: &Value, out: &mut Vec<String>) {
-            match v {
-                Value::Object(m) => {
-                    if let Some(Value::String(r)) = m.get("$ref") {
-                        out.push(r.clone());
-                    }
-                    m.values().for_each(|v| walk(v, out));
-                }
-                Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
-                _ => {}
-            }
-        }
-        walk(&doc, &mut refs);
-        assert!(refs.len() > 50);
-        for r in refs {
-            let pointer = r.trim_start_matches('#');
-            assert!(doc.pointer(pointer).is_some(), "{r} does not resolve");
-        }
-    }
-
-    #[test]
-    fn patterns_are_anchored_as_the_validator_applies_them() {
-        let doc = document();
-        assert_eq!(
-            doc.pointer("/components/schemas/Merchant/properties/merchantType/pattern"),
-            Some(&json!("^(?:[0-9]{4})$"))
-        );
-        assert_eq!(
-            doc.pointer("/components/schemas/Merchant/required"),
-            Some(&json!(["merchantType", "merchantId", "merchantName"]))
-        );
-        assert_eq!(
-            doc.pointer(
-                "/components/schemas/Amounts/properties/additionalAmounts/additionalProperties"
-            ),
-            Some(&json!({"$ref": "#/components/schemas/LedgerAmount"}))
-        );
-    }
-
-    #[test]
-    fn operation_ids_are_unique() {
-        let doc = document();
-        let mut ids = Vec::new();
-        for item in doc["paths"].as_object().unwrap().values() {
-            for op in item.as_object().unwrap().values() {
-                ids.push(op["operationId"].as_str().unwrap().to_owned());
-            }
-        }
-        let count = ids.len();
-        ids.sort();
-        ids.dedup();
-        assert_eq!(ids.len(), count);
-    }
-}
-
 /// The shapes of `GET /admin/v1/partners/health` (`crate::admin::health`).
 fn partner_health_schemas() -> BTreeMap<String, Value> {
     let int64 = || json!({"type": "integer", "format": "int64"});
@@ -1224,4 +1161,67 @@ fn partner_health_schemas() -> BTreeMap<String, Value> {
             }),
         ),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_reference_resolves() {
+        let doc = document();
+        let mut refs = Vec::new();
+        fn walk(v: &Value, out: &mut Vec<String>) {
+            match v {
+                Value::Object(m) => {
+                    if let Some(Value::String(r)) = m.get("$ref") {
+                        out.push(r.clone());
+                    }
+                    m.values().for_each(|v| walk(v, out));
+                }
+                Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
+                _ => {}
+            }
+        }
+        walk(&doc, &mut refs);
+        assert!(refs.len() > 50);
+        for r in refs {
+            let pointer = r.trim_start_matches('#');
+            assert!(doc.pointer(pointer).is_some(), "{r} does not resolve");
+        }
+    }
+
+    #[test]
+    fn patterns_are_anchored_as_the_validator_applies_them() {
+        let doc = document();
+        assert_eq!(
+            doc.pointer("/components/schemas/Merchant/properties/merchantType/pattern"),
+            Some(&json!("^(?:[0-9]{4})$"))
+        );
+        assert_eq!(
+            doc.pointer("/components/schemas/Merchant/required"),
+            Some(&json!(["merchantType", "merchantId", "merchantName"]))
+        );
+        assert_eq!(
+            doc.pointer(
+                "/components/schemas/Amounts/properties/additionalAmounts/additionalProperties"
+            ),
+            Some(&json!({"$ref": "#/components/schemas/LedgerAmount"}))
+        );
+    }
+
+    #[test]
+    fn operation_ids_are_unique() {
+        let doc = document();
+        let mut ids = Vec::new();
+        for item in doc["paths"].as_object().unwrap().values() {
+            for op in item.as_object().unwrap().values() {
+                ids.push(op["operationId"].as_str().unwrap().to_owned());
+            }
+        }
+        let count = ids.len();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), count);
+    }
 }

@@ -234,3 +234,72 @@ pub async fn on_hangup(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HASH: &str =
+        "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG";
+
+    fn settings(listen: &str, pool: u32, extra: &str) -> Settings {
+        Settings::from_toml(&format!(
+            r#"
+[server]
+listen = "{listen}"
+[database]
+url = "sqlite://data/x.db"
+max_connections = {pool}
+[hub]
+institution_id = "qrhub"
+qr_provider_id = "za.co.qrhub"
+[[partners]]
+id = "w"
+name = "W"
+password_hash = "{HASH}"
+base_url = "http://127.0.0.1:1"
+username = "qrhub"
+password = "x"
+timeout = "25s"
+{extra}
+"#
+        ))
+        .expect("valid")
+    }
+
+    #[test]
+    fn a_reload_takes_the_callers_and_fees_and_names_what_needs_a_restart() {
+        let current = settings("127.0.0.1:8080", 16, "");
+        let loaded = settings(
+            "127.0.0.1:9090",
+            32,
+            &format!(
+                "[[clients]]\nid = \"pos-9\"\npassword_hash = \"{HASH}\"\n\
+                 [[fees]]\npartner = \"w\"\ncurrency = \"710\"\npercent_bps = 100\n"
+            ),
+        );
+        let (next, not_applied) = merge(&current, &loaded).expect("valid");
+        assert_eq!(next.clients.len(), 1);
+        assert_eq!(next.fees.len(), 1);
+        assert_eq!(next.server.listen, current.server.listen, "kept");
+        assert_eq!(next.database.max_connections, 16, "kept");
+        assert_eq!(not_applied, ["server", "database"]);
+        let (_, none) = merge(&current, &current).expect("valid");
+        assert!(none.is_empty(), "{none:?}");
+    }
+
+    #[test]
+    fn a_reload_is_checked_with_the_configuration_in_force() {
+        // A partner timeout that leaves no scan window under the deadline in force.
+        let current = settings("127.0.0.1:8080", 16, "");
+        let mut slow = settings("127.0.0.1:8080", 16, "");
+        if let Some(p) = slow.partners.first_mut() {
+            p.timeout = std::time::Duration::from_secs(60);
+        }
+        let err = merge(&current, &slow).expect_err("no scan window");
+        assert!(
+            format!("{err:#}").contains("timing.pay_deadline"),
+            "{err:#}"
+        );
+    }
+}

@@ -278,8 +278,8 @@ mod tests {
     use super::*;
 
     fn at(minute: i64, second: i64) -> DateTime<Utc> {
-        DateTime::from_timestamp(1_800_000_000 - 1_800_000_000 % 60 + minute * 60 + second, 0)
-            .expect("a time")
+        // 1_800_000_000 is a whole minute (30,000,000 of them).
+        DateTime::from_timestamp(1_800_000_000 + minute * 60 + second, 0).expect("a time")
     }
 
     #[test]
