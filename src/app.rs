@@ -43,6 +43,11 @@ pub struct App {
     hub: Arc<Hub>,
     /// The listener's TLS configuration when `[server.tls]` is set (reloaded on SIGHUP).
     tls: Option<Arc<ReloadableServerConfig>>,
+    /// The callers' credentials, replaced by a configuration reload.
+    credentials: Credentials,
+    /// The file the configuration was loaded from, re-read on SIGHUP; `None` (a hub built
+    /// from a text, as tests do) reloads only the certificate.
+    config_path: Option<std::path::PathBuf>,
     /// Held while serving a SQLite database, so that a second instance refuses to start.
     _instance_lock: Option<std::fs::File>,
 }
@@ -75,27 +80,16 @@ impl App {
         let partners = PartnerClient::new(&settings.partners)
             .context("cannot build the partner HTTP client")?;
         let hub = Hub::new(Arc::clone(&settings), store, clock, partners);
+        let accounts = crate::reload::Accounts::of(&settings);
         let credentials = Credentials::with_limits(
-            &settings
-                .clients
-                .iter()
-                .map(|c| (c.id.clone(), c.password_hash.as_str().to_owned()))
-                .collect::<Vec<_>>(),
-            &settings
-                .partners
-                .iter()
-                .map(|p| (p.id.clone(), p.password_hash.as_str().to_owned()))
-                .collect::<Vec<_>>(),
-            &settings
-                .operators
-                .iter()
-                .map(|o| (o.id.clone(), o.password_hash.as_str().to_owned()))
-                .collect::<Vec<_>>(),
+            &accounts.clients,
+            &accounts.partners,
+            &accounts.operators,
             verify_limits(&settings.auth),
         );
         let state = AppState {
             hub: Arc::clone(&hub),
-            credentials,
+            credentials: credentials.clone(),
             limits: api::RateLimits::new(&settings.rate_limit),
             logins: api::LoginThrottle::new(settings.auth.failed_logins_per_minute),
         };
@@ -126,8 +120,26 @@ impl App {
             operations,
             hub,
             tls,
+            credentials,
+            config_path: None,
             _instance_lock: instance_lock,
         })
+    }
+
+    /// Re-reads `path` (with the same environment overrides as at start) on SIGHUP.
+    pub fn reload_from(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.config_path = Some(path.into());
+        self
+    }
+
+    /// What a SIGHUP does, for callers that run the hub in-process.
+    pub fn reloader(&self) -> crate::reload::Reloader {
+        crate::reload::Reloader {
+            hub: Arc::clone(&self.hub),
+            credentials: self.credentials.clone(),
+            config_path: self.config_path.clone(),
+            tls: self.tls.clone(),
+        }
     }
 
     pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {
@@ -165,11 +177,31 @@ impl App {
         let relay = tokio::spawn(Arc::clone(&hub).relay_announcements(workers.clone()));
         let events = tokio::spawn(Arc::clone(&hub).run_event_writer(workers.clone()));
         let addr = self.listener.local_addr()?;
-        tracing::info!(%addr, tls = self.tls.is_some(), database = %redact_url(&hub.settings.database.url), "qrhub serving");
+        tracing::info!(%addr, tls = self.tls.is_some(), database = %redact_url(&hub.settings().database.url), "qrhub serving");
 
-        let grace = hub.settings.server.shutdown_grace;
+        // Restart-only settings (listeners, pools, timeouts): a reload never changes these.
+        let settings = hub.settings();
+        let grace = settings.server.shutdown_grace;
+        #[cfg(unix)]
+        {
+            // Registered here, before serving, so that SIGHUP never meets the default action
+            // (termination) once the hub answers. One handler reloads the certificate and
+            // the configuration file.
+            let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+                .context("cannot listen for SIGHUP (certificate and configuration reload)")?;
+            tokio::spawn(crate::reload::on_hangup(
+                crate::reload::Reloader {
+                    hub: Arc::clone(&hub),
+                    credentials: self.credentials.clone(),
+                    config_path: self.config_path.clone(),
+                    tls: self.tls.clone(),
+                },
+                hangup,
+                workers.clone(),
+            ));
+        }
         let operations = self.operations.map(|(listener, router)| {
-            let settings = Arc::clone(&hub.settings);
+            let settings = Arc::clone(&settings);
             let shutdown = shutdown.clone();
             if let Ok(addr) = listener.local_addr() {
                 tracing::info!(%addr, "operations endpoints (/metrics, /health) serving");
@@ -178,27 +210,14 @@ impl App {
         });
         let served = match self.tls {
             Some(tls) => {
-                #[cfg(unix)]
-                {
-                    // Registered here, before serving, so that SIGHUP never meets the
-                    // default action (termination) once the hub answers.
-                    let hangup =
-                        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-                            .context("cannot listen for SIGHUP (TLS certificate reload)")?;
-                    tokio::spawn(crate::tls::reload_on_hangup(
-                        Arc::clone(&tls),
-                        hangup,
-                        workers.clone(),
-                    ));
-                }
                 let listener = TlsListener::with_handshake_timeout(
                     self.listener,
                     tls,
-                    hub.settings.server.tls_handshake_timeout,
+                    settings.server.tls_handshake_timeout,
                 )?;
-                serve(listener, self.router, &hub.settings.server, &shutdown).await
+                serve(listener, self.router, &settings.server, &shutdown).await
             }
-            None => serve(self.listener, self.router, &hub.settings.server, &shutdown).await,
+            None => serve(self.listener, self.router, &settings.server, &shutdown).await,
         };
         served?;
         if let Some(operations) = operations {

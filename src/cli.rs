@@ -160,7 +160,9 @@ async fn serve(config: PathBuf) -> anyhow::Result<()> {
     if let Some(sim) = &simulator {
         tracing::info!(url = %sim.base_url(), "partner simulator running");
     }
-    let app = App::build(settings, Arc::new(SystemClock)).await?;
+    let app = App::build(settings, Arc::new(SystemClock))
+        .await?
+        .reload_from(&config);
     let shutdown = CancellationToken::new();
     let trigger = shutdown.clone();
     tokio::spawn(async move {

@@ -40,8 +40,15 @@ pub enum Role {
 
 struct Account {
     role: Role,
-    password_hash: String,
+    /// Shared with the cache entries verified against it, which count only while it is
+    /// still this account's hash (a reload may rotate it).
+    password_hash: Arc<str>,
 }
+
+type Accounts = HashMap<String, Account>;
+
+/// A password digest that verified, and the hash it verified against.
+type Verified = ([u8; 32], Arc<str>);
 
 /// Verified identities. `Debug` shows only the user ids: hashes, the cache key and the
 /// cached digests never reach a log line.
@@ -84,14 +91,18 @@ impl Default for VerifyLimits {
 /// One argon2 run in progress for a (user, digest) pair; every concurrent verification of
 /// the same pair awaits the same cell. `None`: the run was refused a slot.
 type Flight = Arc<OnceCell<Option<bool>>>;
-type FlightKey = (String, [u8; 32]);
+/// The user, the password's digest, and the hash it is checked against: a run against a hash
+/// that a reload has since replaced is no answer for the new one.
+type FlightKey = (String, [u8; 32], Arc<str>);
 
 struct Inner {
-    accounts: HashMap<String, Account>,
+    /// Replaced whole by a configuration reload ([`Credentials::replace`]).
+    accounts: RwLock<Arc<Accounts>>,
     /// What an unknown user's password is verified against (and always fails).
-    dummy_hash: String,
+    dummy_hash: Arc<str>,
     cache_key: [u8; 32],
-    verified: RwLock<HashMap<String, [u8; 32]>>,
+    /// Digests that verified, with the hash they verified against.
+    verified: RwLock<HashMap<String, Verified>>,
     flights: Mutex<HashMap<FlightKey, Flight>>,
     /// argon2 verifications started, for tests of the slow path.
     argon2_runs: AtomicU64,
@@ -103,12 +114,8 @@ struct Inner {
 
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut users: Vec<(&String, Role)> = self
-            .inner
-            .accounts
-            .iter()
-            .map(|(id, a)| (id, a.role))
-            .collect();
+        let accounts = self.accounts();
+        let mut users: Vec<(&String, Role)> = accounts.iter().map(|(id, a)| (id, a.role)).collect();
         users.sort_by(|a, b| a.0.cmp(b.0));
         f.debug_struct("Credentials")
             .field("users", &users)
@@ -137,34 +144,7 @@ impl Credentials {
         operators: &[(String, String)],
         limits: VerifyLimits,
     ) -> Self {
-        let mut accounts = HashMap::new();
-        for (id, hash) in operators {
-            accounts.insert(
-                id.clone(),
-                Account {
-                    role: Role::Operator,
-                    password_hash: hash.clone(),
-                },
-            );
-        }
-        for (id, hash) in clients {
-            accounts.insert(
-                id.clone(),
-                Account {
-                    role: Role::Pos,
-                    password_hash: hash.clone(),
-                },
-            );
-        }
-        for (id, hash) in partners {
-            accounts.insert(
-                id.clone(),
-                Account {
-                    role: Role::Partner,
-                    password_hash: hash.clone(),
-                },
-            );
-        }
+        let accounts = accounts(clients, partners, operators);
         let model = clients
             .iter()
             .chain(partners)
@@ -174,8 +154,8 @@ impl Credentials {
         rand::thread_rng().fill_bytes(&mut cache_key);
         Self {
             inner: Arc::new(Inner {
-                accounts,
-                dummy_hash: dummy_hash(model),
+                accounts: RwLock::new(Arc::new(accounts)),
+                dummy_hash: Arc::from(dummy_hash(model)),
                 cache_key,
                 verified: RwLock::new(HashMap::new()),
                 flights: Mutex::new(HashMap::new()),
@@ -206,14 +186,53 @@ impl Credentials {
 
     /// The caller's role when `user`/`password` verified before (no argon2, no slot).
     pub fn cached(&self, user: &str, password: &str) -> Option<Role> {
-        let account = self.inner.accounts.get(user)?;
-        let known = self
+        let accounts = self.accounts();
+        let account = accounts.get(user)?;
+        let verified = self.inner.verified.read().ok()?;
+        let (known, against) = verified.get(user)?;
+        // A digest verified against a hash the account no longer has (a rotated password)
+        // proves nothing now.
+        if *against != account.password_hash {
+            return None;
+        }
+        bool::from(known.ct_eq(&self.digest(password))).then_some(account.role)
+    }
+
+    fn accounts(&self) -> Arc<Accounts> {
+        let guard = self
+            .inner
+            .accounts
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        Arc::clone(&guard)
+    }
+
+    /// Puts a reloaded configuration's callers in force: checks from now on use these
+    /// users and hashes. Remembered verifications of users whose hash is unchanged stay (a
+    /// reload costs known callers no argon2 run); the others are forgotten, so a rotated
+    /// or removed password stops working at once.
+    pub fn replace(
+        &self,
+        clients: &[(String, String)],
+        partners: &[(String, String)],
+        operators: &[(String, String)],
+    ) {
+        let accounts = Arc::new(accounts(clients, partners, operators));
+        *self
+            .inner
+            .accounts
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Arc::clone(&accounts);
+        let mut verified = self
             .inner
             .verified
-            .read()
-            .ok()
-            .and_then(|m| m.get(user).copied())?;
-        bool::from(known.ct_eq(&self.digest(password))).then_some(account.role)
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        verified.retain(|user, (_, against)| {
+            accounts
+                .get(user)
+                .is_some_and(|a| a.password_hash == *against)
+        });
     }
 
     /// As [`Credentials::verify`], telling a wrong password from one not checked for want
@@ -222,11 +241,13 @@ impl Credentials {
         if let Some(role) = self.cached(user, password) {
             return Verdict::Valid(role);
         }
-        let account = self.inner.accounts.get(user);
+        let accounts = self.accounts();
+        let account = accounts.get(user);
         let digest = self.digest(password);
         let hash = account.map_or(&self.inner.dummy_hash, |a| &a.password_hash);
         match (
-            self.single_flight(user, digest, hash, password).await,
+            self.single_flight(user, digest, Arc::clone(hash), password)
+                .await,
             account,
         ) {
             (None, _) => Verdict::Busy,
@@ -256,10 +277,10 @@ impl Credentials {
         &self,
         user: &str,
         digest: [u8; 32],
-        hash: &str,
+        hash: Arc<str>,
         password: &str,
     ) -> Option<bool> {
-        let key: FlightKey = (user.to_owned(), digest);
+        let key: FlightKey = (user.to_owned(), digest, Arc::clone(&hash));
         let flight = {
             let Ok(mut flights) = self.inner.flights.lock() else {
                 return Some(false);
@@ -286,12 +307,12 @@ impl Credentials {
             .get_or_init(|| async {
                 let permit = self.admit().await?;
                 self.inner.argon2_runs.fetch_add(1, Ordering::Relaxed);
-                let hash = hash.to_owned();
+                let against = Arc::clone(&hash);
                 let password = password.to_owned();
                 // The slot goes with the hash into the blocking thread: a request that gives
                 // up does not free it while argon2 still runs.
                 let ok = tokio::task::spawn_blocking(move || {
-                    let ok = verify_hash(&hash, &password);
+                    let ok = verify_hash(&against, &password);
                     drop(permit);
                     ok
                 })
@@ -299,7 +320,7 @@ impl Credentials {
                 .unwrap_or(false);
                 if ok {
                     if let Ok(mut map) = self.inner.verified.write() {
-                        map.insert(user.to_owned(), digest);
+                        map.insert(user.to_owned(), (digest, hash));
                     }
                 }
                 Some(ok)
@@ -344,6 +365,32 @@ impl Drop for FlightGuard<'_> {
             }
         }
     }
+}
+
+/// The accounts of these callers; an id listed in two roles keeps the later role (the
+/// configuration refuses that anyway).
+fn accounts(
+    clients: &[(String, String)],
+    partners: &[(String, String)],
+    operators: &[(String, String)],
+) -> Accounts {
+    let mut accounts = HashMap::new();
+    for (role, list) in [
+        (Role::Operator, operators),
+        (Role::Pos, clients),
+        (Role::Partner, partners),
+    ] {
+        for (id, hash) in list {
+            accounts.insert(
+                id.clone(),
+                Account {
+                    role,
+                    password_hash: Arc::from(hash.as_str()),
+                },
+            );
+        }
+    }
+    accounts
 }
 
 fn verify_hash(hash: &str, password: &str) -> bool {
@@ -402,6 +449,32 @@ mod tests {
             &[("w".into(), hash.clone())],
         );
         (creds, hash)
+    }
+
+    #[tokio::test]
+    async fn a_replaced_password_stops_working_and_unchanged_ones_stay_cached() {
+        let (creds, hash) = creds();
+        assert_eq!(creds.verify("pos-1", "s3cret").await, Some(Role::Pos));
+        assert_eq!(creds.verify("w", "s3cret").await, Some(Role::Partner));
+        let rotated = hash_password("rotated").expect("hash");
+        creds.replace(
+            &[("pos-1".into(), rotated), ("pos-2".into(), hash.clone())],
+            &[("w".into(), hash)],
+            &[],
+        );
+        // The cached digest was verified against the old hash: it proves nothing now.
+        assert_eq!(creds.cached("pos-1", "s3cret"), None);
+        assert_eq!(creds.verify("pos-1", "s3cret").await, None);
+        assert_eq!(creds.verify("pos-1", "rotated").await, Some(Role::Pos));
+        assert_eq!(creds.verify("pos-2", "s3cret").await, Some(Role::Pos));
+        // The partner's hash did not change: still known without argon2.
+        let runs = creds.argon2_runs();
+        assert_eq!(creds.verify("w", "s3cret").await, Some(Role::Partner));
+        assert_eq!(creds.argon2_runs(), runs);
+        // Removed callers are unknown at once.
+        creds.replace(&[], &[], &[]);
+        assert_eq!(creds.cached("w", "s3cret"), None);
+        assert_eq!(creds.verify("w", "s3cret").await, None);
     }
 
     #[tokio::test]

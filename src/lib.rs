@@ -42,6 +42,7 @@ pub mod outbox;
 pub mod partner;
 pub mod published;
 pub mod qr;
+pub mod reload;
 pub mod service;
 pub mod simulator;
 pub mod store;

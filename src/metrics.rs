@@ -67,6 +67,19 @@ pub mod name {
     pub const FAILED_LOGINS: &str = "qrhub_failed_logins_total";
     /// Connections closed at accept because `server.max_connections` were open.
     pub const CONNECTIONS_REFUSED: &str = "qrhub_connections_refused_total";
+    /// Configuration reloads (SIGHUP) applied, refused, and when the last one was applied.
+    pub const CONFIG_RELOADS: &str = "qrhub_config_reloads_total";
+    pub const CONFIG_RELOAD_FAILURES: &str = "qrhub_config_reload_failures_total";
+    pub const CONFIG_LAST_RELOAD: &str = "qrhub_config_last_reload_success_timestamp_seconds";
+    /// Each partner over the last hour as this instance saw it (label `partner`), and the
+    /// advices waiting for it (the store's, every instance's).
+    pub const PARTNER_PAY_CALLS: &str = "qrhub_partner_pay_calls_last_hour";
+    pub const PARTNER_APPROVAL_RATIO: &str = "qrhub_partner_approval_ratio";
+    pub const PARTNER_UNKNOWN_RATIO: &str = "qrhub_partner_unknown_ratio";
+    pub const PARTNER_PAY_LATENCY: &str = "qrhub_partner_pay_latency_seconds";
+    pub const PARTNER_ADVICES_WAITING: &str = "qrhub_partner_advices_waiting";
+    pub const PARTNER_OLDEST_ADVICE_AGE: &str = "qrhub_partner_oldest_advice_waiting_age_seconds";
+    pub const PARTNER_LAST_ERROR: &str = "qrhub_partner_last_error_timestamp_seconds";
 }
 
 /// Histogram buckets in seconds, from 1 ms (a fast createQrCode) to 60 s (the POS's own
@@ -98,6 +111,7 @@ pub fn install() -> PrometheusHandle {
                 }
             };
             describe();
+            describe_operations();
             handle
         })
         .clone()
@@ -206,6 +220,88 @@ fn describe() {
     );
 }
 
+/// What the operations half describes: configuration reloads and partner health.
+fn describe_operations() {
+    use metrics::{describe_counter, describe_gauge};
+    describe_counter!(
+        name::CONFIG_RELOADS,
+        "Configuration reloads (SIGHUP) put in force"
+    );
+    describe_counter!(
+        name::CONFIG_RELOAD_FAILURES,
+        "Configuration reloads refused (invalid file, published password beyond loopback); the configuration in force stayed"
+    );
+    describe_gauge!(
+        name::CONFIG_LAST_RELOAD,
+        "When the configuration was last loaded or reloaded (Unix seconds)"
+    );
+    describe_gauge!(
+        name::PARTNER_PAY_CALLS,
+        "pay calls to the partner by this instance in the last hour"
+    );
+    describe_gauge!(
+        name::PARTNER_APPROVAL_RATIO,
+        "Share of this instance's pay calls to the partner approved in the last hour (NaN without calls)"
+    );
+    describe_gauge!(
+        name::PARTNER_UNKNOWN_RATIO,
+        "Share of this instance's pay calls to the partner with an unknown outcome (reversed) in the last hour (NaN without calls)"
+    );
+    describe_gauge!(
+        name::PARTNER_PAY_LATENCY,
+        "Latency of this instance's pay calls to the partner in the last hour, by quantile (0.5, 0.99)"
+    );
+    describe_gauge!(
+        name::PARTNER_ADVICES_WAITING,
+        "Advices waiting for delivery to the partner (all instances)"
+    );
+    describe_gauge!(
+        name::PARTNER_OLDEST_ADVICE_AGE,
+        "Age of the oldest advice waiting for the partner, in seconds (0 when none waits)"
+    );
+    describe_gauge!(
+        name::PARTNER_LAST_ERROR,
+        "When a call of this instance to the partner last failed (Unix seconds)"
+    );
+}
+
+/// The per-partner health gauges, from the sweep. A ratio or latency with no call in the
+/// window is NaN (no figure), not a stale one.
+pub fn partner_health(partners: &[crate::admin::health::PartnerHealthView], _now: DateTime<Utc>) {
+    for p in partners {
+        let partner = || p.partner_id.clone();
+        let w = &p.window;
+        metrics::gauge!(name::PARTNER_PAY_CALLS, "partner" => partner()).set(w.pay_calls as f64);
+        metrics::gauge!(name::PARTNER_APPROVAL_RATIO, "partner" => partner())
+            .set(w.approval_rate.unwrap_or(f64::NAN));
+        metrics::gauge!(name::PARTNER_UNKNOWN_RATIO, "partner" => partner())
+            .set(w.unknown_rate.unwrap_or(f64::NAN));
+        for (quantile, ms) in [("0.5", w.latency_p50_ms), ("0.99", w.latency_p99_ms)] {
+            metrics::gauge!(name::PARTNER_PAY_LATENCY, "partner" => partner(), "quantile" => quantile)
+                .set(ms.map_or(f64::NAN, |ms| ms / 1000.0));
+        }
+        metrics::gauge!(name::PARTNER_ADVICES_WAITING, "partner" => partner())
+            .set(p.advices_waiting as f64);
+        metrics::gauge!(name::PARTNER_OLDEST_ADVICE_AGE, "partner" => partner())
+            .set(p.oldest_advice_waiting_seconds.unwrap_or(0) as f64);
+        if let Some(error) = &w.last_error {
+            metrics::gauge!(name::PARTNER_LAST_ERROR, "partner" => partner())
+                .set(error.at.timestamp() as f64);
+        }
+    }
+}
+
+/// A configuration reload was put in force at `at`.
+pub fn config_reloaded(at: DateTime<Utc>) {
+    metrics::counter!(name::CONFIG_RELOADS).increment(1);
+    metrics::gauge!(name::CONFIG_LAST_RELOAD).set(at.timestamp() as f64);
+}
+
+/// A configuration reload was refused.
+pub fn config_reload_failed() {
+    metrics::counter!(name::CONFIG_RELOAD_FAILURES).increment(1);
+}
+
 /// Housekeeping the exporter needs now and then (draining histogram samples between
 /// scrapes); the sweeper calls it each pass. Nothing to do without a recorder.
 pub fn upkeep() {
@@ -220,10 +316,13 @@ pub fn router(hub: Arc<Hub>) -> Router {
     // Each partner's alerting counters exist from the start at 0, so that the first burst
     // of refusals is an increase Prometheus can see (a series born at its first increment
     // has no earlier sample to compare with).
-    for partner in &hub.settings.partners {
+    for partner in &hub.settings().partners {
         metrics::counter!(name::PARTNER_CREDENTIALS_REFUSED, "partner" => partner.id.clone())
             .increment(0);
     }
+    // The configuration in force was loaded now; a failed reload is an increase from 0.
+    metrics::counter!(name::CONFIG_RELOAD_FAILURES).increment(0);
+    metrics::gauge!(name::CONFIG_LAST_RELOAD).set(hub.clock.now().timestamp() as f64);
     Router::new()
         .route("/metrics", get(scrape))
         .with_state((hub, handle))

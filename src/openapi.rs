@@ -53,6 +53,7 @@ pub async fn serve() -> impl IntoResponse {
 pub fn document() -> Value {
     let mut schemas = interface_schemas();
     schemas.extend(admin_schemas());
+    schemas.extend(partner_health_schemas());
     json!({
         "openapi": "3.0.3",
         "info": {
@@ -1071,8 +1072,95 @@ fn paths() -> Value {
             }),
         )}),
     );
+    paths.insert(
+        "/admin/v1/partners/health".into(),
+        json!({"get": admin(
+            "partnersHealth",
+            "Each partner's last hour: pay outcomes and rates, latency, last error, advices waiting.",
+            "The call figures are this hub instance's (each instance reports the calls it made); \
+             the advices waiting are the store's, every instance's. Partners no longer configured \
+             that still have advices waiting are listed with configured = false.",
+            json!({
+                "security": security(),
+                "responses": with(errors(&[]), "200", json_answer("Every partner's health.", "PartnersHealth"))
+            }),
+        )}),
+    );
 
     Value::Object(paths)
+}
+
+/// The shapes of `GET /admin/v1/partners/health` (`crate::admin::health`).
+fn partner_health_schemas() -> BTreeMap<String, Value> {
+    let int64 = || json!({"type": "integer", "format": "int64"});
+    let minutes = |what: &str| {
+        json!({"type": "array", "items": {"type": "integer", "format": "int32"},
+               "description": format!("{what} per minute, oldest first: 60 values, the last the current minute.")})
+    };
+    let rate = |what: &str| {
+        json!({"type": "number", "format": "double", "minimum": 0, "maximum": 1,
+               "description": format!("{what} / payCalls; absent without calls.")})
+    };
+    let latency = |q: &str| {
+        json!({"type": "number", "format": "double",
+               "description": format!("{q} of the pay calls' latency in milliseconds (the upper bound of its bucket, at most a tenth above); absent without calls.")})
+    };
+    BTreeMap::from([
+        (
+            "PartnerLastError".to_owned(),
+            json!({
+                "type": "object",
+                "properties": {
+                    "at": {"type": "string", "format": "date-time"},
+                    "operation": {"type": "string", "enum": ["pay", "confirmPayment", "reversePayment"]},
+                    "error": {"type": "string", "description": "The partner's status, a timeout, a connection that failed."}
+                },
+                "required": ["at", "operation", "error"]
+            }),
+        ),
+        (
+            "PartnerHealth".to_owned(),
+            json!({
+                "type": "object",
+                "properties": {
+                    "partnerId": {"type": "string"},
+                    "name": {"type": "string", "description": "Absent for a partner no longer configured."},
+                    "configured": {"type": "boolean"},
+                    "advicesWaiting": int64(),
+                    "oldestAdviceWaitingSeconds": int64(),
+                    "payCalls": int64(),
+                    "approved": int64(),
+                    "failed": {"type": "integer", "format": "int64", "description": "Declined or not processed (a 4xx, 501, 503): final, nothing to reverse."},
+                    "unknown": int64(),
+                    "notSent": int64(),
+                    "approvalRate": rate("approved"),
+                    "unknownRate": rate("unknown"),
+                    "latencyP50Ms": latency("The median"),
+                    "latencyP99Ms": latency("The 99th percentile"),
+                    "callsPerMinute": minutes("pay calls"),
+                    "approvedPerMinute": minutes("Approvals"),
+                    "unknownPerMinute": minutes("Unknown outcomes"),
+                    "lastError": {"$ref": "#/components/schemas/PartnerLastError"}
+                },
+                "required": ["partnerId", "configured", "advicesWaiting", "payCalls", "approved",
+                             "failed", "unknown", "notSent", "callsPerMinute",
+                             "approvedPerMinute", "unknownPerMinute"]
+            }),
+        ),
+        (
+            "PartnersHealth".to_owned(),
+            json!({
+                "type": "object",
+                "properties": {
+                    "generatedAt": {"type": "string", "format": "date-time"},
+                    "windowSeconds": int64(),
+                    "scope": {"type": "string"},
+                    "partners": {"type": "array", "items": {"$ref": "#/components/schemas/PartnerHealth"}}
+                },
+                "required": ["generatedAt", "windowSeconds", "scope", "partners"]
+            }),
+        ),
+    ])
 }
 
 #[cfg(test)]

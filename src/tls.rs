@@ -5,7 +5,7 @@
 //! their own, each handshake runs on its own task (a slow or silent client holds up nobody),
 //! and only finished handshakes reach `axum::serve`, so graceful shutdown works exactly as
 //! over plain TCP. The rustls configuration is held behind a lock and rebuilt from the files
-//! on [`ReloadableServerConfig::reload`] (SIGHUP): new connections get the new certificate,
+//! on [`ReloadableServerConfig::reload`] (SIGHUP, `crate::reload`): new connections get the new certificate,
 //! connections already made keep theirs, and a reload that fails keeps the old one.
 
 use anyhow::Context;
@@ -22,7 +22,6 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
-use tokio_util::sync::CancellationToken;
 
 use crate::config::ServerTlsSettings;
 
@@ -142,41 +141,16 @@ impl ReloadableServerConfig {
         Arc::clone(&guard)
     }
 
+    /// The certificate file, for logs.
+    pub fn cert_path(&self) -> &Path {
+        &self.settings.cert_path
+    }
+
     /// Re-reads the files; on any problem the configuration in use stays.
     pub fn reload(&self) -> anyhow::Result<()> {
         let config = Arc::new(server_config(&self.settings)?);
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = config;
         Ok(())
-    }
-}
-
-/// Reloads `config` on every SIGHUP until `stop`. `hangup` is registered by the caller before
-/// the listener serves, so that a SIGHUP never finds the default action (termination).
-#[cfg(unix)]
-pub async fn reload_on_hangup(
-    config: Arc<ReloadableServerConfig>,
-    mut hangup: tokio::signal::unix::Signal,
-    stop: CancellationToken,
-) {
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            received = hangup.recv() => {
-                if received.is_none() {
-                    return;
-                }
-                match config.reload() {
-                    Ok(()) => tracing::info!(
-                        cert = %config.settings.cert_path.display(),
-                        "TLS certificate reloaded; new connections use it"
-                    ),
-                    Err(e) => tracing::error!(
-                        error = format!("{e:#}"),
-                        "TLS certificate reload failed; still using the previous one"
-                    ),
-                }
-            }
-        }
     }
 }
 

@@ -322,6 +322,28 @@ async fn drive(browser: &Browser, url: &str, tran_id: &str) {
         .screenshot(&artifacts.join("console-settlement.png"))
         .await;
 
+    // The partners' health: wallet-1 approved both pays; a chart of its hour.
+    browser
+        .click(&browser.wait_visible(".tab[data-view=partners]").await)
+        .await;
+    let partners = browser
+        .wait_text("#partners-body", |t| t.contains("wallet-1"))
+        .await;
+    assert!(partners.contains("100.0 %"), "{partners}");
+    let bars = browser
+        .execute(
+            "return document.querySelectorAll('#partner-charts svg rect.bar-approved').length;",
+            vec![],
+        )
+        .await;
+    assert!(
+        bars.as_u64().is_some_and(|n| n >= 2),
+        "a bar and a legend key: {bars}"
+    );
+    browser
+        .screenshot(&artifacts.join("console-partners.png"))
+        .await;
+
     // Nothing went wrong in the page: no script errors, no CSP violations.
     let severe: Vec<Value> = browser
         .console_log()

@@ -178,7 +178,7 @@ async fn secrets_stay_out_of_logs_and_answers(db: TestDb) {
 
     // What the process knows about itself, printed as a careless log line would: the
     // settings (partner passwords, hashes), the hub, the verified-credentials table.
-    let settings = &hub.hub.settings;
+    let settings = hub.hub.settings();
     let hashes: Vec<String> = settings
         .clients
         .iter()

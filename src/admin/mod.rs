@@ -5,6 +5,7 @@
 //! runs the queries. Money is always integer minor units with its currency.
 
 pub mod csv;
+pub mod health;
 pub mod reports;
 
 use axum::http::StatusCode;
@@ -410,7 +411,7 @@ pub struct UnadvisedList {
 pub async fn unadvised(hub: &Hub, id: &str, params: &Params) -> HubResult<UnadvisedList> {
     let limit = limit(id, params, 100)?;
     let now = hub.clock.now();
-    let listed_before = now - span(hub.settings.unadvised.listed_after);
+    let listed_before = now - span(hub.settings().unadvised.listed_after);
     let client = param(params, "clientId");
     let rows = hub
         .store
@@ -420,19 +421,20 @@ pub async fn unadvised(hub: &Hub, id: &str, params: &Params) -> HubResult<Unadvi
     let payments = rows
         .iter()
         .map(|p| {
-            let policy = hub.settings.unadvised_policy(&p.client_id);
+            let policy = hub.settings().unadvised_policy(&p.client_id);
             let reverse = policy == crate::config::UnadvisedPolicy::Reverse;
             UnadvisedView {
                 payment: PaymentView::from(p),
                 approved_at: p.updated_at,
                 age_seconds: (now - p.updated_at).num_seconds().max(0),
                 policy: if reverse { "reverse" } else { "nothing" },
-                reverse_at: reverse.then(|| p.updated_at + span(hub.settings.unadvised.act_after)),
+                reverse_at: reverse
+                    .then(|| p.updated_at + span(hub.settings().unadvised.act_after)),
             }
         })
         .collect();
     Ok(UnadvisedList {
-        listed_after_seconds: hub.settings.unadvised.listed_after.as_secs(),
+        listed_after_seconds: hub.settings().unadvised.listed_after.as_secs(),
         count: stats.count,
         payments,
     })
@@ -453,7 +455,7 @@ pub async fn retry_dead_letter(hub: &Hub, id: &str, row_id: &str) -> HubResult<R
     let uuid = Uuid::parse_str(row_id)
         .map_err(|_| bad_param(id, "id", "must be an outbox row id (UUID)", row_id))?;
     let now = hub.clock.now();
-    let expires_at = now + span(hub.settings.outbox.expiry);
+    let expires_at = now + span(hub.settings().outbox.expiry);
     if !hub.store.retry_dead_letter(uuid, now, expires_at).await? {
         return Err(not_found(id, "No dead or refused outbox row with this id"));
     }

@@ -25,6 +25,7 @@ pub fn router() -> Router<AppState> {
         .route("/admin/v1/outbox", get(outbox))
         .route("/admin/v1/outbox/{id}/retry", post(retry))
         .route("/admin/v1/unadvised", get(unadvised))
+        .route("/admin/v1/partners/health", get(partners_health))
         .route("/admin/v1/reports/settlement", get(settlement))
         .route(
             "/admin/v1/reports/reconciliation",
@@ -45,6 +46,18 @@ fn params(id: &str, uri: &Uri) -> Result<Params, ApiError> {
     axum::extract::Query::<Params>::try_from_uri(uri)
         .map(|q| q.0)
         .map_err(|e| ApiError::format_field(id, "query", &e.body_text(), uri.query().unwrap_or("")))
+}
+
+async fn partners_health(
+    State(hub): State<Arc<Hub>>,
+    _: Operator,
+    headers: HeaderMap,
+) -> Result<Json<admin::health::PartnersHealth>, ApiError> {
+    let id = request_id(&headers);
+    admin::health::partners_health(&hub)
+        .await
+        .map(Json)
+        .map_err(|e| answer(&id, e))
 }
 
 async fn summary(

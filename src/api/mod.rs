@@ -115,7 +115,7 @@ pub(crate) fn answer(id: &str, error: HubError) -> ApiError {
 /// 501 for an operation switched off in the configuration.
 pub(crate) fn ensure_enabled(hub: &Hub, operation: &str, id: &str) -> Result<(), ApiError> {
     if hub
-        .settings
+        .settings()
         .server
         .disabled_operations
         .iter()

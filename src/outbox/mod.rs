@@ -55,7 +55,7 @@ impl OutboxWorker {
 
     /// Delivers until cancelled; wakes on the hub's `outbox_wake` or every poll interval.
     pub async fn run(self, stop: CancellationToken) {
-        let poll = self.hub.settings.outbox.poll_interval;
+        let poll = self.hub.settings().outbox.poll_interval;
         loop {
             let delivered = match self.deliver_due().await {
                 Ok(n) => n,
@@ -79,7 +79,7 @@ impl OutboxWorker {
     /// One pass: lease a batch of due rows and deliver them concurrently. Returns how many
     /// rows were leased.
     pub async fn deliver_due(&self) -> anyhow::Result<usize> {
-        let settings = &self.hub.settings;
+        let settings = &self.hub.settings();
         let concurrency = settings.outbox.concurrency;
         let now = self.hub.clock.now();
         let lease = lease(settings);
@@ -104,15 +104,28 @@ impl OutboxWorker {
 /// by the workers for the rows they lease, and by the instance that queued a row for its
 /// first try.
 pub async fn deliver(hub: &Hub, row: OutboxMessage) -> anyhow::Result<()> {
-    let Some(partner) = hub.settings.partner(&row.partner_id) else {
-        crate::metrics::outbox_delivery(row.kind, "failed");
-        let result = DeliveryResult::Failed {
-            status: 0,
-            error: format!("partner {:?} is not configured", row.partner_id),
+    // The partner as configured now: an advice queued before a reload goes to the
+    // partner's new address, with its new credentials.
+    let live = hub.live();
+    let Some(partner) = live.settings.partner(&row.partner_id) else {
+        // Removed from the configuration while it owes this advice (DESIGN.md §7): kept
+        // queued, not refused, since the partner never saw it. It waits as an open item
+        // (listed with this error, counted among the partner's advices waiting) until the
+        // partner is configured again, an operator acts, or it expires into a dead letter.
+        crate::metrics::outbox_delivery(row.kind, "retry");
+        let now = hub.clock.now();
+        let error = format!("partner {:?} is not configured", row.partner_id);
+        tracing::error!(outbox_id = %row.id, message_id = %row.message_id, partner = %row.partner_id, "advice kept queued for a partner that is no longer configured; configure it again or act on the advice");
+        let result = DeliveryResult::Retry {
+            status: None,
+            error,
+            next_attempt_at: now + crate::service::span(live.settings.outbox.max_backoff),
         };
         hub.store
-            .finish_delivery(row.id, row.attempts, &result, hub.clock.now())
+            .finish_delivery(row.id, row.attempts, &result, now)
             .await?;
+        hub.record_events(vec![delivery_event(&row, &result, now)])
+            .await;
         return Ok(());
     };
     let (path, operation, operation_name) = match row.kind {
@@ -128,14 +141,18 @@ pub async fn deliver(hub: &Hub, row: OutboxMessage) -> anyhow::Result<()> {
         ),
     };
     let sent = std::time::Instant::now();
-    let call = hub.partners.post(partner, path, &row.body).await;
-    metrics::partner_call(
-        &partner.id,
-        operation_name,
-        call_outcome(&call, operation),
-        sent.elapsed(),
-    );
+    let call = live.partners.post(partner, path, &row.body).await;
+    let outcome = call_outcome(&call, operation);
+    metrics::partner_call(&partner.id, operation_name, outcome, sent.elapsed());
     let now = hub.clock.now();
+    if outcome != metrics::CallOutcome::Success {
+        hub.health.advice_failed(
+            &partner.id,
+            operation_name,
+            now,
+            crate::partner::health::describe(&call),
+        );
+    }
     if let CallResult::Answered {
         status: status @ (401 | 403),
         ..
@@ -223,7 +240,7 @@ fn delivery_result(
     now: DateTime<Utc>,
     hub: &Hub,
 ) -> DeliveryResult {
-    let outbox = &hub.settings.outbox;
+    let outbox = &hub.settings().outbox;
     let retry_at = |asked: Option<Duration>| {
         let delay = backoff(
             attempt,

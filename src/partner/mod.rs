@@ -24,6 +24,8 @@ use std::time::Duration;
 
 use crate::config::PartnerSettings;
 
+pub mod health;
+
 pub const PAY_PATH: &str = "/qr/v1/payments";
 pub const CONFIRM_PATH: &str = "/qr/v1/payments/confirmations";
 pub const REVERSE_PATH: &str = "/qr/v1/payments/reversals";
@@ -155,6 +157,17 @@ impl PartnerClient {
     pub fn new(partners: &[PartnerSettings]) -> anyhow::Result<Self> {
         install_crypto_provider();
         let http = builder().build()?;
+        Self::with_default(http, partners)
+    }
+
+    /// The clients for a reloaded configuration's `partners`: the default client, and its
+    /// pool of open connections, stay; the TLS setups of their own are read again from
+    /// their files (a renewed client certificate takes effect this way).
+    pub fn reloaded(&self, partners: &[PartnerSettings]) -> anyhow::Result<Self> {
+        Self::with_default(self.http.clone(), partners)
+    }
+
+    fn with_default(http: reqwest::Client, partners: &[PartnerSettings]) -> anyhow::Result<Self> {
         let mut by_setup: HashMap<TlsKey, reqwest::Client> = HashMap::new();
         let mut own_tls = HashMap::new();
         for (i, partner) in partners.iter().enumerate() {

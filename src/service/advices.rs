@@ -275,7 +275,7 @@ impl Hub {
             .partner_id
             .as_deref()
             .and_then(|partner| {
-                self.settings
+                self.settings()
                     .fee_schedule(partner, &payment.client_id, &payment.currency)
             })
             .map_or(0, |schedule| schedule.fee(settled_minor));

@@ -34,7 +34,10 @@ impl Hub {
             .partner_id
             .clone()
             .context("matched payment has no partner")?;
-        let Some(partner) = self.settings.partner(&partner_id).cloned() else {
+        // One snapshot for the whole call: a reload meanwhile does not change the partner
+        // this payment goes to, nor the client it goes with.
+        let live = self.live();
+        let Some(partner) = live.settings.partner(&partner_id).cloned() else {
             // The partner was removed from the configuration after it scanned.
             self.store
                 .transition(
@@ -68,7 +71,7 @@ impl Hub {
         let sent = std::time::Instant::now();
         let sent_at = self.now();
         let tran_id = payment.tran_id.clone();
-        let result = self.partners.post(&partner, PAY_PATH, &request).await;
+        let result = live.partners.post(&partner, PAY_PATH, &request).await;
         let request_json = serde_json::to_value(&request).ok();
         let request_json = request_json.as_ref().unwrap_or(&serde_json::Value::Null);
         let requested = (payment.amount_minor, payment.currency.as_str());
@@ -103,11 +106,21 @@ impl Hub {
             }
             _ => None,
         };
-        crate::metrics::partner_call(
+        let outcome = pay_call_outcome(&result, answer);
+        let took = sent.elapsed();
+        crate::metrics::partner_call(&partner_id, crate::api::operation::PAY, outcome, took);
+        self.health.pay(
             &partner_id,
-            crate::api::operation::PAY,
-            pay_call_outcome(&result, answer),
-            sent.elapsed(),
+            outcome,
+            took,
+            self.now(),
+            match (outcome, answer) {
+                (CallOutcome::Success, _) => None,
+                (_, PartnerAnswer::ApprovedOtherAmount) => {
+                    Some("approved another amount than asked".to_owned())
+                }
+                _ => Some(crate::partner::health::describe(&result)),
+            },
         );
         if let CallResult::NotSent { error } | CallResult::Unknown { error } = &result {
             tracing::warn!(payment_id = %payment_id, partner = %partner_id, %error, ?answer, "partner call failed");
@@ -260,7 +273,7 @@ impl Hub {
 
     pub(super) fn hub_identifier(&self, payment: &PaymentRecord) -> ThirdPartyIdentifier {
         ThirdPartyIdentifier {
-            institution_id: self.settings.hub.institution_id.clone(),
+            institution_id: self.settings().hub.institution_id.clone(),
             transaction_identifier: Some(payment.id.simple().to_string()),
         }
     }
@@ -268,7 +281,7 @@ impl Hub {
     fn partner_institution(&self, payment: &PaymentRecord) -> Option<Institution> {
         let id = payment.partner_id.as_deref()?;
         let name = self
-            .settings
+            .settings()
             .partner(id)
             .map(|p| p.name.clone())
             .unwrap_or_else(|| id.to_owned());
@@ -294,7 +307,7 @@ impl Hub {
             message_id,
             body,
             created_at: now,
-            expires_at: now + span(self.settings.outbox.expiry),
+            expires_at: now + span(self.settings().outbox.expiry),
             first_try_until: None,
         }
     }
@@ -390,8 +403,8 @@ impl Hub {
         // A live forwarder records its answer within the partner's timeout of writing
         // FORWARDED; past that and this margin, nobody is coming back for the payment.
         let margin = chrono::Duration::seconds(2);
-        let forwarded_before = now - span(self.settings.max_partner_timeout()) - margin;
-        let matched_before = now - span(self.settings.timing.pay_deadline) - margin;
+        let forwarded_before = now - span(self.settings().max_partner_timeout()) - margin;
+        let matched_before = now - span(self.settings().timing.pay_deadline) - margin;
         let builder = |p: &PaymentRecord| self.recovery_reversal(p);
         let report = self
             .store

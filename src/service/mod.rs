@@ -19,7 +19,7 @@ pub use error::{HubError, HubResult};
 pub use payments::PayAnswer;
 pub use waiters::Waiters;
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use tokio::sync::Notify;
 use tokio_util::task::TaskTracker;
 
@@ -29,13 +29,26 @@ use crate::partner::PartnerClient;
 use crate::store::{NewOutboxMessage, SharedStore};
 use tokio::sync::OwnedSemaphorePermit;
 
+/// The configuration a reload may change, with the partner clients built for it: one
+/// snapshot, swapped whole, so that a reader never pairs one file's partners with another's
+/// clients. A flow takes a snapshot once and keeps it (a held pay keeps the partner and
+/// client it resolved); the next flow sees the next one.
+#[derive(Debug)]
+pub struct Live {
+    pub settings: Arc<Settings>,
+    pub partners: PartnerClient,
+}
+
 /// Everything a request needs, shared by all handlers and workers.
 #[derive(Debug)]
 pub struct Hub {
-    pub settings: Arc<Settings>,
+    /// Swapped by a configuration reload (`crate::reload`); read with [`Hub::settings`] and
+    /// [`Hub::live`]. A lock around an `Arc` keeps the read to a reference count.
+    live: RwLock<Arc<Live>>,
     pub store: SharedStore,
     pub clock: SharedClock,
-    pub partners: PartnerClient,
+    /// Each partner's calls over the last hour, as this instance made them.
+    pub health: crate::partner::health::PartnerHealth,
     pub waiters: Waiters,
     /// Wakes the outbox workers when this process queued something.
     pub outbox_wake: Arc<Notify>,
@@ -60,10 +73,10 @@ impl Hub {
         let (event_sender, event_queue) = events::channel();
         let first_tries = Arc::new(tokio::sync::Semaphore::new(settings.outbox.concurrency));
         Arc::new(Self {
-            settings,
+            live: RwLock::new(Arc::new(Live { settings, partners })),
             store,
             clock,
-            partners,
+            health: Default::default(),
             waiters: Waiters::default(),
             outbox_wake: Arc::new(Notify::new()),
             first_tries,
@@ -71,6 +84,22 @@ impl Hub {
             events: event_sender,
             event_queue: std::sync::Mutex::new(Some(event_queue)),
         })
+    }
+
+    /// The configuration in force now (a snapshot: a reload does not change it under you).
+    pub fn settings(&self) -> Arc<Settings> {
+        Arc::clone(&self.live().settings)
+    }
+
+    /// The configuration in force now with its partner clients.
+    pub fn live(&self) -> Arc<Live> {
+        let guard = self.live.read().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(&guard)
+    }
+
+    /// Puts `live` in force for every request and worker from now on.
+    pub fn replace_live(&self, live: Live) {
+        *self.live.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(live);
     }
 
     fn now(&self) -> chrono::DateTime<chrono::Utc> {
@@ -82,7 +111,7 @@ impl Hub {
     /// statement and a hop less per advice). Without a slot it is queued for the workers.
     fn lease_first_try(&self, msg: &mut NewOutboxMessage) -> Option<OwnedSemaphorePermit> {
         let slot = Arc::clone(&self.first_tries).try_acquire_owned().ok()?;
-        msg.first_try_until = Some(self.now() + span(crate::outbox::lease(&self.settings)));
+        msg.first_try_until = Some(self.now() + span(crate::outbox::lease(&self.settings())));
         Some(slot)
     }
 

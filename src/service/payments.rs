@@ -43,8 +43,8 @@ impl Hub {
                 // away (see `PosGone`).
                 let mut pos_gone = PosGone::arm(self, id, client_id, &tran_id, &message_id);
                 let _held = crate::metrics::HeldPay::start();
-                let deadline = (started + self.settings.scan_window())
-                    .min(started + self.settings.timing.pay_deadline);
+                let deadline = (started + self.settings().scan_window())
+                    .min(started + self.settings().timing.pay_deadline);
                 // Stored WAITING_FOR_SCAN just now: nothing to read before the first wake-up.
                 tokio::select! {
                     _ = &mut first_wake => {}
@@ -154,7 +154,7 @@ impl Hub {
             currency: amount.currency.clone(),
             request: raw,
             created_at: now,
-            scan_deadline: now + span(self.settings.scan_window()),
+            scan_deadline: now + span(self.settings().scan_window()),
             events: vec![received],
             // An early scan may be waiting in its grace period for exactly this payment,
             // here or on another instance.
@@ -205,8 +205,8 @@ impl Hub {
         message_id: &str,
         tran_id: &str,
     ) -> PayAnswer {
-        let scan_deadline = started + self.settings.scan_window();
-        let pay_deadline = started + self.settings.timing.pay_deadline;
+        let scan_deadline = started + self.settings().scan_window();
+        let pay_deadline = started + self.settings().timing.pay_deadline;
         let key = Waiters::payment_key(id);
         loop {
             let subscription = self.waiters.subscribe(key.clone());
@@ -371,10 +371,11 @@ impl Hub {
         response.tran_id = request.tran_id;
         response.originator = request.originator;
         response.client = request.client;
+        let settings = self.settings();
         if let Some(partner) = payment
             .partner_id
             .as_deref()
-            .and_then(|p| self.settings.partner(p))
+            .and_then(|p| settings.partner(p))
         {
             if response.partner.id.is_empty() {
                 response.partner = Institution {

@@ -26,7 +26,7 @@ impl Hub {
         let mut properties = request.qr_properties.clone().unwrap_or_default();
         let scheme = properties
             .scheme
-            .unwrap_or(self.settings.hub.default_scheme);
+            .unwrap_or(self.settings().hub.default_scheme);
         let expires_at = match properties.expiry_date {
             Some(at) if at.to_utc() <= now => {
                 return Err(format_error(
@@ -37,7 +37,7 @@ impl Hub {
                 ))
             }
             Some(at) => at.to_utc(),
-            None => now + span(self.settings.hub.qr_code_ttl),
+            None => now + span(self.settings().hub.qr_code_ttl),
         };
         // A code for an amount that can never be paid is refused now, not at the pay.
         let named = [
@@ -129,9 +129,9 @@ impl Hub {
         let merchant = &request.originator.merchant;
         qr::QrContent {
             tran_id: tran_id.to_owned(),
-            provider_id: self.settings.hub.qr_provider_id.clone(),
+            provider_id: self.settings().hub.qr_provider_id.clone(),
             // Partners' own templates beside the hub's: one code any of them can pay.
-            partner_templates: self.settings.partner_qr_templates(&merchant.merchant_id),
+            partner_templates: self.settings().partner_qr_templates(&merchant.merchant_id),
             currency: amount.as_ref().map(|m| m.currency.clone()),
             amount,
             merchant: Some(qr::MerchantInfo {

@@ -68,7 +68,7 @@ impl Hub {
             }
         }
         // An early scan (S3/P4) waits a little for its pay; a late one finds nothing.
-        let grace_ends = Instant::now() + self.settings.timing.early_scan_grace;
+        let grace_ends = Instant::now() + self.settings().timing.early_scan_grace;
         let key = Waiters::tran_key(&scan.tran_id);
         let claim = ScanClaim {
             tran_id: scan.tran_id.clone(),

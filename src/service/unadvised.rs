@@ -21,11 +21,11 @@ impl Hub {
         self: &Arc<Self>,
         now: DateTime<Utc>,
     ) -> anyhow::Result<()> {
-        let listed_before = now - span(self.settings.unadvised.listed_after);
+        let listed_before = now - span(self.settings().unadvised.listed_after);
         let stats = self.store.unadvised_stats(listed_before).await?;
         crate::metrics::unadvised_stats(&stats, now);
-        let act_before = now - span(self.settings.unadvised.act_after);
-        for client in &self.settings.clients {
+        let act_before = now - span(self.settings().unadvised.act_after);
+        for client in &self.settings().clients {
             if client.unadvised_approvals != UnadvisedPolicy::Reverse {
                 continue;
             }

@@ -468,6 +468,14 @@ pub struct OutboxStats {
     pub dead: i64,
 }
 
+/// One partner's advices waiting for delivery (outbox rows PENDING).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartnerBacklog {
+    pub partner_id: String,
+    pub waiting: i64,
+    pub oldest_created_at: Option<DateTime<Utc>>,
+}
+
 /// Connections of the store's pools right now (for metrics; no I/O). SQLite's writer and
 /// reader pools are added together.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -594,6 +602,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// How many rows are PENDING and when the oldest of them was queued.
     async fn outbox_stats(&self) -> StoreResult<OutboxStats>;
+    /// Advices waiting (PENDING) per partner that has any, with the oldest's creation time.
+    async fn outbox_backlog_by_partner(&self) -> StoreResult<Vec<PartnerBacklog>>;
     /// The connection pools' use, read from the pools without a query.
     fn pool_stats(&self) -> PoolStats;
 

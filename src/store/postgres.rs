@@ -883,6 +883,23 @@ impl Store for PostgresStore {
         })
     }
 
+    async fn outbox_backlog_by_partner(&self) -> StoreResult<Vec<PartnerBacklog>> {
+        let rows: Vec<(String, i64, Option<DateTime<Utc>>)> = sqlx::query_as(
+            "SELECT partner_id, count(*), min(created_at) FROM outbox \
+             WHERE state = 'PENDING' GROUP BY partner_id ORDER BY partner_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(partner_id, waiting, oldest_created_at)| PartnerBacklog {
+                partner_id,
+                waiting,
+                oldest_created_at,
+            })
+            .collect())
+    }
+
     fn pool_stats(&self) -> PoolStats {
         PoolStats {
             size: self.pool.size(),

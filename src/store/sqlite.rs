@@ -729,6 +729,24 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn outbox_backlog_by_partner(&self) -> StoreResult<Vec<PartnerBacklog>> {
+        // Times are fixed-width text, so min() is the earliest.
+        let rows: Vec<(String, i64, Option<Ts>)> = sqlx::query_as(
+            "SELECT partner_id, count(*), min(created_at) FROM outbox \
+             WHERE state = 'PENDING' GROUP BY partner_id ORDER BY partner_id",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(partner_id, waiting, oldest)| PartnerBacklog {
+                partner_id,
+                waiting,
+                oldest_created_at: oldest.map(|t| t.0),
+            })
+            .collect())
+    }
+
     fn pool_stats(&self) -> PoolStats {
         let one = |pool: &SqlitePool| PoolStats {
             size: pool.size(),

@@ -29,6 +29,8 @@ pub struct Canned {
     /// Adds a vendor field of this many bytes to the echoed body (an oversized answer that
     /// is otherwise valid).
     pub padding: Option<usize>,
+    /// How long the partner takes before it answers (a slow or silent partner).
+    pub delay: Option<Duration>,
 }
 
 impl Canned {
@@ -38,7 +40,13 @@ impl Canned {
             headers: Vec::new(),
             body: None,
             padding: None,
+            delay: None,
         }
+    }
+
+    pub fn delayed(mut self, delay: Duration) -> Self {
+        self.delay = Some(delay);
+        self
     }
 
     pub fn padded(mut self, bytes: usize) -> Self {
@@ -52,6 +60,7 @@ impl Canned {
             headers: Vec::new(),
             body: Some(body.into()),
             padding: None,
+            delay: None,
         }
     }
 
@@ -171,6 +180,9 @@ async fn answer(
     };
     let default_status = if path == PAY { 201 } else { 202 };
     let canned = canned.unwrap_or_else(|| Canned::status(default_status));
+    if let Some(delay) = canned.delay {
+        tokio::time::sleep(delay).await;
+    }
     let text = match canned.body {
         Some(text) => text,
         None => {

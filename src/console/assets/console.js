@@ -307,6 +307,7 @@
     if (name === 'overview') refreshSummary();
     if (name === 'outbox') loadOutbox();
     if (name === 'unadvised') loadUnadvised();
+    if (name === 'partners') loadPartners();
     if (name === 'settlement' && !$('s-date').value) {
       $('s-date').value = todayUtc();
       loadSettlement();
@@ -625,6 +626,101 @@
     } catch (e) {
       failed(e);
     }
+  }
+
+  // ---- partners: health over the last hour
+
+  function percent(rate) {
+    return rate === undefined ? '—' : `${(rate * 100).toFixed(1)} %`;
+  }
+
+  function millis(ms) {
+    if (ms === undefined) return '—';
+    return ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${Math.round(ms)} ms`;
+  }
+
+  async function loadPartners() {
+    try {
+      const health = await getJson('/partners/health');
+      $('partners-updated').textContent = `; as of ${formatTime(health.generatedAt)}`;
+      const body = $('partners-body');
+      clear(body);
+      const charts = $('partner-charts');
+      clear(charts);
+      for (const p of health.partners) {
+        const name = p.configured ? `${p.partnerId} (${p.name})` : `${p.partnerId} (no longer configured)`;
+        const error = p.lastError
+          ? `${formatTime(p.lastError.at)} ${p.lastError.operation}: ${p.lastError.error}`
+          : '—';
+        body.append(el('tr', { class: p.configured ? '' : 'warn' },
+          el('th', { scope: 'row', text: name }),
+          el('td', { class: 'num', text: String(p.payCalls) }),
+          el('td', { class: 'num', text: percent(p.approvalRate) }),
+          el('td', { class: 'num', text: percent(p.unknownRate) }),
+          el('td', { class: 'num', text: millis(p.latencyP50Ms) }),
+          el('td', { class: 'num', text: millis(p.latencyP99Ms) }),
+          el('td', { class: 'num', text: String(p.advicesWaiting) }),
+          el('td', { class: 'num', text: p.oldestAdviceWaitingSeconds === undefined ? '—' : formatAge(p.oldestAdviceWaitingSeconds) }),
+          el('td', { text: error })));
+        charts.append(partnerChart(p));
+      }
+      show($('partners-table'), health.partners.length > 0);
+      show($('partners-empty'), health.partners.length === 0);
+      setStatus('');
+    } catch (e) {
+      failed(e);
+    }
+  }
+
+  // Pay calls per minute over the hour, one stacked bar a minute: approved at the bottom,
+  // unknown outcomes on top of them, the rest (declined, not sent) above.
+  function partnerChart(p) {
+    const minutes = p.callsPerMinute.length;
+    const slot = 8, top = 24, plot = 120, bottom = 40, left = 34;
+    const width = left + minutes * slot + 10;
+    const height = top + plot + bottom;
+    const max = Math.max(1, ...p.callsPerMinute);
+    const id = `partner-chart-${p.partnerId}`.replace(/[^A-Za-z0-9-]/g, '');
+    const root = svg('svg', {
+      class: 'chart', width, height, viewBox: `0 0 ${width} ${height}`,
+      role: 'img', 'aria-labelledby': `${id}-title ${id}-desc`,
+    });
+    root.append(svg('title', { id: `${id}-title`, text: `${p.partnerId}: pay calls per minute over the last hour` }));
+    root.append(svg('desc', {
+      id: `${id}-desc`,
+      text: `${p.payCalls} calls, ${p.approved} approved, ${p.unknown} unknown, ${p.failed + p.notSent} declined, not processed or not sent`,
+    }));
+    root.append(svg('line', { class: 'axis', x1: left, x2: width - 5, y1: top + plot, y2: top + plot }));
+    root.append(svg('text', { class: 'value', x: left - 4, y: top + 4, 'text-anchor': 'end', text: String(max) }));
+    root.append(svg('text', { class: 'value', x: left - 4, y: top + plot, 'text-anchor': 'end', text: '0' }));
+    const scale = (n) => (n / max) * plot;
+    for (let i = 0; i < minutes; i += 1) {
+      const calls = p.callsPerMinute[i];
+      if (!calls) continue;
+      const approved = p.approvedPerMinute[i];
+      const unknown = p.unknownPerMinute[i];
+      const other = calls - approved - unknown;
+      const x = left + i * slot + 1;
+      let y = top + plot;
+      for (const [count, key] of [[approved, 'approved'], [unknown, 'unknown'], [other, 'other']]) {
+        if (!count) continue;
+        const h = Math.max(1, scale(count));
+        y -= h;
+        root.append(svg('rect', { class: `bar bar-${key}`, x, y, width: slot - 2, height: h },
+          svg('title', { text: `${minutes - 1 - i} min ago: ${count} ${key}` })));
+      }
+    }
+    root.append(svg('text', { class: 'partner', x: left, y: top + plot + 16, text: '60 min ago' }));
+    root.append(svg('text', { class: 'partner', x: width - 5, y: top + plot + 16, 'text-anchor': 'end', text: 'now' }));
+    const legend = svg('g', { class: 'legend' });
+    [['approved', 'Approved'], ['unknown', 'Unknown (reversed)'], ['other', 'Declined, not sent']].forEach(([key, label], j) => {
+      const x = left + j * 150;
+      legend.append(svg('rect', { class: `bar bar-${key}`, x, y: height - 14, width: 10, height: 10 }));
+      legend.append(svg('text', { x: x + 14, y: height - 5, text: label }));
+    });
+    root.append(legend);
+    return el('figure', { class: 'card chart-card' }, root,
+      el('figcaption', { text: `${p.partnerId}: ${p.payCalls} pay calls, approval ${percent(p.approvalRate)}, unknown ${percent(p.unknownRate)}, p99 ${millis(p.latencyP99Ms)}` }));
   }
 
   // ---- settlement: table, chart, CSV
