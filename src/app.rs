@@ -99,6 +99,18 @@ impl App {
             ops = ops.merge(crate::metrics::router(Arc::clone(&hub)));
         }
         files::raise_limit(settings.server.max_connections);
+        if settings.server.metrics_enabled
+            && settings.server.operations_listen.is_none()
+            && !crate::published::is_loopback(&settings.server.listen)
+        {
+            // Not refused (a private network may be what `listen` is on), but said.
+            tracing::warn!(
+                listen = %settings.server.listen,
+                "/metrics and /health/* are served without authentication on the payment \
+                 listener: set server.operations_listen to an address of the monitoring \
+                 network, or server.metrics_enabled = false"
+            );
+        }
         let listener = TcpListener::bind(settings.server.listen)
             .await
             .with_context(|| format!("cannot listen on {}", settings.server.listen))?;
