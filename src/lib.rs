@@ -9,7 +9,6 @@
 //! - [`qr`]: QR payload encoders, parser, CRC and images.
 //! - [`store`]: persistence behind one trait, on PostgreSQL and SQLite.
 //! - [`partner`]: the outbound client to partners.
-//! - [`outbox`]: store-and-forward delivery workers.
 //! - [`simulator`]: a partner simulator for newcomers, tests and load runs.
 //! - [`loadgen`]: the load generator that drives hubs and checks the simulator's ledger.
 //! - [`chaos`]: the fault-injection run (hub kills, partner faults) and its invariant checker.
@@ -26,6 +25,7 @@
 pub mod admin;
 pub mod api;
 pub mod app;
+#[cfg(feature = "tools")]
 pub mod chaos;
 pub mod cli;
 pub mod clock;
@@ -34,15 +34,16 @@ pub mod console;
 pub mod credentials;
 pub mod domain;
 pub mod init_config;
+#[cfg(feature = "tools")]
 pub mod loadgen;
 pub mod metrics;
 pub mod model;
 pub mod openapi;
-pub mod outbox;
 pub mod partner;
 pub mod published;
 pub mod qr;
 pub mod service;
+#[cfg(feature = "tools")]
 pub mod simulator;
 pub mod store;
 pub mod telemetry;

@@ -4,11 +4,11 @@
 use proptest::prelude::*;
 use qrhub::domain::{
     classify_advice, classify_pay, decide_advice, settle_partner_answer, AdviceAnswer,
-    AdviceDecision, AdviceKind, Money, Outcome, PartnerAnswer, PartnerOperation, PaymentState,
+    AdviceDecision, AdviceKind, Money, Outcome, PartnerAnswer, PaymentState,
 };
 use qrhub::model::{
-    schema, CreateQrCodeRequest, PaymentConfirmation, PaymentRequest, PaymentReversal, QrScheme,
-    ScanNotification,
+    schema, CreateQrCodeRequest, Operation, PaymentConfirmation, PaymentRequest, PaymentReversal,
+    QrScheme, ScanNotification,
 };
 use qrhub::qr::{self, MerchantInfo, QrContent, StaticTemplate, SubObject};
 use serde_json::{json, Value};
@@ -303,11 +303,11 @@ proptest! {
         } else {
             prop_assert_ne!(pay, Outcome::Success);
         }
-        for op in [PartnerOperation::Confirm, PartnerOperation::Reverse] {
+        for op in [Operation::ConfirmPayment, Operation::ReversePayment] {
             let advice = classify_advice(status, op, None, None);
             prop_assert_eq!(
                 advice == AdviceAnswer::Delivered,
-                (200..=299).contains(&status) || (status == 404 && op == PartnerOperation::Reverse)
+                (200..=299).contains(&status) || (status == 404 && op == Operation::ReversePayment)
             );
             // Nothing a gateway, a redirect or a throttle says ends an advice.
             if (300..=399).contains(&status) || [401, 403, 408, 425, 429].contains(&status)

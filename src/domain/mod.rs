@@ -14,5 +14,5 @@ pub use approval::{
 };
 pub use fees::FeeSchedule;
 pub use money::{currency_exponent, Money};
-pub use outcome::{classify_advice, classify_pay, AdviceAnswer, Outcome, PartnerOperation};
+pub use outcome::{classify_advice, classify_pay, AdviceAnswer, Outcome};
 pub use state::{settle_partner_answer, PartnerAnswer, PaymentState, Settlement};

@@ -14,12 +14,12 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-use crate::api;
-use crate::domain::{classify_advice, AdviceAnswer, AdviceKind, PartnerOperation};
+use super::{span, Hub};
+use crate::domain::{classify_advice, AdviceAnswer};
 use crate::metrics::{self, CallOutcome};
-use crate::partner::{CallResult, CONFIRM_PATH, REVERSE_PATH};
-use crate::service::Hub;
-use crate::store::{event_kind, DeliveryResult, Direction, NewEvent, OutboxMessage};
+use crate::model::Operation;
+use crate::partner::CallResult;
+use crate::store::{DeliveryResult, Direction, NewEvent, OutboxMessage};
 
 /// How far past a partner's timeout a lease reaches, so a live delivery is never re-leased:
 /// the try's call ends by the partner's timeout, and recording its result takes a commit.
@@ -30,7 +30,7 @@ use crate::store::{event_kind, DeliveryResult, Direction, NewEvent, OutboxMessag
 const LEASE_MARGIN: Duration = Duration::from_secs(5);
 
 /// How long one try holds its row: the slowest partner's timeout and a margin.
-pub fn lease(settings: &crate::config::Settings) -> Duration {
+pub(crate) fn lease(settings: &crate::config::Settings) -> Duration {
     settings.max_partner_timeout() + LEASE_MARGIN
 }
 
@@ -86,7 +86,7 @@ impl OutboxWorker {
         let rows = self
             .hub
             .store
-            .claim_due_outbox(now, now + crate::service::span(lease), concurrency as i64)
+            .claim_due_outbox(now, now + span(lease), concurrency as i64)
             .await?;
         let count = rows.len();
         stream::iter(rows)
@@ -103,9 +103,9 @@ impl OutboxWorker {
 /// One try of a leased row (`row.attempts` is its fencing token), and its result recorded:
 /// by the workers for the rows they lease, and by the instance that queued a row for its
 /// first try.
-pub async fn deliver(hub: &Hub, row: OutboxMessage) -> anyhow::Result<()> {
+pub(crate) async fn deliver(hub: &Hub, row: OutboxMessage) -> anyhow::Result<()> {
     let Some(partner) = hub.settings.partner(&row.partner_id) else {
-        crate::metrics::outbox_delivery(row.kind, "failed");
+        metrics::outbox_delivery(row.kind, "failed");
         let result = DeliveryResult::Failed {
             status: 0,
             error: format!("partner {:?} is not configured", row.partner_id),
@@ -115,23 +115,12 @@ pub async fn deliver(hub: &Hub, row: OutboxMessage) -> anyhow::Result<()> {
             .await?;
         return Ok(());
     };
-    let (path, operation, operation_name) = match row.kind {
-        AdviceKind::Confirmation => (
-            CONFIRM_PATH,
-            PartnerOperation::Confirm,
-            api::operation::CONFIRM_PAYMENT,
-        ),
-        AdviceKind::Reversal => (
-            REVERSE_PATH,
-            PartnerOperation::Reverse,
-            api::operation::REVERSE_PAYMENT,
-        ),
-    };
+    let operation = row.kind.operation();
     let sent = std::time::Instant::now();
-    let call = hub.partners.post(partner, path, &row.body).await;
+    let call = hub.partners.post(partner, operation, &row.body).await;
     metrics::partner_call(
         &partner.id,
-        operation_name,
+        operation,
         call_outcome(&call, operation),
         sent.elapsed(),
     );
@@ -179,7 +168,7 @@ pub async fn deliver(hub: &Hub, row: OutboxMessage) -> anyhow::Result<()> {
 }
 
 /// How an advice call went, for metrics.
-fn call_outcome(call: &CallResult, operation: PartnerOperation) -> CallOutcome {
+fn call_outcome(call: &CallResult, operation: Operation) -> CallOutcome {
     match call {
         CallResult::Answered { status, body, .. } => {
             match classify_advice(*status, operation, error_type_of(body).as_deref(), None) {
@@ -195,10 +184,7 @@ fn call_outcome(call: &CallResult, operation: PartnerOperation) -> CallOutcome {
 
 /// One delivery try on the payment's timeline (the advice itself is in its outbox row).
 fn delivery_event(row: &OutboxMessage, result: &DeliveryResult, at: DateTime<Utc>) -> NewEvent {
-    let kind = match row.kind {
-        AdviceKind::Confirmation => event_kind::CONFIRMATION,
-        AdviceKind::Reversal => event_kind::REVERSAL,
-    };
+    let kind = row.kind.operation().event_kind();
     let (status, outcome) = match result {
         DeliveryResult::Delivered { status } => (Some(*status), "DELIVERED".to_owned()),
         DeliveryResult::Failed { status, error } => (Some(*status), format!("FAILED: {error}")),
@@ -218,7 +204,7 @@ fn delivery_event(row: &OutboxMessage, result: &DeliveryResult, at: DateTime<Utc
 
 fn delivery_result(
     call: &CallResult,
-    operation: PartnerOperation,
+    operation: Operation,
     attempt: i32,
     now: DateTime<Utc>,
     hub: &Hub,
@@ -231,7 +217,7 @@ fn delivery_result(
             outbox.max_backoff,
             rand::thread_rng().gen(),
         );
-        now + crate::service::span(not_before(delay, asked, outbox.max_backoff))
+        now + span(not_before(delay, asked, outbox.max_backoff))
     };
     match call {
         CallResult::Answered {
