@@ -9,7 +9,7 @@
 //! (`crate::admin`).
 //!
 //! `qrhub openapi` prints it (checked in as `openapi/qrhub.openapi.json`, compared by
-//! `tests/openapi.rs`) and the hub serves it at `GET /openapi.json`.
+//! `tests/it/openapi.rs`) and the hub serves it at `GET /openapi.json`.
 
 use axum::http::header;
 use axum::response::IntoResponse;

@@ -1,8 +1,6 @@
 //! A real hub on a random port, on a fresh database, with a real partner simulator, for
 //! tests that talk HTTP to it exactly as a POS and a partner would.
 
-#![allow(dead_code)]
-
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -497,18 +495,17 @@ pub fn nulls(value: &Value, path: &str, found: &mut Vec<String>) {
 
 /// Runs `body` on both backends, each with its own database: `both_stores!(name)` declares
 /// `async fn name(db: TestDb)` tests `name::postgres` and `name::sqlite`.
-#[macro_export]
 macro_rules! both_stores {
     ($($name:ident),* $(,)?) => {
         $(
             mod $name {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn postgres() {
-                    super::$name(super::common::db::TestDb::postgres().await).await
+                    super::$name(crate::common::db::TestDb::postgres().await).await
                 }
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn sqlite() {
-                    super::$name(super::common::db::TestDb::sqlite().await).await
+                    super::$name(crate::common::db::TestDb::sqlite().await).await
                 }
             }
         )*

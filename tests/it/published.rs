@@ -3,13 +3,11 @@
 //! from `qrhub init-config` serves anywhere. The processes run with the Docker image's own
 //! environment (its ENV lines), as the image would run them.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::process::free_port;
+use crate::common::process::free_port;
 
 fn repo_file(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
@@ -190,7 +188,7 @@ fn the_image_environment_serves_only_a_configuration_of_ones_own() {
         for _ in 0..200 {
             if let Ok(r) = http.get(format!("{url}/health/ready")).send().await {
                 if r.status().is_success() {
-                    let body = common::hub::qr_request("pos-1", 100);
+                    let body = crate::common::hub::qr_request("pos-1", 100);
                     let post = |password: &str| {
                         http.post(format!("{url}/qr/v1/qrCodes"))
                             .basic_auth("pos-1", Some(password))

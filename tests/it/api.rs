@@ -1,13 +1,11 @@
 //! The hub's HTTP surface as a POS and a partner meet it: paths, validation in Electrum's
 //! error shape, authentication, createQrCode and the QR payloads it returns.
 
-mod common;
-
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use common::db::TestDb;
-use common::hub::{new_id, nulls, qr_request, Options, TestHub, POS_PASSWORD};
+use crate::common::db::TestDb;
+use crate::common::hub::{new_id, nulls, qr_request, Options, TestHub, POS_PASSWORD};
 use qrhub::qr;
 
 async fn hub(db: TestDb) -> TestHub {
@@ -67,7 +65,12 @@ async fn every_operation_answers_with_and_without_a_trailing_slash(db: TestDb) {
     }
     for p in ["/qr/v1/scans", "/qr/v1/scans/"] {
         let (status, body) = hub
-            .post_as("wallet-1", common::hub::PARTNER_PASSWORD, p, &json!({}))
+            .post_as(
+                "wallet-1",
+                crate::common::hub::PARTNER_PASSWORD,
+                p,
+                &json!({}),
+            )
             .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{p}: {body}");
     }
@@ -378,7 +381,7 @@ async fn authentication_failures_are_401_and_identity_mismatches_400(db: TestDb)
     for (user, password) in [
         ("pos-1", "wrong"),
         ("nobody", POS_PASSWORD),
-        ("wallet-1", common::hub::PARTNER_PASSWORD),
+        ("wallet-1", crate::common::hub::PARTNER_PASSWORD),
     ] {
         let (status, answer) = hub.post_as(user, password, "/qr/v1/qrCodes", &body).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{user}: {answer}");
@@ -393,9 +396,9 @@ async fn authentication_failures_are_401_and_identity_mismatches_400(db: TestDb)
     let (status, answer) = hub
         .post_as(
             "wallet-2",
-            common::hub::PARTNER_PASSWORD,
+            crate::common::hub::PARTNER_PASSWORD,
             "/qr/v1/scans",
-            &json!({"id": new_id(), "time": common::hub::now(),
+            &json!({"id": new_id(), "time": crate::common::hub::now(),
                     "partner": {"id": "wallet-1", "name": "W"}, "tranId": "x"}),
         )
         .await;

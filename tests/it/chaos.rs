@@ -5,7 +5,7 @@
 
 use std::process::Command;
 
-/// The admin URL of the test PostgreSQL server (as `tests/common/db.rs`).
+/// The admin URL of the test PostgreSQL server (as `tests/it/common/db.rs`).
 fn postgres_admin_url() -> String {
     std::env::var("QRHUB_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())

@@ -2,13 +2,11 @@
 //! every operation it documents is routed and nothing else is; and regressions of what the
 //! schema-driven fuzz (`scripts/api-fuzz`) found.
 
-mod common;
-
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
-use common::db::TestDb;
-use common::hub::{Options, TestHub, OPERATOR, OPERATOR_PASSWORD, POS_PASSWORD};
+use crate::common::db::TestDb;
+use crate::common::hub::{Options, TestHub, OPERATOR, OPERATOR_PASSWORD, POS_PASSWORD};
 
 const CHECKED_IN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/qrhub.openapi.json");
 

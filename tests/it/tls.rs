@@ -3,8 +3,6 @@
 //! certificate is made here, by rcgen: a test CA, server certificates for
 //! localhost/127.0.0.1, client certificates.
 
-mod common;
-
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -14,12 +12,12 @@ use tempfile::TempDir;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use common::db::TestDb;
-use common::hub::{
+use crate::common::db::TestDb;
+use crate::common::hub::{
     config_toml, new_id, now, pay_request, qr_request, start_simulator, Options, PARTNER_PASSWORD,
     POS_PASSWORD, SIM_PASSWORD, SIM_USER,
 };
-use common::process::{free_port, write_config, HubProcess};
+use crate::common::process::{free_port, write_config, HubProcess};
 use qrhub::app::App;
 use qrhub::clock::SystemClock;
 use qrhub::config::{ServerTlsSettings, Settings};
@@ -891,11 +889,11 @@ fn hangup(hub: &HubProcess) {
 mod the_hub_serves_https {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sqlite() {
-        super::the_hub_serves_https(super::common::db::TestDb::sqlite().await).await
+        super::the_hub_serves_https(crate::common::db::TestDb::sqlite().await).await
     }
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn postgres() {
-        super::the_hub_serves_https(super::common::db::TestDb::postgres().await).await
+        super::the_hub_serves_https(crate::common::db::TestDb::postgres().await).await
     }
 }
 
@@ -904,7 +902,7 @@ macro_rules! on_sqlite {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
-                super::$name(super::common::db::TestDb::sqlite().await).await
+                super::$name(crate::common::db::TestDb::sqlite().await).await
             }
         )*
     };

@@ -1,7 +1,5 @@
 //! A hub as its own process (`qrhub serve`), for tests that kill it or run several.
 
-#![allow(dead_code)]
-
 use reqwest::StatusCode;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

@@ -1,16 +1,14 @@
 //! A hub process killed with SIGKILL in the middle of its work, then started again: every
 //! payment still reaches a correct end, and nothing owed to the partner is lost.
 
-mod common;
-
 use reqwest::StatusCode;
 use std::time::Duration;
 
-use common::db::TestDb;
-use common::hub::{
+use crate::common::db::TestDb;
+use crate::common::hub::{
     config_toml, confirmation, pay_request, reversal, start_simulator, Client, Options,
 };
-use common::process::{free_port, write_config, HubProcess};
+use crate::common::process::{free_port, write_config, HubProcess};
 use qrhub::domain::PaymentState;
 use qrhub::simulator::{AdviceBehaviour, MessageKind, PayBehaviour};
 use qrhub::store::OutboxState;

@@ -3,8 +3,6 @@
 //! knows nothing of the interface: it is the careless or strict partner a test describes,
 //! and the published schema, not the hub's own types, judges what the hub sent and answered.
 
-#![allow(dead_code)]
-
 use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};

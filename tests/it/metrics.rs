@@ -11,8 +11,6 @@
 //! Labelling every series per hub instead would put a test-only label on every production
 //! series; serialising a handful of cases costs a few seconds.
 
-mod common;
-
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -21,8 +19,8 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
-use common::db::TestDb;
-use common::hub::{config_toml, confirmation, pay_request, Options, TestHub};
+use crate::common::db::TestDb;
+use crate::common::hub::{config_toml, confirmation, pay_request, Options, TestHub};
 use qrhub::app::App;
 use qrhub::clock::SystemClock;
 use qrhub::config::Settings;
@@ -403,8 +401,8 @@ both_stores!(
 /// alert silently watching nothing.
 #[test]
 fn every_metric_an_alert_watches_is_one_the_hub_exports() {
-    let rules = include_str!("../config/prometheus/alerts.yml");
-    let exported = include_str!("../src/metrics.rs");
+    let rules = include_str!("../../config/prometheus/alerts.yml");
+    let exported = include_str!("../../src/metrics.rs");
     let mut watched: Vec<&str> = rules
         .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
         .filter(|word| word.starts_with("qrhub_"))

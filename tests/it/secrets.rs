@@ -5,19 +5,17 @@
 //! Authorization value, no base64 credentials and no argon2 hash may appear anywhere in the
 //! logs or in any response body.
 
-mod common;
-
 use base64::Engine;
 use reqwest::header::AUTHORIZATION;
 use serde_json::Value;
 use std::time::Duration;
 
-use common::db::TestDb;
-use common::hub::{
+use crate::common::db::TestDb;
+use crate::common::hub::{
     confirmation, new_id, now, pay_request, qr_request, reversal, Options, TestHub,
     PARTNER_PASSWORD, POS_PASSWORD, SIM_PASSWORD, SIM_USER,
 };
-use common::logs;
+use crate::common::logs;
 use qrhub::config::Settings;
 use qrhub::credentials::Credentials;
 use qrhub::simulator::MessageKind;
@@ -339,7 +337,7 @@ async fn everything_stored(db_url: &str) -> String {
 /// NUL character (which PostgreSQL cannot store) is refused as a format error.
 async fn card_numbers_are_masked_everywhere(db: TestDb) {
     let logs = logs::capture("trace");
-    let partner = common::partner::ScriptedPartner::start().await;
+    let partner = crate::common::partner::ScriptedPartner::start().await;
     let db_url = db.url.clone();
     let hub = TestHub::start(
         db,
@@ -357,8 +355,8 @@ async fn card_numbers_are_masked_everywhere(db: TestDb) {
                      "amount": {"amount": 1000, "currency": "710"}}],
     });
     partner.script(
-        common::partner::PAY,
-        [common::partner::Canned::with_body(
+        crate::common::partner::PAY,
+        [crate::common::partner::Canned::with_body(
             201,
             approval.to_string(),
         )],

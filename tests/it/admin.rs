@@ -1,14 +1,12 @@
 //! The back office (`/admin/v1`) over real HTTP, on both stores: reports that add up,
 //! search across pages, a payment's timeline, dead-letter retry, reconciliation and auth.
 
-mod common;
-
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::time::Duration;
 
-use common::db::TestDb;
-use common::hub::{
+use crate::common::db::TestDb;
+use crate::common::hub::{
     confirmation, reversal, Options, TestHub, OPERATOR, OPERATOR_PASSWORD, PARTNER_PASSWORD,
     POS_PASSWORD,
 };
@@ -584,7 +582,7 @@ async fn only_operators_reach_the_back_office(db: TestDb) {
             OPERATOR,
             OPERATOR_PASSWORD,
             "/qr/v1/qrCodes",
-            &common::hub::qr_request("pos-1", 100),
+            &crate::common::hub::qr_request("pos-1", 100),
         )
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);

@@ -3,14 +3,12 @@
 //! while a POS on another connection is served; a connection beyond `server.max_connections`
 //! is closed at once, and one fits again when another closes.
 
-mod common;
-
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use common::db::TestDb;
-use common::hub::{Options, TestHub};
+use crate::common::db::TestDb;
+use crate::common::hub::{Options, TestHub};
 
 fn addr(hub: &TestHub) -> String {
     hub.url.trim_start_matches("http://").to_owned()

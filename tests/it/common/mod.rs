@@ -1,5 +1,6 @@
 pub mod browser;
 pub mod db;
+#[macro_use]
 pub mod hub;
 pub mod logs;
 pub mod partner;

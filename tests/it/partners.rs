@@ -4,19 +4,17 @@
 //! answers the POS is judged by Electrum's published schema. Every flow runs on PostgreSQL
 //! and on SQLite.
 
-mod common;
-
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::time::Duration;
 
-use common::db::TestDb;
-use common::hub::{
+use crate::common::db::TestDb;
+use crate::common::hub::{
     confirmation, pay_request, qr_request, reversal, Options, TestHub, HUB_INSTITUTION, OPERATOR,
     OPERATOR_PASSWORD, SIM_USER,
 };
-use common::partner::{Canned, ScriptedPartner, CONFIRM, PARTNER_INSTITUTION, PAY, REVERSE};
-use common::published;
+use crate::common::partner::{Canned, ScriptedPartner, CONFIRM, PARTNER_INSTITUTION, PAY, REVERSE};
+use crate::common::published;
 use qrhub::domain::PaymentState;
 use qrhub::store::{OutboxMessage, OutboxState};
 
@@ -609,8 +607,8 @@ async fn code_rules(hub: &TestHub, partner: &ScriptedPartner) {
     let held = hub.pay(request.clone());
     tokio::time::sleep(Duration::from_millis(50)).await;
     let scan = json!({
-        "id": common::hub::new_id(),
-        "time": common::hub::now(),
+        "id": crate::common::hub::new_id(),
+        "time": crate::common::hub::now(),
         "partner": {"id": "wallet-1", "name": "Wallet wallet-1"},
         "tranId": strict,
         "amounts": {"requestAmount": {"amount": 1, "currency": "710"}},
@@ -618,7 +616,7 @@ async fn code_rules(hub: &TestHub, partner: &ScriptedPartner) {
     let (status, answer) = hub
         .post_as(
             "wallet-1",
-            common::hub::PARTNER_PASSWORD,
+            crate::common::hub::PARTNER_PASSWORD,
             "/qr/v1/scans",
             &scan,
         )
@@ -631,12 +629,12 @@ async fn code_rules(hub: &TestHub, partner: &ScriptedPartner) {
     );
     // The right amount claims it.
     let mut right = scan.clone();
-    right["id"] = json!(common::hub::new_id());
+    right["id"] = json!(crate::common::hub::new_id());
     right["amounts"]["requestAmount"]["amount"] = json!(1000);
     let (status, answer) = hub
         .post_as(
             "wallet-1",
-            common::hub::PARTNER_PASSWORD,
+            crate::common::hub::PARTNER_PASSWORD,
             "/qr/v1/scans",
             &right,
         )

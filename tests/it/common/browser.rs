@@ -5,8 +5,6 @@
 //! Missing Chromium or chromedriver is a failure, never a skip: CI installs both
 //! (`.ci/run`); locally, `apt-get install chromium chromium-driver`.
 
-#![allow(dead_code)]
-
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -5,16 +5,14 @@
 //! Needs `chromium` and `chromedriver` (Debian: `chromium chromium-driver`); without them
 //! the test fails, it does not skip.
 
-mod common;
-
 use futures::FutureExt;
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::time::Duration;
 
-use common::browser::{artifacts_dir, Browser};
-use common::db::TestDb;
-use common::hub::{confirmation, reversal, Options, TestHub, OPERATOR, OPERATOR_PASSWORD};
+use crate::common::browser::{artifacts_dir, Browser};
+use crate::common::db::TestDb;
+use crate::common::hub::{confirmation, reversal, Options, TestHub, OPERATOR, OPERATOR_PASSWORD};
 use qrhub::simulator::{LedgerEntry, MessageKind};
 
 const WAIT: Duration = Duration::from_secs(5);

@@ -4,8 +4,6 @@
 //! set; a test binary that calls [`capture`] first therefore sees every line the hub (and the
 //! in-process partner simulator) writes, in the production JSON form and the pretty form.
 
-#![allow(dead_code)]
-
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 use tracing_subscriber::fmt::MakeWriter;

@@ -4,15 +4,13 @@
 //! only as itself; the wrong role, missing or bad credentials are 401 with a Basic challenge.
 //! Then the per-caller rate limits.
 
-mod common;
-
 use base64::Engine;
 use reqwest::header::{HeaderMap, AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
 use serde_json::{json, Value};
 use std::time::Duration;
 
-use common::db::TestDb;
-use common::hub::{
+use crate::common::db::TestDb;
+use crate::common::hub::{
     confirmation, new_id, now, pay_request, qr_request, reversal, Options, TestHub,
     PARTNER_PASSWORD, POS_PASSWORD,
 };

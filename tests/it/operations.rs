@@ -2,11 +2,9 @@
 //! checks answer there and not on the payment listener, which keeps the interface (and the
 //! back office); without it, all of them share the one listener, as before.
 
-mod common;
-
-use common::db::TestDb;
-use common::hub::{Options, TestHub};
-use common::process::free_port;
+use crate::common::db::TestDb;
+use crate::common::hub::{Options, TestHub};
+use crate::common::process::free_port;
 
 async fn status(http: &reqwest::Client, url: String) -> u16 {
     http.get(url)
@@ -54,8 +52,8 @@ async fn metrics_and_health_move_to_their_own_listener() {
     assert!(text.contains("qrhub_requests_total"), "{text}");
     let create = http
         .post(format!("{ops}/qr/v1/qrCodes"))
-        .basic_auth("pos-1", Some(common::hub::POS_PASSWORD))
-        .json(&common::hub::qr_request("pos-1", 100))
+        .basic_auth("pos-1", Some(crate::common::hub::POS_PASSWORD))
+        .json(&crate::common::hub::qr_request("pos-1", 100))
         .send()
         .await
         .expect("answers")

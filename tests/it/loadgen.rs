@@ -1,12 +1,10 @@
 //! The load generator in process against a real hub and simulator, on both stores; and its
 //! end check failing when the partner's ledger no longer matches what the hub answered.
 
-mod common;
-
 use std::time::Duration;
 
-use common::db::TestDb;
-use common::hub::{Options, TestHub, PARTNER_PASSWORD, POS_PASSWORD};
+use crate::common::db::TestDb;
+use crate::common::hub::{Options, TestHub, PARTNER_PASSWORD, POS_PASSWORD};
 use qrhub::loadgen::{check, run, LoadgenOptions, PayOutcome, Report, ViolationKind};
 use qrhub::simulator::MessageKind;
 

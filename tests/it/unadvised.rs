@@ -6,8 +6,6 @@
 //!
 //! The metrics recorder is process-wide, so the cases run one at a time ([`SERIAL`]).
 
-mod common;
-
 use chrono::Duration as Span;
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -15,8 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Mutex;
 
-use common::db::TestDb;
-use common::hub::{
+use crate::common::db::TestDb;
+use crate::common::hub::{
     confirmation, pay_request, qr_request, reversal, Options, TestHub, OPERATOR, OPERATOR_PASSWORD,
     POS_PASSWORD,
 };

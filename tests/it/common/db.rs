@@ -12,8 +12,6 @@
 //! A test that manages the store itself calls [`TestDb::cleanup`] at the end; if it panics
 //! before that, `Drop` drops the database from a helper thread as a last resort.
 
-// Each test binary uses part of this harness.
-#![allow(dead_code)]
 use std::future::Future;
 
 use qrhub::store::{self, SharedStore};
@@ -23,17 +21,10 @@ use uuid::Uuid;
 
 pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Postgres,
-    Sqlite,
-}
-
 #[derive(Debug)]
 pub struct TestDb {
     /// The URL the store under test opens.
     pub url: String,
-    pub backend: Backend,
     /// PostgreSQL: the admin URL and the name of the database to drop.
     postgres: Option<(String, String)>,
     /// SQLite: the directory holding the file; removed when dropped.
@@ -93,7 +84,6 @@ impl TestDb {
         let _ = admin.close().await;
         TestDb {
             url: with_database(&admin_url, &name),
-            backend: Backend::Postgres,
             postgres: Some((admin_url, name)),
             dir: None,
         }
@@ -108,16 +98,8 @@ impl TestDb {
         let url = format!("sqlite://{}", dir.path().join("qrhub.db").display());
         TestDb {
             url,
-            backend: Backend::Sqlite,
             postgres: None,
             dir: Some(dir),
-        }
-    }
-
-    pub async fn new(backend: Backend) -> TestDb {
-        match backend {
-            Backend::Postgres => Self::postgres().await,
-            Backend::Sqlite => Self::sqlite().await,
         }
     }
 

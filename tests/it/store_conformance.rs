@@ -1,8 +1,6 @@
 //! The same cases against both store backends: every case is an `async fn(SharedStore)`,
 //! and `conformance!` runs each on a fresh PostgreSQL database (`postgres::<case>`) and on
-//! a fresh SQLite file (`sqlite::<case>`). See `tests/common/db.rs` for the databases.
-
-mod common;
+//! a fresh SQLite file (`sqlite::<case>`). See `tests/it/common/db.rs` for the databases.
 
 use std::collections::HashSet;
 
@@ -12,7 +10,7 @@ use qrhub::store::*;
 use serde_json::json;
 use uuid::Uuid;
 
-use common::db::TestDb;
+use crate::common::db::TestDb;
 
 const CLIENT: &str = "pos-1";
 const PARTNER: &str = "wallet-1";

@@ -2,16 +2,14 @@
 //! reaches another, any instance answers any advice, and the instances share the outbox
 //! without delivering an advice twice. SQLite refuses a second instance.
 
-mod common;
-
 use reqwest::StatusCode;
 use std::time::{Duration, Instant};
 
-use common::db::TestDb;
-use common::hub::{
+use crate::common::db::TestDb;
+use crate::common::hub::{
     config_toml, confirmation, pay_request, start_simulator, Client, Options, RawPay,
 };
-use common::process::{free_port, write_config, HubProcess};
+use crate::common::process::{free_port, write_config, HubProcess};
 use qrhub::domain::PaymentState;
 use qrhub::simulator::{AdviceBehaviour, MessageKind};
 use qrhub::store::SharedStore;

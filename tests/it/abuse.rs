@@ -3,13 +3,11 @@
 //! with Retry-After) without a password check, failures are counted in `/metrics`, and a POS
 //! whose credentials verified before keeps working through all of it.
 
-mod common;
-
 use reqwest::header::RETRY_AFTER;
 use serde_json::Value;
 
-use common::db::TestDb;
-use common::hub::{qr_request, Options, TestHub, POS_PASSWORD};
+use crate::common::db::TestDb;
+use crate::common::hub::{qr_request, Options, TestHub, POS_PASSWORD};
 
 async fn create_as(hub: &TestHub, password: &str) -> reqwest::Response {
     hub.http

@@ -1,16 +1,14 @@
 //! A POS that goes away while its `pay` is held (its connection closes, or its HTTP/2 stream
 //! is reset) never leaves a customer charged for nothing: before a scan claims the payment,
 //! the hub ends it, nothing reaches the partner, and a later scan is refused. A scan that
-//! claimed the payment first carries on as before. (Two instances: `tests/instances.rs`.)
-
-mod common;
+//! claimed the payment first carries on as before. (Two instances: `tests/it/instances.rs`.)
 
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::time::Duration;
 
-use common::db::TestDb;
-use common::hub::{pay_request, reversal, Options, RawPay, TestHub, POS_PASSWORD};
+use crate::common::db::TestDb;
+use crate::common::hub::{pay_request, reversal, Options, RawPay, TestHub, POS_PASSWORD};
 use qrhub::domain::PaymentState;
 use qrhub::simulator::{MessageKind, PayBehaviour};
 use qrhub::store::{event_kind, PaymentRecord};

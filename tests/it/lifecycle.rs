@@ -1,14 +1,14 @@
 //! Whole payments through real HTTP: a POS, the hub on a fresh database, and the partner
 //! simulator scripted per test. Each flow runs on PostgreSQL and on SQLite.
 
-mod common;
-
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::time::Duration;
 
-use common::db::TestDb;
-use common::hub::{confirmation, new_id, pay_request, reversal, Options, TestHub, POS_PASSWORD};
+use crate::common::db::TestDb;
+use crate::common::hub::{
+    confirmation, new_id, pay_request, reversal, Options, TestHub, POS_PASSWORD,
+};
 use qrhub::domain::PaymentState;
 use qrhub::model::ErrorType;
 use qrhub::simulator::{AdviceBehaviour, LedgerEntry, MessageKind, PayBehaviour};
@@ -47,7 +47,7 @@ async fn happy_path_end_to_end(db: TestDb) {
         "the POS's own identifier is kept: {ids:?}"
     );
     assert!(
-        ids.contains(&common::hub::HUB_INSTITUTION),
+        ids.contains(&crate::common::hub::HUB_INSTITUTION),
         "the hub's identifier is added: {ids:?}"
     );
     assert!(
@@ -128,11 +128,11 @@ async fn s3_an_early_scan_waits_for_its_pay_within_the_grace(db: TestDb) {
     let client = hub.clone_client();
     let t = tran_id.clone();
     let scan = {
-        let partner = common::hub::PARTNER_PASSWORD;
+        let partner = crate::common::hub::PARTNER_PASSWORD;
         let url = hub.url.clone();
         let http = hub.http.clone();
         tokio::spawn(async move {
-            let body = serde_json::json!({"id": new_id(), "time": common::hub::now(),
+            let body = serde_json::json!({"id": new_id(), "time": crate::common::hub::now(),
                 "partner": {"id": "wallet-1", "name": "W"}, "tranId": t});
             http.post(format!("{url}/qr/v1/scans"))
                 .basic_auth("wallet-1", Some(partner))
