@@ -6,6 +6,7 @@ mod approval;
 mod fees;
 mod money;
 mod outcome;
+mod scan;
 mod state;
 
 pub use advice::{decide_advice, AdviceDecision, AdviceKind, Refusal};
@@ -15,4 +16,5 @@ pub use approval::{
 pub use fees::FeeSchedule;
 pub use money::{currency_exponent, Money};
 pub use outcome::{classify_advice, classify_pay, AdviceAnswer, Outcome};
+pub use scan::{decide_scan, LatestPayment, ScanDecision, DUPLICATE_SCAN_ID, NO_PAYMENT_WAITING};
 pub use state::{settle_partner_answer, PartnerAnswer, PaymentState, Settlement};

@@ -190,15 +190,8 @@ pub struct ScanContext {
     pub latest: Option<LatestPayment>,
 }
 
-/// The newest payment of a tranId, as far as a scan cares.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LatestPayment {
-    pub state: PaymentState,
-    pub partner_id: Option<String>,
-    pub scan_message_id: Option<String>,
-    /// Its POS went away before any scan claimed it ([`PaymentStore::abandon_waiting`]).
-    pub pos_gone: bool,
-}
+/// The newest payment of a tranId, as far as a scan cares (the scan rules decide with it).
+pub use crate::domain::LatestPayment;
 
 /// One row of the scan-context query: the code's expiry, then the newest payment's state,
 /// partner, scan id and whether its POS went away (all NULL when there is none).
