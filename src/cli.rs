@@ -18,7 +18,7 @@ use crate::{credentials, store, telemetry};
     version,
     about = "QR payment hub (Electrum QR Payment Service Interface)"
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     command: Command,
 }
