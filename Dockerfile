@@ -7,14 +7,18 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
+# The product alone: without the `tools` feature (the partner simulator, the load generator,
+# the chaos run), none of which belongs in a production image. The compose demo builds its
+# partner simulator's image with FEATURES="--features tools".
+ARG FEATURES=--no-default-features
 RUN mkdir src && echo 'fn main() {}' > src/main.rs && echo '' > src/lib.rs \
-    && cargo build --release --locked \
+    && cargo build --release --locked $FEATURES \
     && rm -rf src
 COPY build.rs ./
 COPY src ./src
 COPY migrations ./migrations
 # The stub build left a newer fingerprint; touch the real sources so they are rebuilt.
-RUN touch build.rs src/main.rs src/lib.rs && cargo build --release --locked
+RUN touch build.rs src/main.rs src/lib.rs && cargo build --release --locked $FEATURES
 
 # Runtime stage: the binary, its default configuration, CA roots for TLS to partners.
 FROM debian:bookworm-slim
@@ -33,8 +37,7 @@ ENV QRHUB_CONFIG=/var/lib/qrhub/qrhub.toml \
     QRHUB_CONFIG_TEMPLATE=/etc/qrhub/default.toml \
     QRHUB__SERVER__LISTEN=0.0.0.0:8080 \
     QRHUB__DATABASE__URL=sqlite:///var/lib/qrhub/qrhub.db \
-    QRHUB__LOG__FORMAT=json \
-    QRHUB__SIMULATOR__ENABLED=false
+    QRHUB__LOG__FORMAT=json
 VOLUME ["/var/lib/qrhub"]
 EXPOSE 8080
 # Ready means the database answers; the probe is the binary itself (no curl in the image).

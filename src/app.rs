@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, Request};
+use axum::http::Request;
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -20,13 +20,13 @@ use tower_http::trace::TraceLayer;
 
 use crate::api::{self, AppState};
 use crate::clock::SharedClock;
-use crate::config::{ServerSettings, Settings};
+use crate::config::{redact_url, ServerSettings, Settings};
 use crate::credentials::{Credentials, VerifyLimits};
-use crate::outbox::OutboxWorker;
 use crate::partner::PartnerClient;
+use crate::service::outbox::OutboxWorker;
 use crate::service::Hub;
 use crate::store;
-use crate::tls::{ReloadableServerConfig, TlsListener};
+use crate::tls::{OpeningProtocol, ReloadableServerConfig, TlsListener};
 
 mod files;
 mod idle;
@@ -96,7 +96,8 @@ impl App {
         let router = api::router(state).merge(crate::console::router());
         let mut ops = api::operations_router(Arc::clone(&hub));
         if settings.server.metrics_enabled {
-            ops = ops.merge(crate::metrics::router(Arc::clone(&hub)));
+            let partners = settings.partners.iter().map(|p| p.id.clone());
+            ops = ops.merge(crate::metrics::router(Arc::clone(&hub.store), partners));
         }
         files::raise_limit(settings.server.max_connections);
         if settings.server.metrics_enabled
@@ -266,33 +267,6 @@ const HTTP2_MAX_HEADER_LIST: u32 = 16 * 1024;
 /// a gateway multiplexing lanes a few dozen; more is one peer taking a share meant for many.
 const HTTP2_MAX_STREAMS: u32 = 256;
 
-/// What a connection's opening says about the HTTP version it speaks. Most connections (every
-/// POS and partner seen so far) speak HTTP/1.1, and are served by hyper's HTTP/1 connection
-/// alone; the rest go to hyper-util's `auto` connection, which reads the HTTP/2 preface and
-/// serves either. Being sure matters for memory: the `auto` connection carries both
-/// protocols' state and configuration (about 3.4 KiB against 0.6 KiB), for as long as a held
-/// `pay` keeps its connection open.
-pub trait OpeningProtocol {
-    /// True when the connection will certainly speak HTTP/1.x. Waits for its first bytes at
-    /// most, never consumes them.
-    fn speaks_http1(&self) -> impl std::future::Future<Output = bool> + Send;
-}
-
-/// The connection preface every HTTP/2 client sends first (RFC 9113, section 3.4).
-const HTTP2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
-impl OpeningProtocol for tokio::net::TcpStream {
-    /// Plain TCP: HTTP/1 unless the first bytes could be the start of the HTTP/2 preface
-    /// (`PRI ` against `POST`, `PUT`, `PATCH`). A peek, so hyper still reads everything.
-    async fn speaks_http1(&self) -> bool {
-        let mut opening = [0u8; 4];
-        match self.peek(&mut opening).await {
-            Ok(n) if n > 0 => !HTTP2_PREFACE.starts_with(&opening[..n]),
-            _ => false,
-        }
-    }
-}
-
 /// Serves a connection that may speak HTTP/2 (by ALPN or by its preface) until the peer
 /// closes it, the hub stops, or no request has been in flight for `idle_timeout`; the last
 /// two close it gracefully (GOAWAY, requests in flight finish). `watcher` keeps the hub's
@@ -457,7 +431,7 @@ where
 }
 
 fn with_layers(router: Router, settings: &Settings) -> Router {
-    let request_id = HeaderName::from_static("x-request-id");
+    let request_id = api::REQUEST_ID;
     // The held `pay` is answered by the hub itself at pay_deadline; this guard sits halfway
     // between that and the POS's own timeout.
     let timing = &settings.timing;
@@ -468,19 +442,23 @@ fn with_layers(router: Router, settings: &Settings) -> Router {
             .layer(axum::middleware::from_fn(api::plain_request_id))
             .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
             .layer(
-                TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
-                    let request_id = request
-                        .headers()
-                        .get("x-request-id")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or_default();
-                    tracing::info_span!(
-                        "request",
-                        method = %request.method(),
-                        path = %request.uri().path(),
-                        request_id = %request_id,
-                    )
-                }),
+                TraceLayer::new_for_http()
+                    .make_span_with(|request: &Request<_>| {
+                        let request_id = request
+                            .headers()
+                            .get(api::REQUEST_ID)
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or_default();
+                        tracing::info_span!(
+                            "request",
+                            method = %request.method(),
+                            path = %request.uri().path(),
+                            request_id = %request_id,
+                        )
+                    })
+                    // A 5xx is logged once, where it is made and with its cause (ApiError,
+                    // the request timeout), not a second time here without one.
+                    .on_failure(()),
             )
             .layer(PropagateRequestIdLayer::new(request_id))
             // Outside the timeout, so that a request it cuts short is counted with its 504.
@@ -537,20 +515,6 @@ fn lock_single_instance(url: &str) -> anyhow::Result<Option<std::fs::File>> {
     }
 }
 
-/// The database URL without its password, for logs.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let credentials = &url[scheme_end + 3..at];
-            match credentials.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
-}
-
 /// Resolves on Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = async {
@@ -578,21 +542,4 @@ pub async fn shutdown_signal() {
         _ = terminate => {}
     }
     tracing::info!("shutdown requested");
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact_url;
-
-    #[test]
-    fn passwords_stay_out_of_logs() {
-        assert_eq!(
-            redact_url("postgres://hub:s3cret@db:5432/qrhub"),
-            "postgres://hub:***@db:5432/qrhub"
-        );
-        assert_eq!(
-            redact_url("sqlite://data/qrhub.db"),
-            "sqlite://data/qrhub.db"
-        );
-    }
 }

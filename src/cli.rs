@@ -18,14 +18,15 @@ use crate::{credentials, store, telemetry};
     version,
     about = "QR payment hub (Electrum QR Payment Service Interface)"
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the hub (and the partner simulator, if the configuration enables it).
+    /// Run the hub (and, built with the tools, the partner simulator if the configuration
+    /// enables it).
     Serve {
         /// Configuration file; QRHUB__SECTION__KEY environment variables override it.
         #[arg(long, env = "QRHUB_CONFIG", default_value = "config/default.toml")]
@@ -56,12 +57,14 @@ enum Command {
         force: bool,
     },
     /// Run only the partner simulator of the configuration's [simulator] section.
+    #[cfg(feature = "tools")]
     SimulatePartner {
         #[arg(long, env = "QRHUB_CONFIG", default_value = "config/default.toml")]
         config: PathBuf,
     },
     /// Drive hubs with concurrent POS lanes and partner scans, then check the simulator's
     /// ledger against what the hubs answered.
+    #[cfg(feature = "tools")]
     Loadgen(Box<crate::loadgen::LoadgenOptions>),
     /// Exit 0 if the URL answers 2xx within the timeout (a container health check that needs
     /// no curl in the image).
@@ -75,6 +78,7 @@ enum Command {
     Openapi,
     /// Fault-injection run: two hub processes on a fresh PostgreSQL database, a partner
     /// simulator with scripted faults, hubs SIGKILLed at random; then the invariant check.
+    #[cfg(feature = "tools")]
     Chaos(Box<crate::chaos::ChaosOptions>),
 }
 
@@ -99,13 +103,16 @@ pub fn run() -> anyhow::Result<()> {
                 out,
                 force,
             } => crate::init_config::command(&template, &out, force),
+            #[cfg(feature = "tools")]
             Command::SimulatePartner { config } => simulate_partner(config).await,
+            #[cfg(feature = "tools")]
             Command::Loadgen(options) => crate::loadgen::command(*options).await,
             Command::Probe { url, timeout } => probe(&url, timeout).await,
             Command::Openapi => {
                 print!("{}", crate::openapi::render());
                 Ok(())
             }
+            #[cfg(feature = "tools")]
             Command::Chaos(options) => crate::chaos::command(*options).await,
         }
     })
@@ -129,7 +136,10 @@ fn load(path: &std::path::Path) -> anyhow::Result<Settings> {
 async fn serve(config: PathBuf) -> anyhow::Result<()> {
     let settings = load(&config)?;
     telemetry::init(&settings.log);
-    if let Some(section) = settings.simulator.as_ref().filter(|s| s.enabled) {
+    #[cfg(feature = "tools")]
+    let simulator_section = simulator_section(&config)?;
+    #[cfg(feature = "tools")]
+    if let Some(section) = simulator_section.as_ref().filter(|s| s.enabled) {
         // Its control API (scans, scripts, the ledger) has no authentication: whoever
         // reaches it can make it scan as a wallet. In-process it is a demo, so loopback only.
         anyhow::ensure!(
@@ -149,16 +159,25 @@ async fn serve(config: PathBuf) -> anyhow::Result<()> {
             );
         }
     }
-    let simulator = match &settings.simulator {
+    #[cfg(feature = "tools")]
+    let simulator = match simulator_section {
         Some(section) if section.enabled => Some(
-            crate::simulator::Simulator::start(section.clone())
+            crate::simulator::Simulator::start(section)
                 .await
                 .context("cannot start the partner simulator")?,
         ),
         _ => None,
     };
+    #[cfg(feature = "tools")]
     if let Some(sim) = &simulator {
         tracing::info!(url = %sim.base_url(), "partner simulator running");
+    }
+    #[cfg(not(feature = "tools"))]
+    if settings.has_simulator_section() {
+        tracing::info!(
+            "the configuration's [simulator] section is ignored: this build has no partner \
+             simulator (it was built without the `tools` feature)"
+        );
     }
     let app = App::build(settings, Arc::new(SystemClock))
         .await?
@@ -170,6 +189,7 @@ async fn serve(config: PathBuf) -> anyhow::Result<()> {
         trigger.cancel();
     });
     let result = app.run(shutdown).await;
+    #[cfg(feature = "tools")]
     if let Some(sim) = simulator {
         sim.shutdown().await?;
     }
@@ -198,12 +218,21 @@ fn hash_password() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The configuration's [simulator] section: the tool's, not the hub's settings.
+#[cfg(feature = "tools")]
+fn simulator_section(
+    config: &std::path::Path,
+) -> anyhow::Result<Option<crate::simulator::SimulatorSettings>> {
+    crate::config::load_section(config, "simulator")
+        .with_context(|| format!("configuration {} is not usable", config.display()))
+}
+
+#[cfg(feature = "tools")]
 async fn simulate_partner(config: PathBuf) -> anyhow::Result<()> {
     let settings = load(&config)?;
     telemetry::init(&settings.log);
-    let section = settings
-        .simulator
-        .context("the configuration has no [simulator] section")?;
+    let section =
+        simulator_section(&config)?.context("the configuration has no [simulator] section")?;
     if !crate::published::is_loopback(&section.listen)
         && section
             .password

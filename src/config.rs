@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::model::QrScheme;
-use crate::simulator::SimulatorSettings;
 
 mod qr_template;
 pub use qr_template::{MerchantReference, PartnerQrTemplate};
@@ -63,9 +62,10 @@ pub struct Settings {
     /// What failed logins may cost: argon2 slots and the per-address throttle.
     #[serde(default)]
     pub auth: AuthSettings,
-    /// The built-in partner simulator, started in-process when `enabled`.
+    /// The partner simulator's section belongs to the tool, which reads it itself
+    /// ([`load_section`]); the hub only accepts it, so that one file serves both.
     #[serde(default)]
-    pub simulator: Option<SimulatorSettings>,
+    simulator: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -77,7 +77,7 @@ pub struct ServerSettings {
     pub body_limit_bytes: usize,
     /// Operations answered with 501 FUNCTION_NOT_SUPPORTED (e.g. `["createQrCode"]`).
     #[serde(default)]
-    pub disabled_operations: Vec<String>,
+    pub disabled_operations: Vec<crate::model::Operation>,
     /// How long shutdown waits for held requests before it stops anyway.
     #[serde(default = "default_shutdown_grace", with = "humantime_serde")]
     pub shutdown_grace: Duration,
@@ -166,7 +166,7 @@ fn default_max_connections() -> u32 {
 impl std::fmt::Debug for DatabaseSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DatabaseSettings")
-            .field("url", &crate::app::redact_url(&self.url))
+            .field("url", &redact_url(&self.url))
             .field("max_connections", &self.max_connections)
             .finish()
     }
@@ -490,7 +490,7 @@ impl std::fmt::Debug for PartnerSettings {
             .field("id", &self.id)
             .field("name", &self.name)
             .field("password_hash", &self.password_hash)
-            .field("base_url", &crate::app::redact_url(&self.base_url))
+            .field("base_url", &redact_url(&self.base_url))
             .field("username", &self.username)
             .field("password", &self.password)
             .field("client_name", &self.client_name)
@@ -504,17 +504,14 @@ impl std::fmt::Debug for PartnerSettings {
 impl Settings {
     /// Loads `path` (if it exists), then the environment, then checks the result.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let builder = config::Config::builder()
-            .add_source(config::File::from(path).required(false))
-            .add_source(
-                config::Environment::with_prefix("QRHUB")
-                    .prefix_separator("__")
-                    .separator("__")
-                    .try_parsing(true),
-            );
-        let settings: Settings = builder.build()?.try_deserialize()?;
+        let settings: Settings = sources(path).build()?.try_deserialize()?;
         settings.validate()?;
         Ok(settings)
+    }
+
+    /// Whether the file has a `[simulator]` section (a tool's, which the hub ignores).
+    pub fn has_simulator_section(&self) -> bool {
+        self.simulator.is_some()
     }
 
     /// Parses a TOML document (tests build hubs this way) and checks it.
@@ -643,21 +640,6 @@ impl Settings {
                 "outbox.initial_backoff",
                 "must not exceed outbox.max_backoff",
             ));
-        }
-        const OPERATIONS: [&str; 5] = [
-            "createQrCode",
-            "pay",
-            "notifyScan",
-            "confirmPayment",
-            "reversePayment",
-        ];
-        for (i, op) in self.server.disabled_operations.iter().enumerate() {
-            if !OPERATIONS.contains(&op.as_str()) {
-                return Err(invalid(
-                    format!("server.disabled_operations[{i}]"),
-                    format!("unknown operation {op:?}; one of {}", OPERATIONS.join(", ")),
-                ));
-            }
         }
         let r = &self.rate_limit;
         if r.requests_per_second > 0 && r.burst == 0 {
@@ -797,9 +779,60 @@ fn check_hash(key: &str, hash: &str) -> Result<(), ConfigError> {
     })
 }
 
+/// The file at `path`, then `QRHUB__SECTION__KEY` environment variables over it.
+fn sources(path: &Path) -> config::ConfigBuilder<config::builder::DefaultState> {
+    config::Config::builder()
+        .add_source(config::File::from(path).required(false))
+        .add_source(
+            config::Environment::with_prefix("QRHUB")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true),
+        )
+}
+
+/// A section of the configuration that is a tool's rather than the hub's (`simulator`), read
+/// from the same sources as [`Settings::load`]; `None` when the file has no such section.
+pub fn load_section<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    section: &str,
+) -> Result<Option<T>, ConfigError> {
+    match sources(path).build()?.get::<T>(section) {
+        Ok(value) => Ok(Some(value)),
+        Err(config::ConfigError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The database URL without its password, for logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passwords_stay_out_of_logs() {
+        assert_eq!(
+            redact_url("postgres://hub:s3cret@db:5432/qrhub"),
+            "postgres://hub:***@db:5432/qrhub"
+        );
+        assert_eq!(
+            redact_url("sqlite://data/qrhub.db"),
+            "sqlite://data/qrhub.db"
+        );
+    }
 
     const HASH: &str =
         "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG";

@@ -3,16 +3,17 @@
 //! # Layout
 //! - [`api`]: axum handlers (one module per resource), Basic auth, ErrorDetail responses.
 //! - [`service`]: the hub's work per operation: holding `pay`, matching scans, forwarding,
-//!   advices. Handlers call it; it calls the store and the partner client.
+//!   advices, and their store-and-forward delivery (`service::outbox`). Handlers call it;
+//!   it calls the store and the partner client.
 //! - [`domain`]: the payment state machine and rules, pure.
 //! - [`model`]: the wire types and the spec's constraints.
 //! - [`qr`]: QR payload encoders, parser, CRC and images.
-//! - [`store`]: persistence behind one trait, on PostgreSQL and SQLite.
+//! - [`store`]: persistence behind a few focused traits, on PostgreSQL and SQLite.
 //! - [`partner`]: the outbound client to partners.
-//! - [`outbox`]: store-and-forward delivery workers.
-//! - [`simulator`]: a partner simulator for newcomers, tests and load runs.
-//! - [`loadgen`]: the load generator that drives hubs and checks the simulator's ledger.
-//! - [`chaos`]: the fault-injection run (hub kills, partner faults) and its invariant checker.
+//! - The tools, behind the cargo feature `tools` (default) and never imported by the product:
+//!   `simulator` (a partner simulator for newcomers, tests and load runs), `loadgen` (the
+//!   load generator that drives hubs and checks the simulator's ledger), `chaos` (the
+//!   fault-injection run and its invariant checker).
 //! - [`tls`]: rustls on the listener (reloaded on SIGHUP) and PEM loading.
 //! - [`metrics`]: Prometheus metrics and `GET /metrics`.
 //! - [`admin`]: the back office behind `/admin/v1` (search, timelines, reports).
@@ -21,12 +22,15 @@
 //! - [`published`]: the project's demo passwords, kept off non-loopback listeners;
 //!   [`init_config`] writes a configuration with fresh ones.
 //! - [`config`], [`telemetry`], [`app`] (wiring and shutdown), [`cli`].
+//!
+//! The layers, and the test that holds every import to them, are in DESIGN.md §8.
 #![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod api;
 pub mod app;
-pub mod chaos;
+#[cfg(feature = "tools")]
+pub(crate) mod chaos;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -34,16 +38,17 @@ pub mod console;
 pub mod credentials;
 pub mod domain;
 pub mod init_config;
+#[cfg(feature = "tools")]
 pub mod loadgen;
 pub mod metrics;
 pub mod model;
 pub mod openapi;
-pub mod outbox;
 pub mod partner;
 pub mod published;
 pub mod qr;
 pub mod reload;
 pub mod service;
+#[cfg(feature = "tools")]
 pub mod simulator;
 pub mod store;
 pub mod telemetry;

@@ -27,14 +27,13 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use pin_project_lite::pin_project;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 use tower::{Layer, Service};
 
-use crate::api::operation;
-use crate::service::Hub;
-use crate::store::{OutboxStats, PoolStats};
+use crate::model::Operation;
+use crate::store::{OutboxStats, PoolStats, SharedStore};
 
 /// Metric names, in one place so that tests and dashboards can grep for them.
 pub mod name {
@@ -310,26 +309,26 @@ pub fn upkeep() {
     }
 }
 
-/// `GET /metrics` for the hub's router.
-pub fn router(hub: Arc<Hub>) -> Router {
+/// `GET /metrics` for the hub's router: the store's pool is read at each scrape, and
+/// `partners` are the configured partners' ids.
+pub fn router(store: SharedStore, partners: impl IntoIterator<Item = String>) -> Router {
     let handle = install();
     // Each partner's alerting counters exist from the start at 0, so that the first burst
     // of refusals is an increase Prometheus can see (a series born at its first increment
     // has no earlier sample to compare with).
-    for partner in &hub.settings().partners {
-        metrics::counter!(name::PARTNER_CREDENTIALS_REFUSED, "partner" => partner.id.clone())
-            .increment(0);
+    for partner in partners {
+        metrics::counter!(name::PARTNER_CREDENTIALS_REFUSED, "partner" => partner).increment(0);
     }
     // The configuration in force was loaded now; a failed reload is an increase from 0.
     metrics::counter!(name::CONFIG_RELOAD_FAILURES).increment(0);
     metrics::gauge!(name::CONFIG_LAST_RELOAD).set(hub.clock.now().timestamp() as f64);
     Router::new()
         .route("/metrics", get(scrape))
-        .with_state((hub, handle))
+        .with_state((store, handle))
 }
 
-async fn scrape(State((hub, handle)): State<(Arc<Hub>, PrometheusHandle)>) -> Response {
-    record_pool(hub.store.pool_stats());
+async fn scrape(State((store, handle)): State<(SharedStore, PrometheusHandle)>) -> Response {
+    record_pool(store.pool_stats());
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, CONTENT_TYPE)],
@@ -424,14 +423,7 @@ where
 /// The interface operation a matched route serves (either spelling, with or without the
 /// trailing slash); `other` for the rest.
 fn operation_of(route: &str) -> &'static str {
-    match route.trim_end_matches('/') {
-        "/qr/v1/qrCodes" => operation::CREATE_QR_CODE,
-        "/qr/v1/payments" => operation::PAY,
-        "/qr/v1/scans" => operation::NOTIFY_SCAN,
-        "/qr/v1/payments/confirmations" => operation::CONFIRM_PAYMENT,
-        "/qr/v1/payments/reversals" => operation::REVERSE_PAYMENT,
-        _ => "other",
-    }
+    Operation::from_path(route).map_or("other", Operation::name)
 }
 
 /// The status code as a label without building a string for the codes the hub answers.
@@ -501,9 +493,10 @@ impl CallOutcome {
     }
 }
 
-/// One call to a partner; `operation` is one of [`crate::api::operation`]'s names.
-pub fn partner_call(partner: &str, operation: &'static str, outcome: CallOutcome, took: Duration) {
+/// One call to a partner.
+pub fn partner_call(partner: &str, operation: Operation, outcome: CallOutcome, took: Duration) {
     let partner = partner.to_owned();
+    let operation = operation.name();
     metrics::counter!(
         name::PARTNER_CALLS,
         "partner" => partner.clone(),

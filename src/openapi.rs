@@ -9,7 +9,7 @@
 //! (`crate::admin`).
 //!
 //! `qrhub openapi` prints it (checked in as `openapi/qrhub.openapi.json`, compared by
-//! `tests/openapi.rs`) and the hub serves it at `GET /openapi.json`.
+//! `tests/it/openapi.rs`) and the hub serves it at `GET /openapi.json`.
 
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -913,8 +913,8 @@ fn paths() -> Value {
     };
     let limit = |default: i64| {
         json!({"name": "limit", "in": "query", "required": false,
-               "description": format!("1 to {} (default {default}).", crate::admin::MAX_LIMIT),
-               "schema": {"type": "integer", "minimum": 1, "maximum": crate::admin::MAX_LIMIT, "default": default}})
+               "description": format!("1 to {} (default {default}).", crate::model::page::MAX_LIMIT),
+               "schema": {"type": "integer", "minimum": 1, "maximum": crate::model::page::MAX_LIMIT, "default": default}})
     };
     let states: Vec<&str> = crate::domain::PaymentState::ALL
         .iter()
@@ -943,7 +943,7 @@ fn paths() -> Value {
                     {"name": "state", "in": "query", "required": false, "schema": {"type": "string", "enum": states}},
                     query("from", "An RFC 3339 time or a date YYYY-MM-DD (its start)."),
                     query("to", "An RFC 3339 time or a date YYYY-MM-DD (that day included)."),
-                    limit(crate::admin::DEFAULT_LIMIT),
+                    limit(crate::model::page::DEFAULT_LIMIT),
                     query("after", "The `next` cursor of the previous page.")
                 ],
                 "responses": with(errors(&[bad_param]), "200", json_answer("A page of payments.", "PaymentPage"))

@@ -3,9 +3,9 @@
 //!
 //! The listener is an [`axum::serve::Listener`]: TCP connections are accepted on a task of
 //! their own, each handshake runs on its own task (a slow or silent client holds up nobody),
-//! and only finished handshakes reach `axum::serve`, so graceful shutdown works exactly as
-//! over plain TCP. The rustls configuration is held behind a lock and rebuilt from the files
-//! on [`ReloadableServerConfig::reload`] (SIGHUP, `crate::reload`): new connections get the new certificate,
+//! and only finished handshakes reach the hub's connection loop (`app.rs`), so graceful
+//! shutdown works exactly as over plain TCP. The rustls configuration is held behind a lock and rebuilt from the files
+//! on [`ReloadableServerConfig::reload`] (SIGHUP): new connections get the new certificate,
 //! connections already made keep theirs, and a reload that fails keeps the old one.
 
 use anyhow::Context;
@@ -29,7 +29,7 @@ use crate::config::ServerTlsSettings;
 /// hub's is `server.tls_handshake_timeout`).
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Finished handshakes waiting for `axum::serve` to take them.
+/// Finished handshakes waiting for the connection loop to take them.
 const ACCEPT_QUEUE: usize = 128;
 
 /// The ring provider, named explicitly so that no process-wide default is needed.
@@ -236,7 +236,34 @@ fn is_connection_error(e: &std::io::Error) -> bool {
     )
 }
 
-impl crate::app::OpeningProtocol for TlsStream<TcpStream> {
+/// What a connection's opening says about the HTTP version it speaks. Most connections (every
+/// POS and partner seen so far) speak HTTP/1.1, and are served by hyper's HTTP/1 connection
+/// alone; the rest go to hyper-util's `auto` connection, which reads the HTTP/2 preface and
+/// serves either. Being sure matters for memory: the `auto` connection carries both
+/// protocols' state and configuration (about 3.4 KiB against 0.6 KiB), for as long as a held
+/// `pay` keeps its connection open.
+pub trait OpeningProtocol {
+    /// True when the connection will certainly speak HTTP/1.x. Waits for its first bytes at
+    /// most, never consumes them.
+    fn speaks_http1(&self) -> impl std::future::Future<Output = bool> + Send;
+}
+
+/// The connection preface every HTTP/2 client sends first (RFC 9113, section 3.4).
+const HTTP2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+impl OpeningProtocol for TcpStream {
+    /// Plain TCP: HTTP/1 unless the first bytes could be the start of the HTTP/2 preface
+    /// (`PRI ` against `POST`, `PUT`, `PATCH`). A peek, so hyper still reads everything.
+    async fn speaks_http1(&self) -> bool {
+        let mut opening = [0u8; 4];
+        match self.peek(&mut opening).await {
+            Ok(n) if n > 0 => !HTTP2_PREFACE.starts_with(&opening[..n]),
+            _ => false,
+        }
+    }
+}
+
+impl OpeningProtocol for TlsStream<TcpStream> {
     /// TLS: HTTP/1 when the handshake agreed on `http/1.1` by ALPN (offered `h2` first).
     async fn speaks_http1(&self) -> bool {
         self.get_ref().1.alpn_protocol() == Some(b"http/1.1")

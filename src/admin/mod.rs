@@ -15,13 +15,11 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::domain::PaymentState;
-use crate::model::{ErrorDetail, ErrorType, FormatError};
+use crate::model::{ErrorDetail, ErrorType};
 use crate::service::{span, Hub, HubError, HubResult};
 use crate::store::{EventRecord, OutboxMessage, OutboxState, PaymentQuery, PaymentRecord};
 
-/// Largest page of a list.
-pub const MAX_LIMIT: i64 = 500;
-pub const DEFAULT_LIMIT: i64 = 50;
+pub use crate::model::page::{DEFAULT_LIMIT, MAX_LIMIT};
 
 /// An amount in minor units with its ISO 4217 numeric currency, as on the wire.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -199,13 +197,7 @@ pub struct OutboxList {
 pub fn bad_param(id: &str, field: &str, msg: &str, value: &str) -> HubError {
     HubError::refuse(
         StatusCode::BAD_REQUEST,
-        ErrorDetail::new(id, ErrorType::FormatError, "Bad formatting").with_format_errors(&[
-            FormatError {
-                field: field.into(),
-                msg: msg.into(),
-                value: value.into(),
-            },
-        ]),
+        ErrorDetail::format_field(id, field, msg, value),
     )
 }
 

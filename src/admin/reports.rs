@@ -26,7 +26,7 @@ use uuid::Uuid;
 
 use super::{bad_param, csv, day_bounds};
 use crate::domain::PaymentState;
-use crate::model::{ErrorDetail, ErrorType, FormatError};
+use crate::model::{ErrorDetail, FormatError};
 use crate::service::{Hub, HubError, HubResult};
 use crate::store::SettledPayment;
 
@@ -188,7 +188,7 @@ const PARTNER_STATUSES: [&str; 2] = ["CONFIRMED", "REVERSED"];
 fn format_errors(id: &str, errors: Vec<FormatError>) -> HubError {
     HubError::refuse(
         StatusCode::BAD_REQUEST,
-        ErrorDetail::new(id, ErrorType::FormatError, "Bad formatting").with_format_errors(&errors),
+        ErrorDetail::format_error(id, &errors),
     )
 }
 

@@ -9,7 +9,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use std::sync::Arc;
 
-use super::extract::Operator;
+use super::extract::{request_id, Operator};
 use super::{answer, ApiError, AppState};
 use crate::admin::{self, reports, Params};
 use crate::service::Hub;
@@ -31,15 +31,6 @@ pub fn router() -> Router<AppState> {
             "/admin/v1/reports/reconciliation",
             post(reconciliation).layer(DefaultBodyLimit::max(RECONCILIATION_BODY_LIMIT)),
         )
-}
-
-/// The id error answers carry: the request's `x-request-id`.
-fn request_id(headers: &HeaderMap) -> String {
-    headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned()
 }
 
 fn params(id: &str, uri: &Uri) -> Result<Params, ApiError> {

@@ -29,20 +29,15 @@ impl ApiError {
     pub fn format(id: impl Into<String>, errors: &[FormatError]) -> Self {
         Self::new(
             StatusCode::BAD_REQUEST,
-            ErrorDetail::new(id, ErrorType::FormatError, "Bad formatting")
-                .with_format_errors(errors),
+            ErrorDetail::format_error(id, errors),
         )
     }
 
     /// A single-field format problem (e.g. the Basic-auth user is not `client.id`).
     pub fn format_field(id: &str, field: &str, msg: &str, value: &str) -> Self {
-        Self::format(
-            id,
-            &[FormatError {
-                field: field.into(),
-                msg: msg.into(),
-                value: value.into(),
-            }],
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            ErrorDetail::format_field(id, field, msg, value),
         )
     }
 

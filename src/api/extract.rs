@@ -1,7 +1,7 @@
 //! Extractors: who is calling (HTTP Basic) and the checked JSON body.
 
 use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
-use axum::http::{header, request::Parts, StatusCode};
+use axum::http::{header, request::Parts, HeaderMap, HeaderName, StatusCode};
 use base64::Engine;
 use serde::de::DeserializeOwned;
 
@@ -25,9 +25,9 @@ async fn caller(parts: &Parts, state: &AppState) -> Result<Caller, ApiError> {
         .headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| ApiError::unauthorized(request_id(parts)))?;
+        .ok_or_else(|| ApiError::unauthorized(request_id(&parts.headers)))?;
     let (user, password) =
-        decode_basic(header).ok_or_else(|| ApiError::unauthorized(request_id(parts)))?;
+        decode_basic(header).ok_or_else(|| ApiError::unauthorized(request_id(&parts.headers)))?;
     let role = match state.credentials.cached(&user, &password) {
         Some(role) => role,
         None => verify(parts, state, &user, &password).await?,
@@ -35,7 +35,7 @@ async fn caller(parts: &Parts, state: &AppState) -> Result<Caller, ApiError> {
     state
         .limits
         .check(&user)
-        .map_err(|wait| ApiError::rate_limited(request_id(parts), wait))?;
+        .map_err(|wait| ApiError::rate_limited(request_id(&parts.headers), wait))?;
     Ok(Caller { user, role })
 }
 
@@ -55,7 +55,7 @@ async fn verify(
         state.logins.check(ip).map_err(|wait| {
             metrics::counter!(crate::metrics::name::FAILED_LOGINS, "reason" => "throttled")
                 .increment(1);
-            ApiError::login_throttled(request_id(parts), wait)
+            ApiError::login_throttled(request_id(&parts.headers), wait)
         })?;
     }
     match state.credentials.check(user, password).await {
@@ -69,7 +69,7 @@ async fn verify(
             // The user as sent (bounded), never the password.
             let shown: String = user.chars().take(64).collect();
             tracing::warn!(user = %shown.escape_debug(), client = ?ip, "failed login");
-            Err(ApiError::unauthorized(request_id(parts)))
+            Err(ApiError::unauthorized(request_id(&parts.headers)))
         }
         Verdict::Busy => {
             // A refusal counts against the address too: a flood from one address is
@@ -78,7 +78,7 @@ async fn verify(
                 state.logins.failed(ip);
             }
             metrics::counter!(crate::metrics::name::FAILED_LOGINS, "reason" => "busy").increment(1);
-            Err(ApiError::logins_busy(request_id(parts)))
+            Err(ApiError::logins_busy(request_id(&parts.headers)))
         }
     }
 }
@@ -96,11 +96,14 @@ fn decode_basic(header: &str) -> Option<(String, String)> {
     Some((user.to_owned(), password.to_owned()))
 }
 
+/// The header that carries a request's id: set by the hub when the caller sent none,
+/// echoed on the answer, and on every log line of the request.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
 /// The id an error answer carries before the body was read: the request's `x-request-id`.
-pub fn request_id(parts: &Parts) -> String {
-    parts
-        .headers
-        .get("x-request-id")
+pub fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned()
@@ -117,7 +120,7 @@ where
     if caller.role == wanted {
         Ok(caller.user)
     } else {
-        Err(ApiError::unauthorized(request_id(parts)))
+        Err(ApiError::unauthorized(request_id(&parts.headers)))
     }
 }
 
@@ -197,7 +200,7 @@ where
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let (parts, body) = req.into_parts();
-        let id = request_id(&parts);
+        let id = request_id(&parts.headers);
         let is_json = parts
             .headers
             .get(header::CONTENT_TYPE)

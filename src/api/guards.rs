@@ -8,11 +8,8 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::ApiError;
+use super::{request_id, ApiError, REQUEST_ID};
 use crate::model::{ErrorDetail, ErrorType};
-
-/// The header that carries a request's id, in and out.
-pub const REQUEST_ID: &str = "x-request-id";
 
 /// Longest caller-chosen request id kept (a UUID is 36).
 const REQUEST_ID_MAX: usize = 64;
@@ -37,13 +34,6 @@ pub async fn plain_request_id(mut request: Request, next: Next) -> Response {
     next.run(request).await
 }
 
-fn request_id(headers: &HeaderMap) -> String {
-    headers
-        .get(REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned()
-}
 
 /// Back-office answers carry payments, partners and settlement figures: no cache keeps
 /// them, and no browser guesses their type.

@@ -15,8 +15,8 @@ mod timeout;
 pub use timeout::RequestTimeoutLayer;
 
 pub use error::ApiError;
-pub use extract::{Body, Operator, PartnerCaller, PosClient};
-pub use guards::{plain_request_id, REQUEST_ID};
+pub use extract::{request_id, Body, Operator, PartnerCaller, PosClient, REQUEST_ID};
+pub use guards::plain_request_id;
 pub use limits::{LoginThrottle, RateLimits};
 
 use axum::extract::FromRef;
@@ -25,6 +25,7 @@ use axum::Router;
 use std::sync::Arc;
 
 use crate::credentials::Credentials;
+use crate::model::Operation;
 use crate::service::{Hub, HubError};
 
 #[derive(Clone, Debug)]
@@ -47,25 +48,16 @@ impl FromRef<AppState> for Arc<Hub> {
     }
 }
 
-/// The operation names of the interface, as `server.disabled_operations` spells them.
-pub mod operation {
-    pub const CREATE_QR_CODE: &str = "createQrCode";
-    pub const PAY: &str = "pay";
-    pub const NOTIFY_SCAN: &str = "notifyScan";
-    pub const CONFIRM_PAYMENT: &str = "confirmPayment";
-    pub const REVERSE_PAYMENT: &str = "reversePayment";
-}
-
 pub fn router(state: AppState) -> Router {
     let mut router = Router::new();
-    for (path, route) in [
-        ("/qr/v1/qrCodes", post(qr_codes::create)),
-        ("/qr/v1/payments", post(payments::pay)),
-        ("/qr/v1/scans", post(scans::notify)),
-        ("/qr/v1/payments/confirmations", post(payments::confirm)),
-        ("/qr/v1/payments/reversals", post(payments::reverse)),
+    for (operation, route) in [
+        (Operation::CreateQrCode, post(qr_codes::create)),
+        (Operation::Pay, post(payments::pay)),
+        (Operation::NotifyScan, post(scans::notify)),
+        (Operation::ConfirmPayment, post(payments::confirm)),
+        (Operation::ReversePayment, post(payments::reverse)),
     ] {
-        router = with_trailing_slash(router, path, route);
+        router = with_trailing_slash(router, operation.path(), route);
     }
     router
         .route("/qr/v1/qrCodes/{tran_id}/image", get(qr_codes::image))
@@ -113,14 +105,8 @@ pub(crate) fn answer(id: &str, error: HubError) -> ApiError {
 }
 
 /// 501 for an operation switched off in the configuration.
-pub(crate) fn ensure_enabled(hub: &Hub, operation: &str, id: &str) -> Result<(), ApiError> {
-    if hub
-        .settings()
-        .server
-        .disabled_operations
-        .iter()
-        .any(|o| o == operation)
-    {
+pub(crate) fn ensure_enabled(hub: &Hub, operation: Operation, id: &str) -> Result<(), ApiError> {
+    if hub.settings().server.disabled_operations.contains(&operation) {
         return Err(ApiError::new(
             axum::http::StatusCode::NOT_IMPLEMENTED,
             crate::model::ErrorDetail::new(

@@ -3,8 +3,10 @@ use axum::http::StatusCode;
 use axum::Json;
 use std::sync::Arc;
 
-use super::{answer, ensure_enabled, operation, ApiError, Body, PosClient};
-use crate::model::{PaymentConfirmation, PaymentRequest, PaymentResponse, PaymentReversal};
+use super::{answer, ensure_enabled, ApiError, Body, PosClient};
+use crate::model::{
+    Operation, PaymentConfirmation, PaymentRequest, PaymentResponse, PaymentReversal,
+};
 use crate::service::{Advice, Hub};
 
 /// pay → held until the payment is matched and the partner answers (201 relayed), the
@@ -17,7 +19,7 @@ pub async fn pay(
     body: Body<Box<PaymentRequest>>,
 ) -> Result<(StatusCode, Json<PaymentResponse>), ApiError> {
     let request = body.value;
-    ensure_enabled(&hub, operation::PAY, &request.id)?;
+    ensure_enabled(&hub, Operation::Pay, &request.id)?;
     if request.client.id != client {
         return Err(ApiError::format_field(
             &request.id,
@@ -41,7 +43,7 @@ pub async fn confirm(
     body: Body<PaymentConfirmation>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let id = body.value.id.clone();
-    ensure_enabled(&hub, operation::CONFIRM_PAYMENT, &id)?;
+    ensure_enabled(&hub, Operation::ConfirmPayment, &id)?;
     let echo = echo_of(&body.value, &id)?;
     advise(&hub, &client, Advice::Confirmation(body.value), echo, &id).await
 }
@@ -53,7 +55,7 @@ pub async fn reverse(
     body: Body<PaymentReversal>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let id = body.value.id.clone();
-    ensure_enabled(&hub, operation::REVERSE_PAYMENT, &id)?;
+    ensure_enabled(&hub, Operation::ReversePayment, &id)?;
     let echo = echo_of(&body.value, &id)?;
     advise(&hub, &client, Advice::Reversal(body.value), echo, &id).await
 }

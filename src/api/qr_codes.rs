@@ -5,8 +5,8 @@ use axum::Json;
 use serde::Deserialize;
 use std::sync::Arc;
 
-use super::{answer, ensure_enabled, operation, ApiError, Body, PosClient};
-use crate::model::{CreateQrCodeRequest, CreateQrCodeResponse, ErrorDetail, ErrorType};
+use super::{answer, ensure_enabled, ApiError, Body, PosClient};
+use crate::model::{CreateQrCodeRequest, CreateQrCodeResponse, ErrorDetail, ErrorType, Operation};
 use crate::qr;
 use crate::service::Hub;
 
@@ -17,7 +17,7 @@ pub async fn create(
     body: Body<CreateQrCodeRequest>,
 ) -> Result<(StatusCode, Json<CreateQrCodeResponse>), ApiError> {
     let request = body.value;
-    ensure_enabled(&hub, operation::CREATE_QR_CODE, &request.id)?;
+    ensure_enabled(&hub, Operation::CreateQrCode, &request.id)?;
     if request.client.id != client {
         return Err(ApiError::format_field(
             &request.id,

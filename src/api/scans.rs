@@ -2,8 +2,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use std::sync::Arc;
 
-use super::{answer, ensure_enabled, operation, ApiError, Body, PartnerCaller};
-use crate::model::ScanNotification;
+use super::{answer, ensure_enabled, ApiError, Body, PartnerCaller};
+use crate::model::{Operation, ScanNotification};
 use crate::service::Hub;
 
 /// notifyScan → 202 with no body once the payment is claimed for this partner.
@@ -13,7 +13,7 @@ pub async fn notify(
     body: Body<ScanNotification>,
 ) -> Result<StatusCode, ApiError> {
     let scan = body.value;
-    ensure_enabled(&hub, operation::NOTIFY_SCAN, &scan.id)?;
+    ensure_enabled(&hub, Operation::NotifyScan, &scan.id)?;
     // A partner scans only as itself.
     if scan.partner.id != partner {
         return Err(ApiError::format_field(

@@ -61,7 +61,7 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         // Kept for the answer's ErrorDetail: a clone of the header shares its bytes.
-        let request_id = request.headers().get("x-request-id").cloned();
+        let request_id = request.headers().get(super::REQUEST_ID).cloned();
         TimedRequest {
             inner: tokio::time::timeout(self.limit, self.inner.call(request)),
             limit: self.limit,

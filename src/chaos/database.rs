@@ -46,7 +46,7 @@ impl ChaosDatabase {
 }
 
 fn redact(url: &str) -> String {
-    crate::app::redact_url(url)
+    crate::config::redact_url(url)
 }
 
 /// `url` with its database (path) replaced by `database`, keeping any `?query`.

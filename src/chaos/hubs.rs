@@ -120,10 +120,6 @@ impl HubInstance {
         })
     }
 
-    pub fn log_path(&self) -> &Path {
-        &self.log
-    }
-
     /// Starts `qrhub serve` (this executable) and waits until it is ready.
     pub async fn start(&mut self, http: &reqwest::Client) -> anyhow::Result<()> {
         let exe = std::env::current_exe().context("locating the qrhub executable")?;
@@ -178,9 +174,5 @@ impl HubInstance {
             child.wait().await.context("reaping the killed hub")?;
         }
         Ok(())
-    }
-
-    pub fn is_running(&self) -> bool {
-        self.child.is_some()
     }
 }

@@ -15,6 +15,14 @@ impl AdviceKind {
         }
     }
 
+    /// The partner's operation that takes this advice.
+    pub fn operation(self) -> crate::model::Operation {
+        match self {
+            Self::Confirmation => crate::model::Operation::ConfirmPayment,
+            Self::Reversal => crate::model::Operation::ReversePayment,
+        }
+    }
+
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "CONFIRMATION" => Some(Self::Confirmation),

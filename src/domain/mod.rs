@@ -6,6 +6,7 @@ mod approval;
 mod fees;
 mod money;
 mod outcome;
+mod scan;
 mod state;
 
 pub use advice::{decide_advice, AdviceDecision, AdviceKind, Refusal};
@@ -14,5 +15,6 @@ pub use approval::{
 };
 pub use fees::FeeSchedule;
 pub use money::{check_amount, currency_exponent, Money, MAX_AMOUNT};
-pub use outcome::{classify_advice, classify_pay, AdviceAnswer, Outcome, PartnerOperation};
+pub use outcome::{classify_advice, classify_pay, AdviceAnswer, Outcome};
+pub use scan::{decide_scan, LatestPayment, ScanDecision, DUPLICATE_SCAN_ID, NO_PAYMENT_WAITING};
 pub use state::{settle_partner_answer, PartnerAnswer, PaymentState, Settlement};

@@ -8,6 +8,8 @@
 
 use std::time::Duration;
 
+use crate::model::Operation;
+
 /// What a partner's answer to `pay` means for the money.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -16,14 +18,6 @@ pub enum Outcome {
     Failed,
     /// The partner may or may not have acted, so whatever it may have done must be reversed.
     Unknown,
-}
-
-/// Which of the partner's operations answered: 404 means different things to each.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PartnerOperation {
-    Pay,
-    Confirm,
-    Reverse,
 }
 
 /// Classifies a partner's answer to `pay`.
@@ -74,15 +68,15 @@ pub enum AdviceAnswer {
 /// `UNABLE_TO_LOCATE_RECORD` (like a 404: nothing to reverse).
 pub fn classify_advice(
     status: u16,
-    operation: PartnerOperation,
+    operation: Operation,
     error_type: Option<&str>,
     retry_after: Option<Duration>,
 ) -> AdviceAnswer {
     match status {
         200..=299 => AdviceAnswer::Delivered,
-        404 if operation == PartnerOperation::Reverse => AdviceAnswer::Delivered,
+        404 if operation == Operation::ReversePayment => AdviceAnswer::Delivered,
         400 | 409 if error_type == Some("DUPLICATE_RECORD") => AdviceAnswer::Delivered,
-        400 if operation == PartnerOperation::Reverse
+        400 if operation == Operation::ReversePayment
             && error_type == Some("UNABLE_TO_LOCATE_RECORD") =>
         {
             AdviceAnswer::Delivered
@@ -113,9 +107,9 @@ mod tests {
 
     #[test]
     fn an_advice_ends_only_on_a_final_answer() {
-        use PartnerOperation::*;
+        use Operation::*;
         let not_yet = AdviceAnswer::NotYet { retry_after: None };
-        for op in [Confirm, Reverse] {
+        for op in [ConfirmPayment, ReversePayment] {
             for status in [200, 201, 202, 204] {
                 assert_eq!(
                     classify_advice(status, op, None, None),
@@ -135,38 +129,38 @@ mod tests {
             }
         }
         assert_eq!(
-            classify_advice(404, Reverse, None, None),
+            classify_advice(404, ReversePayment, None, None),
             AdviceAnswer::Delivered
         );
         assert_eq!(
-            classify_advice(404, Confirm, None, None),
+            classify_advice(404, ConfirmPayment, None, None),
             AdviceAnswer::Refused
         );
     }
 
     #[test]
     fn a_refusal_that_says_the_partner_has_it_is_a_delivery() {
-        use PartnerOperation::*;
+        use Operation::*;
         let dup = Some("DUPLICATE_RECORD");
         assert_eq!(
-            classify_advice(400, Confirm, dup, None),
+            classify_advice(400, ConfirmPayment, dup, None),
             AdviceAnswer::Delivered
         );
         assert_eq!(
-            classify_advice(409, Reverse, dup, None),
+            classify_advice(409, ReversePayment, dup, None),
             AdviceAnswer::Delivered
         );
         let unknown = Some("UNABLE_TO_LOCATE_RECORD");
         assert_eq!(
-            classify_advice(400, Reverse, unknown, None),
+            classify_advice(400, ReversePayment, unknown, None),
             AdviceAnswer::Delivered
         );
         assert_eq!(
-            classify_advice(400, Confirm, unknown, None),
+            classify_advice(400, ConfirmPayment, unknown, None),
             AdviceAnswer::Refused
         );
         assert_eq!(
-            classify_advice(400, Confirm, Some("FORMAT_ERROR"), None),
+            classify_advice(400, ConfirmPayment, Some("FORMAT_ERROR"), None),
             AdviceAnswer::Refused
         );
     }
@@ -175,11 +169,11 @@ mod tests {
     fn retry_after_rides_on_not_yet() {
         let wait = Some(Duration::from_secs(7));
         assert_eq!(
-            classify_advice(429, PartnerOperation::Confirm, None, wait),
+            classify_advice(429, Operation::ConfirmPayment, None, wait),
             AdviceAnswer::NotYet { retry_after: wait }
         );
         assert_eq!(
-            classify_advice(202, PartnerOperation::Confirm, None, wait),
+            classify_advice(202, Operation::ConfirmPayment, None, wait),
             AdviceAnswer::Delivered
         );
     }

@@ -97,4 +97,22 @@ impl ErrorDetail {
         self.detail_message = Some(serde_json::json!({ "formatErrors": errors }));
         self
     }
+
+    /// FORMAT_ERROR ("Bad formatting") listing every problem found: the one way the hub,
+    /// its back office and its handlers say a request is malformed.
+    pub fn format_error(id: impl Into<String>, errors: &[FormatError]) -> Self {
+        Self::new(id, ErrorType::FormatError, "Bad formatting").with_format_errors(errors)
+    }
+
+    /// FORMAT_ERROR for a single field.
+    pub fn format_field(id: impl Into<String>, field: &str, msg: &str, value: &str) -> Self {
+        Self::format_error(
+            id,
+            &[FormatError {
+                field: field.into(),
+                msg: msg.into(),
+                value: value.into(),
+            }],
+        )
+    }
 }

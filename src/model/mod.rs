@@ -8,6 +8,8 @@
 mod common;
 mod error;
 mod messages;
+mod operation;
+pub mod page;
 pub mod pan;
 pub mod repair;
 pub mod schema;
@@ -17,4 +19,5 @@ mod time;
 pub use common::*;
 pub use error::{ErrorDetail, ErrorType, FormatError};
 pub use messages::*;
+pub use operation::{Operation, UnknownOperation};
 pub use time::Timestamp;

@@ -26,9 +26,7 @@ use crate::config::PartnerSettings;
 
 pub mod health;
 
-pub const PAY_PATH: &str = "/qr/v1/payments";
-pub const CONFIRM_PATH: &str = "/qr/v1/payments/confirmations";
-pub const REVERSE_PATH: &str = "/qr/v1/payments/reversals";
+use crate::model::Operation;
 
 /// What came of one call.
 #[derive(Debug, Clone)]
@@ -196,15 +194,19 @@ impl PartnerClient {
         self.own_tls.get(&partner.id).unwrap_or(&self.http)
     }
 
-    /// POSTs `body` to `{partner.base_url}{path}` with the hub's credentials and the
+    /// POSTs `body` to the operation's path under `partner.base_url` with the hub's credentials and the
     /// partner's timeout, which covers the whole exchange, answer body included.
     pub async fn post<T: Serialize + ?Sized>(
         &self,
         partner: &PartnerSettings,
-        path: &str,
+        operation: Operation,
         body: &T,
     ) -> CallResult {
-        let url = format!("{}{}", partner.base_url.trim_end_matches('/'), path);
+        let url = format!(
+            "{}{}",
+            partner.base_url.trim_end_matches('/'),
+            operation.path()
+        );
         let request = self
             .client_for(partner)
             .post(&url)

@@ -13,10 +13,10 @@ use crate::domain::{
 use crate::metrics::CallOutcome;
 use crate::model::repair::{repair, Repair};
 use crate::model::{
-    schema, Amounts, Institution, PaymentConfirmation, PaymentRequest, PaymentReversal,
+    schema, Amounts, Institution, Operation, PaymentConfirmation, PaymentRequest, PaymentReversal,
     ReversalReason, ThirdPartyIdentifier, Timestamp,
 };
-use crate::partner::{CallResult, PAY_PATH};
+use crate::partner::CallResult;
 use crate::store::{
     event_kind, Direction, NewEvent, NewOutboxMessage, PartnerAnswerRecord, PaymentRecord,
 };
@@ -71,7 +71,7 @@ impl Hub {
         let sent = std::time::Instant::now();
         let sent_at = self.now();
         let tran_id = payment.tran_id.clone();
-        let result = live.partners.post(&partner, PAY_PATH, &request).await;
+        let result = live.partners.post(&partner, Operation::Pay, &request).await;
         let request_json = serde_json::to_value(&request).ok();
         let request_json = request_json.as_ref().unwrap_or(&serde_json::Value::Null);
         let requested = (payment.amount_minor, payment.currency.as_str());
@@ -108,7 +108,7 @@ impl Hub {
         };
         let outcome = pay_call_outcome(&result, answer);
         let took = sent.elapsed();
-        crate::metrics::partner_call(&partner_id, crate::api::operation::PAY, outcome, took);
+        crate::metrics::partner_call(&partner_id, Operation::Pay, outcome, took);
         self.health.pay(
             &partner_id,
             outcome,

@@ -7,6 +7,7 @@ pub use advices::Advice;
 mod error;
 mod events;
 mod forward;
+pub mod outbox;
 mod payments;
 mod qr_codes;
 mod scans;
@@ -111,7 +112,7 @@ impl Hub {
     /// statement and a hop less per advice). Without a slot it is queued for the workers.
     fn lease_first_try(&self, msg: &mut NewOutboxMessage) -> Option<OwnedSemaphorePermit> {
         let slot = Arc::clone(&self.first_tries).try_acquire_owned().ok()?;
-        msg.first_try_until = Some(self.now() + span(crate::outbox::lease(&self.settings())));
+        msg.first_try_until = Some(self.now() + span(outbox::lease(&self.settings())));
         Some(slot)
     }
 
@@ -127,7 +128,7 @@ impl Hub {
                 let hub = Arc::clone(self);
                 self.tasks.spawn(async move {
                     let _slot = slot;
-                    if let Err(e) = crate::outbox::deliver(&hub, row).await {
+                    if let Err(e) = outbox::deliver(&hub, row).await {
                         tracing::error!(error.cause_chain = ?e, "recording a delivery failed");
                     }
                 });

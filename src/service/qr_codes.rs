@@ -175,12 +175,6 @@ pub fn scheme_name(scheme: crate::model::QrScheme) -> &'static str {
 pub(super) fn format_error(id: &str, field: &str, msg: &str, value: &str) -> HubError {
     HubError::refuse(
         StatusCode::BAD_REQUEST,
-        ErrorDetail::new(id, ErrorType::FormatError, "Bad formatting").with_format_errors(&[
-            FormatError {
-                field: field.into(),
-                msg: msg.into(),
-                value: value.into(),
-            },
-        ]),
+        ErrorDetail::format_field(id, field, msg, value),
     )
 }

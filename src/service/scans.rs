@@ -6,7 +6,7 @@ use tokio::time::{sleep_until, Instant};
 use std::sync::Arc;
 
 use super::{Hub, HubError, HubResult, Waiters};
-use crate::domain::PaymentState;
+use crate::domain::{decide_scan, Refusal, ScanDecision, DUPLICATE_SCAN_ID, NO_PAYMENT_WAITING};
 use crate::model::{ErrorDetail, ErrorType, ScanNotification};
 use crate::store::{event_kind, Direction, NewEvent, ScanClaim, ScanClaimOutcome};
 
@@ -52,6 +52,7 @@ impl Hub {
                 ErrorDetail::new(&scan.id, error_type, message).with_tran_id(&scan.tran_id),
             )
         };
+        let refused = |r: Refusal| refuse(r.error_type, r.message);
         let now = self.now();
         // A scan that names an amount must name one its code admits, as a pay must: the
         // partner would otherwise charge the customer what the code did not show. Read only
@@ -111,43 +112,21 @@ impl Hub {
                     return Ok(true);
                 }
                 ScanClaimOutcome::NothingWaiting => {}
-                ScanClaimOutcome::ScanIdInUse => {
-                    return Err(refuse(ErrorType::DuplicateRecord, "Duplicate scan id"));
-                }
+                ScanClaimOutcome::ScanIdInUse => return Err(refused(DUPLICATE_SCAN_ID)),
             }
             // Only a code the hub issued (and that is still valid) can have a waiting pay, so
             // the code is looked up only when there is none (with its newest payment, in one
             // read): off the hot path.
             let context = self.store.scan_context(&scan.tran_id).await?;
-            let Some(context) = context.filter(|c| c.code_expires_at > now) else {
-                return Err(refuse(
-                    ErrorType::InvalidTranId,
-                    "Unknown or expired tranId",
-                ));
-            };
-            if let Some(latest) = context.latest {
-                // Its POS went away before any scan: nobody would take the partner's answer,
-                // so nothing is sent, and the customer is told at once (not after the grace).
-                if latest.pos_gone && latest.state == PaymentState::Expired {
-                    return Err(refuse(
-                        ErrorType::UnableToLocateRecord,
-                        "The POS went away before the scan",
-                    ));
-                }
-                if latest.partner_id.as_deref() == Some(partner_id)
-                    && latest.scan_message_id.as_deref() == Some(scan.id.as_str())
-                {
-                    return Ok(false);
-                }
-                if latest.partner_id.is_some() && latest.state.partner_was_asked_or_matched() {
-                    return Err(refuse(ErrorType::DuplicateRecord, "Already scanned"));
-                }
+            let code_valid = context.as_ref().is_some_and(|c| c.code_expires_at > now);
+            let latest = context.as_ref().and_then(|c| c.latest.as_ref());
+            match decide_scan(code_valid, latest, partner_id, &scan.id) {
+                ScanDecision::Repeat => return Ok(false),
+                ScanDecision::Refuse(r) => return Err(refused(r)),
+                ScanDecision::Wait => {}
             }
             if Instant::now() >= grace_ends {
-                return Err(refuse(
-                    ErrorType::UnableToLocateRecord,
-                    "No payment waiting for this tranId",
-                ));
+                return Err(refused(NO_PAYMENT_WAITING));
             }
             tokio::select! {
                 _ = &mut notified => {}

@@ -39,16 +39,18 @@ impl Direction {
 
 /// The kinds of message a timeline event records (the interface's operation names).
 pub mod event_kind {
-    pub const CREATE_QR_CODE: &str = "CREATE_QR_CODE";
+    use crate::model::Operation;
+
+    pub const CREATE_QR_CODE: &str = Operation::CreateQrCode.event_kind();
     /// A PaymentRequest: from the POS (IN) or to the partner (OUT).
-    pub const PAY: &str = "PAY";
+    pub const PAY: &str = Operation::Pay.event_kind();
     /// The answer to a PaymentRequest: from the partner (IN) or to the POS (OUT).
     pub const PAY_RESPONSE: &str = "PAY_RESPONSE";
-    pub const SCAN: &str = "SCAN";
+    pub const SCAN: &str = Operation::NotifyScan.event_kind();
     /// A confirmation: from the POS (IN) or one delivery try to the partner (OUT).
-    pub const CONFIRMATION: &str = "CONFIRMATION";
+    pub const CONFIRMATION: &str = Operation::ConfirmPayment.event_kind();
     /// A reversal: from the POS (IN) or one delivery try to the partner (OUT).
-    pub const REVERSAL: &str = "REVERSAL";
+    pub const REVERSAL: &str = Operation::ReversePayment.event_kind();
     /// The POS's connection closed while its `pay` was held, before any scan (IN: what
     /// the hub saw of the POS).
     pub const POS_GONE: &str = "POS_GONE";

@@ -87,7 +87,7 @@ pub struct NewPayment {
     /// Timeline events written with the payment (the `pay` received).
     pub events: Vec<NewEvent>,
     /// Announced to the other hub instances when the payment is stored (see
-    /// [`Store::announce`]): an early scan may wait for it elsewhere.
+    /// [`NotificationStore::announce`]): an early scan may wait for it elsewhere.
     pub wake: Option<String>,
 }
 
@@ -122,7 +122,7 @@ pub struct PaymentRecord {
     pub created_at: DateTime<Utc>,
     pub scan_deadline: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-    /// When its POS went away before any scan ([`Store::abandon_waiting`]).
+    /// When its POS went away before any scan ([`PaymentStore::abandon_waiting`]).
     pub pos_gone_at: Option<DateTime<Utc>>,
 }
 
@@ -190,15 +190,8 @@ pub struct ScanContext {
     pub latest: Option<LatestPayment>,
 }
 
-/// The newest payment of a tranId, as far as a scan cares.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LatestPayment {
-    pub state: PaymentState,
-    pub partner_id: Option<String>,
-    pub scan_message_id: Option<String>,
-    /// Its POS went away before any scan claimed it ([`Store::abandon_waiting`]).
-    pub pos_gone: bool,
-}
+/// The newest payment of a tranId, as far as a scan cares (the scan rules decide with it).
+pub use crate::domain::LatestPayment;
 
 /// One row of the scan-context query: the code's expiry, then the newest payment's state,
 /// partner, scan id and whether its POS went away (all NULL when there is none).
@@ -497,18 +490,25 @@ pub struct RecoveryReport {
     pub matched_never_sent: u64,
 }
 
+/// Wake-ups between hub instances sharing the database (publish and subscribe).
 #[async_trait]
-pub trait Store: Send + Sync + std::fmt::Debug {
-    /// Applies pending migrations.
-    async fn migrate(&self) -> StoreResult<()>;
-    /// Checks the database answers (readiness).
-    async fn ping(&self) -> StoreResult<()>;
+pub trait NotificationStore: Send + Sync {
+    /// Tells every hub instance on this database that `key` changed (PostgreSQL:
+    /// `NOTIFY`). Nothing to do where only one instance can run (SQLite). A change that
+    /// needs a wake-up carries its key instead (`wake` fields), so that the announcement
+    /// rides with the change's own commit.
+    async fn announce(&self, key: &str) -> StoreResult<()>;
+    /// The keys other instances announce, or `None` where there are no other instances.
+    /// Notifications can be lost (a reconnect); every waiter also has its deadline.
+    async fn announcements(&self) -> StoreResult<Option<Announcements>>;
+}
 
-    // QR codes
+/// QR codes, payments, scans and advices: the hub's hot path, every change a
+/// compare-and-set.
+#[async_trait]
+pub trait PaymentStore: Send + Sync {
     async fn insert_qr_code(&self, code: &QrCodeRecord) -> StoreResult<InsertOutcome>;
     async fn qr_code(&self, tran_id: &str) -> StoreResult<Option<QrCodeRecord>>;
-
-    // Payments
     /// Stores a waiting payment, refusing a duplicate id, a busy tranId, and an id the POS
     /// already reversed, all in one transaction.
     async fn insert_payment(&self, payment: &NewPayment) -> StoreResult<NewPaymentOutcome>;
@@ -552,12 +552,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         client_id: Option<&str>,
         limit: i64,
     ) -> StoreResult<Vec<PaymentRecord>>;
-    /// How many payments [`Store::unadvised_approvals`] would list, all clients.
+    /// How many payments [`PaymentStore::unadvised_approvals`] would list, all clients.
     async fn unadvised_stats(&self, approved_before: DateTime<Utc>) -> StoreResult<UnadvisedStats>;
     /// WAITING_FOR_SCAN payments whose scan window closed before `now`.
     async fn expired_waiting(&self, now: DateTime<Utc>, limit: i64) -> StoreResult<Vec<Uuid>>;
-
-    // Advices
     async fn advice(&self, client_id: &str, message_id: &str) -> StoreResult<Option<AdviceRecord>>;
     /// Stores a reversal for a payment the hub never saw (payment_id None), unless a payment
     /// with its `request_id` exists by then, or is being stored at the same time (that one
@@ -565,8 +563,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// payment: one of them is refused.
     async fn insert_orphan_reversal(&self, advice: &AdviceRecord) -> StoreResult<OrphanOutcome>;
     async fn apply_advice(&self, apply: &ApplyAdvice) -> StoreResult<ApplyAdviceOutcome>;
+}
 
-    // Outbox
+/// The store-and-forward queue of advices to partners, and its operators' retries.
+#[async_trait]
+pub trait OutboxStore: Send + Sync {
     /// Leases up to `limit` due PENDING rows until `lease_until`, counting a try on each.
     /// A row whose worker dies becomes due again when its lease runs out.
     async fn claim_due_outbox(
@@ -586,6 +587,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> StoreResult<bool>;
     /// PENDING rows past their expiry become DEAD; returns how many.
     async fn dead_letter_expired(&self, now: DateTime<Utc>) -> StoreResult<u64>;
+    /// How many rows are PENDING and when the oldest of them was queued.
+    async fn outbox_stats(&self) -> StoreResult<OutboxStats>;
+    /// Advices waiting (PENDING) per partner that has any, with the oldest's creation time.
+    async fn outbox_backlog_by_partner(&self) -> StoreResult<Vec<PartnerBacklog>>;
     async fn outbox_for_payment(&self, payment_id: Uuid) -> StoreResult<Vec<OutboxMessage>>;
     async fn outbox_by_state(
         &self,
@@ -599,43 +604,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> StoreResult<bool>;
+}
 
-    /// How many rows are PENDING and when the oldest of them was queued.
-    async fn outbox_stats(&self) -> StoreResult<OutboxStats>;
-    /// Advices waiting (PENDING) per partner that has any, with the oldest's creation time.
-    async fn outbox_backlog_by_partner(&self) -> StoreResult<Vec<PartnerBacklog>>;
-    /// The connection pools' use, read from the pools without a query.
-    fn pool_stats(&self) -> PoolStats;
-
-    // Wake-ups between instances
-    /// Tells every hub instance on this database that `key` changed (PostgreSQL:
-    /// `NOTIFY`). Nothing to do where only one instance can run (SQLite). A change that
-    /// needs a wake-up carries its key instead (`wake` fields), so that the announcement
-    /// rides with the change's own commit.
-    async fn announce(&self, key: &str) -> StoreResult<()>;
-    /// The keys other instances announce, or `None` where there are no other instances.
-    /// Notifications can be lost (a reconnect); every waiter also has its deadline.
-    async fn announcements(&self) -> StoreResult<Option<Announcements>>;
-
-    // Recovery
-    /// Repairs what a crashed hub left half done (see [`RecoveryReport`]): payments FORWARDED
-    /// with no change since `forwarded_before` become UNKNOWN (REVERSED if the POS
-    /// reversed them meanwhile) with the reversal that
-    /// `reversal_for` builds; payments MATCHED since before `matched_before` become DECLINED.
-    /// The cut-offs lie further back than any live instance could take to finish, so this
-    /// is safe to run on every instance, at start-up and periodically.
-    ///
-    /// (`for<'p>` is spelled out because `#[async_trait]` would otherwise tie the record's
-    /// borrow to the call's lifetime, and no implementation could pass a local record.)
-    async fn recover(
-        &self,
-        now: DateTime<Utc>,
-        forwarded_before: DateTime<Utc>,
-        matched_before: DateTime<Utc>,
-        reversal_for: &(dyn for<'p> Fn(&'p PaymentRecord) -> NewOutboxMessage + Send + Sync),
-    ) -> StoreResult<RecoveryReport>;
-
-    // Back office
+/// Each payment's timeline of messages received and sent.
+#[async_trait]
+pub trait TimelineStore: Send + Sync {
     /// Appends timeline events where no state change carries them (one statement).
     async fn record_events(&self, events: &[NewEvent]) -> StoreResult<()>;
     /// A payment's events, and those of its tranId that reached no payment (the
@@ -645,6 +618,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         payment_id: Uuid,
         tran_id: &str,
     ) -> StoreResult<Vec<EventRecord>>;
+}
+
+/// The back office's reads: search and settlement reports.
+#[async_trait]
+pub trait BackOfficeStore: Send + Sync {
     /// Payments matching `query`, newest first (created_at, then id), at most `limit`.
     async fn search_payments(&self, query: &PaymentQuery) -> StoreResult<Vec<PaymentRecord>>;
     /// Payments created in [from, to) that a partner handled and that are in one of
@@ -670,9 +648,39 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> StoreResult<StateCounts>;
 }
 
+/// Everything the hub persists, as one object (`SharedStore`): the focused traits above,
+/// and what concerns the database as a whole.
+#[async_trait]
+pub trait Store:
+    PaymentStore + OutboxStore + TimelineStore + NotificationStore + BackOfficeStore + std::fmt::Debug
+{
+    /// Applies pending migrations.
+    async fn migrate(&self) -> StoreResult<()>;
+    /// Checks the database answers (readiness).
+    async fn ping(&self) -> StoreResult<()>;
+    /// The connection pools' use, read from the pools without a query.
+    fn pool_stats(&self) -> PoolStats;
+    /// Repairs what a crashed hub left half done (see [`RecoveryReport`]): payments FORWARDED
+    /// with no change since `forwarded_before` become UNKNOWN (REVERSED if the POS
+    /// reversed them meanwhile) with the reversal that
+    /// `reversal_for` builds; payments MATCHED since before `matched_before` become DECLINED.
+    /// The cut-offs lie further back than any live instance could take to finish, so this
+    /// is safe to run on every instance, at start-up and periodically.
+    ///
+    /// (`for<'p>` is spelled out because `#[async_trait]` would otherwise tie the record's
+    /// borrow to the call's lifetime, and no implementation could pass a local record.)
+    async fn recover(
+        &self,
+        now: DateTime<Utc>,
+        forwarded_before: DateTime<Utc>,
+        matched_before: DateTime<Utc>,
+        reversal_for: &(dyn for<'p> Fn(&'p PaymentRecord) -> NewOutboxMessage + Send + Sync),
+    ) -> StoreResult<RecoveryReport>;
+}
+
 pub type SharedStore = Arc<dyn Store>;
 
-/// Keys announced by any hub instance sharing the database (see [`Store::announce`]).
+/// Keys announced by any hub instance sharing the database (see [`NotificationStore::announce`]).
 pub type Announcements = tokio::sync::mpsc::Receiver<String>;
 
 /// Opens the store a database URL names (`postgres://…` or `sqlite://…`).

@@ -299,7 +299,7 @@ fn count(row: &sqlx::postgres::PgRow, column: &str) -> StoreResult<i64> {
 const PARTNER_IS_NULL: &str = "$3::text IS NULL";
 
 #[async_trait]
-impl Store for PostgresStore {
+impl NotificationStore for PostgresStore {
     async fn announce(&self, key: &str) -> StoreResult<()> {
         sqlx::query("SELECT pg_notify($1, $2)")
             .bind(WAKE_CHANNEL)
@@ -332,17 +332,10 @@ impl Store for PostgresStore {
         });
         Ok(Some(rx))
     }
+}
 
-    async fn migrate(&self) -> StoreResult<()> {
-        MIGRATOR.run(&self.pool).await?;
-        Ok(())
-    }
-
-    async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
-
+#[async_trait]
+impl PaymentStore for PostgresStore {
     async fn insert_qr_code(&self, code: &QrCodeRecord) -> StoreResult<InsertOutcome> {
         let done = sqlx::query(
             "INSERT INTO qr_code (tran_id, client_id, message_id, scheme, payload, created_at, \
@@ -809,7 +802,10 @@ impl Store for PostgresStore {
         }
         Ok(ApplyAdviceOutcome::Applied)
     }
+}
 
+#[async_trait]
+impl OutboxStore for PostgresStore {
     async fn claim_due_outbox(
         &self,
         now: DateTime<Utc>,
@@ -900,14 +896,6 @@ impl Store for PostgresStore {
             .collect())
     }
 
-    fn pool_stats(&self) -> PoolStats {
-        PoolStats {
-            size: self.pool.size(),
-            idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
-            max: self.pool.options().get_max_connections(),
-        }
-    }
-
     async fn outbox_for_payment(&self, payment_id: Uuid) -> StoreResult<Vec<OutboxMessage>> {
         let rows = sqlx::query_as::<_, OutboxRow>(
             "SELECT * FROM outbox WHERE payment_id = $1 ORDER BY created_at, id",
@@ -952,6 +940,27 @@ impl Store for PostgresStore {
         .await?;
         Ok(done.rows_affected() == 1)
     }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn migrate(&self) -> StoreResult<()> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    fn pool_stats(&self) -> PoolStats {
+        PoolStats {
+            size: self.pool.size(),
+            idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
+            max: self.pool.options().get_max_connections(),
+        }
+    }
 
     async fn recover(
         &self,
@@ -991,7 +1000,10 @@ impl Store for PostgresStore {
             matched_never_sent: declined.rows_affected(),
         })
     }
+}
 
+#[async_trait]
+impl TimelineStore for PostgresStore {
     async fn record_events(&self, events: &[NewEvent]) -> StoreResult<()> {
         let mut conn = self.pool.acquire().await?;
         insert_events(&mut conn, events).await
@@ -1013,7 +1025,10 @@ impl Store for PostgresStore {
         .await?;
         convert_all(rows)
     }
+}
 
+#[async_trait]
+impl BackOfficeStore for PostgresStore {
     async fn search_payments(&self, query: &PaymentQuery) -> StoreResult<Vec<PaymentRecord>> {
         let (sql, args) = payment_search_sql(query);
         let mut q = sqlx::query_as::<_, PaymentRow>(&sql);

@@ -238,7 +238,7 @@ async fn insert_events(
 const PARTNER_IS_NULL: &str = "$3 IS NULL";
 
 #[async_trait]
-impl Store for SqliteStore {
+impl NotificationStore for SqliteStore {
     /// One instance only: its own in-process wake-ups are all there is.
     async fn announce(&self, _key: &str) -> StoreResult<()> {
         Ok(())
@@ -247,17 +247,10 @@ impl Store for SqliteStore {
     async fn announcements(&self) -> StoreResult<Option<Announcements>> {
         Ok(None)
     }
+}
 
-    async fn migrate(&self) -> StoreResult<()> {
-        MIGRATOR.run(&self.writer).await?;
-        Ok(())
-    }
-
-    async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(&self.reader).await?;
-        Ok(())
-    }
-
+#[async_trait]
+impl PaymentStore for SqliteStore {
     async fn insert_qr_code(&self, code: &QrCodeRecord) -> StoreResult<InsertOutcome> {
         let done = sqlx::query(
             "INSERT INTO qr_code (tran_id, client_id, message_id, scheme, payload, created_at, \
@@ -652,7 +645,10 @@ impl Store for SqliteStore {
         tx.commit().await?;
         Ok(ApplyAdviceOutcome::Applied)
     }
+}
 
+#[async_trait]
+impl OutboxStore for SqliteStore {
     async fn claim_due_outbox(
         &self,
         now: DateTime<Utc>,
@@ -747,24 +743,6 @@ impl Store for SqliteStore {
             .collect())
     }
 
-    fn pool_stats(&self) -> PoolStats {
-        let one = |pool: &SqlitePool| PoolStats {
-            size: pool.size(),
-            idle: u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
-            max: pool.options().get_max_connections(),
-        };
-        let writer = one(&self.writer);
-        if self.one_pool {
-            return writer;
-        }
-        let reader = one(&self.reader);
-        PoolStats {
-            size: writer.size + reader.size,
-            idle: writer.idle + reader.idle,
-            max: writer.max + reader.max,
-        }
-    }
-
     async fn outbox_for_payment(&self, payment_id: Uuid) -> StoreResult<Vec<OutboxMessage>> {
         let rows = sqlx::query_as::<_, OutboxRow>(
             "SELECT * FROM outbox WHERE payment_id = $1 ORDER BY created_at, id",
@@ -809,6 +787,37 @@ impl Store for SqliteStore {
         .await?;
         Ok(done.rows_affected() == 1)
     }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn migrate(&self) -> StoreResult<()> {
+        MIGRATOR.run(&self.writer).await?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+
+    fn pool_stats(&self) -> PoolStats {
+        let one = |pool: &SqlitePool| PoolStats {
+            size: pool.size(),
+            idle: u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
+            max: pool.options().get_max_connections(),
+        };
+        let writer = one(&self.writer);
+        if self.one_pool {
+            return writer;
+        }
+        let reader = one(&self.reader);
+        PoolStats {
+            size: writer.size + reader.size,
+            idle: writer.idle + reader.idle,
+            max: writer.max + reader.max,
+        }
+    }
 
     async fn recover(
         &self,
@@ -848,7 +857,10 @@ impl Store for SqliteStore {
             matched_never_sent: declined.rows_affected(),
         })
     }
+}
 
+#[async_trait]
+impl TimelineStore for SqliteStore {
     async fn record_events(&self, events: &[NewEvent]) -> StoreResult<()> {
         if events.is_empty() {
             return Ok(());
@@ -875,7 +887,10 @@ impl Store for SqliteStore {
         .await?;
         convert_all(rows)
     }
+}
 
+#[async_trait]
+impl BackOfficeStore for SqliteStore {
     async fn search_payments(&self, query: &PaymentQuery) -> StoreResult<Vec<PaymentRecord>> {
         let (sql, args) = payment_search_sql(query);
         let mut q = sqlx::query_as::<_, PaymentRow>(&sql);

@@ -1,0 +1,6 @@
+//! Paging of the back office's lists (`limit`), shared by the handlers and the published
+//! interface document.
+
+/// Largest page of a list.
+pub const MAX_LIMIT: i64 = 500;
+pub const DEFAULT_LIMIT: i64 = 50;

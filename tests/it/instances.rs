@@ -1,0 +1,277 @@
+//! Several hub processes on one PostgreSQL: a pay held by one is matched by a scan that
+//! reaches another, any instance answers any advice, and the instances share the outbox
+//! without delivering an advice twice. SQLite refuses a second instance.
+
+use reqwest::StatusCode;
+use std::time::{Duration, Instant};
+
+use crate::common::db::TestDb;
+use crate::common::hub::{
+    config_toml, confirmation, pay_request, start_simulator, Client, Options, RawPay,
+};
+use crate::common::process::{free_port, write_config, HubProcess};
+use qrhub::domain::PaymentState;
+use qrhub::simulator::{AdviceBehaviour, MessageKind};
+use qrhub::store::SharedStore;
+
+/// A pay held by `holder` and scanned at `scanner`; returns the pay request.
+async fn pay_across(holder: &Client, scanner: &Client, amount: i64) -> serde_json::Value {
+    let tran_id = holder.new_code(amount).await;
+    let request = pay_request("pos-1", &tran_id, amount);
+    let held = holder.spawn_pay(&request);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(scanner.scan(&tran_id).await, StatusCode::ACCEPTED);
+    let (status, answer) = held.await.expect("task").expect("answer");
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    request
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_share_one_postgres() {
+    let db = TestDb::postgres().await;
+    let sim = start_simulator().await;
+    // A long scan window: a match that waited for the window's end instead of a wake-up
+    // would take 14 s, which the checks below tell apart from a wake-up with a wide margin.
+    let options = Options {
+        pay_deadline: Duration::from_secs(15),
+        partner_timeout: Duration::from_secs(1),
+        early_scan_grace: Duration::from_secs(10),
+        ..Options::default()
+    };
+    let toml = config_toml(&db.url, &sim.base_url(), &options);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (port_a, port_b) = (free_port(), free_port());
+    let (a, b) = (
+        Client::new(format!("http://127.0.0.1:{port_a}")),
+        Client::new(format!("http://127.0.0.1:{port_b}")),
+    );
+    let hub_a = HubProcess::start(&write_config(dir.path(), "a.toml", &toml, port_a), &a.url).await;
+    let hub_b = HubProcess::start(&write_config(dir.path(), "b.toml", &toml, port_b), &b.url).await;
+
+    // A pay held by A, its scan sent to B.
+    let started = Instant::now();
+    let first = pay_across(&a, &b, 500).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(7),
+        "matched by a wake-up, not the window's end"
+    );
+
+    // An early scan at B waits for a pay that arrives at A.
+    let tran_id = b.new_code(500).await;
+    let early = tokio::spawn({
+        let (b, t) = (b.clone(), tran_id.clone());
+        async move { b.scan(&t).await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    let (status, answer) = a
+        .pos("/qr/v1/payments", &pay_request("pos-1", &tran_id, 500))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    assert_eq!(early.await.expect("scan"), StatusCode::ACCEPTED);
+    assert!(
+        started.elapsed() < Duration::from_secs(7),
+        "the early scan was woken by the pay"
+    );
+
+    // Either instance answers any advice, and a repeat at the other answers the same.
+    let advice = confirmation(first["id"].as_str().expect("id"));
+    let (status, echo_b) = b.pos("/qr/v1/payments/confirmations", &advice).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{echo_b}");
+    let (status, echo_a) = a.pos("/qr/v1/payments/confirmations", &advice).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(echo_a, echo_b);
+
+    // Many advices through both instances, delivered by both workers, each exactly once.
+    sim.script_advice(AdviceBehaviour::Delay {
+        by: Duration::from_millis(30),
+        then: Box::new(AdviceBehaviour::Accept),
+    });
+    let mut confirmed = 1;
+    for i in 0..24 {
+        let (holder, scanner) = if i % 2 == 0 { (&a, &b) } else { (&b, &a) };
+        let request = pay_across(holder, scanner, 100 + i).await;
+        let (status, _) = scanner
+            .pos(
+                "/qr/v1/payments/confirmations",
+                &confirmation(request["id"].as_str().expect("id")),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        confirmed += 1;
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let delivered = sim
+            .ledger()
+            .iter()
+            .filter(|e| e.kind == MessageKind::Confirmation)
+            .count();
+        if delivered >= confirmed {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {delivered} of {confirmed} confirmations delivered"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Give a doubled delivery the time to show itself, then count per advice id.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let ledger = sim.ledger();
+    let confirmations: Vec<_> = ledger
+        .iter()
+        .filter(|e| e.kind == MessageKind::Confirmation)
+        .collect();
+    assert_eq!(confirmations.len(), confirmed, "no advice delivered twice");
+    for c in &confirmations {
+        let id = c.id.as_deref().expect("advice id");
+        assert_eq!(sim.deliveries(id), 1, "{id} delivered more than once");
+    }
+    // One pay per payment: the confirmed ones and the early-scan one.
+    assert_eq!(
+        ledger.iter().filter(|e| e.kind == MessageKind::Pay).count(),
+        confirmed + 1
+    );
+
+    drop(hub_a);
+    drop(hub_b);
+    let _ = sim.shutdown().await;
+    db.cleanup().await;
+}
+
+/// The state of pos-1's payment `message_id`, once it is one of `states` (or after 2 s).
+async fn state_once(
+    store: &SharedStore,
+    message_id: &str,
+    states: &[PaymentState],
+) -> PaymentState {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let payment = store
+            .payment_by_message("pos-1", message_id)
+            .await
+            .expect("store");
+        match payment {
+            Some(p) if states.contains(&p.state) || Instant::now() >= deadline => return p.state,
+            None if Instant::now() >= deadline => panic!("{message_id} never stored"),
+            _ => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    }
+}
+
+/// A pay held by A whose POS hangs up is not sent when the scan reaches B; and when the
+/// hang-up and the scan race, across the two instances exactly one wins, whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pos_gone_at_one_instance_is_not_charged_by_a_scan_at_another() {
+    let db = TestDb::postgres().await;
+    let sim = start_simulator().await;
+    let options = Options {
+        pay_deadline: Duration::from_secs(15),
+        partner_timeout: Duration::from_secs(1),
+        ..Options::default()
+    };
+    let toml = config_toml(&db.url, &sim.base_url(), &options);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (port_a, port_b) = (free_port(), free_port());
+    let (a, b) = (
+        Client::new(format!("http://127.0.0.1:{port_a}")),
+        Client::new(format!("http://127.0.0.1:{port_b}")),
+    );
+    let hub_a = HubProcess::start(&write_config(dir.path(), "a.toml", &toml, port_a), &a.url).await;
+    let hub_b = HubProcess::start(&write_config(dir.path(), "b.toml", &toml, port_b), &b.url).await;
+    let store = qrhub::store::connect(&db.url, 2).await.expect("store");
+    let pays_for = |tran_id: &str| {
+        sim.ledger()
+            .iter()
+            .filter(|e| e.kind == MessageKind::Pay && e.tran_id.as_deref() == Some(tran_id))
+            .count()
+    };
+
+    let tran_id = a.new_code(900).await;
+    let request = pay_request("pos-1", &tran_id, 900);
+    let id = request["id"].as_str().expect("id").to_owned();
+    RawPay::send(&a.url, &request)
+        .await
+        .hang_up_after(Duration::from_millis(300))
+        .await;
+    // Scanned whether or not A noticed: a hub that did not shows itself by the answer.
+    let seen = state_once(&store, &id, &[PaymentState::Expired]).await;
+    assert_eq!(
+        b.scan(&tran_id).await,
+        StatusCode::BAD_REQUEST,
+        "the scan at B is refused"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(pays_for(&tran_id), 0, "no pay may reach the partner");
+    assert_eq!(seen, PaymentState::Expired);
+
+    let (mut scans_won, mut hang_ups_won) = (0, 0);
+    for _ in 0..10 {
+        let tran_id = a.new_code(300).await;
+        let request = pay_request("pos-1", &tran_id, 300);
+        let id = request["id"].as_str().expect("id").to_owned();
+        let pay = RawPay::send(&a.url, &request).await;
+        state_once(&store, &id, &[PaymentState::WaitingForScan]).await;
+        pay.hang_up();
+        let status = b.scan(&tran_id).await;
+        let state = state_once(
+            &store,
+            &id,
+            &[PaymentState::Approved, PaymentState::Expired],
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        match status {
+            StatusCode::ACCEPTED => {
+                scans_won += 1;
+                assert_eq!(state, PaymentState::Approved, "{tran_id}");
+                assert_eq!(pays_for(&tran_id), 1, "{tran_id}");
+            }
+            StatusCode::BAD_REQUEST => {
+                hang_ups_won += 1;
+                assert_eq!(state, PaymentState::Expired, "{tran_id}");
+                assert_eq!(pays_for(&tran_id), 0, "{tran_id}");
+            }
+            other => panic!("scan answered {other}"),
+        }
+    }
+    eprintln!(
+        "across instances, hang-up vs scan: {scans_won} scans won, {hang_ups_won} hang-ups won"
+    );
+    // Each POS hung up before its scan was sent: some hang-ups must win.
+    assert!(hang_ups_won > 0, "no hang-up won against {scans_won} scans");
+
+    drop(hub_a);
+    drop(hub_b);
+    let _ = sim.shutdown().await;
+    db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_refuses_a_second_instance() {
+    let db = TestDb::sqlite().await;
+    let sim = start_simulator().await;
+    let toml = config_toml(&db.url, &sim.base_url(), &Options::default());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let first = HubProcess::start(
+        &write_config(dir.path(), "a.toml", &toml, port),
+        &format!("http://127.0.0.1:{port}"),
+    )
+    .await;
+    let second = std::process::Command::new(env!("CARGO_BIN_EXE_qrhub"))
+        .args(["serve", "--config"])
+        .arg(write_config(dir.path(), "b.toml", &toml, free_port()))
+        .output()
+        .expect("the second hub runs");
+    assert!(
+        !second.status.success(),
+        "a second instance on one SQLite file must not start"
+    );
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(stderr.contains("SQLite supports one instance"), "{stderr}");
+    drop(first);
+    let _ = sim.shutdown().await;
+    db.cleanup().await;
+}

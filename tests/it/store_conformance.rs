@@ -1,0 +1,2463 @@
+//! The same cases against both store backends: every case is an `async fn(SharedStore)`,
+//! and `conformance!` runs each on a fresh PostgreSQL database (`postgres::<case>`) and on
+//! a fresh SQLite file (`sqlite::<case>`). See `tests/it/common/db.rs` for the databases.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Duration, SubsecRound, TimeZone, Utc};
+use qrhub::domain::{AdviceKind, PaymentState};
+use qrhub::store::*;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::common::db::TestDb;
+
+const CLIENT: &str = "pos-1";
+const PARTNER: &str = "wallet-1";
+
+/// A fixed moment with microseconds, so stored times compare exactly.
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 0).unwrap() + Duration::microseconds(123_456)
+}
+
+fn secs(n: i64) -> Duration {
+    Duration::seconds(n)
+}
+
+fn new_tran() -> String {
+    Uuid::new_v4().simple().to_string()
+}
+
+fn new_payment(tran_id: &str, message_id: &str) -> NewPayment {
+    NewPayment {
+        id: Uuid::new_v4(),
+        client_id: CLIENT.into(),
+        message_id: message_id.into(),
+        tran_id: tran_id.into(),
+        amount_minor: 1234,
+        currency: "USD".into(),
+        request: json!({"id": message_id, "tranId": tran_id, "amount": 12.34, "nested": {"a": [1, 2]}}),
+        created_at: t0(),
+        scan_deadline: t0() + secs(30),
+        events: Vec::new(),
+        wake: None,
+    }
+}
+
+fn scan(tran_id: &str, partner: &str, scan_id: &str, at: DateTime<Utc>) -> ScanClaim {
+    ScanClaim {
+        tran_id: tran_id.into(),
+        partner_id: partner.into(),
+        scan_message_id: scan_id.into(),
+        partner_payment_token: Some(format!("token-{scan_id}")),
+        partner_message_id: format!("hub-{scan_id}"),
+        at,
+        events: Vec::new(),
+    }
+}
+
+fn outbox_msg(payment_id: Uuid, kind: AdviceKind, at: DateTime<Utc>) -> NewOutboxMessage {
+    let message_id = Uuid::new_v4().to_string();
+    NewOutboxMessage {
+        id: Uuid::new_v4(),
+        payment_id,
+        partner_id: PARTNER.into(),
+        kind,
+        body: json!({"id": message_id, "kind": kind.as_str()}),
+        message_id,
+        created_at: at,
+        expires_at: at + Duration::days(3),
+        first_try_until: None,
+    }
+}
+
+fn advice(
+    kind: AdviceKind,
+    message_id: &str,
+    request_id: &str,
+    payment_id: Option<Uuid>,
+) -> AdviceRecord {
+    AdviceRecord {
+        client_id: CLIENT.into(),
+        message_id: message_id.into(),
+        kind,
+        request_id: request_id.into(),
+        payment_id,
+        body: json!({"id": message_id, "requestId": request_id}),
+        received_at: t0() + secs(60),
+    }
+}
+
+/// A stored payment, waiting for its scan.
+async fn waiting(store: &SharedStore) -> NewPayment {
+    let p = new_payment(&new_tran(), &Uuid::new_v4().to_string());
+    assert_eq!(
+        store.insert_payment(&p).await.unwrap(),
+        NewPaymentOutcome::Inserted
+    );
+    p
+}
+
+/// A stored payment moved to FORWARDED at `at`.
+async fn forwarded(store: &SharedStore, at: DateTime<Utc>) -> Uuid {
+    let p = waiting(store).await;
+    let claim = scan(&p.tran_id, PARTNER, &Uuid::new_v4().to_string(), at);
+    assert!(matches!(
+        store.claim_for_scan(&claim).await.unwrap(),
+        ScanClaimOutcome::Claimed(_)
+    ));
+    assert!(store
+        .transition(p.id, PaymentState::Matched, PaymentState::Forwarded, at)
+        .await
+        .unwrap());
+    p.id
+}
+
+fn answer(
+    payment_id: Uuid,
+    to: PaymentState,
+    reversal: Option<NewOutboxMessage>,
+) -> PartnerAnswerRecord {
+    PartnerAnswerRecord {
+        payment_id,
+        to,
+        status: Some(if to == PaymentState::Approved {
+            201
+        } else {
+            504
+        }),
+        body: Some(json!({"status": to.as_str()})),
+        approved_minor: None,
+        amount_refused: false,
+        reversal,
+        expected_reversed_by_pos: false,
+        at: t0() + secs(5),
+        events: Vec::new(),
+        wake: None,
+    }
+}
+
+/// A stored payment the partner approved.
+async fn approved(store: &SharedStore) -> Uuid {
+    let id = forwarded(store, t0() + secs(1)).await;
+    assert!(store
+        .record_partner_answer(&answer(id, PaymentState::Approved, None))
+        .await
+        .unwrap());
+    id
+}
+
+async fn state_of(store: &SharedStore, id: Uuid) -> PaymentState {
+    store
+        .payment(id)
+        .await
+        .unwrap()
+        .expect("payment exists")
+        .state
+}
+
+/// One outbox row, PENDING and due at `t0`.
+async fn one_outbox_row(store: &SharedStore) -> OutboxMessage {
+    let id = forwarded(store, t0()).await;
+    let msg = outbox_msg(id, AdviceKind::Reversal, t0());
+    assert!(store
+        .record_partner_answer(&answer(id, PaymentState::Unknown, Some(msg)))
+        .await
+        .unwrap());
+    let mut rows = store.outbox_for_payment(id).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    rows.remove(0)
+}
+
+async fn outbox_row(store: &SharedStore, msg: &OutboxMessage) -> OutboxMessage {
+    store
+        .outbox_for_payment(msg.payment_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|m| m.id == msg.id)
+        .expect("outbox row exists")
+}
+
+// ---------------------------------------------------------------------------------------
+// Cases
+
+async fn migrate_twice_and_ping(store: SharedStore) {
+    store.migrate().await.unwrap();
+    store.ping().await.unwrap();
+}
+
+async fn qr_codes(store: SharedStore) {
+    let code = QrCodeRecord {
+        tran_id: new_tran(),
+        client_id: CLIENT.into(),
+        message_id: "create-1".into(),
+        scheme: "EMVCO".into(),
+        payload: "000201010212".into(),
+        created_at: t0(),
+        expires_at: t0() + Duration::minutes(10),
+        terms: qrhub::domain::CodeTerms {
+            amount: Some((1000, "710".into())),
+            part_payment_allowed: true,
+            over_payment_allowed: false,
+        },
+    };
+    assert_eq!(
+        store.insert_qr_code(&code).await.unwrap(),
+        InsertOutcome::Inserted
+    );
+    assert_eq!(
+        store.qr_code(&code.tran_id).await.unwrap(),
+        Some(code.clone())
+    );
+
+    // Same client and message id: a duplicate, whatever the tranId; nothing new stored.
+    let again = QrCodeRecord {
+        tran_id: new_tran(),
+        ..code.clone()
+    };
+    assert_eq!(
+        store.insert_qr_code(&again).await.unwrap(),
+        InsertOutcome::Duplicate
+    );
+    assert_eq!(store.qr_code(&again.tran_id).await.unwrap(), None);
+    assert_eq!(
+        store.qr_code(&code.tran_id).await.unwrap(),
+        Some(code.clone())
+    );
+
+    // The message id is unique per client only.
+    let other_client = QrCodeRecord {
+        tran_id: new_tran(),
+        client_id: "pos-2".into(),
+        ..code.clone()
+    };
+    assert_eq!(
+        store.insert_qr_code(&other_client).await.unwrap(),
+        InsertOutcome::Inserted
+    );
+    assert_eq!(store.qr_code("no-such-tran").await.unwrap(), None);
+}
+
+async fn payment_insert_and_read(store: SharedStore) {
+    let p = new_payment(&new_tran(), "pay-1");
+    assert_eq!(
+        store.insert_payment(&p).await.unwrap(),
+        NewPaymentOutcome::Inserted
+    );
+    let expected = PaymentRecord {
+        id: p.id,
+        client_id: p.client_id.clone(),
+        message_id: p.message_id.clone(),
+        tran_id: p.tran_id.clone(),
+        state: PaymentState::WaitingForScan,
+        amount_minor: p.amount_minor,
+        currency: p.currency.clone(),
+        request: p.request.clone(),
+        partner_id: None,
+        partner_payment_token: None,
+        scan_message_id: None,
+        partner_message_id: None,
+        reversed_by_pos: false,
+        partner_status: None,
+        partner_response: None,
+        approved_minor: None,
+        settled_minor: None,
+        fee_minor: None,
+        amount_refused: false,
+        created_at: p.created_at,
+        scan_deadline: p.scan_deadline,
+        updated_at: p.created_at,
+        pos_gone_at: None,
+    };
+    assert_eq!(store.payment(p.id).await.unwrap(), Some(expected.clone()));
+    assert_eq!(
+        store.payment_by_message(CLIENT, "pay-1").await.unwrap(),
+        Some(expected.clone())
+    );
+    assert_eq!(
+        store.latest_payment_for_tran(&p.tran_id).await.unwrap(),
+        Some(expected.clone())
+    );
+    assert_eq!(store.payment(Uuid::new_v4()).await.unwrap(), None);
+    assert_eq!(
+        store.payment_by_message("pos-2", "pay-1").await.unwrap(),
+        None
+    );
+    assert_eq!(store.latest_payment_for_tran("nope").await.unwrap(), None);
+
+    // The same message id again, even for another tranId: a duplicate, nothing stored.
+    let dup = NewPayment {
+        id: Uuid::new_v4(),
+        ..new_payment(&new_tran(), "pay-1")
+    };
+    assert_eq!(
+        store.insert_payment(&dup).await.unwrap(),
+        NewPaymentOutcome::DuplicateId
+    );
+    assert_eq!(store.payment(dup.id).await.unwrap(), None);
+    // The same message id again for the same tranId: still reported as the duplicate id.
+    let dup_same_tran = NewPayment {
+        id: Uuid::new_v4(),
+        ..new_payment(&p.tran_id, "pay-1")
+    };
+    assert_eq!(
+        store.insert_payment(&dup_same_tran).await.unwrap(),
+        NewPaymentOutcome::DuplicateId
+    );
+
+    // Another client may use the same message id.
+    let other = NewPayment {
+        client_id: "pos-2".into(),
+        ..new_payment(&new_tran(), "pay-1")
+    };
+    assert_eq!(
+        store.insert_payment(&other).await.unwrap(),
+        NewPaymentOutcome::Inserted
+    );
+}
+
+async fn tran_id_in_use_while_live(store: SharedStore) {
+    let tran = new_tran();
+    let first = new_payment(&tran, "pay-a");
+    assert_eq!(
+        store.insert_payment(&first).await.unwrap(),
+        NewPaymentOutcome::Inserted
+    );
+    let mut second = new_payment(&tran, "pay-b");
+    second.created_at = t0() + secs(40);
+    assert_eq!(
+        store.insert_payment(&second).await.unwrap(),
+        NewPaymentOutcome::TranIdInUse
+    );
+    assert_eq!(store.payment(second.id).await.unwrap(), None);
+
+    // EXPIRED frees the tranId.
+    assert!(store
+        .transition(
+            first.id,
+            PaymentState::WaitingForScan,
+            PaymentState::Expired,
+            t0() + secs(31)
+        )
+        .await
+        .unwrap());
+    assert_eq!(
+        store.insert_payment(&second).await.unwrap(),
+        NewPaymentOutcome::Inserted
+    );
+    assert_eq!(
+        store
+            .latest_payment_for_tran(&tran)
+            .await
+            .unwrap()
+            .map(|p| p.id),
+        Some(second.id)
+    );
+
+    // MATCHED holds it; DECLINED frees it.
+    let claim = scan(&tran, PARTNER, "scan-b", t0() + secs(41));
+    assert!(matches!(
+        store.claim_for_scan(&claim).await.unwrap(),
+        ScanClaimOutcome::Claimed(_)
+    ));
+    let mut third = new_payment(&tran, "pay-c");
+    third.created_at = t0() + secs(50);
+    assert_eq!(
+        store.insert_payment(&third).await.unwrap(),
+        NewPaymentOutcome::TranIdInUse
+    );
+    assert!(store
+        .transition(
+            second.id,
+            PaymentState::Matched,
+            PaymentState::Declined,
+            t0() + secs(42)
+        )
+        .await
+        .unwrap());
+    assert_eq!(
+        store.insert_payment(&third).await.unwrap(),
+        NewPaymentOutcome::Inserted
+    );
+
+    // REVERSED (the POS gave up before the scan) frees it.
+    assert!(store
+        .transition(
+            third.id,
+            PaymentState::WaitingForScan,
+            PaymentState::Reversed,
+            t0() + secs(51)
+        )
+        .await
+        .unwrap());
+    let mut fourth = new_payment(&tran, "pay-d");
+    fourth.created_at = t0() + secs(60);
+    assert_eq!(
+        store.insert_payment(&fourth).await.unwrap(),
+        NewPaymentOutcome::Inserted
+    );
+
+    // APPROVED holds it.
+    let claim = scan(&tran, PARTNER, "scan-d", t0() + secs(61));
+    assert!(matches!(
+        store.claim_for_scan(&claim).await.unwrap(),
+        ScanClaimOutcome::Claimed(_)
+    ));
+    assert!(store
+        .transition(
+            fourth.id,
+            PaymentState::Matched,
+            PaymentState::Forwarded,
+            t0() + secs(62)
+        )
+        .await
+        .unwrap());
+    assert!(store
+        .record_partner_answer(&answer(fourth.id, PaymentState::Approved, None))
+        .await
+        .unwrap());
+    let fifth = new_payment(&tran, "pay-e");
+    assert_eq!(
+        store.insert_payment(&fifth).await.unwrap(),
+        NewPaymentOutcome::TranIdInUse
+    );
+    assert_eq!(
+        store
+            .latest_payment_for_tran(&tran)
+            .await
+            .unwrap()
+            .map(|p| p.id),
+        Some(fourth.id)
+    );
+}
+
+async fn already_reversed(store: SharedStore) {
+    let reversal = advice(AdviceKind::Reversal, "rev-1", "pay-9", None);
+    assert_eq!(
+        store.insert_orphan_reversal(&reversal).await.unwrap(),
+        OrphanOutcome::Inserted
+    );
+    assert_eq!(
+        store.advice(CLIENT, "rev-1").await.unwrap(),
+        Some(reversal.clone())
+    );
+    // The same advice id again.
+    let again = AdviceRecord {
+        request_id: "pay-10".into(),
+        ..reversal.clone()
+    };
+    assert_eq!(
+        store.insert_orphan_reversal(&again).await.unwrap(),
+        OrphanOutcome::DuplicateAdvice
+    );
+    assert_eq!(store.advice(CLIENT, "rev-1").await.unwrap(), Some(reversal));
+
+    // A late pay with the reversed id is refused, and not stored.
+    let late = new_payment(&new_tran(), "pay-9");
+    assert_eq!(
+        store.insert_payment(&late).await.unwrap(),
+        NewPaymentOutcome::AlreadyReversed
+    );
+    assert_eq!(
+        store.payment_by_message(CLIENT, "pay-9").await.unwrap(),
+        None
+    );
+    // Another client's payment with that id is not affected.
+    let other = NewPayment {
+        client_id: "pos-2".into(),
+        ..new_payment(&new_tran(), "pay-9")
+    };
+    assert_eq!(
+        store.insert_payment(&other).await.unwrap(),
+        NewPaymentOutcome::Inserted
+    );
+    // A confirmation does not block a pay.
+    let confirmation = advice(AdviceKind::Confirmation, "conf-1", "pay-11", None);
+    assert_eq!(
+        store.insert_orphan_reversal(&confirmation).await.unwrap(),
+        OrphanOutcome::Inserted
+    );
+    let p = new_payment(&new_tran(), "pay-11");
+    assert_eq!(
+        store.insert_payment(&p).await.unwrap(),
+        NewPaymentOutcome::Inserted
+    );
+}
+
+/// A reversal that finds no payment, stored after the payment was: the reversal is for
+/// that payment, and nothing is stored as an orphan.
+async fn an_orphan_reversal_of_a_stored_payment_is_refused(store: SharedStore) {
+    let paid = new_payment(&new_tran(), "pay-1");
+    assert_eq!(
+        store.insert_payment(&paid).await.unwrap(),
+        NewPaymentOutcome::Inserted
+    );
+    let reversal = advice(AdviceKind::Reversal, "rev-1", "pay-1", None);
+    assert_eq!(
+        store.insert_orphan_reversal(&reversal).await.unwrap(),
+        OrphanOutcome::PaymentExists
+    );
+    assert_eq!(store.advice(CLIENT, "rev-1").await.unwrap(), None);
+}
+
+async fn claim_for_scan_records_the_scan(store: SharedStore) {
+    assert_eq!(
+        store
+            .claim_for_scan(&scan("unknown-tran", PARTNER, "scan-0", t0()))
+            .await
+            .unwrap(),
+        ScanClaimOutcome::NothingWaiting
+    );
+    let p = waiting(&store).await;
+    let claim = scan(&p.tran_id, PARTNER, "scan-1", t0() + secs(3));
+    let ScanClaimOutcome::Claimed(record) = store.claim_for_scan(&claim).await.unwrap() else {
+        panic!("the first scan must claim the waiting payment");
+    };
+    assert_eq!(record.id, p.id);
+    assert_eq!(record.state, PaymentState::Matched);
+    assert_eq!(record.partner_id.as_deref(), Some(PARTNER));
+    assert_eq!(record.scan_message_id.as_deref(), Some("scan-1"));
+    assert_eq!(
+        record.partner_payment_token.as_deref(),
+        Some("token-scan-1")
+    );
+    assert_eq!(record.partner_message_id.as_deref(), Some("hub-scan-1"));
+    assert_eq!(record.updated_at, t0() + secs(3));
+    assert_eq!(record.created_at, p.created_at);
+    assert_eq!(store.payment(p.id).await.unwrap(), Some(record));
+
+    let again = scan(&p.tran_id, "wallet-2", "scan-2", t0() + secs(4));
+    assert_eq!(
+        store.claim_for_scan(&again).await.unwrap(),
+        ScanClaimOutcome::NothingWaiting
+    );
+    let stored = store.payment(p.id).await.unwrap().unwrap();
+    assert_eq!(stored.partner_id.as_deref(), Some(PARTNER));
+}
+
+async fn concurrent_claims_one_wins(store: SharedStore) {
+    for i in 0..20 {
+        let p = waiting(&store).await;
+        let (a, b) = (
+            scan(&p.tran_id, "wallet-a", &format!("a-{i}"), t0() + secs(1)),
+            scan(&p.tran_id, "wallet-b", &format!("b-{i}"), t0() + secs(1)),
+        );
+        let (sa, sb) = (store.clone(), store.clone());
+        let ta = tokio::spawn(async move { sa.claim_for_scan(&a).await });
+        let tb = tokio::spawn(async move { sb.claim_for_scan(&b).await });
+        let (ra, rb) = (ta.await.unwrap().unwrap(), tb.await.unwrap().unwrap());
+        let winners: Vec<&PaymentRecord> = [&ra, &rb]
+            .into_iter()
+            .filter_map(|r| match r {
+                ScanClaimOutcome::Claimed(p) => Some(p),
+                ScanClaimOutcome::NothingWaiting => None,
+                ScanClaimOutcome::ScanIdInUse => panic!("the scan ids differ"),
+            })
+            .collect();
+        assert_eq!(winners.len(), 1, "iteration {i}: {ra:?} / {rb:?}");
+        let stored = store.payment(p.id).await.unwrap().unwrap();
+        assert_eq!(stored.state, PaymentState::Matched);
+        assert_eq!(stored.partner_id, winners[0].partner_id);
+    }
+}
+
+/// A scan that claimed nothing reads its code and the code's newest payment in one read.
+async fn a_scan_reads_its_code_and_newest_payment(store: SharedStore) {
+    let tran = new_tran();
+    assert_eq!(
+        store.scan_context(&tran).await.unwrap(),
+        None,
+        "never issued"
+    );
+    let code = QrCodeRecord {
+        tran_id: tran.clone(),
+        client_id: CLIENT.into(),
+        message_id: Uuid::new_v4().to_string(),
+        scheme: "EMVCO".into(),
+        payload: "000201010212".into(),
+        created_at: t0(),
+        expires_at: t0() + Duration::minutes(10),
+        terms: qrhub::domain::CodeTerms::default(),
+    };
+    store.insert_qr_code(&code).await.unwrap();
+    assert_eq!(
+        store.scan_context(&tran).await.unwrap(),
+        Some(ScanContext {
+            code_expires_at: code.expires_at,
+            latest: None
+        })
+    );
+    let first = new_payment(&tran, "pay-1");
+    store.insert_payment(&first).await.unwrap();
+    let latest = |state, partner: Option<&str>, scan: Option<&str>| {
+        Some(ScanContext {
+            code_expires_at: code.expires_at,
+            latest: Some(LatestPayment {
+                state,
+                partner_id: partner.map(str::to_owned),
+                scan_message_id: scan.map(str::to_owned),
+                pos_gone: false,
+            }),
+        })
+    };
+    assert_eq!(
+        store.scan_context(&tran).await.unwrap(),
+        latest(PaymentState::WaitingForScan, None, None)
+    );
+    store
+        .claim_for_scan(&scan(&tran, PARTNER, "scan-1", t0() + secs(1)))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.scan_context(&tran).await.unwrap(),
+        latest(PaymentState::Matched, Some(PARTNER), Some("scan-1"))
+    );
+    // Once the first payment ended, a newer one for the same code is the one reported.
+    assert!(store
+        .transition(
+            first.id,
+            PaymentState::Matched,
+            PaymentState::Declined,
+            t0() + secs(2)
+        )
+        .await
+        .unwrap());
+    let second = NewPayment {
+        id: Uuid::new_v4(),
+        message_id: "pay-2".into(),
+        created_at: t0() + secs(3),
+        ..first.clone()
+    };
+    assert_eq!(
+        store.insert_payment(&second).await.unwrap(),
+        NewPaymentOutcome::Inserted
+    );
+    assert_eq!(
+        store.scan_context(&tran).await.unwrap(),
+        latest(PaymentState::WaitingForScan, None, None)
+    );
+}
+
+/// A row queued for the first try of the instance that queued it is leased to that try: no
+/// worker takes it before the lease ends, and a try that never reported is then the
+/// workers', its late result fenced off.
+async fn an_advice_queued_for_its_first_try_is_leased_to_it(store: SharedStore) {
+    let at = t0() + secs(5);
+    let id = forwarded(&store, at).await;
+    let msg = NewOutboxMessage {
+        first_try_until: Some(at + secs(60)),
+        ..outbox_msg(id, AdviceKind::Reversal, at)
+    };
+    assert!(store
+        .record_partner_answer(&answer(id, PaymentState::Unknown, Some(msg.clone())))
+        .await
+        .unwrap());
+    let first_try = msg.first_try().expect("leased");
+    assert_eq!(first_try.attempts, 1);
+    assert_eq!(
+        store.outbox_for_payment(id).await.unwrap(),
+        vec![first_try.clone()]
+    );
+    assert!(store
+        .claim_due_outbox(at + secs(59), at + secs(120), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let claimed = store
+        .claim_due_outbox(at + secs(61), at + secs(120), 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].attempts, 2);
+    let late = DeliveryResult::Delivered { status: 202 };
+    assert!(!store
+        .finish_delivery(msg.id, first_try.attempts, &late, at + secs(62))
+        .await
+        .unwrap());
+}
+
+/// A partner reusing one scan id for another tranId is told so, and nothing changes.
+async fn a_scan_id_is_used_once_per_partner(store: SharedStore) {
+    let first = waiting(&store).await;
+    let second = waiting(&store).await;
+    let claimed = store
+        .claim_for_scan(&scan(&first.tran_id, "wallet-a", "scan-1", t0() + secs(1)))
+        .await
+        .unwrap();
+    assert!(matches!(claimed, ScanClaimOutcome::Claimed(_)));
+    let again = store
+        .claim_for_scan(&scan(&second.tran_id, "wallet-a", "scan-1", t0() + secs(2)))
+        .await
+        .unwrap();
+    assert_eq!(again, ScanClaimOutcome::ScanIdInUse);
+    assert_eq!(
+        state_of(&store, second.id).await,
+        PaymentState::WaitingForScan
+    );
+    // Another partner may use the same id.
+    let other = store
+        .claim_for_scan(&scan(&second.tran_id, "wallet-b", "scan-1", t0() + secs(3)))
+        .await
+        .unwrap();
+    assert!(matches!(other, ScanClaimOutcome::Claimed(_)));
+}
+
+async fn claim_races_expiry(store: SharedStore) {
+    for i in 0..20 {
+        let p = waiting(&store).await;
+        let claim = scan(&p.tran_id, PARTNER, &format!("scan-{i}"), t0() + secs(30));
+        let (sa, sb) = (store.clone(), store.clone());
+        let id = p.id;
+        let ta = tokio::spawn(async move { sa.claim_for_scan(&claim).await });
+        let tb = tokio::spawn(async move {
+            sb.transition(
+                id,
+                PaymentState::WaitingForScan,
+                PaymentState::Expired,
+                t0() + secs(30),
+            )
+            .await
+        });
+        let claimed = matches!(ta.await.unwrap().unwrap(), ScanClaimOutcome::Claimed(_));
+        let expired = tb.await.unwrap().unwrap();
+        assert!(
+            claimed ^ expired,
+            "iteration {i}: claimed {claimed}, expired {expired}"
+        );
+        let want = if claimed {
+            PaymentState::Matched
+        } else {
+            PaymentState::Expired
+        };
+        assert_eq!(state_of(&store, p.id).await, want);
+    }
+}
+
+fn abandoned(p: &NewPayment, at: DateTime<Utc>) -> AbandonedPay {
+    AbandonedPay {
+        payment_id: p.id,
+        at,
+        events: vec![NewEvent::new(
+            event_kind::POS_GONE,
+            Direction::In,
+            &p.tran_id,
+            CLIENT,
+            at,
+            "POS_WENT_AWAY",
+        )],
+    }
+}
+
+/// A pay whose POS went away ends EXPIRED with its event, and a scan reading the code is
+/// told so; a payment no longer waiting is left alone, and writes no event.
+async fn abandon_waiting_is_compare_and_set(store: SharedStore) {
+    let p = waiting(&store).await;
+    let code = QrCodeRecord {
+        tran_id: p.tran_id.clone(),
+        client_id: CLIENT.into(),
+        message_id: Uuid::new_v4().to_string(),
+        scheme: "EMVCO".into(),
+        payload: "000201010212".into(),
+        created_at: t0(),
+        expires_at: t0() + Duration::minutes(10),
+        terms: qrhub::domain::CodeTerms::default(),
+    };
+    store.insert_qr_code(&code).await.unwrap();
+    assert!(store
+        .abandon_waiting(&abandoned(&p, t0() + secs(2)))
+        .await
+        .unwrap());
+    let stored = store.payment(p.id).await.unwrap().unwrap();
+    assert_eq!(stored.state, PaymentState::Expired);
+    assert_eq!(stored.updated_at, t0() + secs(2));
+    assert_eq!(stored.pos_gone_at, Some(t0() + secs(2)));
+    assert_eq!(
+        store.scan_context(&p.tran_id).await.unwrap(),
+        Some(ScanContext {
+            code_expires_at: code.expires_at,
+            latest: Some(LatestPayment {
+                state: PaymentState::Expired,
+                partner_id: None,
+                scan_message_id: None,
+                pos_gone: true,
+            }),
+        })
+    );
+    // A second try, and a claim after it, find nothing waiting.
+    assert!(!store
+        .abandon_waiting(&abandoned(&p, t0() + secs(3)))
+        .await
+        .unwrap());
+    assert_eq!(
+        store
+            .claim_for_scan(&scan(&p.tran_id, PARTNER, "late-scan", t0() + secs(4)))
+            .await
+            .unwrap(),
+        ScanClaimOutcome::NothingWaiting
+    );
+    let timeline = store.payment_timeline(p.id, &p.tran_id).await.unwrap();
+    let gone: Vec<_> = timeline
+        .iter()
+        .filter(|e| e.kind == event_kind::POS_GONE)
+        .collect();
+    assert_eq!(gone.len(), 1, "{timeline:?}");
+    assert_eq!(gone[0].payment_id, Some(p.id));
+
+    // Claimed first: the abandon loses and leaves the payment MATCHED; a scan window that
+    // closed first is not marked as a POS that went away.
+    let claimed = waiting(&store).await;
+    store
+        .claim_for_scan(&scan(
+            &claimed.tran_id,
+            PARTNER,
+            "scan-first",
+            t0() + secs(1),
+        ))
+        .await
+        .unwrap();
+    assert!(!store
+        .abandon_waiting(&abandoned(&claimed, t0() + secs(2)))
+        .await
+        .unwrap());
+    assert_eq!(state_of(&store, claimed.id).await, PaymentState::Matched);
+    assert_eq!(
+        store
+            .payment(claimed.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .pos_gone_at,
+        None
+    );
+    let expired = waiting(&store).await;
+    assert!(store
+        .transition(
+            expired.id,
+            PaymentState::WaitingForScan,
+            PaymentState::Expired,
+            t0() + secs(30)
+        )
+        .await
+        .unwrap());
+    assert!(!store
+        .abandon_waiting(&abandoned(&expired, t0() + secs(31)))
+        .await
+        .unwrap());
+    assert!(store
+        .payment_timeline(claimed.id, &claimed.tran_id)
+        .await
+        .unwrap()
+        .iter()
+        .chain(
+            store
+                .payment_timeline(expired.id, &expired.tran_id)
+                .await
+                .unwrap()
+                .iter()
+        )
+        .all(|e| e.kind != event_kind::POS_GONE));
+}
+
+/// A POS going away and a scan at the same instant: exactly one wins, and the state says
+/// which.
+async fn claim_races_abandon(store: SharedStore) {
+    for i in 0..20 {
+        let p = waiting(&store).await;
+        let claim = scan(&p.tran_id, PARTNER, &format!("scan-{i}"), t0() + secs(1));
+        let gone = abandoned(&p, t0() + secs(1));
+        let (sa, sb) = (store.clone(), store.clone());
+        let ta = tokio::spawn(async move { sa.claim_for_scan(&claim).await });
+        let tb = tokio::spawn(async move { sb.abandon_waiting(&gone).await });
+        let claimed = matches!(ta.await.unwrap().unwrap(), ScanClaimOutcome::Claimed(_));
+        let abandoned = tb.await.unwrap().unwrap();
+        assert!(
+            claimed ^ abandoned,
+            "iteration {i}: claimed {claimed}, abandoned {abandoned}"
+        );
+        let want = if claimed {
+            PaymentState::Matched
+        } else {
+            PaymentState::Expired
+        };
+        assert_eq!(state_of(&store, p.id).await, want);
+    }
+}
+
+/// A payment of `client` the partner approved at `at`.
+async fn approved_at(store: &SharedStore, client: &str, at: DateTime<Utc>) -> Uuid {
+    let p = NewPayment {
+        client_id: client.into(),
+        ..new_payment(&new_tran(), &Uuid::new_v4().to_string())
+    };
+    assert_eq!(
+        store.insert_payment(&p).await.unwrap(),
+        NewPaymentOutcome::Inserted
+    );
+    let claim = scan(&p.tran_id, PARTNER, &Uuid::new_v4().to_string(), at);
+    assert!(matches!(
+        store.claim_for_scan(&claim).await.unwrap(),
+        ScanClaimOutcome::Claimed(_)
+    ));
+    assert!(store
+        .transition(p.id, PaymentState::Matched, PaymentState::Forwarded, at)
+        .await
+        .unwrap());
+    assert!(store
+        .record_partner_answer(&PartnerAnswerRecord {
+            at,
+            ..answer(p.id, PaymentState::Approved, None)
+        })
+        .await
+        .unwrap());
+    p.id
+}
+
+/// Approvals nobody advised: only APPROVED ones older than the cut-off, oldest first, per
+/// client if asked; an advised one (confirmed) drops out.
+async fn unadvised_approvals_are_listed_oldest_first(store: SharedStore) {
+    assert_eq!(
+        store.unadvised_stats(t0() + secs(3600)).await.unwrap(),
+        UnadvisedStats::default()
+    );
+    let newest = approved_at(&store, "pos-1", t0() + secs(30)).await;
+    let oldest = approved_at(&store, "pos-2", t0() + secs(10)).await;
+    let middle = approved_at(&store, "pos-1", t0() + secs(20)).await;
+    let confirmed = approved_at(&store, "pos-1", t0() + secs(5)).await;
+    assert!(store
+        .transition(
+            confirmed,
+            PaymentState::Approved,
+            PaymentState::Confirmed,
+            t0() + secs(6)
+        )
+        .await
+        .unwrap());
+    waiting(&store).await;
+    let ids = |rows: Vec<PaymentRecord>| rows.into_iter().map(|p| p.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store
+            .unadvised_approvals(t0() + secs(25), None, 10)
+            .await
+            .unwrap()),
+        vec![oldest, middle]
+    );
+    assert_eq!(
+        ids(store
+            .unadvised_approvals(t0() + secs(60), Some("pos-1"), 10)
+            .await
+            .unwrap()),
+        vec![middle, newest]
+    );
+    assert_eq!(
+        ids(store
+            .unadvised_approvals(t0() + secs(60), None, 1)
+            .await
+            .unwrap()),
+        vec![oldest]
+    );
+    assert_eq!(
+        store.unadvised_stats(t0() + secs(25)).await.unwrap(),
+        UnadvisedStats {
+            count: 2,
+            oldest_approved_at: Some(t0() + secs(10)),
+        }
+    );
+}
+
+/// The hub's own change of state: a compare-and-set whose outbox row and events exist only
+/// if it won; a second try, or one from a state the payment left, writes nothing.
+async fn change_state_is_compare_and_set_with_its_riders(store: SharedStore) {
+    let id = approved_at(&store, CLIENT, t0() + secs(5)).await;
+    let payment = store.payment(id).await.unwrap().unwrap();
+    let change = |at| StateChange {
+        payment_id: id,
+        from: PaymentState::Approved,
+        to: PaymentState::Reversed,
+        at,
+        outbox: Some(outbox_msg(id, AdviceKind::Reversal, at)),
+        events: vec![event(event_kind::UNADVISED_REVERSAL, &payment.tran_id, at)],
+    };
+    let first = change(t0() + secs(3600));
+    assert!(store.change_state(&first).await.unwrap());
+    assert!(!store
+        .change_state(&change(t0() + secs(3601)))
+        .await
+        .unwrap());
+    let stored = store.payment(id).await.unwrap().unwrap();
+    assert_eq!(stored.state, PaymentState::Reversed);
+    assert_eq!(stored.updated_at, t0() + secs(3600));
+    let rows = store.outbox_for_payment(id).await.unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(
+        rows[0].message_id,
+        first.outbox.as_ref().unwrap().message_id
+    );
+    let hub_reversals = store
+        .payment_timeline(id, &payment.tran_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == event_kind::UNADVISED_REVERSAL)
+        .count();
+    assert_eq!(hub_reversals, 1);
+    // The state machine still guards it.
+    assert!(matches!(
+        store
+            .change_state(&StateChange {
+                from: PaymentState::Reversed,
+                to: PaymentState::Confirmed,
+                ..change(t0() + secs(3602))
+            })
+            .await,
+        Err(StoreError::IllegalTransition { .. })
+    ));
+    // Racing a POS's confirmation of the same approval: exactly one wins.
+    for i in 0..10 {
+        let id = approved_at(&store, CLIENT, t0() + secs(5)).await;
+        let confirm = ApplyAdvice {
+            advice: advice(
+                AdviceKind::Confirmation,
+                &format!("confirm-{i}"),
+                &store.payment(id).await.unwrap().unwrap().message_id,
+                Some(id),
+            ),
+            payment_id: id,
+            from: PaymentState::Approved,
+            to: Some(PaymentState::Confirmed),
+            mark_reversed_by_pos: false,
+            settlement: None,
+            outbox: Some(outbox_msg(id, AdviceKind::Confirmation, t0() + secs(60))),
+            events: Vec::new(),
+            wake: None,
+        };
+        let reverse = StateChange {
+            payment_id: id,
+            events: Vec::new(),
+            outbox: Some(outbox_msg(id, AdviceKind::Reversal, t0() + secs(60))),
+            ..change(t0() + secs(60))
+        };
+        let (sa, sb) = (store.clone(), store.clone());
+        let ta = tokio::spawn(async move { sa.apply_advice(&confirm).await });
+        let tb = tokio::spawn(async move { sb.change_state(&reverse).await });
+        let confirmed = ta.await.unwrap().unwrap() == ApplyAdviceOutcome::Applied;
+        let reversed = tb.await.unwrap().unwrap();
+        assert!(
+            confirmed ^ reversed,
+            "iteration {i}: confirmed {confirmed}, reversed {reversed}"
+        );
+        let rows = store.outbox_for_payment(id).await.unwrap();
+        assert_eq!(rows.len(), 1, "only the winner's advice is queued");
+    }
+}
+
+async fn transition_is_compare_and_set(store: SharedStore) {
+    let p = waiting(&store).await;
+    // Wrong `from`: nothing happens.
+    assert!(!store
+        .transition(p.id, PaymentState::Matched, PaymentState::Forwarded, t0())
+        .await
+        .unwrap());
+    assert!(!store
+        .transition(
+            Uuid::new_v4(),
+            PaymentState::WaitingForScan,
+            PaymentState::Expired,
+            t0()
+        )
+        .await
+        .unwrap());
+    assert_eq!(state_of(&store, p.id).await, PaymentState::WaitingForScan);
+    // A move the state machine forbids is refused before the database is touched.
+    let err = store
+        .transition(
+            p.id,
+            PaymentState::WaitingForScan,
+            PaymentState::Confirmed,
+            t0(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::IllegalTransition { .. }), "{err}");
+    assert!(store
+        .transition(
+            p.id,
+            PaymentState::WaitingForScan,
+            PaymentState::Expired,
+            t0() + secs(31)
+        )
+        .await
+        .unwrap());
+    let stored = store.payment(p.id).await.unwrap().unwrap();
+    assert_eq!(stored.state, PaymentState::Expired);
+    assert_eq!(stored.updated_at, t0() + secs(31));
+}
+
+async fn partner_answer_with_reversal(store: SharedStore) {
+    let id = forwarded(&store, t0() + secs(1)).await;
+    let reversal = outbox_msg(id, AdviceKind::Reversal, t0() + secs(5));
+    let ans = answer(id, PaymentState::Unknown, Some(reversal.clone()));
+    assert!(store.record_partner_answer(&ans).await.unwrap());
+
+    let stored = store.payment(id).await.unwrap().unwrap();
+    assert_eq!(stored.state, PaymentState::Unknown);
+    assert_eq!(stored.partner_status, Some(504));
+    assert_eq!(stored.partner_response, Some(json!({"status": "UNKNOWN"})));
+    assert_eq!(stored.updated_at, ans.at);
+
+    let rows = store.outbox_for_payment(id).await.unwrap();
+    assert_eq!(
+        rows,
+        vec![OutboxMessage {
+            id: reversal.id,
+            payment_id: id,
+            partner_id: reversal.partner_id.clone(),
+            kind: AdviceKind::Reversal,
+            message_id: reversal.message_id.clone(),
+            body: reversal.body.clone(),
+            state: OutboxState::Pending,
+            attempts: 0,
+            next_attempt_at: reversal.created_at,
+            last_status: None,
+            last_error: None,
+            created_at: reversal.created_at,
+            expires_at: reversal.expires_at,
+            updated_at: reversal.created_at,
+        }]
+    );
+
+    // A second answer (a duplicate delivery of the same outcome) loses, and queues nothing.
+    let again = answer(
+        id,
+        PaymentState::Unknown,
+        Some(outbox_msg(id, AdviceKind::Reversal, t0())),
+    );
+    assert!(!store.record_partner_answer(&again).await.unwrap());
+    assert_eq!(store.outbox_for_payment(id).await.unwrap().len(), 1);
+
+    // Not FORWARDED: nothing is written.
+    let p = waiting(&store).await;
+    let early = answer(
+        p.id,
+        PaymentState::Unknown,
+        Some(outbox_msg(p.id, AdviceKind::Reversal, t0())),
+    );
+    assert!(!store.record_partner_answer(&early).await.unwrap());
+    assert_eq!(state_of(&store, p.id).await, PaymentState::WaitingForScan);
+    assert!(store.outbox_for_payment(p.id).await.unwrap().is_empty());
+
+    // An answer leading to an illegal state is refused.
+    let err = store
+        .record_partner_answer(&answer(id, PaymentState::Confirmed, None))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::IllegalTransition { .. }), "{err}");
+}
+
+async fn partner_answer_rolls_back_when_the_outbox_insert_fails(store: SharedStore) {
+    // The outbox row reuses an existing row's id: its insert fails, and so must the CAS.
+    let existing = one_outbox_row(&store).await;
+    let id = forwarded(&store, t0()).await;
+    let mut clash = outbox_msg(id, AdviceKind::Reversal, t0());
+    clash.id = existing.id;
+    assert!(store
+        .record_partner_answer(&answer(id, PaymentState::Unknown, Some(clash)))
+        .await
+        .is_err());
+    let stored = store.payment(id).await.unwrap().unwrap();
+    assert_eq!(stored.state, PaymentState::Forwarded);
+    assert_eq!(stored.partner_status, None);
+    assert!(store.outbox_for_payment(id).await.unwrap().is_empty());
+}
+
+async fn apply_advice_happy_duplicate_and_stale(store: SharedStore) {
+    let id = approved(&store).await;
+    let confirmation = advice(AdviceKind::Confirmation, "conf-1", "pay-x", Some(id));
+    let to_partner = outbox_msg(id, AdviceKind::Confirmation, t0() + secs(60));
+    let apply = ApplyAdvice {
+        advice: confirmation.clone(),
+        payment_id: id,
+        from: PaymentState::Approved,
+        to: Some(PaymentState::Confirmed),
+        mark_reversed_by_pos: false,
+        settlement: Some(Settlement {
+            settled_minor: 900,
+            fee_minor: 14,
+        }),
+        outbox: Some(to_partner.clone()),
+        events: Vec::new(),
+        wake: None,
+    };
+    assert_eq!(
+        store.apply_advice(&apply).await.unwrap(),
+        ApplyAdviceOutcome::Applied
+    );
+    let stored = store.payment(id).await.unwrap().unwrap();
+    assert_eq!(stored.state, PaymentState::Confirmed);
+    assert_eq!(
+        (stored.settled_minor, stored.fee_minor),
+        (Some(900), Some(14))
+    );
+    assert_eq!(stored.updated_at, confirmation.received_at);
+    assert!(!stored.reversed_by_pos);
+    assert_eq!(
+        store.advice(CLIENT, "conf-1").await.unwrap(),
+        Some(confirmation.clone())
+    );
+    let rows = store.outbox_for_payment(id).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].id, to_partner.id);
+    assert_eq!(rows[0].kind, AdviceKind::Confirmation);
+
+    // The same advice id again (a racing repeat): refused, nothing new queued.
+    let repeat = ApplyAdvice {
+        outbox: Some(outbox_msg(id, AdviceKind::Confirmation, t0() + secs(61))),
+        from: PaymentState::Confirmed,
+        to: None,
+        ..apply.clone()
+    };
+    assert_eq!(
+        store.apply_advice(&repeat).await.unwrap(),
+        ApplyAdviceOutcome::DuplicateAdvice
+    );
+    assert_eq!(store.outbox_for_payment(id).await.unwrap().len(), 1);
+
+    // A decision taken on a stale state: nothing is written, not even the advice.
+    let stale = ApplyAdvice {
+        advice: advice(AdviceKind::Reversal, "rev-1", "pay-x", Some(id)),
+        payment_id: id,
+        from: PaymentState::Approved,
+        to: Some(PaymentState::Reversed),
+        mark_reversed_by_pos: false,
+        settlement: None,
+        outbox: Some(outbox_msg(id, AdviceKind::Reversal, t0() + secs(62))),
+        events: Vec::new(),
+        wake: None,
+    };
+    assert_eq!(
+        store.apply_advice(&stale).await.unwrap(),
+        ApplyAdviceOutcome::StateChanged
+    );
+    assert_eq!(store.advice(CLIENT, "rev-1").await.unwrap(), None);
+    assert_eq!(state_of(&store, id).await, PaymentState::Confirmed);
+    assert_eq!(store.outbox_for_payment(id).await.unwrap().len(), 1);
+
+    // An unknown payment: StateChanged too.
+    let missing = ApplyAdvice {
+        advice: advice(AdviceKind::Reversal, "rev-2", "pay-y", None),
+        payment_id: Uuid::new_v4(),
+        outbox: None,
+        ..stale.clone()
+    };
+    assert_eq!(
+        store.apply_advice(&missing).await.unwrap(),
+        ApplyAdviceOutcome::StateChanged
+    );
+    assert_eq!(store.advice(CLIENT, "rev-2").await.unwrap(), None);
+
+    // Illegal moves are refused.
+    let illegal = ApplyAdvice {
+        advice: advice(AdviceKind::Reversal, "rev-3", "pay-x", Some(id)),
+        from: PaymentState::Confirmed,
+        to: Some(PaymentState::Reversed),
+        outbox: None,
+        ..stale
+    };
+    assert!(matches!(
+        store.apply_advice(&illegal).await,
+        Err(StoreError::IllegalTransition { .. })
+    ));
+    assert_eq!(store.advice(CLIENT, "rev-3").await.unwrap(), None);
+}
+
+async fn apply_advice_keeping_the_state(store: SharedStore) {
+    // A reversal while the partner has the payment: mark it, keep FORWARDED.
+    let id = forwarded(&store, t0() + secs(1)).await;
+    let mark = ApplyAdvice {
+        advice: advice(AdviceKind::Reversal, "rev-1", "pay-x", Some(id)),
+        payment_id: id,
+        from: PaymentState::Forwarded,
+        to: None,
+        mark_reversed_by_pos: true,
+        settlement: None,
+        outbox: None,
+        events: Vec::new(),
+        wake: None,
+    };
+    assert_eq!(
+        store.apply_advice(&mark).await.unwrap(),
+        ApplyAdviceOutcome::Applied
+    );
+    let stored = store.payment(id).await.unwrap().unwrap();
+    assert_eq!(stored.state, PaymentState::Forwarded);
+    assert!(stored.reversed_by_pos);
+    assert!(store.advice(CLIENT, "rev-1").await.unwrap().is_some());
+
+    // Absorbed with a stale `from`: StateChanged, nothing stored.
+    let stale = ApplyAdvice {
+        advice: advice(AdviceKind::Reversal, "rev-2", "pay-x", Some(id)),
+        from: PaymentState::Matched,
+        mark_reversed_by_pos: false,
+        settlement: None,
+        ..mark.clone()
+    };
+    assert_eq!(
+        store.apply_advice(&stale).await.unwrap(),
+        ApplyAdviceOutcome::StateChanged
+    );
+    assert_eq!(store.advice(CLIENT, "rev-2").await.unwrap(), None);
+
+    // Absorbed with the right `from`: stored, the payment untouched.
+    let absorbed = ApplyAdvice {
+        from: PaymentState::Forwarded,
+        ..stale
+    };
+    assert_eq!(
+        store.apply_advice(&absorbed).await.unwrap(),
+        ApplyAdviceOutcome::Applied
+    );
+    assert!(store.advice(CLIENT, "rev-2").await.unwrap().is_some());
+    assert_eq!(store.payment(id).await.unwrap().unwrap(), stored);
+}
+
+async fn outbox_lease_and_fencing(store: SharedStore) {
+    let row = one_outbox_row(&store).await;
+    let t = row.next_attempt_at;
+
+    // Not due yet.
+    assert!(store
+        .claim_due_outbox(t - secs(1), t + secs(29), 10)
+        .await
+        .unwrap()
+        .is_empty());
+
+    let claimed = store.claim_due_outbox(t, t + secs(30), 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].id, row.id);
+    assert_eq!(claimed[0].attempts, 1);
+    assert_eq!(claimed[0].next_attempt_at, t + secs(30));
+    assert_eq!(claimed[0].state, OutboxState::Pending);
+    assert_eq!(claimed[0].updated_at, t);
+
+    // Leased: not claimed again before the lease ends...
+    assert!(store
+        .claim_due_outbox(t + secs(10), t + secs(40), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    // ...and claimed again once it has (the first worker died).
+    let reclaimed = store
+        .claim_due_outbox(t + secs(31), t + secs(61), 10)
+        .await
+        .unwrap();
+    assert_eq!(reclaimed.len(), 1);
+    assert_eq!(reclaimed[0].attempts, 2);
+
+    // The first worker comes back: its result is ignored.
+    assert!(!store
+        .finish_delivery(
+            row.id,
+            1,
+            &DeliveryResult::Delivered { status: 202 },
+            t + secs(32)
+        )
+        .await
+        .unwrap());
+    assert_eq!(outbox_row(&store, &row).await.state, OutboxState::Pending);
+
+    // The current worker schedules a retry.
+    let retry = DeliveryResult::Retry {
+        status: Some(504),
+        error: "gateway timeout".into(),
+        next_attempt_at: t + secs(120),
+    };
+    assert!(store
+        .finish_delivery(row.id, 2, &retry, t + secs(33))
+        .await
+        .unwrap());
+    let stored = outbox_row(&store, &row).await;
+    assert_eq!(stored.state, OutboxState::Pending);
+    assert_eq!(stored.attempts, 2);
+    assert_eq!(stored.next_attempt_at, t + secs(120));
+    assert_eq!(stored.last_status, Some(504));
+    assert_eq!(stored.last_error.as_deref(), Some("gateway timeout"));
+    assert_eq!(stored.updated_at, t + secs(33));
+
+    // Not due before the retry time; due after.
+    assert!(store
+        .claim_due_outbox(t + secs(119), t + secs(149), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let third = store
+        .claim_due_outbox(t + secs(120), t + secs(150), 10)
+        .await
+        .unwrap();
+    assert_eq!(third.len(), 1);
+    assert_eq!(third[0].attempts, 3);
+
+    // A retry with no status clears the last status.
+    let retry = DeliveryResult::Retry {
+        status: None,
+        error: "connection reset".into(),
+        next_attempt_at: t + secs(200),
+    };
+    assert!(store
+        .finish_delivery(row.id, 3, &retry, t + secs(121))
+        .await
+        .unwrap());
+    assert_eq!(outbox_row(&store, &row).await.last_status, None);
+    let fourth = store
+        .claim_due_outbox(t + secs(200), t + secs(230), 10)
+        .await
+        .unwrap();
+    assert_eq!(fourth[0].attempts, 4);
+
+    assert!(store
+        .finish_delivery(
+            row.id,
+            4,
+            &DeliveryResult::Delivered { status: 202 },
+            t + secs(201)
+        )
+        .await
+        .unwrap());
+    let stored = outbox_row(&store, &row).await;
+    assert_eq!(stored.state, OutboxState::Delivered);
+    assert_eq!(stored.last_status, Some(202));
+    assert_eq!(stored.last_error, None);
+    // Ended: never claimed again, and a second finish is ignored.
+    assert!(store
+        .claim_due_outbox(t + Duration::days(1), t + Duration::days(2), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(!store
+        .finish_delivery(
+            row.id,
+            4,
+            &DeliveryResult::Delivered { status: 202 },
+            t + secs(202)
+        )
+        .await
+        .unwrap());
+    assert_eq!(
+        store
+            .outbox_by_state(OutboxState::Delivered, 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|m| m.id)
+            .collect::<Vec<_>>(),
+        vec![row.id]
+    );
+
+    // A final failure ends the row, failed.
+    let other = one_outbox_row(&store).await;
+    let claimed = store.claim_due_outbox(t, t + secs(30), 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    let failed = DeliveryResult::Failed {
+        status: 400,
+        error: "rejected".into(),
+    };
+    assert!(store
+        .finish_delivery(other.id, 1, &failed, t + secs(1))
+        .await
+        .unwrap());
+    let stored = outbox_row(&store, &other).await;
+    assert_eq!(stored.state, OutboxState::Failed);
+    assert_eq!(stored.last_status, Some(400));
+    assert_eq!(stored.last_error.as_deref(), Some("rejected"));
+}
+
+async fn outbox_claim_limit_and_order(store: SharedStore) {
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(one_outbox_row(&store).await.id);
+    }
+    let t = t0();
+    let first = store.claim_due_outbox(t, t + secs(30), 3).await.unwrap();
+    assert_eq!(first.len(), 3);
+    let second = store.claim_due_outbox(t, t + secs(30), 3).await.unwrap();
+    assert_eq!(second.len(), 2);
+    let all: HashSet<Uuid> = first.iter().chain(&second).map(|m| m.id).collect();
+    assert_eq!(all, ids.into_iter().collect());
+    assert_eq!(
+        store
+            .outbox_by_state(OutboxState::Pending, 2)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        store
+            .outbox_by_state(OutboxState::Pending, 10)
+            .await
+            .unwrap()
+            .len(),
+        5
+    );
+    assert!(store
+        .outbox_by_state(OutboxState::Dead, 10)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn concurrent_outbox_claims_are_disjoint(store: SharedStore) {
+    let mut ids = HashSet::new();
+    for _ in 0..60 {
+        ids.insert(one_outbox_row(&store).await.id);
+    }
+    // Four workers claim small batches concurrently until nothing is left.
+    let t = t0();
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                loop {
+                    let batch = store.claim_due_outbox(t, t + secs(30), 3).await.unwrap();
+                    if batch.is_empty() {
+                        return got;
+                    }
+                    got.extend(batch.into_iter().map(|m| (m.id, m.attempts)));
+                }
+            })
+        })
+        .collect();
+    let mut seen: Vec<Uuid> = Vec::new();
+    for worker in workers {
+        for (id, attempts) in worker.await.unwrap() {
+            assert_eq!(attempts, 1, "row {id} was leased twice");
+            seen.push(id);
+        }
+    }
+    let unique: HashSet<Uuid> = seen.iter().copied().collect();
+    assert_eq!(unique.len(), seen.len(), "a row was claimed twice");
+    assert_eq!(unique, ids);
+}
+
+async fn dead_letters_and_operator_retry(store: SharedStore) {
+    let row = one_outbox_row(&store).await;
+    let expiry = row.expires_at;
+    assert_eq!(
+        store.dead_letter_expired(expiry - secs(1)).await.unwrap(),
+        0
+    );
+    assert_eq!(
+        store.dead_letter_expired(expiry + secs(1)).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        store.dead_letter_expired(expiry + secs(2)).await.unwrap(),
+        0
+    );
+    let dead = store.outbox_by_state(OutboxState::Dead, 10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].id, row.id);
+    assert_eq!(dead[0].updated_at, expiry + secs(1));
+    // Dead rows are not claimed, and a late worker cannot revive one.
+    assert!(store
+        .claim_due_outbox(expiry + secs(5), expiry + secs(35), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(!store
+        .finish_delivery(
+            row.id,
+            0,
+            &DeliveryResult::Delivered { status: 202 },
+            expiry
+        )
+        .await
+        .unwrap());
+    // A delivered row is not dead-lettered.
+    let delivered = one_outbox_row(&store).await;
+    let claimed = store
+        .claim_due_outbox(t0(), t0() + secs(30), 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert!(store
+        .finish_delivery(
+            delivered.id,
+            1,
+            &DeliveryResult::Delivered { status: 202 },
+            t0()
+        )
+        .await
+        .unwrap());
+    assert_eq!(
+        store
+            .dead_letter_expired(expiry + Duration::days(10))
+            .await
+            .unwrap(),
+        0
+    );
+
+    // The operator retries.
+    let now = expiry + Duration::hours(1);
+    let new_expiry = now + Duration::days(3);
+    assert!(store
+        .retry_dead_letter(row.id, now, new_expiry)
+        .await
+        .unwrap());
+    assert!(!store
+        .retry_dead_letter(row.id, now, new_expiry)
+        .await
+        .unwrap());
+    assert!(!store
+        .retry_dead_letter(delivered.id, now, new_expiry)
+        .await
+        .unwrap());
+    let stored = outbox_row(&store, &row).await;
+    assert_eq!(stored.state, OutboxState::Pending);
+    assert_eq!(stored.next_attempt_at, now);
+    assert_eq!(stored.expires_at, new_expiry);
+    let claimed = store
+        .claim_due_outbox(now, now + secs(30), 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].id, row.id);
+}
+
+async fn outbox_stats_count_pending_rows(store: SharedStore) {
+    let empty = store.outbox_stats().await.unwrap();
+    assert_eq!(empty.pending, 0);
+    assert_eq!(empty.oldest_created_at, None);
+
+    // Two rows, the newer queued first.
+    let mut queued = Vec::new();
+    for at in [t0() + secs(10), t0() + secs(3)] {
+        let id = forwarded(&store, at).await;
+        let msg = outbox_msg(id, AdviceKind::Reversal, at);
+        queued.push(msg.clone());
+        assert!(store
+            .record_partner_answer(&answer(id, PaymentState::Unknown, Some(msg)))
+            .await
+            .unwrap());
+    }
+    let (newer, older) = (&queued[0], &queued[1]);
+    let stats = store.outbox_stats().await.unwrap();
+    assert_eq!(stats.pending, 2);
+    assert_eq!(stats.oldest_created_at, Some(older.created_at));
+
+    // Leased rows are still waiting; a delivered one is not.
+    let claimed = store
+        .claim_due_outbox(t0() + secs(20), t0() + secs(50), 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 2);
+    assert_eq!(store.outbox_stats().await.unwrap().pending, 2);
+    assert!(store
+        .finish_delivery(
+            older.id,
+            1,
+            &DeliveryResult::Delivered { status: 202 },
+            t0() + secs(21)
+        )
+        .await
+        .unwrap());
+    let stats = store.outbox_stats().await.unwrap();
+    assert_eq!(stats.pending, 1);
+    assert_eq!(stats.oldest_created_at, Some(newer.created_at));
+
+    // Nor is a dead letter.
+    assert_eq!(
+        store
+            .dead_letter_expired(newer.expires_at + secs(1))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store.outbox_stats().await.unwrap(),
+        OutboxStats {
+            pending: 0,
+            oldest_created_at: None,
+            refused: 0,
+            dead: 1,
+        }
+    );
+
+    // An advice the partner refused is an open item, and an operator's retry reopens it
+    // as it does a dead letter.
+    let at = t0() + secs(30);
+    let id = forwarded(&store, at).await;
+    let msg = outbox_msg(id, AdviceKind::Reversal, at);
+    assert!(store
+        .record_partner_answer(&answer(id, PaymentState::Unknown, Some(msg.clone())))
+        .await
+        .unwrap());
+    let claimed = store
+        .claim_due_outbox(at + secs(1), at + secs(30), 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    let refusal = DeliveryResult::Failed {
+        status: 422,
+        error: "no such payment".into(),
+    };
+    assert!(store
+        .finish_delivery(msg.id, 1, &refusal, at + secs(2))
+        .await
+        .unwrap());
+    let stats = store.outbox_stats().await.unwrap();
+    assert_eq!((stats.refused, stats.dead, stats.pending), (1, 1, 0));
+    assert!(store
+        .retry_dead_letter(msg.id, at + secs(3), at + secs(3600))
+        .await
+        .unwrap());
+    let stats = store.outbox_stats().await.unwrap();
+    assert_eq!((stats.refused, stats.dead, stats.pending), (0, 1, 1));
+    // A pending row is no open item: nothing to retry.
+    assert!(!store
+        .retry_dead_letter(msg.id, at + secs(4), at + secs(3600))
+        .await
+        .unwrap());
+}
+
+async fn pool_stats_are_consistent(store: SharedStore) {
+    store.ping().await.unwrap();
+    let stats = store.pool_stats();
+    assert!(stats.max >= 1, "{stats:?}");
+    assert!(stats.size >= 1, "a query just ran: {stats:?}");
+    assert!(stats.idle <= stats.size, "{stats:?}");
+    assert!(stats.size <= stats.max, "{stats:?}");
+}
+
+async fn recover_repairs_what_a_crash_left(store: SharedStore) {
+    let old = t0();
+    let recent = t0() + Duration::minutes(10);
+    let now = t0() + Duration::minutes(12);
+    let cutoff = t0() + Duration::minutes(5);
+
+    let old_forwarded = forwarded(&store, old).await;
+    let recent_forwarded = forwarded(&store, recent).await;
+    let old_matched = waiting(&store).await;
+    let claim = scan(&old_matched.tran_id, PARTNER, "scan-om", old);
+    store.claim_for_scan(&claim).await.unwrap();
+    let recent_matched = waiting(&store).await;
+    let claim = scan(&recent_matched.tran_id, PARTNER, "scan-rm", recent);
+    store.claim_for_scan(&claim).await.unwrap();
+    let old_waiting = waiting(&store).await;
+    let answered = approved(&store).await;
+
+    let reversal_for = |p: &PaymentRecord| NewOutboxMessage {
+        body: json!({"reverses": p.id, "partnerMessageId": p.partner_message_id}),
+        ..outbox_msg(p.id, AdviceKind::Reversal, now)
+    };
+    let report = store
+        .recover(now, cutoff, cutoff, &reversal_for)
+        .await
+        .unwrap();
+    assert_eq!(
+        report,
+        RecoveryReport {
+            forwarded_made_unknown: 1,
+            matched_never_sent: 1,
+        }
+    );
+
+    let stored = store.payment(old_forwarded).await.unwrap().unwrap();
+    assert_eq!(stored.state, PaymentState::Unknown);
+    assert_eq!(stored.updated_at, now);
+    let rows = store.outbox_for_payment(old_forwarded).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].kind, AdviceKind::Reversal);
+    assert_eq!(rows[0].state, OutboxState::Pending);
+    assert_eq!(rows[0].body["reverses"], json!(old_forwarded));
+    assert_eq!(
+        rows[0].body["partnerMessageId"],
+        json!(stored.partner_message_id)
+    );
+
+    assert_eq!(
+        state_of(&store, old_matched.id).await,
+        PaymentState::Declined
+    );
+    assert_eq!(
+        state_of(&store, recent_forwarded).await,
+        PaymentState::Forwarded
+    );
+    assert!(store
+        .outbox_for_payment(recent_forwarded)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        state_of(&store, recent_matched.id).await,
+        PaymentState::Matched
+    );
+    assert_eq!(
+        state_of(&store, old_waiting.id).await,
+        PaymentState::WaitingForScan
+    );
+    assert_eq!(state_of(&store, answered).await, PaymentState::Approved);
+
+    // Running again (another instance, or the next period) finds nothing more.
+    let again = store
+        .recover(now + secs(1), cutoff, cutoff, &reversal_for)
+        .await
+        .unwrap();
+    assert_eq!(again, RecoveryReport::default());
+    assert_eq!(
+        store.outbox_for_payment(old_forwarded).await.unwrap().len(),
+        1
+    );
+}
+
+/// Found by the chaos run: a hub killed while the partner had the payment, the POS's
+/// reversal accepted by another instance meanwhile (marked, still FORWARDED). Recovery must
+/// end it REVERSED with the hub's reversal queued, not UNKNOWN, which contradicts the POS's
+/// accepted reversal and waits for another one forever.
+async fn recovery_of_a_pos_reversed_payment_ends_reversed(store: SharedStore) {
+    let id = forwarded(&store, t0()).await;
+    let mark = ApplyAdvice {
+        advice: advice(AdviceKind::Reversal, "rev-crash", "pay-x", Some(id)),
+        payment_id: id,
+        from: PaymentState::Forwarded,
+        to: None,
+        mark_reversed_by_pos: true,
+        settlement: None,
+        outbox: None,
+        events: Vec::new(),
+        wake: None,
+    };
+    assert_eq!(
+        store.apply_advice(&mark).await.unwrap(),
+        ApplyAdviceOutcome::Applied
+    );
+    let now = t0() + Duration::minutes(12);
+    let reversal_for = |p: &PaymentRecord| outbox_msg(p.id, AdviceKind::Reversal, now);
+    let report = store
+        .recover(now, now - Duration::minutes(5), now, &reversal_for)
+        .await
+        .unwrap();
+    assert_eq!(report.forwarded_made_unknown, 1);
+    assert_eq!(state_of(&store, id).await, PaymentState::Reversed);
+    let rows = store.outbox_for_payment(id).await.unwrap();
+    assert_eq!(rows.len(), 1, "the partner still gets exactly one reversal");
+    assert_eq!(rows[0].kind, AdviceKind::Reversal);
+}
+
+async fn concurrent_recovery_queues_one_reversal(store: SharedStore) {
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(forwarded(&store, t0()).await);
+    }
+    let now = t0() + Duration::minutes(12);
+    let cutoff = t0() + Duration::minutes(5);
+    let run = |store: SharedStore| async move {
+        let reversal_for = |p: &PaymentRecord| outbox_msg(p.id, AdviceKind::Reversal, now);
+        store.recover(now, cutoff, cutoff, &reversal_for).await
+    };
+    let ta = tokio::spawn(run(store.clone()));
+    let tb = tokio::spawn(run(store.clone()));
+    let (a, b) = (ta.await.unwrap().unwrap(), tb.await.unwrap().unwrap());
+    assert_eq!(a.forwarded_made_unknown + b.forwarded_made_unknown, 5);
+    for id in ids {
+        assert_eq!(state_of(&store, id).await, PaymentState::Unknown);
+        assert_eq!(store.outbox_for_payment(id).await.unwrap().len(), 1);
+    }
+}
+
+async fn expired_waiting_lists_past_deadlines(store: SharedStore) {
+    let mut early = new_payment(&new_tran(), "pay-early");
+    early.scan_deadline = t0() + secs(10);
+    let mut late = new_payment(&new_tran(), "pay-late");
+    late.scan_deadline = t0() + secs(60);
+    // Sub-second and across a digit boundary, to catch text ordering mistakes.
+    let mut fraction = new_payment(&new_tran(), "pay-fraction");
+    fraction.scan_deadline = t0() + Duration::microseconds(9_876_543);
+    let mut matched = new_payment(&new_tran(), "pay-matched");
+    matched.scan_deadline = t0() + secs(5);
+    for p in [&early, &late, &fraction, &matched] {
+        assert_eq!(
+            store.insert_payment(p).await.unwrap(),
+            NewPaymentOutcome::Inserted
+        );
+    }
+    store
+        .claim_for_scan(&scan(&matched.tran_id, PARTNER, "scan-m", t0()))
+        .await
+        .unwrap();
+
+    assert!(store.expired_waiting(t0(), 10).await.unwrap().is_empty());
+    assert_eq!(
+        store.expired_waiting(t0() + secs(10), 10).await.unwrap(),
+        vec![fraction.id]
+    );
+    assert_eq!(
+        store.expired_waiting(t0() + secs(11), 10).await.unwrap(),
+        vec![fraction.id, early.id]
+    );
+    assert_eq!(
+        store.expired_waiting(t0() + secs(100), 10).await.unwrap(),
+        vec![fraction.id, early.id, late.id]
+    );
+    assert_eq!(
+        store.expired_waiting(t0() + secs(100), 1).await.unwrap(),
+        vec![fraction.id]
+    );
+    store
+        .transition(
+            early.id,
+            PaymentState::WaitingForScan,
+            PaymentState::Expired,
+            t0() + secs(11),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.expired_waiting(t0() + secs(100), 10).await.unwrap(),
+        vec![fraction.id, late.id]
+    );
+}
+
+async fn times_round_trip(store: SharedStore) {
+    // Nanoseconds are cut to microseconds; everything else survives exactly.
+    let precise = Utc.with_ymd_and_hms(2031, 12, 31, 23, 59, 59).unwrap()
+        + Duration::nanoseconds(987_654_321);
+    let code = QrCodeRecord {
+        tran_id: new_tran(),
+        client_id: CLIENT.into(),
+        message_id: "create-precise".into(),
+        scheme: "EMVCO".into(),
+        payload: "x".into(),
+        created_at: precise,
+        expires_at: Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 0).unwrap(),
+        terms: qrhub::domain::CodeTerms::default(),
+    };
+    store.insert_qr_code(&code).await.unwrap();
+    let stored = store.qr_code(&code.tran_id).await.unwrap().unwrap();
+    assert_eq!(stored.created_at, precise.trunc_subsecs(6));
+    assert_eq!(stored.created_at.timestamp_subsec_micros(), 987_654);
+    assert_eq!(stored.expires_at, code.expires_at);
+
+    let mut p = new_payment(&new_tran(), "pay-precise");
+    p.created_at = precise;
+    p.scan_deadline = precise + Duration::microseconds(1);
+    store.insert_payment(&p).await.unwrap();
+    let stored = store.payment(p.id).await.unwrap().unwrap();
+    assert_eq!(stored.created_at, precise.trunc_subsecs(6));
+    assert_eq!(
+        stored.scan_deadline,
+        (precise + Duration::microseconds(1)).trunc_subsecs(6)
+    );
+    assert_eq!(stored.request, p.request);
+}
+
+// ---------------------------------------------------------------------------------------
+
+fn event(kind: &'static str, tran_id: &str, at: DateTime<Utc>) -> NewEvent {
+    NewEvent::new(kind, Direction::In, tran_id, CLIENT, at, "RECEIVED")
+        .body(Some(json!({"k": kind})))
+}
+
+async fn events_ride_with_state_changes(store: SharedStore) {
+    let tran = new_tran();
+    store
+        .record_events(&[event(event_kind::CREATE_QR_CODE, &tran, t0() - secs(1))])
+        .await
+        .unwrap();
+    let p = NewPayment {
+        events: vec![event(event_kind::PAY, &tran, t0())],
+        ..new_payment(&tran, "pay-ev")
+    };
+    let p = NewPayment {
+        events: p.events.iter().cloned().map(|e| e.payment(p.id)).collect(),
+        ..p
+    };
+    assert_eq!(
+        store.insert_payment(&p).await.unwrap(),
+        NewPaymentOutcome::Inserted
+    );
+    // The claim's event gets the claimed payment's id; a losing claim writes nothing.
+    let claim = ScanClaim {
+        events: vec![event(event_kind::SCAN, &tran, t0() + secs(1))],
+        ..scan(&tran, PARTNER, "scan-ev", t0() + secs(1))
+    };
+    assert!(matches!(
+        store.claim_for_scan(&claim).await.unwrap(),
+        ScanClaimOutcome::Claimed(_)
+    ));
+    let losing = ScanClaim {
+        events: vec![event(event_kind::SCAN, &tran, t0() + secs(2))],
+        ..scan(&tran, PARTNER, "scan-ev-2", t0() + secs(2))
+    };
+    assert_eq!(
+        store.claim_for_scan(&losing).await.unwrap(),
+        ScanClaimOutcome::NothingWaiting
+    );
+    assert!(store
+        .transition(
+            p.id,
+            PaymentState::Matched,
+            PaymentState::Forwarded,
+            t0() + secs(2)
+        )
+        .await
+        .unwrap());
+    // A partner answer that loses its compare-and-set leaves no events either.
+    let stale = PartnerAnswerRecord {
+        expected_reversed_by_pos: true,
+        events: vec![event(event_kind::PAY_RESPONSE, &tran, t0() + secs(3))],
+        ..answer(p.id, PaymentState::Approved, None)
+    };
+    assert!(!store.record_partner_answer(&stale).await.unwrap());
+    let won = PartnerAnswerRecord {
+        events: vec![
+            event(event_kind::PAY, &tran, t0() + secs(3)).payment(p.id),
+            event(event_kind::PAY_RESPONSE, &tran, t0() + secs(3)).payment(p.id),
+        ],
+        ..answer(p.id, PaymentState::Approved, None)
+    };
+    assert!(store.record_partner_answer(&won).await.unwrap());
+    // Another tranId's events stay out of this timeline.
+    store
+        .record_events(&[event(event_kind::CREATE_QR_CODE, &new_tran(), t0())])
+        .await
+        .unwrap();
+    let timeline = store.payment_timeline(p.id, &tran).await.unwrap();
+    let kinds: Vec<&str> = timeline.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            event_kind::CREATE_QR_CODE,
+            event_kind::PAY,
+            event_kind::SCAN,
+            event_kind::PAY,
+            event_kind::PAY_RESPONSE
+        ]
+    );
+    assert_eq!(timeline[0].payment_id, None);
+    assert!(timeline[1..].iter().all(|e| e.payment_id == Some(p.id)));
+    assert_eq!(timeline[2].at, t0() + secs(1));
+    assert_eq!(timeline[2].body, Some(json!({"k": "SCAN"})));
+    assert_eq!(timeline[2].direction, Direction::In);
+}
+
+/// A NUL character, which PostgreSQL cannot keep in text, costs neither its event nor the
+/// others written with it: it is kept as U+FFFD.
+async fn an_event_with_nul_is_kept_with_its_batch(store: SharedStore) {
+    let tran = new_tran();
+    let odd = NewEvent::new(
+        event_kind::REVERSAL,
+        Direction::Out,
+        &tran,
+        "wallet\u{0}1",
+        t0(),
+        "FAILED: no\u{0}pe",
+    )
+    .message("m\u{0}1")
+    .body(Some(json!({"errorMessage": "no\u{0}pe"})));
+    store
+        .record_events(&[
+            event(event_kind::CREATE_QR_CODE, &tran, t0() - secs(1)),
+            odd,
+            event(event_kind::SCAN, &tran, t0() + secs(1)),
+        ])
+        .await
+        .unwrap();
+    // No payment has these events: the timeline of the tranId alone.
+    let timeline = store
+        .payment_timeline(uuid::Uuid::new_v4(), &tran)
+        .await
+        .unwrap();
+    assert_eq!(timeline.len(), 3, "{timeline:#?}");
+    let kept = &timeline[1];
+    assert!(!kept.outcome.contains('\0') && kept.outcome.starts_with("FAILED: no"));
+    assert!(!kept.counterparty.contains('\0'));
+    assert_eq!(
+        kept.body.as_ref().map(|b| b["errorMessage"].is_string()),
+        Some(true)
+    );
+}
+
+async fn search_pages_newest_first(store: SharedStore) {
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        // Two payments share each instant: the id breaks the tie.
+        let p = NewPayment {
+            created_at: t0() + secs(i / 2),
+            ..new_payment(&new_tran(), &format!("pay-{i}"))
+        };
+        assert_eq!(
+            store.insert_payment(&p).await.unwrap(),
+            NewPaymentOutcome::Inserted
+        );
+        ids.push((p.created_at, p.id));
+    }
+    ids.sort();
+    ids.reverse();
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .search_payments(&PaymentQuery {
+                client_id: Some(CLIENT.into()),
+                after,
+                limit: 2,
+                ..PaymentQuery::default()
+            })
+            .await
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        seen.extend(page.iter().map(|p| (p.created_at, p.id)));
+        let last = page.last().unwrap();
+        after = Some((last.created_at, last.id));
+    }
+    assert_eq!(seen, ids);
+    let one = store
+        .search_payments(&PaymentQuery {
+            state: Some(PaymentState::WaitingForScan),
+            from: Some(t0() + secs(2)),
+            limit: 10,
+            ..PaymentQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(one.len(), 1);
+    let none = store
+        .search_payments(&PaymentQuery {
+            client_id: Some("pos-2".into()),
+            limit: 10,
+            ..PaymentQuery::default()
+        })
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+}
+
+/// Settlement adds up the typed amounts the service fixed (approved by the partner, settled
+/// and charged at confirmation), whatever JSON is stored beside them.
+async fn settlement_uses_partial_confirmations(store: SharedStore) {
+    let approve = |id| PartnerAnswerRecord {
+        // A float where the report used to read the amount: it must not matter any more.
+        body: Some(json!({"amounts": {"approvedAmount": {"amount": 150.0, "currency": "USD"}}})),
+        approved_minor: Some(1000),
+        ..answer(id, PaymentState::Approved, None)
+    };
+    let mut approved = Vec::new();
+    for _ in 0..3 {
+        let id = forwarded(&store, t0()).await;
+        assert!(store.record_partner_answer(&approve(id)).await.unwrap());
+        approved.push(id);
+    }
+    for (n, (id, body, settled_minor, fee_minor)) in [
+        (
+            approved[0],
+            json!({"id": "c0", "amounts": {"approvedAmount": {"amount": 420, "currency": "USD"}}}),
+            420,
+            10,
+        ),
+        (approved[1], json!({"id": "c1"}), 1000, 20),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let request_id = store.payment(id).await.unwrap().unwrap().message_id;
+        let apply = ApplyAdvice {
+            advice: AdviceRecord {
+                body,
+                ..advice(
+                    AdviceKind::Confirmation,
+                    &format!("conf-{n}"),
+                    &request_id,
+                    Some(id),
+                )
+            },
+            payment_id: id,
+            from: PaymentState::Approved,
+            to: Some(PaymentState::Confirmed),
+            mark_reversed_by_pos: false,
+            settlement: Some(Settlement {
+                settled_minor,
+                fee_minor,
+            }),
+            outbox: None,
+            events: Vec::new(),
+            wake: None,
+        };
+        assert_eq!(
+            store.apply_advice(&apply).await.unwrap(),
+            ApplyAdviceOutcome::Applied
+        );
+    }
+    let groups = store
+        .settlement_groups(t0() - secs(60), t0() + secs(60), Some(PARTNER))
+        .await
+        .unwrap();
+    let of = |state| groups.iter().find(|g| g.state == state).cloned();
+    let confirmed = of(PaymentState::Confirmed).expect("confirmed");
+    assert_eq!((confirmed.count, confirmed.amount_minor), (2, 1420));
+    assert_eq!(confirmed.fee_minor, 30);
+    let open = of(PaymentState::Approved).expect("approved");
+    assert_eq!(
+        (open.count, open.amount_minor, open.fee_minor),
+        (1, 1000, 0)
+    );
+    assert_eq!(confirmed.currency, "USD");
+    let rows = store
+        .settled_payments(t0() - secs(60), t0() + secs(60), None)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 3);
+    assert!(rows
+        .iter()
+        .any(|r| r.payment_id == approved[0] && r.amount_minor == 420));
+    // Another day, another partner: nothing.
+    assert!(store
+        .settlement_groups(t0() + secs(60), t0() + secs(120), None)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .settlement_groups(t0() - secs(60), t0() + secs(60), Some("wallet-9"))
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+/// Waits until a backend of this database waits for a lock: the store's statement started
+/// and is held by the test's open transaction.
+async fn until_a_statement_waits_on_a_lock(raw: &sqlx::PgPool) {
+    for _ in 0..500 {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(raw)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("the store's statement never waited for the open transaction");
+}
+
+/// A `pay` and a reversal of the same id arriving at the same instant on PostgreSQL: each is
+/// caught half-way (in a transaction the test holds open) while the other runs, and the
+/// second always sees the first once it commits. Before `payment_message`, both succeeded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_pay_and_a_reversal_of_its_id_never_both_succeed() {
+    let db = TestDb::postgres().await;
+    let store = db.store().await;
+    let raw = sqlx::PgPool::connect(&db.url).await.unwrap();
+
+    // The pay first: its statement has taken the id and not committed when the reversal
+    // comes. The reversal waits, then finds the payment.
+    let mut pay = raw.begin().await.unwrap();
+    sqlx::query("INSERT INTO payment_message (client_id, message_id) VALUES ($1, 'pay-1')")
+        .bind(CLIENT)
+        .execute(&mut *pay)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO payment (id, client_id, message_id, tran_id, state, amount_minor, \
+         currency, request, created_at, scan_deadline, updated_at) VALUES \
+         (gen_random_uuid(), $1, 'pay-1', $2, 'WAITING_FOR_SCAN', 100, 'USD', '{}', \
+         now(), now(), now())",
+    )
+    .bind(CLIENT)
+    .bind(new_tran())
+    .execute(&mut *pay)
+    .await
+    .unwrap();
+    let reversing = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let reversal = advice(AdviceKind::Reversal, "rev-1", "pay-1", None);
+            store.insert_orphan_reversal(&reversal).await
+        })
+    };
+    until_a_statement_waits_on_a_lock(&raw).await;
+    pay.commit().await.unwrap();
+    assert_eq!(
+        reversing.await.unwrap().unwrap(),
+        OrphanOutcome::PaymentExists
+    );
+    assert_eq!(store.advice(CLIENT, "rev-1").await.unwrap(), None);
+
+    // The reversal first: it has taken the id and stored itself, not committed, when the
+    // pay comes. The pay waits, then is refused and not stored.
+    let mut reversal = raw.begin().await.unwrap();
+    sqlx::query("INSERT INTO payment_message (client_id, message_id) VALUES ($1, 'pay-2')")
+        .bind(CLIENT)
+        .execute(&mut *reversal)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO advice (client_id, message_id, kind, request_id, body, received_at) \
+         VALUES ($1, 'rev-2', 'REVERSAL', 'pay-2', '{}', now())",
+    )
+    .bind(CLIENT)
+    .execute(&mut *reversal)
+    .await
+    .unwrap();
+    let paying = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let late = new_payment(&new_tran(), "pay-2");
+            store.insert_payment(&late).await
+        })
+    };
+    until_a_statement_waits_on_a_lock(&raw).await;
+    reversal.commit().await.unwrap();
+    assert_eq!(
+        paying.await.unwrap().unwrap(),
+        NewPaymentOutcome::AlreadyReversed
+    );
+    assert_eq!(
+        store.payment_by_message(CLIENT, "pay-2").await.unwrap(),
+        None
+    );
+    raw.close().await;
+    drop(store);
+    db.cleanup().await;
+}
+
+macro_rules! conformance {
+    ($($case:ident),* $(,)?) => {
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::TestDb::postgres().await.run(super::$case).await;
+                }
+            )*
+        }
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::TestDb::sqlite().await.run(super::$case).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    a_scan_id_is_used_once_per_partner,
+    an_advice_queued_for_its_first_try_is_leased_to_it,
+    a_scan_reads_its_code_and_newest_payment,
+    events_ride_with_state_changes,
+    an_event_with_nul_is_kept_with_its_batch,
+    search_pages_newest_first,
+    settlement_uses_partial_confirmations,
+    migrate_twice_and_ping,
+    qr_codes,
+    payment_insert_and_read,
+    tran_id_in_use_while_live,
+    already_reversed,
+    an_orphan_reversal_of_a_stored_payment_is_refused,
+    claim_for_scan_records_the_scan,
+    concurrent_claims_one_wins,
+    claim_races_expiry,
+    abandon_waiting_is_compare_and_set,
+    claim_races_abandon,
+    unadvised_approvals_are_listed_oldest_first,
+    change_state_is_compare_and_set_with_its_riders,
+    transition_is_compare_and_set,
+    partner_answer_with_reversal,
+    partner_answer_rolls_back_when_the_outbox_insert_fails,
+    apply_advice_happy_duplicate_and_stale,
+    apply_advice_keeping_the_state,
+    outbox_lease_and_fencing,
+    outbox_claim_limit_and_order,
+    concurrent_outbox_claims_are_disjoint,
+    dead_letters_and_operator_retry,
+    outbox_stats_count_pending_rows,
+    pool_stats_are_consistent,
+    recover_repairs_what_a_crash_left,
+    recovery_of_a_pos_reversed_payment_ends_reversed,
+    concurrent_recovery_queues_one_reversal,
+    expired_waiting_lists_past_deadlines,
+    times_round_trip,
+);
+
+// ---------------------------------------------------------------------------------------
+// SQLite only: how the file is opened.
+
+#[tokio::test]
+async fn sqlite_creates_missing_parent_directories() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a/b/qrhub.db");
+    let store = connect(&format!("sqlite://{}", path.display()), 4)
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    assert!(path.exists());
+    let p = new_payment(&new_tran(), "pay-1");
+    assert_eq!(
+        store.insert_payment(&p).await.unwrap(),
+        NewPaymentOutcome::Inserted
+    );
+    drop(store);
+    // Reopened, the data is there.
+    let store = connect(&format!("sqlite://{}", path.display()), 4)
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    assert!(store.payment(p.id).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn sqlite_in_memory_works() {
+    let store = connect("sqlite::memory:", 4).await.unwrap();
+    store.migrate().await.unwrap();
+    let p = new_payment(&new_tran(), "pay-1");
+    assert_eq!(
+        store.insert_payment(&p).await.unwrap(),
+        NewPaymentOutcome::Inserted
+    );
+    assert_eq!(state_of(&store, p.id).await, PaymentState::WaitingForScan);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_concurrent_writes_never_fail_busy() {
+    let db = TestDb::sqlite().await;
+    let store = db.store().await;
+    let mut tasks = Vec::new();
+    for i in 0..100 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let p = new_payment(&new_tran(), &format!("pay-{i}"));
+            store.insert_payment(&p).await?;
+            let claim = scan(&p.tran_id, PARTNER, &format!("scan-{i}"), t0());
+            store.claim_for_scan(&claim).await?;
+            store
+                .transition(p.id, PaymentState::Matched, PaymentState::Forwarded, t0())
+                .await?;
+            let ans = answer(
+                p.id,
+                PaymentState::Unknown,
+                Some(outbox_msg(p.id, AdviceKind::Reversal, t0())),
+            );
+            store.record_partner_answer(&ans).await?;
+            store.payment(p.id).await
+        }));
+    }
+    for task in tasks {
+        let stored = task.await.unwrap().unwrap().unwrap();
+        assert_eq!(stored.state, PaymentState::Unknown);
+    }
+    assert_eq!(
+        store
+            .outbox_by_state(OutboxState::Pending, 1000)
+            .await
+            .unwrap()
+            .len(),
+        100
+    );
+    db.cleanup().await;
+}
