@@ -97,7 +97,11 @@ impl App {
         let mut ops = api::operations_router(Arc::clone(&hub));
         if settings.server.metrics_enabled {
             let partners = settings.partners.iter().map(|p| p.id.clone());
-            ops = ops.merge(crate::metrics::router(Arc::clone(&hub.store), partners));
+            ops = ops.merge(crate::metrics::router(
+                Arc::clone(&hub.store),
+                partners,
+                hub.clock.now(),
+            ));
         }
         files::raise_limit(settings.server.max_connections);
         if settings.server.metrics_enabled

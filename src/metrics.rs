@@ -264,29 +264,40 @@ fn describe_operations() {
     );
 }
 
+/// One partner's health figures, for its gauges.
+#[derive(Debug, Clone)]
+pub struct PartnerGauges<'a> {
+    pub partner_id: &'a str,
+    pub pay_calls: u64,
+    pub approval_rate: Option<f64>,
+    pub unknown_rate: Option<f64>,
+    pub latency_p50_ms: Option<f64>,
+    pub latency_p99_ms: Option<f64>,
+    pub advices_waiting: i64,
+    pub oldest_advice_waiting_seconds: Option<i64>,
+    pub last_error_at: Option<DateTime<Utc>>,
+}
+
 /// The per-partner health gauges, from the sweep. A ratio or latency with no call in the
 /// window is NaN (no figure), not a stale one.
-pub fn partner_health(partners: &[crate::admin::health::PartnerHealthView], _now: DateTime<Utc>) {
-    for p in partners {
-        let partner = || p.partner_id.clone();
-        let w = &p.window;
-        metrics::gauge!(name::PARTNER_PAY_CALLS, "partner" => partner()).set(w.pay_calls as f64);
-        metrics::gauge!(name::PARTNER_APPROVAL_RATIO, "partner" => partner())
-            .set(w.approval_rate.unwrap_or(f64::NAN));
-        metrics::gauge!(name::PARTNER_UNKNOWN_RATIO, "partner" => partner())
-            .set(w.unknown_rate.unwrap_or(f64::NAN));
-        for (quantile, ms) in [("0.5", w.latency_p50_ms), ("0.99", w.latency_p99_ms)] {
-            metrics::gauge!(name::PARTNER_PAY_LATENCY, "partner" => partner(), "quantile" => quantile)
-                .set(ms.map_or(f64::NAN, |ms| ms / 1000.0));
-        }
-        metrics::gauge!(name::PARTNER_ADVICES_WAITING, "partner" => partner())
-            .set(p.advices_waiting as f64);
-        metrics::gauge!(name::PARTNER_OLDEST_ADVICE_AGE, "partner" => partner())
-            .set(p.oldest_advice_waiting_seconds.unwrap_or(0) as f64);
-        if let Some(error) = &w.last_error {
-            metrics::gauge!(name::PARTNER_LAST_ERROR, "partner" => partner())
-                .set(error.at.timestamp() as f64);
-        }
+pub fn partner_health(p: &PartnerGauges<'_>) {
+    let partner = || p.partner_id.to_owned();
+    metrics::gauge!(name::PARTNER_PAY_CALLS, "partner" => partner()).set(p.pay_calls as f64);
+    metrics::gauge!(name::PARTNER_APPROVAL_RATIO, "partner" => partner())
+        .set(p.approval_rate.unwrap_or(f64::NAN));
+    metrics::gauge!(name::PARTNER_UNKNOWN_RATIO, "partner" => partner())
+        .set(p.unknown_rate.unwrap_or(f64::NAN));
+    for (quantile, ms) in [("0.5", p.latency_p50_ms), ("0.99", p.latency_p99_ms)] {
+        metrics::gauge!(name::PARTNER_PAY_LATENCY, "partner" => partner(), "quantile" => quantile)
+            .set(ms.map_or(f64::NAN, |ms| ms / 1000.0));
+    }
+    metrics::gauge!(name::PARTNER_ADVICES_WAITING, "partner" => partner())
+        .set(p.advices_waiting as f64);
+    metrics::gauge!(name::PARTNER_OLDEST_ADVICE_AGE, "partner" => partner())
+        .set(p.oldest_advice_waiting_seconds.unwrap_or(0) as f64);
+    if let Some(at) = p.last_error_at {
+        metrics::gauge!(name::PARTNER_LAST_ERROR, "partner" => partner())
+            .set(at.timestamp() as f64);
     }
 }
 
@@ -310,8 +321,13 @@ pub fn upkeep() {
 }
 
 /// `GET /metrics` for the hub's router: the store's pool is read at each scrape, and
-/// `partners` are the configured partners' ids.
-pub fn router(store: SharedStore, partners: impl IntoIterator<Item = String>) -> Router {
+/// `partners` are the configured partners' ids, `loaded_at` when the configuration in force
+/// was loaded.
+pub fn router(
+    store: SharedStore,
+    partners: impl IntoIterator<Item = String>,
+    loaded_at: chrono::DateTime<chrono::Utc>,
+) -> Router {
     let handle = install();
     // Each partner's alerting counters exist from the start at 0, so that the first burst
     // of refusals is an increase Prometheus can see (a series born at its first increment
@@ -321,7 +337,7 @@ pub fn router(store: SharedStore, partners: impl IntoIterator<Item = String>) ->
     }
     // The configuration in force was loaded now; a failed reload is an increase from 0.
     metrics::counter!(name::CONFIG_RELOAD_FAILURES).increment(0);
-    metrics::gauge!(name::CONFIG_LAST_RELOAD).set(hub.clock.now().timestamp() as f64);
+    metrics::gauge!(name::CONFIG_LAST_RELOAD).set(loaded_at.timestamp() as f64);
     Router::new()
         .route("/metrics", get(scrape))
         .with_state((store, handle))

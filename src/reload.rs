@@ -199,7 +199,6 @@ pub fn merge(current: &Settings, loaded: &Settings) -> anyhow::Result<(Settings,
             differs(&current.rate_limit, &loaded.rate_limit),
         ),
         ("auth", differs(&current.auth, &loaded.auth)),
-        ("simulator", differs(&current.simulator, &loaded.simulator)),
     ]
     .into_iter()
     .filter(|(_, changed)| *changed)

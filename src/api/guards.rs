@@ -34,7 +34,6 @@ pub async fn plain_request_id(mut request: Request, next: Next) -> Response {
     next.run(request).await
 }
 
-
 /// Back-office answers carry payments, partners and settlement figures: no cache keeps
 /// them, and no browser guesses their type.
 pub async fn not_cached(request: Request, next: Next) -> Response {

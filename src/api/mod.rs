@@ -106,7 +106,12 @@ pub(crate) fn answer(id: &str, error: HubError) -> ApiError {
 
 /// 501 for an operation switched off in the configuration.
 pub(crate) fn ensure_enabled(hub: &Hub, operation: Operation, id: &str) -> Result<(), ApiError> {
-    if hub.settings().server.disabled_operations.contains(&operation) {
+    if hub
+        .settings()
+        .server
+        .disabled_operations
+        .contains(&operation)
+    {
         return Err(ApiError::new(
             axum::http::StatusCode::NOT_IMPLEMENTED,
             crate::model::ErrorDetail::new(

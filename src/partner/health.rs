@@ -181,7 +181,7 @@ impl PartnerHealth {
         if let Some(error) = error {
             window.last_error = Some(LastError {
                 at,
-                operation: crate::api::operation::PAY.to_owned(),
+                operation: crate::model::Operation::Pay.name().to_owned(),
                 error,
             });
         }

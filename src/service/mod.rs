@@ -8,6 +8,7 @@ mod error;
 mod events;
 mod forward;
 pub mod outbox;
+pub mod partner_health;
 mod payments;
 mod qr_codes;
 mod scans;

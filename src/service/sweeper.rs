@@ -42,7 +42,7 @@ impl Hub {
         // The backlog gauges are refreshed here, once a pass, rather than by a query per scrape.
         crate::metrics::outbox_stats(&self.store.outbox_stats().await?, now);
         let backlog = self.store.outbox_backlog_by_partner().await?;
-        crate::metrics::partner_health(&crate::admin::health::views(self, &backlog, now), now);
+        super::partner_health::publish(&super::partner_health::views(self, &backlog, now));
         crate::metrics::upkeep();
         Ok(())
     }

@@ -608,7 +608,7 @@ async fn amounts_that_cannot_be_paid_are_refused(db: TestDb) {
     let (status, code) = hub.pos("/qr/v1/qrCodes", &open).await;
     assert_eq!(status, StatusCode::CREATED, "{code}");
     let tran_id = code["tranId"].as_str().expect("tranId");
-    let pay = common::hub::pay_request("pos-1", tran_id, i64::MAX);
+    let pay = crate::common::hub::pay_request("pos-1", tran_id, i64::MAX);
     let (status, answer) = hub.pos("/qr/v1/payments", &pay).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
     assert_eq!(answer["errorType"], "INVALID_AMOUNT", "{answer}");
@@ -619,7 +619,7 @@ async fn amounts_that_cannot_be_paid_are_refused(db: TestDb) {
 /// and methods, a request id that is a plain token or the hub's own, back-office answers no
 /// cache keeps, and back-office changes refused from another site.
 async fn answers_a_stranger_meets(db: TestDb) {
-    use common::hub::{OPERATOR, OPERATOR_PASSWORD};
+    use crate::common::hub::{OPERATOR, OPERATOR_PASSWORD};
     let hub = hub(db).await;
     let http = &hub.http;
     let missing = http

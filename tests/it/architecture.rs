@@ -34,8 +34,9 @@ const LAYERS: &[(&str, u8)] = &[
     ("admin", 7),
     ("console", 7),
     ("openapi", 7),
-    // The HTTP surface.
+    // The HTTP surface, and the configuration reload (what SIGHUP swaps), siblings.
     ("api", 8),
+    ("reload", 8),
     // Wiring: listeners, workers, shutdown; and writing a first configuration.
     ("app", 9),
     ("init_config", 9),

@@ -194,8 +194,8 @@ async fn an_http2_connection_left_idle_is_closed() {
 /// files.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ten_thousand_idle_sockets_are_closed_while_a_pos_is_served() {
-    use common::hub::{config_toml, start_simulator, Client};
-    use common::process::{free_port, write_config, HubProcess};
+    use crate::common::hub::{config_toml, start_simulator, Client};
+    use crate::common::process::{free_port, write_config, HubProcess};
 
     const IDLE: usize = 10_000;
     let db = TestDb::sqlite().await;

@@ -2,7 +2,6 @@
 //! (`GET /admin/v1/partners/health`) and the per-partner gauges show the rates, the latency,
 //! the last error and the advices waiting for it.
 
-
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::time::Duration;

@@ -2,7 +2,6 @@
 //! real signal, sent with `kill -HUP`) and puts its clients, partners, operators and fee
 //! schedules in force; an invalid file keeps the configuration in force.
 
-
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::path::PathBuf;

@@ -399,15 +399,15 @@ async fn card_numbers_are_masked_everywhere(db: TestDb) {
         "slipData": {"messageLines": ["Card 5500 0055 5555 5559 approved"]},
     });
     partner.script(
-        common::partner::PAY,
-        [common::partner::Canned::with_body(
+        crate::common::partner::PAY,
+        [crate::common::partner::Canned::with_body(
             201,
             careless.to_string(),
         )],
     );
     partner.script(
-        common::partner::CONFIRM,
-        [common::partner::Canned::with_body(
+        crate::common::partner::CONFIRM,
+        [crate::common::partner::Canned::with_body(
             400,
             format!("refused card {OTHER_PAN}"),
         )],
@@ -426,7 +426,7 @@ async fn card_numbers_are_masked_everywhere(db: TestDb) {
     let (status, _) = hub
         .pos(
             "/qr/v1/payments/confirmations",
-            &common::hub::confirmation(numeric_id),
+            &crate::common::hub::confirmation(numeric_id),
         )
         .await;
     assert_eq!(status, reqwest::StatusCode::ACCEPTED);
