@@ -76,6 +76,9 @@ enum Command {
     /// Fault-injection run: two hub processes on a fresh PostgreSQL database, a partner
     /// simulator with scripted faults, hubs SIGKILLed at random; then the invariant check.
     Chaos(Box<crate::chaos::ChaosOptions>),
+    /// The benchmark's reference: the cheapest durable request (parse a pay, commit one row).
+    #[command(hide = true)]
+    BenchReference(crate::loadgen::reference::ReferenceOptions),
 }
 
 pub fn run() -> anyhow::Result<()> {
@@ -102,6 +105,7 @@ pub fn run() -> anyhow::Result<()> {
                 Ok(())
             }
             Command::Chaos(options) => crate::chaos::command(*options).await,
+            Command::BenchReference(options) => crate::loadgen::reference::command(options).await,
         }
     })
 }

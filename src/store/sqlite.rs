@@ -99,9 +99,15 @@ impl SqliteStore {
         // checkpoint, so a power cut could lose a pay the POS was answered for, an advice
         // answered 202, or an outbox row's FORWARDED mark (DESIGN.md §8). FULL syncs the WAL
         // on every commit; every connection sets it (it is not kept in the file).
+        // QRHUB_BENCH_SQLITE_SYNCHRONOUS=normal exists only so that the benchmark can put a
+        // figure on what FULL costs (BENCHMARKS.md); it is no setting to run a hub with.
+        let synchronous = match std::env::var("QRHUB_BENCH_SQLITE_SYNCHRONOUS").as_deref() {
+            Ok("normal") => SqliteSynchronous::Normal,
+            _ => SqliteSynchronous::Full,
+        };
         let options = options
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full);
+            .synchronous(synchronous);
         // The writer connects first: it creates the file and switches it to WAL, which is
         // persistent. Its connection is kept open for the life of the store.
         let writer = SqlitePoolOptions::new()
