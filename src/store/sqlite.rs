@@ -407,6 +407,7 @@ impl Store for SqliteStore {
     async fn claim_for_scan(&self, claim: &ScanClaim) -> StoreResult<ScanClaimOutcome> {
         // One statement: the WHERE is the compare, the SET the swap; the events join it in
         // one transaction when there are any.
+        check_claim(claim)?;
         let mut tx = self.begin_write().await?;
         let row = sqlx::query_as::<_, PaymentRow>(
             "UPDATE payment SET state = $2, partner_id = $3, partner_payment_token = $4, \
@@ -414,7 +415,7 @@ impl Store for SqliteStore {
              WHERE tran_id = $1 AND state = 'WAITING_FOR_SCAN' RETURNING *",
         )
         .bind(&claim.tran_id)
-        .bind(PaymentState::Matched.as_str())
+        .bind(claim.to.as_str())
         .bind(&claim.partner_id)
         .bind(&claim.partner_payment_token)
         .bind(&claim.scan_message_id)
