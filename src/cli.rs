@@ -80,6 +80,9 @@ enum Command {
     /// simulator with scripted faults, hubs SIGKILLed at random; then the invariant check.
     #[cfg(feature = "tools")]
     Chaos(Box<crate::chaos::ChaosOptions>),
+    /// The benchmark's reference: the cheapest durable request (parse a pay, commit one row).
+    #[command(hide = true)]
+    BenchReference(crate::loadgen::reference::ReferenceOptions),
 }
 
 pub fn run() -> anyhow::Result<()> {
@@ -114,6 +117,7 @@ pub fn run() -> anyhow::Result<()> {
             }
             #[cfg(feature = "tools")]
             Command::Chaos(options) => crate::chaos::command(*options).await,
+            Command::BenchReference(options) => crate::loadgen::reference::command(options).await,
         }
     })
 }

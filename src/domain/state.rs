@@ -54,7 +54,9 @@ impl PaymentState {
         use PaymentState::*;
         matches!(
             (self, to),
-            (WaitingForScan, Matched | Expired | Reversed)
+            // Straight to FORWARDED: a scan claimed by the instance that sends the pay at
+            // once (DESIGN.md §5).
+            (WaitingForScan, Matched | Forwarded | Expired | Reversed)
                 | (Matched, Forwarded | Declined)
                 | (Forwarded, Approved | Declined | Unknown | Reversed)
                 | (Approved, Confirmed | Reversed)
@@ -170,7 +172,8 @@ mod tests {
             }
         }
         assert!(!Unknown.can_move_to(Confirmed));
-        assert!(!WaitingForScan.can_move_to(Forwarded));
+        assert!(!WaitingForScan.can_move_to(Approved));
+        assert!(!Matched.can_move_to(Approved));
     }
 
     #[test]

@@ -40,6 +40,7 @@ pub(crate) mod messages;
 mod options;
 pub mod plan;
 pub mod record;
+pub mod reference;
 pub mod report;
 pub mod stats;
 

@@ -21,10 +21,15 @@ use crate::store::{
     event_kind, Direction, NewEvent, NewOutboxMessage, PartnerAnswerRecord, PaymentRecord,
 };
 
+/// How soon after FORWARDED is committed its pay must start out, or it is not sent (see
+/// [`Hub::forward`]); well inside recovery's margin.
+const SEND_BY: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl Hub {
-    /// MATCHED → FORWARDED → the partner's answer; returns the payment as settled, or
+    /// (MATCHED →) FORWARDED → the partner's answer; returns the payment as settled, or
     /// `None` if someone else moved it first. The FORWARDED row is committed before anything
-    /// is sent, so a crash in between is found by recovery and reversed.
+    /// is sent (by the scan's claim itself, or here for a MATCHED one), so a crash in between
+    /// is found by recovery and reversed.
     pub(super) async fn forward(
         self: &Arc<Self>,
         payment: PaymentRecord,
@@ -37,41 +42,68 @@ impl Hub {
         // One snapshot for the whole call: a reload meanwhile does not change the partner
         // this payment goes to, nor the client it goes with.
         let live = self.live();
-        let Some(partner) = live.settings.partner(&partner_id).cloned() else {
-            // The partner was removed from the configuration after it scanned.
-            self.store
-                .transition(
-                    payment_id,
-                    PaymentState::Matched,
-                    PaymentState::Declined,
-                    self.now(),
-                )
-                .await?;
-            self.wake_everywhere(&Waiters::payment_key(payment_id))
-                .await;
-            return Ok(None);
+        let partner = live.settings.partner(&partner_id).cloned();
+        // When FORWARDED was committed: recovery's cut-off counts from it.
+        let forwarded_at = match (payment.state, &partner) {
+            // Claimed straight into FORWARDED by this instance's scan (DESIGN.md §5).
+            (PaymentState::Forwarded, Some(_)) => payment.updated_at,
+            (PaymentState::Matched, None) => {
+                // The partner was removed from the configuration after it scanned.
+                self.store
+                    .transition(
+                        payment_id,
+                        PaymentState::Matched,
+                        PaymentState::Declined,
+                        self.now(),
+                    )
+                    .await?;
+                self.wake_everywhere(&Waiters::payment_key(payment_id))
+                    .await;
+                return Ok(None);
+            }
+            (PaymentState::Matched, Some(_)) => {
+                let at = self.now();
+                if !self
+                    .store
+                    .transition(
+                        payment_id,
+                        PaymentState::Matched,
+                        PaymentState::Forwarded,
+                        at,
+                    )
+                    .await?
+                {
+                    // Someone else moved it (the claiming instance, the holder, or recovery).
+                    return Ok(None);
+                }
+                at
+            }
+            (state, _) => {
+                return Err(anyhow!(
+                    "payment {payment_id} is {state}, not a claim this instance can send"
+                ))
+            }
         };
+        let partner = partner.context("a forwarded payment's partner is configured")?;
         let request = self.request_for_partner(&payment, &partner)?;
-        if !self
-            .store
-            .transition(
-                payment_id,
-                PaymentState::Matched,
-                PaymentState::Forwarded,
-                self.now(),
-            )
-            .await?
-        {
-            // Someone else moved it (the claiming instance, the holder, or recovery).
-            return Ok(None);
-        }
         tracing::debug!(payment_id = %payment_id, partner = %partner_id, "forwarding pay to partner");
-        // A MATCHED row's updated_at is when the scan claimed it.
+        // A claimed row's updated_at is when the scan claimed it (taken before its commit).
         crate::metrics::match_latency(payment.updated_at, self.now());
         let sent = std::time::Instant::now();
         let sent_at = self.now();
         let tran_id = payment.tran_id.clone();
-        let result = live.partners.post(&partner, Operation::Pay, &request).await;
+        // Recovery takes a FORWARDED row as abandoned (and queues its reversal) from the
+        // partner's timeout and a margin after it was written. A pay that starts out later
+        // than SEND_BY after that (a commit that waited long for a connection, a stalled
+        // process) is not sent at all: sent, it could reach the partner after the reversal.
+        let result = if self.now() - forwarded_at > span(SEND_BY) {
+            tracing::warn!(payment_id = %payment_id, partner = %partner_id, "FORWARDED was committed too long ago to send the pay safely; declined unsent");
+            CallResult::NotSent {
+                error: "the claim committed too late to send safely".to_owned(),
+            }
+        } else {
+            live.partners.post(&partner, Operation::Pay, &request).await
+        };
         let request_json = serde_json::to_value(&request).ok();
         let request_json = request_json.as_ref().unwrap_or(&serde_json::Value::Null);
         let requested = (payment.amount_minor, payment.currency.as_str());

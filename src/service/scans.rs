@@ -6,7 +6,9 @@ use tokio::time::{sleep_until, Instant};
 use std::sync::Arc;
 
 use super::{Hub, HubError, HubResult, Waiters};
-use crate::domain::{decide_scan, Refusal, ScanDecision, DUPLICATE_SCAN_ID, NO_PAYMENT_WAITING};
+use crate::domain::{
+    decide_scan, PaymentState, Refusal, ScanDecision, DUPLICATE_SCAN_ID, NO_PAYMENT_WAITING,
+};
 use crate::model::{ErrorDetail, ErrorType, ScanNotification};
 use crate::store::{event_kind, Direction, NewEvent, ScanClaim, ScanClaimOutcome};
 
@@ -71,6 +73,16 @@ impl Hub {
         // An early scan (S3/P4) waits a little for its pay; a late one finds nothing.
         let grace_ends = Instant::now() + self.settings().timing.early_scan_grace;
         let key = Waiters::tran_key(&scan.tran_id);
+        // This instance sends the pay as soon as its claim commits, so the claim itself says
+        // FORWARDED: one commit and one row version less per flow than MATCHED then
+        // FORWARDED, and no commit between the scan and the pay. (A partner missing from the
+        // configuration cannot have scanned: its scan would not have been authenticated.
+        // MATCHED stays for that case all the same, and forward() declines it.)
+        let to = if self.settings().partner(partner_id).is_some() {
+            PaymentState::Forwarded
+        } else {
+            PaymentState::Matched
+        };
         let claim = ScanClaim {
             tran_id: scan.tran_id.clone(),
             partner_id: partner_id.to_owned(),
@@ -78,6 +90,7 @@ impl Hub {
             partner_payment_token: scan.partner_payment_token.clone(),
             partner_message_id: uuid::Uuid::new_v4().to_string(),
             at: now,
+            to,
             events: vec![NewEvent::new(
                 event_kind::SCAN,
                 Direction::In,

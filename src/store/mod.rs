@@ -45,6 +45,17 @@ pub enum StoreError {
     },
 }
 
+/// A scan's claim moves a waiting payment into MATCHED or straight into FORWARDED.
+fn check_claim(claim: &ScanClaim) -> StoreResult<()> {
+    match claim.to {
+        PaymentState::Matched | PaymentState::Forwarded => Ok(()),
+        to => Err(StoreError::IllegalTransition {
+            from: PaymentState::WaitingForScan,
+            to,
+        }),
+    }
+}
+
 /// Refuses a move the payment state machine does not allow, before touching the database.
 fn check_move(from: PaymentState, to: PaymentState) -> StoreResult<()> {
     if from.can_move_to(to) {
@@ -165,6 +176,10 @@ pub struct ScanClaim {
     /// The id the hub will use for its `pay` to the partner.
     pub partner_message_id: String,
     pub at: DateTime<Utc>,
+    /// The state the claim moves the payment into: FORWARDED when the claiming instance
+    /// sends the pay at once (the hub's own scans), MATCHED when something must still be
+    /// decided before sending.
+    pub to: PaymentState,
     /// Timeline events written only if this scan claims the payment (their `payment_id`,
     /// when `None`, becomes the claimed payment's).
     pub events: Vec<NewEvent>,
@@ -174,7 +189,7 @@ pub struct ScanClaim {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum ScanClaimOutcome {
-    /// This scan won: the payment is now MATCHED to the partner.
+    /// This scan won: the payment is now the partner's, in the claim's `to` state.
     Claimed(PaymentRecord),
     /// No payment for the tranId is waiting (none yet, or it already ended).
     NothingWaiting,

@@ -5,6 +5,8 @@
 //! multi-step changes run in one transaction at READ COMMITTED; outbox rows are leased with
 //! `FOR UPDATE SKIP LOCKED` so that instances never claim the same row.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -31,7 +33,34 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    peers: Arc<Peers>,
 }
+
+/// Whether another hub instance listens for wake-ups on this database. A `NOTIFY` costs
+/// every commit that carries one a turn at a lock that all such commits in the cluster take
+/// one after another, and each listener reads every notification: a hub alone sends none.
+#[derive(Debug)]
+struct Peers {
+    /// True until a look finds no other listener: a wake-up too many costs little, one too
+    /// few leaves another instance's waiter asleep until its deadline.
+    others: AtomicBool,
+    /// Hellos seen; a look that started before the latest hello does not clear `others`.
+    hellos: AtomicU64,
+}
+
+impl Peers {
+    fn hello(&self) {
+        self.hellos.fetch_add(1, Ordering::SeqCst);
+        self.others.store(true, Ordering::SeqCst);
+    }
+}
+
+/// What an instance announces once it listens, so that instances already listening know at
+/// once that they are no longer alone (rather than at their next look).
+const HELLO: &str = "hello";
+
+/// How often an instance looks for other listeners.
+const PEER_LOOK: Duration = Duration::from_secs(1);
 
 impl PostgresStore {
     pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
@@ -40,8 +69,33 @@ impl PostgresStore {
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect(url)
             .await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            peers: Arc::new(Peers {
+                others: AtomicBool::new(true),
+                hellos: AtomicU64::new(0),
+            }),
+        })
     }
+
+    /// `key`, when another instance may be listening for it; `None` when this hub is alone.
+    fn wake<'k>(&self, key: Option<&'k str>) -> Option<&'k str> {
+        key.filter(|_| self.peers.others.load(Ordering::SeqCst))
+    }
+}
+
+/// Other sessions of this database listening for wake-ups: sqlx's listener leaves its
+/// `LISTEN` as the session's last statement. A session whose statement this role may not
+/// read counts as listening.
+async fn other_listeners(pool: &PgPool, own_pid: i32) -> StoreResult<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+         AND pid <> $1 AND (query = $2 OR query = '<insufficient privilege>')",
+    )
+    .bind(own_pid)
+    .bind(format!("LISTEN \"{WAKE_CHANNEL}\""))
+    .fetch_one(pool)
+    .await?)
 }
 
 /// The channel hub instances announce wake-ups on.
@@ -301,6 +355,9 @@ const PARTNER_IS_NULL: &str = "$3::text IS NULL";
 #[async_trait]
 impl NotificationStore for PostgresStore {
     async fn announce(&self, key: &str) -> StoreResult<()> {
+        if self.wake(Some(key)).is_none() {
+            return Ok(());
+        }
         sqlx::query("SELECT pg_notify($1, $2)")
             .bind(WAKE_CHANNEL)
             .bind(key)
@@ -311,13 +368,56 @@ impl NotificationStore for PostgresStore {
 
     async fn announcements(&self) -> StoreResult<Option<Announcements>> {
         let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
+        // Asked before LISTEN, which must stay the session's last statement (see
+        // other_listeners).
+        let own_pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(&mut listener)
+            .await?;
         listener.listen(WAKE_CHANNEL).await?;
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(WAKE_CHANNEL)
+            .bind(HELLO)
+            .execute(&self.pool)
+            .await?;
+        // Looks for other listeners until the hub stops listening. A listener that
+        // reconnected has another pid and counts as another instance: wake-ups are then
+        // announced, as before this existed.
+        let (pool, peers) = (self.pool.clone(), Arc::clone(&self.peers));
         let (tx, rx) = tokio::sync::mpsc::channel(4096);
+        let watched = tx.clone();
+        // QRHUB_BENCH_ALWAYS_NOTIFY=1 exists only so that the benchmark can measure what the
+        // wake-ups cost a hub alone (BENCHMARKS.md): it never looks, and always announces.
+        let looks = std::env::var_os("QRHUB_BENCH_ALWAYS_NOTIFY").is_none();
+        tokio::spawn(async move {
+            if !looks {
+                return;
+            }
+            let mut look = tokio::time::interval(PEER_LOOK);
+            while !watched.is_closed() {
+                look.tick().await;
+                let hellos = peers.hellos.load(Ordering::SeqCst);
+                let alone = match other_listeners(&pool, own_pid).await {
+                    Ok(n) => n == 0,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "could not look for other instances");
+                        false
+                    }
+                };
+                // A hello since the look began wins over what the look saw.
+                if !(alone && peers.hellos.load(Ordering::SeqCst) == hellos) {
+                    peers.others.store(true, Ordering::SeqCst);
+                } else {
+                    peers.others.store(false, Ordering::SeqCst);
+                }
+            }
+        });
+        let peers = Arc::clone(&self.peers);
         tokio::spawn(async move {
             loop {
                 // recv() reconnects by itself after a lost connection; what was announced
                 // meanwhile is lost, and the waiters' deadlines cover it.
                 match listener.recv().await {
+                    Ok(notification) if notification.payload() == HELLO => peers.hello(),
                     Ok(notification) => {
                         if tx.send(notification.payload().to_owned()).await.is_err() {
                             return; // the hub stopped listening
@@ -378,7 +478,7 @@ impl PaymentStore for PostgresStore {
         let riders = Riders {
             outbox: None,
             events: &payment.events,
-            wake: payment.wake.as_deref(),
+            wake: self.wake(payment.wake.as_deref()),
         };
         // The payment's id is also written to `payment_message`, which a reversal that
         // finds no payment writes too (insert_orphan_reversal): whichever is second waits
@@ -510,6 +610,7 @@ impl PaymentStore for PostgresStore {
     async fn claim_for_scan(&self, claim: &ScanClaim) -> StoreResult<ScanClaimOutcome> {
         // One statement: the WHERE is the compare, the SET the swap; the events ride along
         // in the same statement (a data-modifying CTE) and exist only if the claim won.
+        check_claim(claim)?;
         const UPDATE: &str = "UPDATE payment SET state = $2, partner_id = $3, \
              partner_payment_token = $4, scan_message_id = $5, partner_message_id = $6, \
              updated_at = $7 WHERE tran_id = $1 AND state = 'WAITING_FOR_SCAN' RETURNING *";
@@ -526,7 +627,7 @@ impl PaymentStore for PostgresStore {
         };
         let query = sqlx::query_as::<_, PaymentRow>(&sql)
             .bind(&claim.tran_id)
-            .bind(PaymentState::Matched.as_str())
+            .bind(claim.to.as_str())
             .bind(&claim.partner_id)
             .bind(&claim.partner_payment_token)
             .bind(&claim.scan_message_id)
@@ -573,7 +674,7 @@ impl PaymentStore for PostgresStore {
         let riders = Riders {
             outbox: answer.reversal.as_ref(),
             events: &answer.events,
-            wake: answer.wake.as_deref(),
+            wake: self.wake(answer.wake.as_deref()),
         };
         let sql = format!(
             "WITH upd AS (UPDATE payment SET state = $3, partner_status = $4, \
@@ -754,7 +855,7 @@ impl PaymentStore for PostgresStore {
         let riders = Riders {
             outbox: apply.outbox.as_ref(),
             events: &apply.events,
-            wake: apply.wake.as_deref(),
+            wake: self.wake(apply.wake.as_deref()),
         };
         let sql = format!(
             "WITH locked AS (SELECT id FROM payment WHERE id = $1 AND state = $2 FOR UPDATE), \

@@ -100,9 +100,15 @@ impl SqliteStore {
         // checkpoint, so a power cut could lose a pay the POS was answered for, an advice
         // answered 202, or an outbox row's FORWARDED mark (DESIGN.md §8). FULL syncs the WAL
         // on every commit; every connection sets it (it is not kept in the file).
+        // QRHUB_BENCH_SQLITE_SYNCHRONOUS=normal exists only so that the benchmark can put a
+        // figure on what FULL costs (BENCHMARKS.md); it is no setting to run a hub with.
+        let synchronous = match std::env::var("QRHUB_BENCH_SQLITE_SYNCHRONOUS").as_deref() {
+            Ok("normal") => SqliteSynchronous::Normal,
+            _ => SqliteSynchronous::Full,
+        };
         let options = options
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full);
+            .synchronous(synchronous);
         // The writer connects first: it creates the file and switches it to WAL, which is
         // persistent. Its connection is kept open for the life of the store.
         let writer = SqlitePoolOptions::new()
@@ -397,6 +403,7 @@ impl PaymentStore for SqliteStore {
     async fn claim_for_scan(&self, claim: &ScanClaim) -> StoreResult<ScanClaimOutcome> {
         // One statement: the WHERE is the compare, the SET the swap; the events join it in
         // one transaction when there are any.
+        check_claim(claim)?;
         let mut tx = self.begin_write().await?;
         let row = sqlx::query_as::<_, PaymentRow>(
             "UPDATE payment SET state = $2, partner_id = $3, partner_payment_token = $4, \
@@ -404,7 +411,7 @@ impl PaymentStore for SqliteStore {
              WHERE tran_id = $1 AND state = 'WAITING_FOR_SCAN' RETURNING *",
         )
         .bind(&claim.tran_id)
-        .bind(PaymentState::Matched.as_str())
+        .bind(claim.to.as_str())
         .bind(&claim.partner_id)
         .bind(&claim.partner_payment_token)
         .bind(&claim.scan_message_id)

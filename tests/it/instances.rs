@@ -275,3 +275,89 @@ async fn sqlite_refuses_a_second_instance() {
     let _ = sim.shutdown().await;
     db.cleanup().await;
 }
+
+/// A payment whose insert asks for a wake-up on `key`.
+fn waking_payment(key: &str) -> qrhub::store::NewPayment {
+    let tran_id = uuid::Uuid::new_v4().simple().to_string();
+    qrhub::store::NewPayment {
+        id: uuid::Uuid::new_v4(),
+        client_id: "pos-1".into(),
+        message_id: uuid::Uuid::new_v4().to_string(),
+        tran_id: tran_id.clone(),
+        amount_minor: 100,
+        currency: "710".into(),
+        request: serde_json::json!({"tranId": tran_id}),
+        created_at: chrono::Utc::now(),
+        scan_deadline: chrono::Utc::now() + chrono::Duration::seconds(30),
+        events: Vec::new(),
+        wake: Some(key.to_owned()),
+    }
+}
+
+/// The next notification within `wait`, if any.
+async fn next_notification(
+    listener: &mut sqlx::postgres::PgListener,
+    wait: Duration,
+) -> Option<String> {
+    tokio::time::timeout(wait, listener.recv())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .map(|n| n.payload().to_owned())
+}
+
+/// A hub alone on its database sends no NOTIFY with its changes (each would cost a turn at
+/// PostgreSQL's notification lock); once another instance listens, it does again, at once
+/// for one that says hello and within a second for any other listener.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_alone_sends_no_wake_ups() {
+    let db = TestDb::postgres().await;
+    let store = db.store().await;
+    let _own = store.announcements().await.expect("listen");
+    // A spy that listens without looking like a hub: its last statement is not the LISTEN.
+    let mut spy = sqlx::postgres::PgListener::connect(&db.url)
+        .await
+        .expect("spy");
+    spy.listen("qrhub_wake").await.expect("spy listens");
+    sqlx::query("SELECT 1")
+        .execute(&mut spy)
+        .await
+        .expect("spy hides");
+    // The spy may have been seen while it listened visibly: two looks later it is not.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    while next_notification(&mut spy, Duration::from_millis(100))
+        .await
+        .is_some()
+    {}
+    store
+        .insert_payment(&waking_payment("alone"))
+        .await
+        .expect("insert");
+    store.announce("alone-too").await.expect("announce");
+    assert_eq!(
+        next_notification(&mut spy, Duration::from_millis(500)).await,
+        None,
+        "a hub alone announced a wake-up"
+    );
+
+    // Another hub says hello: the next change is announced at once.
+    let other = db.store().await;
+    let _other_listens = other.announcements().await.expect("listen");
+    assert_eq!(
+        next_notification(&mut spy, Duration::from_secs(2))
+            .await
+            .as_deref(),
+        Some("hello")
+    );
+    store
+        .insert_payment(&waking_payment("together"))
+        .await
+        .expect("insert");
+    assert_eq!(
+        next_notification(&mut spy, Duration::from_secs(2))
+            .await
+            .as_deref(),
+        Some("together")
+    );
+    db.cleanup().await;
+}

@@ -611,6 +611,8 @@ async fn a_claimed_payment_left_unsent_is_sent_by_its_holder(db: TestDb) {
             partner_payment_token: None,
             partner_message_id: new_id(),
             at: chrono::Utc::now(),
+            // MATCHED, as an instance that decides before sending claims it.
+            to: qrhub::domain::PaymentState::Matched,
             events: Vec::new(),
         })
         .await

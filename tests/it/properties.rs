@@ -21,8 +21,12 @@ use serde_json::{json, Value};
 /// does (the file is named), using only the domain functions and compare-and-set moves.
 #[derive(Debug, Clone, Copy)]
 enum Event {
-    /// `service/scans.rs` → `claim_for_scan`: WAITING_FOR_SCAN → MATCHED, else nothing.
+    /// `service/scans.rs` → `claim_for_scan`: WAITING_FOR_SCAN → MATCHED, else nothing
+    /// (a claim that must still decide before sending).
     Scan,
+    /// `service/scans.rs` → `claim_for_scan`: WAITING_FOR_SCAN → FORWARDED, else nothing (the
+    /// hub's own scans: the claiming instance sends at once).
+    ScanAndSend,
     /// `service/payments.rs` (the held pay at its scan deadline) and `service/sweeper.rs`
     /// (`expired_waiting`): WAITING_FOR_SCAN → EXPIRED, else nothing.
     WindowEnd,
@@ -59,7 +63,8 @@ fn event() -> impl Strategy<Value = Event> {
         100u16..600,
     ];
     prop_oneof![
-        3 => Just(Event::Scan),
+        1 => Just(Event::Scan),
+        3 => Just(Event::ScanAndSend),
         2 => Just(Event::WindowEnd),
         3 => Just(Event::Forward),
         1 => Just(Event::ForwardPartnerGone),
@@ -174,6 +179,11 @@ impl Payment {
         match event {
             Event::Scan => {
                 self.cas(WaitingForScan, Matched);
+            }
+            Event::ScanAndSend => {
+                if self.cas(WaitingForScan, Forwarded) {
+                    self.partner_maybe_asked = true;
+                }
             }
             Event::WindowEnd => {
                 self.cas(WaitingForScan, Expired);

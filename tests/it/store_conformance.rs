@@ -52,6 +52,7 @@ fn scan(tran_id: &str, partner: &str, scan_id: &str, at: DateTime<Utc>) -> ScanC
         partner_payment_token: Some(format!("token-{scan_id}")),
         partner_message_id: format!("hub-{scan_id}"),
         at,
+        to: PaymentState::Matched,
         events: Vec::new(),
     }
 }
@@ -534,6 +535,57 @@ async fn claim_for_scan_records_the_scan(store: SharedStore) {
     );
     let stored = store.payment(p.id).await.unwrap().unwrap();
     assert_eq!(stored.partner_id.as_deref(), Some(PARTNER));
+}
+
+/// The hub's own scans claim straight into FORWARDED (one commit less per flow): the claim
+/// is still a compare-and-set on WAITING_FOR_SCAN, and a claim the instance never followed
+/// with its pay is recovered as unknown with a reversal queued, never declined.
+async fn a_claim_goes_straight_to_forwarded(store: SharedStore) {
+    let p = waiting(&store).await;
+    let claim = ScanClaim {
+        to: PaymentState::Forwarded,
+        ..scan(&p.tran_id, PARTNER, "scan-f", t0() + secs(1))
+    };
+    let ScanClaimOutcome::Claimed(record) = store.claim_for_scan(&claim).await.unwrap() else {
+        panic!("the scan must claim the waiting payment");
+    };
+    assert_eq!(record.state, PaymentState::Forwarded);
+    assert_eq!(record.updated_at, t0() + secs(1));
+    assert_eq!(record.partner_message_id.as_deref(), Some("hub-scan-f"));
+    assert_eq!(state_of(&store, p.id).await, PaymentState::Forwarded);
+    // Only one claim wins, whatever state it asks for.
+    let second = ScanClaim {
+        to: PaymentState::Forwarded,
+        ..scan(&p.tran_id, "wallet-2", "scan-g", t0() + secs(2))
+    };
+    assert_eq!(
+        store.claim_for_scan(&second).await.unwrap(),
+        ScanClaimOutcome::NothingWaiting
+    );
+    // A claim into any other state is refused before the database is touched.
+    let q = waiting(&store).await;
+    let wrong = ScanClaim {
+        to: PaymentState::Approved,
+        ..scan(&q.tran_id, PARTNER, "scan-h", t0() + secs(1))
+    };
+    assert!(matches!(
+        store.claim_for_scan(&wrong).await,
+        Err(StoreError::IllegalTransition { .. })
+    ));
+    assert_eq!(state_of(&store, q.id).await, PaymentState::WaitingForScan);
+    // Recovery: the claiming instance died before its pay's answer.
+    let now = t0() + secs(120);
+    let reversal_for = |p: &PaymentRecord| outbox_msg(p.id, AdviceKind::Reversal, now);
+    let report = store
+        .recover(now, t0() + secs(60), t0() + secs(60), &reversal_for)
+        .await
+        .unwrap();
+    assert_eq!(report.forwarded_made_unknown, 1);
+    assert_eq!(report.matched_never_sent, 0);
+    assert_eq!(state_of(&store, p.id).await, PaymentState::Unknown);
+    let rows = store.outbox_for_payment(p.id).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].kind, AdviceKind::Reversal);
 }
 
 async fn concurrent_claims_one_wins(store: SharedStore) {
@@ -2347,6 +2399,7 @@ macro_rules! conformance {
 }
 
 conformance!(
+    a_claim_goes_straight_to_forwarded,
     a_scan_id_is_used_once_per_partner,
     an_advice_queued_for_its_first_try_is_leased_to_it,
     a_scan_reads_its_code_and_newest_payment,
