@@ -81,6 +81,7 @@ enum Command {
     #[cfg(feature = "tools")]
     Chaos(Box<crate::chaos::ChaosOptions>),
     /// The benchmark's reference: the cheapest durable request (parse a pay, commit one row).
+    #[cfg(feature = "tools")]
     #[command(hide = true)]
     BenchReference(crate::loadgen::reference::ReferenceOptions),
 }
@@ -117,6 +118,7 @@ pub fn run() -> anyhow::Result<()> {
             }
             #[cfg(feature = "tools")]
             Command::Chaos(options) => crate::chaos::command(*options).await,
+            #[cfg(feature = "tools")]
             Command::BenchReference(options) => crate::loadgen::reference::command(options).await,
         }
     })
