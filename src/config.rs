@@ -15,7 +15,11 @@ use crate::model::QrScheme;
 use crate::simulator::SimulatorSettings;
 
 mod qr_template;
+mod retention;
+mod settlement;
 pub use qr_template::{MerchantReference, PartnerQrTemplate};
+pub use retention::RetentionSettings;
+pub use settlement::{CutOff, SettlementSettings, ZoneName};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -57,6 +61,12 @@ pub struct Settings {
     /// Fee schedules per partner and currency, optionally per POS client.
     #[serde(default)]
     pub fees: Vec<FeeSettings>,
+    /// What a settlement day is: time zone and cut-off.
+    #[serde(default)]
+    pub settlement: SettlementSettings,
+    /// How long events, delivered advices and payments are kept.
+    #[serde(default)]
+    pub retention: RetentionSettings,
     /// Requests per authenticated caller (off by default).
     #[serde(default)]
     pub rate_limit: RateLimitSettings,
@@ -772,6 +782,7 @@ impl Settings {
             }
         }
         qr_template::validate(&self.partners, &self.hub.qr_provider_id)?;
+        self.retention.validate()?;
         for (i, o) in self.operators.iter().enumerate() {
             check_hash(
                 &format!("operators[{i}].password_hash"),

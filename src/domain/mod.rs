@@ -6,6 +6,7 @@ mod approval;
 mod fees;
 mod money;
 mod outcome;
+mod settlement_day;
 mod state;
 
 pub use advice::{decide_advice, AdviceDecision, AdviceKind, Refusal};
@@ -15,4 +16,5 @@ pub use approval::{
 pub use fees::FeeSchedule;
 pub use money::{currency_exponent, Money};
 pub use outcome::{classify_advice, classify_pay, AdviceAnswer, Outcome, PartnerOperation};
+pub use settlement_day::SettlementDay;
 pub use state::{settle_partner_answer, PartnerAnswer, PaymentState, Settlement};

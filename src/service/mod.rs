@@ -9,6 +9,7 @@ mod events;
 mod forward;
 mod payments;
 mod qr_codes;
+pub mod retention;
 mod scans;
 pub mod sweeper;
 mod timeline;
