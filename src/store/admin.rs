@@ -509,16 +509,20 @@ pub(crate) fn purgeable_payments_sql(lock: &str) -> String {
 }
 
 /// The statements that delete the payments whose ids `ids` (an SQL subquery over `$1`)
-/// lists, children first so no foreign key is left dangling.
-pub(crate) fn purge_payments_sql(ids: &str) -> [String; 5] {
-    [
+/// lists, children first so no foreign key is left dangling. `payment_message` (PostgreSQL
+/// only: the ids a payment or an early reversal holds) is freed with them.
+pub(crate) fn purge_payments_sql(ids: &str, payment_message: bool) -> Vec<String> {
+    let mut statements = vec![
         format!("DELETE FROM payment_event WHERE payment_id IN ({ids})"),
         format!("DELETE FROM outbox WHERE payment_id IN ({ids})"),
         format!("DELETE FROM advice WHERE payment_id IN ({ids})"),
-        format!(
+    ];
+    if payment_message {
+        statements.push(format!(
             "DELETE FROM payment_message WHERE (client_id, message_id) IN \
              (SELECT client_id, message_id FROM payment WHERE id IN ({ids}))"
-        ),
-        format!("DELETE FROM payment WHERE id IN ({ids})"),
-    ]
+        ));
+    }
+    statements.push(format!("DELETE FROM payment WHERE id IN ({ids})"));
+    statements
 }

@@ -1086,7 +1086,7 @@ impl Store for PostgresStore {
                 .fetch_all(&mut *tx)
                 .await?;
                 if !ids.is_empty() {
-                    for sql in super::admin::purge_payments_sql("SELECT unnest($1::uuid[])") {
+                    for sql in super::admin::purge_payments_sql("SELECT unnest($1::uuid[])", true) {
                         sqlx::query(&sql).bind(&ids).execute(&mut *tx).await?;
                     }
                 }

@@ -956,7 +956,9 @@ impl Store for SqliteStore {
                             .collect::<Vec<_>>(),
                     )
                     .to_string();
-                    for sql in super::admin::purge_payments_sql("SELECT value FROM json_each($1)") {
+                    for sql in
+                        super::admin::purge_payments_sql("SELECT value FROM json_each($1)", false)
+                    {
                         sqlx::query(&sql).bind(&list).execute(&mut *tx).await?;
                     }
                 }
