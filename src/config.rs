@@ -942,6 +942,35 @@ timeout = "25s"
     }
 
     #[test]
+    fn settlement_day_and_retention_are_checked() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/default.toml");
+        let shipped = Settings::load(&path).expect("config/default.toml is valid");
+        assert_eq!(
+            shipped.settlement.day(),
+            crate::domain::SettlementDay::default()
+        );
+        assert_eq!(
+            shipped.retention.payments,
+            RetentionSettings::default().payments
+        );
+        let s = Settings::from_toml(&toml(
+            "[settlement]\ntime_zone = \"Africa/Johannesburg\"\ncut_off = \"23:00\"",
+        ))
+        .expect("valid");
+        assert_eq!(s.settlement.day().zone_name(), "Africa/Johannesburg");
+        assert_eq!(s.settlement.day().cut_off_text(), "23:00");
+        for (bad, key) in [
+            ("[settlement]\ntime_zone = \"Mars/Olympus\"", "time_zone"),
+            ("[settlement]\ncut_off = \"25:00\"", "cut_off"),
+            ("[retention]\nbatch_size = 0", "retention.batch_size"),
+            ("[retention]\ninterval = \"0s\"", "retention.interval"),
+        ] {
+            let err = Settings::from_toml(&toml(bad)).expect_err(bad);
+            assert!(err.to_string().contains(key), "{bad}: {err}");
+        }
+    }
+
+    #[test]
     fn rate_limits_are_off_by_default_and_need_a_burst() {
         let s = Settings::from_toml(&toml("")).expect("valid");
         assert_eq!(s.rate_limit.requests_per_second, 0);
