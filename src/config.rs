@@ -14,7 +14,11 @@ use std::time::Duration;
 use crate::model::QrScheme;
 
 mod qr_template;
+mod retention;
+mod settlement;
 pub use qr_template::{MerchantReference, PartnerQrTemplate};
+pub use retention::RetentionSettings;
+pub use settlement::{CutOff, SettlementSettings, ZoneName};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -56,6 +60,12 @@ pub struct Settings {
     /// Fee schedules per partner and currency, optionally per POS client.
     #[serde(default)]
     pub fees: Vec<FeeSettings>,
+    /// What a settlement day is: time zone and cut-off.
+    #[serde(default)]
+    pub settlement: SettlementSettings,
+    /// How long events, delivered advices and payments are kept.
+    #[serde(default)]
+    pub retention: RetentionSettings,
     /// Requests per authenticated caller (off by default).
     #[serde(default)]
     pub rate_limit: RateLimitSettings,
@@ -754,6 +764,7 @@ impl Settings {
             }
         }
         qr_template::validate(&self.partners, &self.hub.qr_provider_id)?;
+        self.retention.validate()?;
         for (i, o) in self.operators.iter().enumerate() {
             check_hash(
                 &format!("operators[{i}].password_hash"),
@@ -961,6 +972,35 @@ timeout = "25s"
             s.rate_limit.requests_per_second, 0,
             "rate limits ship switched off"
         );
+    }
+
+    #[test]
+    fn settlement_day_and_retention_are_checked() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/default.toml");
+        let shipped = Settings::load(&path).expect("config/default.toml is valid");
+        assert_eq!(
+            shipped.settlement.day(),
+            crate::domain::SettlementDay::default()
+        );
+        assert_eq!(
+            shipped.retention.payments,
+            RetentionSettings::default().payments
+        );
+        let s = Settings::from_toml(&toml(
+            "[settlement]\ntime_zone = \"Africa/Johannesburg\"\ncut_off = \"23:00\"",
+        ))
+        .expect("valid");
+        assert_eq!(s.settlement.day().zone_name(), "Africa/Johannesburg");
+        assert_eq!(s.settlement.day().cut_off_text(), "23:00");
+        for (bad, key) in [
+            ("[settlement]\ntime_zone = \"Mars/Olympus\"", "time_zone"),
+            ("[settlement]\ncut_off = \"25:00\"", "cut_off"),
+            ("[retention]\nbatch_size = 0", "retention.batch_size"),
+            ("[retention]\ninterval = \"0s\"", "retention.interval"),
+        ] {
+            let err = Settings::from_toml(&toml(bad)).expect_err(bad);
+            assert!(err.to_string().contains(key), "{bad}: {err}");
+        }
     }
 
     #[test]

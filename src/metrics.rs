@@ -57,6 +57,9 @@ pub mod name {
     pub const OUTBOX_OLDEST_AGE: &str = "qrhub_outbox_oldest_age_seconds";
     pub const UNADVISED_APPROVALS: &str = "qrhub_unadvised_approvals";
     pub const UNADVISED_OLDEST_AGE: &str = "qrhub_unadvised_approval_oldest_age_seconds";
+    pub const RETENTION_PURGED: &str = "qrhub_retention_purged_rows_total";
+    pub const RETENTION_LAST_SUCCESS: &str = "qrhub_retention_last_success_timestamp_seconds";
+    pub const RETENTION_FAILURES: &str = "qrhub_retention_failures_total";
     pub const UNADVISED_REVERSALS: &str = "qrhub_unadvised_reversals_total";
     pub const HELD_PAY_REQUESTS: &str = "qrhub_held_pay_requests";
     pub const DB_POOL_CONNECTIONS: &str = "qrhub_db_pool_connections";
@@ -118,6 +121,19 @@ pub fn install() -> PrometheusHandle {
 
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!(
+        name::RETENTION_PURGED,
+        "Rows deleted by the retention purge, by table (payment: payments, each with its advices, outbox rows and events)"
+    );
+    describe_gauge!(
+        name::RETENTION_LAST_SUCCESS,
+        Unit::Seconds,
+        "When the last retention purge pass finished without error (Unix time)"
+    );
+    describe_counter!(
+        name::RETENTION_FAILURES,
+        "Retention purge passes that failed"
+    );
     describe_counter!(
         name::REQUESTS,
         "HTTP requests answered, by operation and status code"
@@ -601,6 +617,19 @@ impl HeldPay {
 impl Drop for HeldPay {
     fn drop(&mut self) {
         metrics::gauge!(name::HELD_PAY_REQUESTS).decrement(1.0);
+    }
+}
+
+/// A retention batch deleted `rows` rows of `table`.
+pub fn retention_purged(table: &'static str, rows: u64) {
+    metrics::counter!(name::RETENTION_PURGED, "table" => table).increment(rows);
+}
+
+/// One retention pass ended: its time when it succeeded, a count when it did not.
+pub fn retention_finished(succeeded_at: Option<DateTime<Utc>>) {
+    match succeeded_at {
+        Some(at) => metrics::gauge!(name::RETENTION_LAST_SUCCESS).set(at.timestamp() as f64),
+        None => metrics::counter!(name::RETENTION_FAILURES).increment(1),
     }
 }
 

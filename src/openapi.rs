@@ -323,10 +323,40 @@ fn admin_schemas() -> BTreeMap<String, Value> {
             "partnerReference": {"type": "string", "nullable": true},
             "amount": {"type": "integer", "format": "int64", "description": "Minor units."},
             "currency": string(),
-            "status": {"type": "string", "enum": ["CONFIRMED", "REVERSED"]}
+            "status": {"type": "string", "enum": ["CONFIRMED", "REVERSED"]},
+            "fee": {"type": "integer", "format": "int64", "description": "The partner's fee on the payment, minor units (optional; compared with the hub's)."},
+            "net": {"type": "integer", "format": "int64", "description": "The partner's amount - fee, minor units (optional; compared with the hub's)."}
         },
         "required": ["tranId", "amount", "currency", "status"]
     });
+    let partner_total = json!({
+        "type": "object",
+        "additionalProperties": false,
+        "description": "The partner's totals of the day's confirmed payments in one currency; each figure optional.",
+        "properties": {
+            "currency": string(),
+            "amount": {"type": "integer", "format": "int64", "description": "Gross, minor units."},
+            "fees": {"type": "integer", "format": "int64"},
+            "net": {"type": "integer", "format": "int64"}
+        },
+        "required": ["currency"]
+    });
+    let day_rule = json!({
+        "timeZone": {"type": "string", "description": "The settlement day's IANA time zone (`[settlement] time_zone`)."},
+        "cutOff": {"type": "string", "description": "HH:MM local time: a payment at or past it counts on the next day (00:00: days end at midnight)."}
+    });
+    let day_window = json!({
+        "timeZone": day_rule["timeZone"],
+        "cutOff": day_rule["cutOff"],
+        "from": {"type": "string", "format": "date-time", "description": "The day's first instant: payments created at or after it."},
+        "to": {"type": "string", "format": "date-time", "description": "The next day's first instant: payments created before it."}
+    });
+    let with_day = |mut properties: Value| {
+        if let (Some(p), Some(d)) = (properties.as_object_mut(), day_window.as_object()) {
+            p.extend(d.clone());
+        }
+        properties
+    };
 
     [
         (
@@ -348,9 +378,11 @@ fn admin_schemas() -> BTreeMap<String, Value> {
                 "type": "object",
                 "properties": {
                     "payments": {"type": "array", "items": reference("PaymentView")},
-                    "next": {"type": "string", "description": "Pass as `after` for the next page; absent on the last page."}
+                    "next": {"type": "string", "description": "Pass as `after` for the next page; absent on the last page."},
+                    "dayRule": {"type": "object", "description": "The settlement day that `from` and `to` given as dates stand for.",
+                                "properties": day_rule, "required": ["timeZone", "cutOff"]}
                 },
-                "required": ["payments"]
+                "required": ["payments", "dayRule"]
             }),
         ),
         (
@@ -455,22 +487,26 @@ fn admin_schemas() -> BTreeMap<String, Value> {
             "SettlementReport",
             json!({
                 "type": "object",
-                "properties": {
-                    "date": {"type": "string", "format": "date"},
+                "properties": with_day(json!({
+                    "date": {"type": "string", "format": "date", "description": "The settlement day."},
                     "partnerId": string(),
                     "rows": {"type": "array", "items": reference("SettlementRow")}
-                },
-                "required": ["date", "rows"]
+                })),
+                "required": ["date", "timeZone", "cutOff", "from", "to", "rows"]
             }),
         ),
         ("PartnerRow", partner_row),
+        ("PartnerTotal", partner_total),
         (
             "PartnerReport",
             json!({
                 "description": "The partner's report as JSON: an array of rows, or {\"rows\": [...]}.",
                 "oneOf": [
                     {"type": "array", "items": reference("PartnerRow")},
-                    {"type": "object", "properties": {"rows": {"type": "array", "items": reference("PartnerRow")}},
+                    {"type": "object", "properties": {
+                        "rows": {"type": "array", "items": reference("PartnerRow")},
+                        "totals": {"type": "array", "items": reference("PartnerTotal")}
+                     },
                      "required": ["rows"]}
                 ]
             }),
@@ -485,9 +521,11 @@ fn admin_schemas() -> BTreeMap<String, Value> {
                     "partnerReference": string(),
                     "amount": int64(),
                     "currency": string(),
-                    "status": {"type": "string", "enum": ["CONFIRMED", "REVERSED", "APPROVED"]}
+                    "status": {"type": "string", "enum": ["CONFIRMED", "REVERSED", "APPROVED"]},
+                    "fee": {"type": "integer", "format": "int64", "description": "Fixed at confirmation; 0 for any other status."},
+                    "net": {"type": "integer", "format": "int64", "description": "amount - fee."}
                 },
-                "required": ["tranId", "paymentId", "amount", "currency", "status"]
+                "required": ["tranId", "paymentId", "amount", "currency", "status", "fee", "net"]
             }),
         ),
         (
@@ -514,20 +552,48 @@ fn admin_schemas() -> BTreeMap<String, Value> {
             }),
         ),
         (
-            "Reconciliation",
+            "FeeMismatch",
             json!({
                 "type": "object",
                 "properties": {
-                    "date": {"type": "string", "format": "date"},
+                    "tranId": string(), "paymentId": uuid(), "currency": string(),
+                    "hubFee": int64(), "hubNet": int64(),
+                    "partnerFee": int64(), "partnerNet": int64()
+                },
+                "required": ["tranId", "paymentId", "currency", "hubFee", "hubNet"]
+            }),
+        ),
+        (
+            "TotalMismatch",
+            json!({
+                "type": "object",
+                "properties": {
+                    "currency": string(),
+                    "hubAmount": int64(), "hubFees": int64(), "hubNet": int64(),
+                    "partnerAmount": int64(), "partnerFees": int64(), "partnerNet": int64()
+                },
+                "required": ["currency", "hubAmount", "hubFees", "hubNet"]
+            }),
+        ),
+        (
+            "Reconciliation",
+            json!({
+                "type": "object",
+                "properties": with_day(json!({
+                    "date": {"type": "string", "format": "date", "description": "The settlement day."},
                     "partnerId": string(),
                     "matched": {"type": "integer", "format": "int64", "minimum": 0},
                     "hubOnly": {"type": "array", "items": reference("HubEntry")},
                     "partnerOnly": {"type": "array", "items": reference("PartnerRow")},
                     "amountMismatches": {"type": "array", "items": reference("AmountMismatch")},
-                    "statusMismatches": {"type": "array", "items": reference("StatusMismatch")}
-                },
-                "required": ["date", "partnerId", "matched", "hubOnly", "partnerOnly",
-                             "amountMismatches", "statusMismatches"]
+                    "statusMismatches": {"type": "array", "items": reference("StatusMismatch")},
+                    "feeMismatches": {"type": "array", "items": reference("FeeMismatch")},
+                    "totalMismatches": {"type": "array", "items": reference("TotalMismatch"),
+                                        "description": "Only where the partner's report gave totals."}
+                })),
+                "required": ["date", "timeZone", "cutOff", "from", "to", "partnerId", "matched",
+                             "hubOnly", "partnerOnly", "amountMismatches", "statusMismatches",
+                             "feeMismatches", "totalMismatches"]
             }),
         ),
         (
@@ -941,8 +1007,8 @@ fn paths() -> Value {
                     query("clientId", "Exactly this POS client."),
                     query("partnerId", "Exactly this partner."),
                     {"name": "state", "in": "query", "required": false, "schema": {"type": "string", "enum": states}},
-                    query("from", "An RFC 3339 time or a date YYYY-MM-DD (its start)."),
-                    query("to", "An RFC 3339 time or a date YYYY-MM-DD (that day included)."),
+                    query("from", "An RFC 3339 time or a settlement day YYYY-MM-DD (its start)."),
+                    query("to", "An RFC 3339 time or a settlement day YYYY-MM-DD (that day included)."),
                     limit(crate::model::page::DEFAULT_LIMIT),
                     query("after", "The `next` cursor of the previous page.")
                 ],
@@ -1021,12 +1087,14 @@ fn paths() -> Value {
         json!({"get": admin(
             "settlementReport",
             "The day's settlement per partner and currency.",
-            "Payments belong to the UTC day they were created. JSON, or CSV with ?format=csv or \
+            "Payments belong to the settlement day of the instant they were created: the local date in \
+             `[settlement] time_zone`, the next day at or past its `cut_off` (default UTC 00:00); \
+             the report names the zone, cut-off and instants it covers. JSON, or CSV with ?format=csv or \
              Accept: text/csv (columns in src/admin/reports.rs).",
             json!({
                 "security": security(),
                 "parameters": [
-                    query("date", "YYYY-MM-DD (default: today, UTC)."),
+                    query("date", "A settlement day YYYY-MM-DD (default: today, by the hub's zone and cut-off)."),
                     query("partnerId", "Only this partner."),
                     {"name": "format", "in": "query", "required": false,
                      "schema": {"type": "string", "enum": ["json", "csv"]}}
@@ -1050,7 +1118,7 @@ fn paths() -> Value {
             json!({
                 "security": security(),
                 "parameters": [
-                    query("date", "YYYY-MM-DD (default: today, UTC)."),
+                    query("date", "A settlement day YYYY-MM-DD (default: today, by the hub's zone and cut-off)."),
                     {"name": "partnerId", "in": "query", "required": true,
                      "description": "The partner whose report this is.", "schema": {"type": "string", "minLength": 1}}
                 ],
@@ -1058,7 +1126,7 @@ fn paths() -> Value {
                     "required": true,
                     "content": {
                         "text/csv": {"schema": {"type": "string",
-                            "description": "A header row naming tranId, partnerReference, amount, currency, status (any order), then one row per payment."}},
+                            "description": "A header row naming tranId, partnerReference, amount, currency, status and optionally fee and net (any order), then one row per payment."}},
                         "application/json": {"schema": {"$ref": "#/components/schemas/PartnerReport"}}
                     }
                 },

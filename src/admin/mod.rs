@@ -14,7 +14,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::domain::PaymentState;
+use crate::domain::{PaymentState, SettlementDay};
 use crate::model::{ErrorDetail, ErrorType};
 use crate::service::{span, Hub, HubError, HubResult};
 use crate::store::{EventRecord, OutboxMessage, OutboxState, PaymentQuery, PaymentRecord};
@@ -92,6 +92,8 @@ pub struct PaymentPage {
     /// Pass as `after` for the next page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next: Option<String>,
+    /// The settlement day that `from` and `to` given as dates stand for.
+    pub day_rule: DayRule,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -231,27 +233,53 @@ pub fn limit(id: &str, params: &Params, default: i64) -> HubResult<i64> {
     }
 }
 
-/// A `YYYY-MM-DD` date (UTC day).
+/// A `YYYY-MM-DD` date: a settlement day.
 pub fn date(id: &str, field: &str, value: &str) -> HubResult<NaiveDate> {
     NaiveDate::parse_from_str(value, "%Y-%m-%d")
         .map_err(|_| bad_param(id, field, "must be a date YYYY-MM-DD", value))
 }
 
-/// The UTC day [start, end) of a date.
-pub fn day_bounds(day: NaiveDate) -> (DateTime<Utc>, DateTime<Utc>) {
-    let start = day.and_time(chrono::NaiveTime::MIN).and_utc();
-    (start, start + chrono::Duration::days(1))
+/// The hub's settlement day definition (`[settlement]`): every date of the back office is
+/// one of its days.
+pub fn settlement_day(hub: &Hub) -> SettlementDay {
+    hub.settings().settlement.day()
 }
 
-/// An RFC 3339 instant, or a date: its start (`end_of_day` false) or the start of the next
-/// day (true, so that `to=2026-11-22` includes that day).
-fn instant(id: &str, field: &str, value: &str, end_of_day: bool) -> HubResult<DateTime<Utc>> {
+/// Which day definition an answer's dates use: the zone and the local cut-off.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DayRule {
+    /// IANA time zone name.
+    pub time_zone: &'static str,
+    /// `HH:MM` local time; a payment at or past it counts on the next day (`00:00`: days
+    /// end at midnight).
+    pub cut_off: String,
+}
+
+impl From<SettlementDay> for DayRule {
+    fn from(day: SettlementDay) -> Self {
+        Self {
+            time_zone: day.zone_name(),
+            cut_off: day.cut_off_text(),
+        }
+    }
+}
+
+/// An RFC 3339 instant, or a date (a settlement day of `day`): its start (`end_of_day`
+/// false) or its end (true, so that `to=2026-11-22` includes that day).
+fn instant(
+    id: &str,
+    field: &str,
+    value: &str,
+    end_of_day: bool,
+    day: SettlementDay,
+) -> HubResult<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(value) {
         return Ok(t.with_timezone(&Utc));
     }
     match NaiveDate::parse_from_str(value, "%Y-%m-%d") {
-        Ok(day) => {
-            let (start, end) = day_bounds(day);
+        Ok(date) => {
+            let (start, end) = day.bounds(date);
             Ok(if end_of_day { end } else { start })
         }
         Err(_) => Err(bad_param(
@@ -299,16 +327,17 @@ pub async fn search_payments(hub: &Hub, id: &str, params: &Params) -> HubResult<
         ),
     };
     let limit = limit(id, params, DEFAULT_LIMIT)?;
+    let day = settlement_day(hub);
     let query = PaymentQuery {
         tran_id: param(params, "tranId").map(str::to_owned),
         client_id: param(params, "clientId").map(str::to_owned),
         partner_id: param(params, "partnerId").map(str::to_owned),
         state,
         from: param(params, "from")
-            .map(|v| instant(id, "from", v, false))
+            .map(|v| instant(id, "from", v, false, day))
             .transpose()?,
         to: param(params, "to")
-            .map(|v| instant(id, "to", v, true))
+            .map(|v| instant(id, "to", v, true, day))
             .transpose()?,
         after,
         // One more than asked: whether there is a next page.
@@ -323,6 +352,7 @@ pub async fn search_payments(hub: &Hub, id: &str, params: &Params) -> HubResult<
     Ok(PaymentPage {
         payments: found.iter().map(PaymentView::from).collect(),
         next,
+        day_rule: day.into(),
     })
 }
 
@@ -471,8 +501,10 @@ pub struct StateCount {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Summary {
-    /// The UTC day the payment counts are for.
+    /// The settlement day the payment counts are for.
     pub date: NaiveDate,
+    /// What that day is: zone and cut-off.
+    pub day_rule: DayRule,
     /// Payments created that day, per state, every state listed (in lifecycle order).
     pub payments: Vec<StateCount>,
     /// Every outbox row, per state, every state listed.
@@ -482,14 +514,15 @@ pub struct Summary {
     pub oldest_pending_at: Option<DateTime<Utc>>,
 }
 
-/// `GET /admin/v1/summary?date=`: payments of the day (default today, UTC) by state, and
+/// `GET /admin/v1/summary?date=`: payments of the settlement day (default today) by state, and
 /// the outbox by state, for the console's live counts.
 pub async fn summary(hub: &Hub, id: &str, params: &Params) -> HubResult<Summary> {
+    let day = settlement_day(hub);
     let date = match param(params, "date") {
         Some(v) => date(id, "date", v)?,
-        None => hub.clock.now().date_naive(),
+        None => day.today(hub.clock.as_ref()),
     };
-    let (from, to) = day_bounds(date);
+    let (from, to) = day.bounds(date);
     let counts = hub.store.state_counts(from, to).await?;
     let stats = hub.store.outbox_stats().await?;
     let count_of = |found: &[(PaymentState, i64)], state: PaymentState| {
@@ -525,6 +558,7 @@ pub async fn summary(hub: &Hub, id: &str, params: &Params) -> HubResult<Summary>
     .collect();
     Ok(Summary {
         date,
+        day_rule: day.into(),
         payments,
         outbox,
         oldest_pending_at: stats.oldest_created_at,
@@ -546,10 +580,20 @@ mod tests {
 
     #[test]
     fn a_date_as_to_includes_that_day() {
-        let to = instant("x", "to", "2026-11-22", true).unwrap();
+        let utc = SettlementDay::default();
+        let to = instant("x", "to", "2026-11-22", true, utc).unwrap();
         assert_eq!(to.to_rfc3339(), "2026-11-23T00:00:00+00:00");
-        let from = instant("x", "from", "2026-11-22", false).unwrap();
+        let from = instant("x", "from", "2026-11-22", false, utc).unwrap();
         assert_eq!(from.to_rfc3339(), "2026-11-22T00:00:00+00:00");
-        assert!(instant("x", "from", "yesterday", false).is_err());
+        assert!(instant("x", "from", "yesterday", false, utc).is_err());
+        // A settlement day ending 23:00 in Johannesburg (UTC+2).
+        let jhb = SettlementDay::new(
+            chrono_tz::Africa::Johannesburg,
+            chrono::NaiveTime::from_hms_opt(23, 0, 0).unwrap(),
+        );
+        let from = instant("x", "from", "2026-11-22", false, jhb).unwrap();
+        assert_eq!(from.to_rfc3339(), "2026-11-21T21:00:00+00:00");
+        let to = instant("x", "to", "2026-11-22", true, jhb).unwrap();
+        assert_eq!(to.to_rfc3339(), "2026-11-22T21:00:00+00:00");
     }
 }

@@ -1,11 +1,17 @@
 //! The day's settlement per partner and currency, and reconciliation of it against the
-//! partner's own report. Days are UTC and a payment belongs to the day it was created.
+//! partner's own report.
+//!
+//! Days are settlement days (`[settlement]`: a time zone and a local cut-off, default UTC
+//! 00:00; see `domain::SettlementDay`): a payment belongs to the day of the instant it was
+//! created (its `pay` received), read on the zone's clock, and to the next day when that is at
+//! or past the cut-off. Every report says which definition it used (`timeZone`, `cutOff`)
+//! and which instants it covered (`from`, `to`).
 //!
 //! # Settlement CSV
 //! One header row, then one row per partner × currency:
 //!
 //! `date,partnerId,currency,` then for each of `confirmed`, `reversed`, `unknown`, `approved`:
-//! `…Count,…Amount,…Fees,…Net`.
+//! `…Count,…Amount,…Fees,…Net`; then `timeZone,cutOff`, the day definition.
 //!
 //! - `confirmed*`: payments CONFIRMED; the amount (gross) is the confirmation's
 //!   `amounts.approvedAmount` when it gave one (a partial confirmation), else the partner's
@@ -20,11 +26,11 @@
 use std::collections::{BTreeMap, HashMap};
 
 use axum::http::StatusCode;
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{bad_param, csv, day_bounds};
+use super::{bad_param, csv, settlement_day, DayRule};
 use crate::domain::PaymentState;
 use crate::model::{ErrorDetail, FormatError};
 use crate::service::{Hub, HubError, HubResult};
@@ -65,13 +71,19 @@ pub struct SettlementRow {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SettlementReport {
+    /// The settlement day.
     pub date: NaiveDate,
+    #[serde(flatten)]
+    pub day_rule: DayRule,
+    /// The instants the day covers: payments created in `[from, to)`.
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub partner_id: Option<String>,
     pub rows: Vec<SettlementRow>,
 }
 
-pub const SETTLEMENT_CSV_HEADER: [&str; 19] = [
+pub const SETTLEMENT_CSV_HEADER: [&str; 21] = [
     "date",
     "partnerId",
     "currency",
@@ -91,6 +103,8 @@ pub const SETTLEMENT_CSV_HEADER: [&str; 19] = [
     "approvedAmount",
     "approvedFees",
     "approvedNet",
+    "timeZone",
+    "cutOff",
 ];
 
 impl SettlementReport {
@@ -104,13 +118,15 @@ impl SettlementReport {
                 .collect::<Vec<_>>();
             let mut fields = vec![date, r.partner_id.clone(), r.currency.clone()];
             fields.extend(numbers);
+            fields.push(self.day_rule.time_zone.to_owned());
+            fields.push(self.day_rule.cut_off.clone());
             out.push_str(&csv::line(fields));
         }
         out
     }
 }
 
-/// The day (`date`, default today UTC) and optional partner of a report request.
+/// The settlement day (`date`, default today) and optional partner of a report request.
 pub fn report_scope(
     hub: &Hub,
     id: &str,
@@ -118,7 +134,7 @@ pub fn report_scope(
 ) -> HubResult<(NaiveDate, Option<String>)> {
     let date = match super::param(params, "date") {
         Some(v) => super::date(id, "date", v)?,
-        None => hub.clock.now().date_naive(),
+        None => settlement_day(hub).today(hub.clock.as_ref()),
     };
     Ok((date, super::param(params, "partnerId").map(str::to_owned)))
 }
@@ -129,7 +145,8 @@ pub async fn settlement(
     date: NaiveDate,
     partner_id: Option<String>,
 ) -> HubResult<SettlementReport> {
-    let (from, to) = day_bounds(date);
+    let day = settlement_day(hub);
+    let (from, to) = day.bounds(date);
     let groups = hub
         .store
         .settlement_groups(from, to, partner_id.as_deref())
@@ -157,6 +174,9 @@ pub async fn settlement(
     }
     Ok(SettlementReport {
         date,
+        day_rule: day.into(),
+        from,
+        to,
         partner_id,
         rows: rows.into_values().collect(),
     })
@@ -174,13 +194,46 @@ pub struct PartnerRow {
     pub currency: String,
     /// CONFIRMED or REVERSED.
     pub status: String,
+    /// What the partner says the fee on this payment is (minor units), where its report
+    /// carries fees; compared with the fee the hub fixed at confirmation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fee: Option<i64>,
+    /// The partner's net (`amount − fee`, minor units), where its report carries it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net: Option<i64>,
+}
+
+/// The partner's totals of the day's confirmed payments in one currency, where its report
+/// gives totals rather than (or as well as) a fee per payment. Each figure is optional.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PartnerTotal {
+    pub currency: String,
+    /// Gross of the confirmed payments, minor units.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fees: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net: Option<i64>,
+}
+
+/// The partner's report: one row per payment, and optionally its day totals per currency.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PartnerReport {
+    pub rows: Vec<PartnerRow>,
+    pub totals: Vec<PartnerTotal>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 enum PartnerJson {
     Rows(Vec<PartnerRow>),
-    Wrapped { rows: Vec<PartnerRow> },
+    Wrapped {
+        rows: Vec<PartnerRow>,
+        #[serde(default)]
+        totals: Vec<PartnerTotal>,
+    },
 }
 
 const PARTNER_STATUSES: [&str; 2] = ["CONFIRMED", "REVERSED"];
@@ -193,13 +246,15 @@ fn format_errors(id: &str, errors: Vec<FormatError>) -> HubError {
 }
 
 /// The partner's report from CSV (header `tranId,partnerReference,amount,currency,status`,
-/// columns in any order) or JSON (an array of rows, or `{"rows": [...]}`).
-pub fn parse_partner_report(id: &str, body: &[u8], is_csv: bool) -> HubResult<Vec<PartnerRow>> {
-    let rows = if is_csv {
-        parse_partner_csv(id, body)?
+/// optionally `fee` and `net`, columns in any order) or JSON (an array of rows, or
+/// `{"rows": [...], "totals": [...]}` with optional day totals per currency).
+pub fn parse_partner_report(id: &str, body: &[u8], is_csv: bool) -> HubResult<PartnerReport> {
+    let (rows, totals) = if is_csv {
+        (parse_partner_csv(id, body)?, Vec::new())
     } else {
         match serde_json::from_slice::<PartnerJson>(body) {
-            Ok(PartnerJson::Rows(rows) | PartnerJson::Wrapped { rows }) => rows,
+            Ok(PartnerJson::Rows(rows)) => (rows, Vec::new()),
+            Ok(PartnerJson::Wrapped { rows, totals }) => (rows, totals),
             Err(e) => return Err(bad_param(id, "body", &format!("not a report: {e}"), "")),
         }
     };
@@ -223,7 +278,7 @@ pub fn parse_partner_report(id: &str, body: &[u8], is_csv: bool) -> HubResult<Ve
     if !errors.is_empty() {
         return Err(format_errors(id, errors));
     }
-    Ok(rows)
+    Ok(PartnerReport { rows, totals })
 }
 
 fn parse_partner_csv(id: &str, body: &[u8]) -> HubResult<Vec<PartnerRow>> {
@@ -269,12 +324,32 @@ fn parse_partner_csv(id: &str, body: &[u8]) -> HubResult<Vec<PartnerRow>> {
             });
             continue;
         };
+        // The optional money columns: absent or empty is "not given".
+        let mut optional = |name: &str| -> Option<i64> {
+            let text = at(record, name);
+            if text.is_empty() {
+                return None;
+            }
+            let parsed = text.parse::<i64>().ok();
+            if parsed.is_none() {
+                errors.push(FormatError {
+                    field: format!("line {line}.{name}"),
+                    msg: "must be an integer amount in minor units".into(),
+                    value: text,
+                });
+            }
+            parsed
+        };
+        let fee = optional("fee");
+        let net = optional("net");
         rows.push(PartnerRow {
             tran_id: at(record, "tranId"),
             partner_reference: Some(at(record, "partnerReference")).filter(|r| !r.is_empty()),
             amount,
             currency: at(record, "currency"),
             status: at(record, "status").to_ascii_uppercase(),
+            fee,
+            net,
         });
     }
     if !errors.is_empty() {
@@ -296,6 +371,10 @@ pub struct HubEntry {
     /// CONFIRMED, REVERSED (also for UNKNOWN: the hub reversed it) or APPROVED (not yet
     /// advised by the POS).
     pub status: &'static str,
+    /// The fee fixed at confirmation (0 for any other status).
+    pub fee: i64,
+    /// `amount − fee`.
+    pub net: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -318,17 +397,60 @@ pub struct StatusMismatch {
     pub partner_status: String,
 }
 
+/// A payment whose fee or net the partner states differently from the hub. The partner's
+/// figures are those its row gave; a figure it left out is not compared.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FeeMismatch {
+    pub tran_id: String,
+    pub payment_id: Uuid,
+    pub currency: String,
+    pub hub_fee: i64,
+    pub hub_net: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partner_fee: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partner_net: Option<i64>,
+}
+
+/// A currency whose day totals of confirmed payments (gross, fees, net) the partner states
+/// differently from the hub.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TotalMismatch {
+    pub currency: String,
+    pub hub_amount: i64,
+    pub hub_fees: i64,
+    pub hub_net: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partner_amount: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partner_fees: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partner_net: Option<i64>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Reconciliation {
+    /// The settlement day.
     pub date: NaiveDate,
+    #[serde(flatten)]
+    pub day_rule: DayRule,
+    /// The instants the day covers: payments created in `[from, to)`.
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
     pub partner_id: String,
-    /// Rows present on both sides with the same amount, currency and status.
+    /// Rows present on both sides with the same amount, currency and status, and the same
+    /// fee and net where the partner gave them.
     pub matched: usize,
     pub hub_only: Vec<HubEntry>,
     pub partner_only: Vec<PartnerRow>,
     pub amount_mismatches: Vec<AmountMismatch>,
     pub status_mismatches: Vec<StatusMismatch>,
+    pub fee_mismatches: Vec<FeeMismatch>,
+    /// Only where the partner's report gave `totals`.
+    pub total_mismatches: Vec<TotalMismatch>,
 }
 
 fn hub_status(state: PaymentState) -> &'static str {
@@ -347,7 +469,20 @@ fn hub_entry(p: &SettledPayment) -> HubEntry {
         amount: p.amount_minor,
         currency: p.currency.clone(),
         status: hub_status(p.state),
+        fee: p.fee_minor,
+        net: p.amount_minor - p.fee_minor,
     }
+}
+
+/// The day's confirmed payments per currency: gross and fees.
+fn confirmed_totals(hub: &[SettledPayment]) -> BTreeMap<&str, (i64, i64)> {
+    let mut totals: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
+    for p in hub.iter().filter(|p| p.state == PaymentState::Confirmed) {
+        let t = totals.entry(p.currency.as_str()).or_default();
+        t.0 += p.amount_minor;
+        t.1 += p.fee_minor;
+    }
+    totals
 }
 
 /// Compares the hub's settled payments of one partner and day with the partner's rows.
@@ -355,25 +490,52 @@ fn hub_entry(p: &SettledPayment) -> HubEntry {
 /// freed it), the one whose partner reference (the hub's `pay` id) matches wins, else the
 /// oldest unpaired one.
 pub fn reconcile(
-    date: NaiveDate,
+    day: &DayScope,
     partner_id: String,
     hub: &[SettledPayment],
-    partner: Vec<PartnerRow>,
+    partner: PartnerReport,
 ) -> Reconciliation {
     let mut by_tran: HashMap<&str, Vec<&SettledPayment>> = HashMap::new();
     for p in hub {
         by_tran.entry(p.tran_id.as_str()).or_default().push(p);
     }
     let mut report = Reconciliation {
-        date,
+        date: day.date,
+        day_rule: day.rule.clone(),
+        from: day.from,
+        to: day.to,
         partner_id,
         matched: 0,
         hub_only: Vec::new(),
         partner_only: Vec::new(),
         amount_mismatches: Vec::new(),
         status_mismatches: Vec::new(),
+        fee_mismatches: Vec::new(),
+        total_mismatches: Vec::new(),
     };
-    for row in partner {
+    let totals = confirmed_totals(hub);
+    for given in &partner.totals {
+        let (amount, fees) = totals
+            .get(given.currency.as_str())
+            .copied()
+            .unwrap_or_default();
+        let differs = |theirs: Option<i64>, ours: i64| theirs.is_some_and(|t| t != ours);
+        if differs(given.amount, amount)
+            || differs(given.fees, fees)
+            || differs(given.net, amount - fees)
+        {
+            report.total_mismatches.push(TotalMismatch {
+                currency: given.currency.clone(),
+                hub_amount: amount,
+                hub_fees: fees,
+                hub_net: amount - fees,
+                partner_amount: given.amount,
+                partner_fees: given.fees,
+                partner_net: given.net,
+            });
+        }
+    }
+    for row in partner.rows {
         let candidates = by_tran.get_mut(row.tran_id.as_str());
         let Some(candidates) = candidates.filter(|c| !c.is_empty()) else {
             report.partner_only.push(row);
@@ -409,6 +571,19 @@ pub fn reconcile(
                 partner_status: row.status.clone(),
             });
         }
+        let hub_net = p.amount_minor - p.fee_minor;
+        if row.fee.is_some_and(|f| f != p.fee_minor) || row.net.is_some_and(|n| n != hub_net) {
+            same = false;
+            report.fee_mismatches.push(FeeMismatch {
+                tran_id: row.tran_id.clone(),
+                payment_id: p.payment_id,
+                currency: p.currency.clone(),
+                hub_fee: p.fee_minor,
+                hub_net,
+                partner_fee: row.fee,
+                partner_net: row.net,
+            });
+        }
         if same {
             report.matched += 1;
         }
@@ -419,19 +594,40 @@ pub fn reconcile(
     report
 }
 
+/// A settlement day as a report states it: its date, definition and instants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DayScope {
+    pub date: NaiveDate,
+    pub rule: DayRule,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+}
+
+impl DayScope {
+    pub fn new(day: crate::domain::SettlementDay, date: NaiveDate) -> Self {
+        let (from, to) = day.bounds(date);
+        Self {
+            date,
+            rule: day.into(),
+            from,
+            to,
+        }
+    }
+}
+
 /// `POST /admin/v1/reports/reconciliation`.
 pub async fn reconciliation(
     hub: &Hub,
     date: NaiveDate,
     partner_id: String,
-    rows: Vec<PartnerRow>,
+    report: PartnerReport,
 ) -> HubResult<Reconciliation> {
-    let (from, to) = day_bounds(date);
+    let day = DayScope::new(settlement_day(hub), date);
     let settled = hub
         .store
-        .settled_payments(from, to, Some(&partner_id))
+        .settled_payments(day.from, day.to, Some(&partner_id))
         .await?;
-    Ok(reconcile(date, partner_id, &settled, rows))
+    Ok(reconcile(&day, partner_id, &settled, report))
 }
 
 #[cfg(test)]
@@ -460,7 +656,16 @@ mod tests {
             amount,
             currency: "710".into(),
             status: status.into(),
+            fee: None,
+            net: None,
         }
+    }
+
+    fn scope() -> DayScope {
+        DayScope::new(
+            crate::domain::SettlementDay::default(),
+            NaiveDate::from_ymd_opt(2026, 11, 22).unwrap(),
+        )
     }
 
     #[test]
@@ -479,8 +684,11 @@ mod tests {
             row("e", 500, "CONFIRMED"),
             row("z", 1, "CONFIRMED"),
         ];
-        let date = NaiveDate::from_ymd_opt(2026, 11, 22).unwrap();
-        let r = reconcile(date, "w".into(), &hub, partner);
+        let partner = PartnerReport {
+            rows: partner,
+            totals: Vec::new(),
+        };
+        let r = reconcile(&scope(), "w".into(), &hub, partner);
         assert_eq!(r.matched, 2);
         assert_eq!(r.amount_mismatches.len(), 1);
         assert_eq!(r.amount_mismatches[0].tran_id, "b");
@@ -490,12 +698,92 @@ mod tests {
         assert_eq!(r.hub_only[0].tran_id, "d");
         assert_eq!(r.partner_only.len(), 1);
         assert_eq!(r.partner_only[0].tran_id, "z");
+        assert!(r.fee_mismatches.is_empty() && r.total_mismatches.is_empty());
+    }
+
+    #[test]
+    fn fees_and_net_are_compared_where_the_partner_gives_them() {
+        let mut a = settled("a", PaymentState::Confirmed, 1000);
+        a.fee_minor = 115;
+        let mut b = settled("b", PaymentState::Confirmed, 2000);
+        b.fee_minor = 130;
+        let c = settled("c", PaymentState::Reversed, 300);
+        let hub = [a, b, c];
+        let with = |tran: &str, amount, status: &str, fee, net| PartnerRow {
+            fee,
+            net,
+            ..row(tran, amount, status)
+        };
+        let partner = PartnerReport {
+            rows: vec![
+                // a agrees on both; b's fee differs (its net follows); c gives none.
+                with("a", 1000, "CONFIRMED", Some(115), Some(885)),
+                with("b", 2000, "CONFIRMED", Some(140), Some(1860)),
+                with("c", 300, "REVERSED", None, None),
+            ],
+            totals: vec![
+                PartnerTotal {
+                    currency: "710".into(),
+                    amount: Some(3000),
+                    fees: Some(255),
+                    net: None,
+                },
+                PartnerTotal {
+                    currency: "840".into(),
+                    amount: None,
+                    fees: Some(0),
+                    net: Some(0),
+                },
+            ],
+        };
+        let r = reconcile(&scope(), "w".into(), &hub, partner);
+        assert_eq!(r.matched, 2);
+        assert_eq!(
+            r.fee_mismatches,
+            vec![FeeMismatch {
+                tran_id: "b".into(),
+                payment_id: hub[1].payment_id,
+                currency: "710".into(),
+                hub_fee: 130,
+                hub_net: 1870,
+                partner_fee: Some(140),
+                partner_net: Some(1860),
+            }]
+        );
+        assert_eq!(
+            r.total_mismatches,
+            vec![TotalMismatch {
+                currency: "710".into(),
+                hub_amount: 3000,
+                hub_fees: 245,
+                hub_net: 2755,
+                partner_amount: Some(3000),
+                partner_fees: Some(255),
+                partner_net: None,
+            }]
+        );
     }
 
     #[test]
     fn partner_csv_in_any_column_order_and_bad_amounts_named() {
         let body = b"status,tranId,amount,currency,partnerReference\r\nconfirmed,a,100,710,r1\n";
-        let rows = parse_partner_report("x", body, true).unwrap();
+        let rows = parse_partner_report("x", body, true).unwrap().rows;
+        assert_eq!((rows[0].fee, rows[0].net), (None, None));
+        let with_fees =
+            b"tranId,amount,currency,status,fee,net\na,100,710,CONFIRMED,2,98\nb,5,710,REVERSED,,\n";
+        let fees = parse_partner_report("x", with_fees, true).unwrap().rows;
+        assert_eq!((fees[0].fee, fees[0].net), (Some(2), Some(98)));
+        assert_eq!((fees[1].fee, fees[1].net), (None, None));
+        let bad_fee = b"tranId,amount,currency,status,fee\na,100,710,CONFIRMED,1.5\n";
+        assert!(parse_partner_report("x", bad_fee, true).is_err());
+        let totals = br#"{"rows": [], "totals": [{"currency": "710", "fees": 5}]}"#;
+        assert_eq!(
+            parse_partner_report("x", totals, false)
+                .unwrap()
+                .totals
+                .len(),
+            1
+        );
         assert_eq!(rows[0].status, "CONFIRMED");
         assert_eq!(rows[0].partner_reference.as_deref(), Some("r1"));
         let bad = b"tranId,partnerReference,amount,currency,status\na,,12.50,710,CONFIRMED\n";
@@ -508,7 +796,10 @@ mod tests {
         }
         let json =
             br#"{"rows": [{"tranId": "a", "amount": 5, "currency": "710", "status": "REVERSED"}]}"#;
-        assert_eq!(parse_partner_report("x", json, false).unwrap().len(), 1);
+        assert_eq!(
+            parse_partner_report("x", json, false).unwrap().rows.len(),
+            1
+        );
         let float = br#"[{"tranId": "a", "amount": 5.5, "currency": "710", "status": "REVERSED"}]"#;
         assert!(parse_partner_report("x", float, false).is_err());
     }
@@ -517,6 +808,9 @@ mod tests {
     fn csv_report_has_its_documented_columns() {
         let report = SettlementReport {
             date: NaiveDate::from_ymd_opt(2026, 11, 22).unwrap(),
+            day_rule: crate::domain::SettlementDay::default().into(),
+            from: Utc::now(),
+            to: Utc::now(),
             partner_id: None,
             rows: vec![SettlementRow {
                 partner_id: "w".into(),
@@ -541,8 +835,9 @@ mod tests {
             report.to_csv(),
             "date,partnerId,currency,confirmedCount,confirmedAmount,confirmedFees,confirmedNet,\
              reversedCount,reversedAmount,reversedFees,reversedNet,unknownCount,unknownAmount,\
-             unknownFees,unknownNet,approvedCount,approvedAmount,approvedFees,approvedNet\r\n\
-             2026-11-22,w,710,2,300,6,294,0,0,0,0,0,0,0,0,1,5,0,5\r\n"
+             unknownFees,unknownNet,approvedCount,approvedAmount,approvedFees,approvedNet,\
+             timeZone,cutOff\r\n\
+             2026-11-22,w,710,2,300,6,294,0,0,0,0,0,0,0,0,1,5,0,5,UTC,00:00\r\n"
         );
     }
 }

@@ -239,8 +239,8 @@ async fn reconciliation(
             ))
         }
     };
-    let rows = reports::parse_partner_report(&id, &body, is_csv).map_err(|e| answer(&id, e))?;
-    reports::reconciliation(&hub, date, partner, rows)
+    let report = reports::parse_partner_report(&id, &body, is_csv).map_err(|e| answer(&id, e))?;
+    reports::reconciliation(&hub, date, partner, report)
         .await
         .map(Json)
         .map_err(|e| answer(&id, e))

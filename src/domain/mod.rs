@@ -7,6 +7,7 @@ mod fees;
 mod money;
 mod outcome;
 mod scan;
+mod settlement_day;
 mod state;
 
 pub use advice::{decide_advice, AdviceDecision, AdviceKind, Refusal};
@@ -17,4 +18,5 @@ pub use fees::FeeSchedule;
 pub use money::{check_amount, currency_exponent, Money, MAX_AMOUNT};
 pub use outcome::{classify_advice, classify_pay, AdviceAnswer, Outcome};
 pub use scan::{decide_scan, LatestPayment, ScanDecision, DUPLICATE_SCAN_ID, NO_PAYMENT_WAITING};
+pub use settlement_day::SettlementDay;
 pub use state::{settle_partner_answer, PartnerAnswer, PaymentState, Settlement};

@@ -11,6 +11,7 @@ pub mod outbox;
 pub mod partner_health;
 mod payments;
 mod qr_codes;
+pub mod retention;
 mod scans;
 pub mod sweeper;
 mod timeline;

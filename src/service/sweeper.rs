@@ -48,7 +48,9 @@ impl Hub {
     }
 
     /// Sweeps every `interval` until cancelled.
+    /// The retention purge runs beside it, in its own task, at its own interval.
     pub async fn run_sweeper(self: Arc<Self>, interval: Duration, stop: CancellationToken) {
+        let retention = tokio::spawn(Arc::clone(&self).run_retention(stop.clone()));
         loop {
             match self.sweep().await {
                 Ok(()) => crate::metrics::sweep_finished(Some(self.now())),
@@ -58,9 +60,12 @@ impl Hub {
                 }
             }
             tokio::select! {
-                _ = stop.cancelled() => return,
+                _ = stop.cancelled() => break,
                 _ = tokio::time::sleep(interval) => {}
             }
+        }
+        if let Err(e) = retention.await {
+            tracing::error!(error = %e, "the retention task ended abnormally");
         }
     }
 }

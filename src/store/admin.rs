@@ -459,3 +459,72 @@ pub(crate) fn state_counts(
         .collect::<StoreResult<_>>()?;
     Ok(StateCounts { payments, outbox })
 }
+
+/// What a retention purge deletes (DESIGN.md §7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Purge {
+    /// Timeline events recorded before the cut-off.
+    Events,
+    /// DELIVERED outbox rows last changed before the cut-off. PENDING rows are owed to a
+    /// partner and FAILED or DEAD ones are an operator's open items: never purged.
+    DeliveredOutbox,
+    /// Payments created before the cut-off in a state they never leave (CONFIRMED, REVERSED,
+    /// DECLINED, EXPIRED) and with no advice other than DELIVERED, with their advices,
+    /// outbox rows, events and message ids.
+    Payments,
+}
+
+impl Purge {
+    pub const ALL: [Purge; 3] = [Purge::Events, Purge::DeliveredOutbox, Purge::Payments];
+
+    /// The table a metric names.
+    pub fn table(self) -> &'static str {
+        match self {
+            Self::Events => "payment_event",
+            Self::DeliveredOutbox => "outbox",
+            Self::Payments => "payment",
+        }
+    }
+}
+
+/// One batch of events recorded before `$1`, at most `$2`, oldest first (by the `at`
+/// index). Valid on both backends.
+pub(crate) const PURGE_EVENTS_SQL: &str = "DELETE FROM payment_event WHERE id IN \
+     (SELECT id FROM payment_event WHERE at < $1 ORDER BY at LIMIT $2)";
+
+/// One batch of DELIVERED outbox rows last changed before `$1`, at most `$2`, oldest first
+/// (by the partial index on DELIVERED rows). Valid on both backends.
+pub(crate) const PURGE_OUTBOX_SQL: &str = "DELETE FROM outbox WHERE state = 'DELIVERED' AND id IN \
+     (SELECT id FROM outbox WHERE state = 'DELIVERED' AND updated_at < $1 \
+      ORDER BY updated_at LIMIT $2)";
+
+/// The ids of one batch of payments [`Purge::Payments`] may delete: created before `$1`, at
+/// most `$2`, oldest first; `lock` is appended (PostgreSQL: `FOR UPDATE SKIP LOCKED`).
+pub(crate) fn purgeable_payments_sql(lock: &str) -> String {
+    format!(
+        "SELECT p.id FROM payment p WHERE p.created_at < $1 \
+         AND p.state IN ('CONFIRMED', 'REVERSED', 'DECLINED', 'EXPIRED') \
+         AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.payment_id = p.id \
+                         AND o.state <> 'DELIVERED') \
+         ORDER BY p.created_at, p.id LIMIT $2 {lock}"
+    )
+}
+
+/// The statements that delete the payments whose ids `ids` (an SQL subquery over `$1`)
+/// lists, children first so no foreign key is left dangling. `payment_message` (PostgreSQL
+/// only: the ids a payment or an early reversal holds) is freed with them.
+pub(crate) fn purge_payments_sql(ids: &str, payment_message: bool) -> Vec<String> {
+    let mut statements = vec![
+        format!("DELETE FROM payment_event WHERE payment_id IN ({ids})"),
+        format!("DELETE FROM outbox WHERE payment_id IN ({ids})"),
+        format!("DELETE FROM advice WHERE payment_id IN ({ids})"),
+    ];
+    if payment_message {
+        statements.push(format!(
+            "DELETE FROM payment_message WHERE (client_id, message_id) IN \
+             (SELECT client_id, message_id FROM payment WHERE id IN ({ids}))"
+        ));
+    }
+    statements.push(format!("DELETE FROM payment WHERE id IN ({ids})"));
+    statements
+}

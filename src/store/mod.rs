@@ -11,8 +11,8 @@ mod rows;
 mod sqlite;
 
 pub use admin::{
-    event_kind, Direction, EventRecord, NewEvent, PaymentQuery, SettledPayment, SettlementGroup,
-    StateCounts, SETTLEMENT_STATES,
+    event_kind, Direction, EventRecord, NewEvent, PaymentQuery, Purge, SettledPayment,
+    SettlementGroup, StateCounts, SETTLEMENT_STATES,
 };
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -661,6 +661,18 @@ pub trait BackOfficeStore: Send + Sync {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> StoreResult<StateCounts>;
+
+    // Retention
+    /// Deletes one batch (at most `limit`) of what `what` names older than `before`, in one
+    /// short transaction, and says how many rows it deleted (payments: how many payments).
+    /// `None`: another instance is purging right now (PostgreSQL: a transaction-scoped
+    /// advisory lock), so this one leaves it to that one.
+    async fn purge(
+        &self,
+        what: Purge,
+        before: DateTime<Utc>,
+        limit: i64,
+    ) -> StoreResult<Option<u64>>;
 }
 
 /// Everything the hub persists, as one object (`SharedStore`): the focused traits above,

@@ -1194,7 +1194,60 @@ impl BackOfficeStore for PostgresStore {
             .await?;
         super::admin::state_counts(payments, outbox)
     }
+
+    async fn purge(
+        &self,
+        what: Purge,
+        before: DateTime<Utc>,
+        limit: i64,
+    ) -> StoreResult<Option<u64>> {
+        let mut tx = self.pool.begin().await?;
+        // Held to the end of this batch's transaction: instances purge one at a time, and a
+        // crashed one holds nothing.
+        let ours: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+            .bind(RETENTION_LOCK)
+            .fetch_one(&mut *tx)
+            .await?;
+        if !ours {
+            return Ok(None);
+        }
+        let deleted = match what {
+            Purge::Events | Purge::DeliveredOutbox => {
+                let sql = if what == Purge::Events {
+                    super::admin::PURGE_EVENTS_SQL
+                } else {
+                    super::admin::PURGE_OUTBOX_SQL
+                };
+                sqlx::query(sql)
+                    .bind(before)
+                    .bind(limit)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+            }
+            Purge::Payments => {
+                let ids: Vec<Uuid> = sqlx::query_scalar(&super::admin::purgeable_payments_sql(
+                    "FOR UPDATE OF p SKIP LOCKED",
+                ))
+                .bind(before)
+                .bind(limit)
+                .fetch_all(&mut *tx)
+                .await?;
+                if !ids.is_empty() {
+                    for sql in super::admin::purge_payments_sql("SELECT unnest($1::uuid[])", true) {
+                        sqlx::query(&sql).bind(&ids).execute(&mut *tx).await?;
+                    }
+                }
+                ids.len() as u64
+            }
+        };
+        tx.commit().await?;
+        Ok(Some(deleted))
+    }
 }
+
+/// The advisory lock key of the retention purge (any constant no other code uses).
+const RETENTION_LOCK: i64 = 0x7172_6875_6250_7267;
 
 /// Inserts an advice row; false if its (client, id) is already stored.
 async fn insert_advice<'e, E>(executor: E, advice: &AdviceRecord) -> StoreResult<bool>

@@ -962,6 +962,55 @@ impl BackOfficeStore for SqliteStore {
             .await?;
         super::admin::state_counts(payments, outbox)
     }
+
+    async fn purge(
+        &self,
+        what: Purge,
+        before: DateTime<Utc>,
+        limit: i64,
+    ) -> StoreResult<Option<u64>> {
+        // One writer, one instance: no other purge can run, and each batch is one short
+        // write transaction that other writes queue behind only briefly.
+        let mut tx = self.begin_write().await?;
+        let deleted = match what {
+            Purge::Events | Purge::DeliveredOutbox => {
+                let sql = if what == Purge::Events {
+                    super::admin::PURGE_EVENTS_SQL
+                } else {
+                    super::admin::PURGE_OUTBOX_SQL
+                };
+                sqlx::query(sql)
+                    .bind(Ts(before))
+                    .bind(limit)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+            }
+            Purge::Payments => {
+                let ids: Vec<Id> = sqlx::query_scalar(&super::admin::purgeable_payments_sql(""))
+                    .bind(Ts(before))
+                    .bind(limit)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                if !ids.is_empty() {
+                    let list = serde_json::Value::from(
+                        ids.iter()
+                            .map(|id| id.0.hyphenated().to_string())
+                            .collect::<Vec<_>>(),
+                    )
+                    .to_string();
+                    for sql in
+                        super::admin::purge_payments_sql("SELECT value FROM json_each($1)", false)
+                    {
+                        sqlx::query(&sql).bind(&list).execute(&mut *tx).await?;
+                    }
+                }
+                ids.len() as u64
+            }
+        };
+        tx.commit().await?;
+        Ok(Some(deleted))
+    }
 }
 
 /// Inserts an advice row; false if its (client, id) is already stored.

@@ -10,6 +10,7 @@ use crate::common::hub::{
     confirmation, reversal, Options, TestHub, OPERATOR, OPERATOR_PASSWORD, PARTNER_PASSWORD,
     POS_PASSWORD,
 };
+use qrhub::clock::ManualClock;
 use qrhub::simulator::{AdviceBehaviour, LedgerEntry, MessageKind, PayBehaviour};
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -226,6 +227,222 @@ async fn settlement_report_adds_up_in_json_and_csv(db: TestDb) {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(error["errorType"], "FORMAT_ERROR");
     assert_eq!(error["detailMessage"]["formatErrors"][0]["field"], "date");
+    hub.stop().await;
+}
+
+/// A settlement day that ends at 23:00 in Johannesburg (UTC+2 all year).
+const JOHANNESBURG_23H: &str = r#"
+[settlement]
+time_zone = "Africa/Johannesburg"
+cut_off = "23:00"
+"#;
+
+fn instant(text: &str) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .expect("an RFC 3339 time")
+        .with_timezone(&chrono::Utc)
+}
+
+/// The confirmed tally of the one row of a settlement report.
+fn confirmed_tally(report: &Value) -> Value {
+    let rows = report["rows"].as_array().expect("rows");
+    assert_eq!(rows.len(), 1, "{report:#}");
+    rows[0]["confirmed"].clone()
+}
+
+/// A payment made at 23:30 local time counts on the next settlement day, in the JSON and CSV
+/// reports, the reconciliation, the default "today" and the search's dates; one made at
+/// 22:30 stays on its day.
+async fn a_payment_past_the_local_cut_off_counts_on_the_next_day(db: TestDb) {
+    // 22:30 in Johannesburg on 15 June.
+    let clock = ManualClock::new(instant("2026-06-15T20:30:00Z"));
+    let hub = TestHub::start(
+        db,
+        Options {
+            extra: format!("{FEES}{JOHANNESBURG_23H}"),
+            clock: Some(std::sync::Arc::new(clock.clone())),
+            ..Options::default()
+        },
+    )
+    .await;
+    let before = confirmed(&hub, 2000, None).await;
+    // 23:30 local: past the cut-off.
+    clock.set(instant("2026-06-15T21:30:00Z"));
+    let late = confirmed(&hub, 1000, None).await;
+
+    let (status, report) = admin_get(
+        &hub,
+        "/admin/v1/reports/settlement?date=2026-06-16&partnerId=wallet-1",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["date"], "2026-06-16");
+    assert_eq!(report["timeZone"], "Africa/Johannesburg");
+    assert_eq!(report["cutOff"], "23:00");
+    assert_eq!(report["from"], "2026-06-15T21:00:00Z");
+    assert_eq!(report["to"], "2026-06-16T21:00:00Z");
+    // 1.50 % of 1000 plus 100 fixed.
+    assert_eq!(
+        confirmed_tally(&report),
+        json!({"count": 1, "amount": 1000, "fees": 115, "net": 885})
+    );
+    let (_, report) = admin_get(&hub, "/admin/v1/reports/settlement?date=2026-06-15").await;
+    assert_eq!(
+        confirmed_tally(&report),
+        json!({"count": 1, "amount": 2000, "fees": 130, "net": 1870}),
+        "the payment before the cut-off stays on its day"
+    );
+    // Without a date: today by the hub's clock and day definition, already the 16th.
+    let (_, report) = admin_get(&hub, "/admin/v1/reports/settlement").await;
+    assert_eq!(report["date"], "2026-06-16");
+    assert_eq!(confirmed_tally(&report)["amount"], 1000);
+
+    // The CSV says the same, with the day definition in its last columns.
+    let (status, text) = admin_get_as(
+        &hub,
+        OPERATOR,
+        OPERATOR_PASSWORD,
+        "/admin/v1/reports/settlement?date=2026-06-16&format=csv",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let lines: Vec<Vec<&str>> = text
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| l.split(',').collect())
+        .collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    let field = |name: &str| -> &str {
+        let i = lines[0]
+            .iter()
+            .position(|h| *h == name)
+            .unwrap_or_else(|| panic!("no column {name}: {text}"));
+        lines[1][i]
+    };
+    assert_eq!(field("date"), "2026-06-16");
+    assert_eq!(field("confirmedCount"), "1");
+    assert_eq!(field("confirmedAmount"), "1000");
+    assert_eq!(field("confirmedFees"), "115");
+    assert_eq!(field("confirmedNet"), "885");
+    assert_eq!(field("timeZone"), "Africa/Johannesburg");
+    assert_eq!(field("cutOff"), "23:00");
+    let (_, text) = admin_get_as(
+        &hub,
+        OPERATOR,
+        OPERATOR_PASSWORD,
+        "/admin/v1/reports/settlement?date=2026-06-15&format=csv",
+        None,
+    )
+    .await;
+    assert!(
+        text.contains("\r\n2026-06-15,wallet-1,710,1,2000,130,1870,"),
+        "{text}"
+    );
+
+    // The reconciliation of the 16th holds the late payment, and only it.
+    let tran = |r: &Value| r["tranId"].as_str().expect("tranId").to_owned();
+    let csv = format!(
+        "tranId,amount,currency,status\r\n{},1000,710,CONFIRMED\r\n",
+        tran(&late)
+    );
+    let (status, rec) = admin_post(
+        &hub,
+        "/admin/v1/reports/reconciliation?date=2026-06-16&partnerId=wallet-1",
+        "text/csv",
+        csv,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{rec}");
+    assert_eq!(rec["matched"], 1, "{rec:#}");
+    assert_eq!(rec["hubOnly"], json!([]), "{rec:#}");
+    assert_eq!(rec["timeZone"], "Africa/Johannesburg");
+
+    // The search's dates are settlement days too.
+    let (status, page) = admin_get(&hub, "/admin/v1/payments?from=2026-06-16&to=2026-06-16").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let found: Vec<&Value> = page["payments"].as_array().expect("list").iter().collect();
+    assert_eq!(found.len(), 1, "{page:#}");
+    assert_eq!(found[0]["tranId"], tran(&late).as_str());
+    assert_eq!(
+        page["dayRule"],
+        json!({"timeZone": "Africa/Johannesburg", "cutOff": "23:00"})
+    );
+    let (_, page) = admin_get(&hub, "/admin/v1/payments?to=2026-06-15").await;
+    let found: Vec<&Value> = page["payments"].as_array().expect("list").iter().collect();
+    assert_eq!(found.len(), 1, "{page:#}");
+    assert_eq!(found[0]["tranId"], tran(&before).as_str());
+    hub.stop().await;
+}
+
+/// A partner's report that carries fees and net, and disagrees with the hub on one fee: the
+/// reconciliation lists that payment, per payment and in the day's totals.
+async fn reconciliation_finds_a_fee_the_partner_disagrees_on(db: TestDb) {
+    let hub = TestHub::start(
+        db,
+        Options {
+            extra: FEES.into(),
+            ..Options::default()
+        },
+    )
+    .await;
+    // Fees by hand: 15 + 100 on 1000, 30 + 100 on 2000.
+    let a = confirmed(&hub, 1000, None).await;
+    let b = confirmed(&hub, 2000, None).await;
+    let tran = |r: &Value| r["tranId"].as_str().expect("tranId").to_owned();
+    let path = format!(
+        "/admin/v1/reports/reconciliation?date={}&partnerId=wallet-1",
+        today()
+    );
+    // a agrees; b's partner charged 140, not 130 (its net follows).
+    let csv = format!(
+        "tranId,amount,currency,status,fee,net\r\n\
+         {},1000,710,CONFIRMED,115,885\r\n\
+         {},2000,710,CONFIRMED,140,1860\r\n",
+        tran(&a),
+        tran(&b),
+    );
+    let (status, report) = admin_post(&hub, &path, "text/csv", csv).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["matched"], 1, "{report:#}");
+    let mismatches = report["feeMismatches"].as_array().expect("list");
+    assert_eq!(mismatches.len(), 1, "{report:#}");
+    assert_eq!(mismatches[0]["tranId"], tran(&b).as_str());
+    assert_eq!(mismatches[0]["hubFee"], 130);
+    assert_eq!(mismatches[0]["hubNet"], 1870);
+    assert_eq!(mismatches[0]["partnerFee"], 140);
+    assert_eq!(mismatches[0]["partnerNet"], 1860);
+    assert_eq!(report["amountMismatches"], json!([]));
+    assert_eq!(report["statusMismatches"], json!([]));
+    assert_eq!(report["totalMismatches"], json!([]));
+
+    // JSON with the day's totals: fees 255 against the hub's 245.
+    let rows = json!({
+        "rows": [
+            {"tranId": tran(&a), "amount": 1000, "currency": "710", "status": "CONFIRMED", "fee": 115},
+            {"tranId": tran(&b), "amount": 2000, "currency": "710", "status": "CONFIRMED", "net": 1860}
+        ],
+        "totals": [{"currency": "710", "amount": 3000, "fees": 255, "net": 2745}]
+    });
+    let (status, report) = admin_post(&hub, &path, "application/json", rows.to_string()).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["matched"], 1, "{report:#}");
+    assert_eq!(report["feeMismatches"][0]["tranId"], tran(&b).as_str());
+    assert_eq!(report["feeMismatches"][0]["partnerNet"], 1860);
+    assert_eq!(
+        report["totalMismatches"],
+        json!([{"currency": "710", "hubAmount": 3000, "hubFees": 245, "hubNet": 2755,
+                "partnerAmount": 3000, "partnerFees": 255, "partnerNet": 2745}])
+    );
+    // A report without fees (the old format) compares none.
+    let old = format!(
+        "tranId,partnerReference,amount,currency,status\r\n{},,1000,710,CONFIRMED\r\n{},,2000,710,CONFIRMED\r\n",
+        tran(&a),
+        tran(&b)
+    );
+    let (_, report) = admin_post(&hub, &path, "text/csv", old).await;
+    assert_eq!(report["matched"], 2, "{report:#}");
+    assert_eq!(report["feeMismatches"], json!([]));
     hub.stop().await;
 }
 
@@ -668,6 +885,8 @@ async fn the_summary_counts_todays_payments_and_the_outbox(db: TestDb) {
 
 both_stores!(
     settlement_report_adds_up_in_json_and_csv,
+    a_payment_past_the_local_cut_off_counts_on_the_next_day,
+    reconciliation_finds_a_fee_the_partner_disagrees_on,
     search_filters_and_walks_pages,
     a_payment_timeline_tells_its_story_in_order,
     a_dead_letter_retried_by_an_operator_is_delivered,

@@ -103,8 +103,10 @@ async fn an_operator_finds_a_payment_and_reads_its_timeline_in_a_real_browser() 
     let hub = TestHub::start(
         TestDb::sqlite().await,
         Options {
-            // 1.50 % + 1.00 on each confirmed payment, for the settlement view's fees.
-            extra: "[[fees]]\npartner = \"wallet-1\"\ncurrency = \"710\"\npercent_bps = 150\nfixed = 100\n".into(),
+            // 1.50 % + 1.00 on each confirmed payment, for the settlement view's fees; a
+            // settlement day that ends at 23:00 in Johannesburg, which the view states.
+            extra: "[[fees]]\npartner = \"wallet-1\"\ncurrency = \"710\"\npercent_bps = 150\nfixed = 100\n\
+                    [settlement]\ntime_zone = \"Africa/Johannesburg\"\ncut_off = \"23:00\"\n".into(),
             ..Options::default()
         },
     )
@@ -309,6 +311,11 @@ async fn drive(browser: &Browser, url: &str, tran_id: &str) {
         "the confirmed payment's fee and net: {table}"
     );
     assert!(table.contains("1 · ZAR 42.50"), "{table}");
+    let rule = browser.wait_text("#s-day-rule", |t| !t.is_empty()).await;
+    assert!(
+        rule.contains("days end at 23:00 in Africa/Johannesburg"),
+        "the view says which settlement day it shows: {rule}"
+    );
     let bars = browser
         .execute(
             "return document.querySelectorAll('#charts svg rect.bar').length;",

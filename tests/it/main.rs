@@ -27,6 +27,7 @@ mod pos_away;
 mod properties;
 mod published;
 mod reload;
+mod retention;
 mod secrets;
 mod simulator;
 mod sqlite_durability;

@@ -130,10 +130,6 @@
     return d.toISOString().replace('T', ' ').replace('Z', '');
   }
 
-  function todayUtc() {
-    return new Date().toISOString().slice(0, 10);
-  }
-
   function stateBadge(state) {
     return el('span', { class: `state state-${String(state).toLowerCase()}`, text: state });
   }
@@ -308,10 +304,9 @@
     if (name === 'outbox') loadOutbox();
     if (name === 'unadvised') loadUnadvised();
     if (name === 'partners') loadPartners();
-    if (name === 'settlement' && !$('s-date').value) {
-      $('s-date').value = todayUtc();
-      loadSettlement();
-    }
+    // Without a date the hub answers for its own today, by its settlement day definition
+    // (time zone and cut-off), which the browser's clock cannot know.
+    if (name === 'settlement' && !$('s-date').value) loadSettlement();
     if (name === 'payments' || name === 'outbox' || name === 'unadvised') lastListView = name;
   }
 
@@ -745,7 +740,18 @@
       : gross;
   }
 
+  // Which day this is: the hub's zone and cut-off, and the instants it covers.
+  function dayRuleText(report) {
+    const midnight = report.cutOff === '00:00';
+    const rule = midnight
+      ? `days end at midnight in ${report.timeZone}`
+      : `days end at ${report.cutOff} in ${report.timeZone}; a payment at or after ${report.cutOff} counts on the next day`;
+    return `Settlement day ${report.date} (${rule}): payments created from ${formatTime(report.from)} to ${formatTime(report.to)} UTC.`;
+  }
+
   function renderSettlement(report) {
+    if (!$('s-date').value) $('s-date').value = report.date;
+    $('s-day-rule').textContent = dayRuleText(report);
     const body = $('settlement-body');
     clear(body);
     for (const r of report.rows) {
@@ -774,11 +780,12 @@
       byCurrency.get(r.currency).push(r);
     }
     for (const [currency, rows] of byCurrency) {
-      charts.append(chart(report.date, currency, rows));
+      charts.append(chart(report, currency, rows));
     }
   }
 
-  function chart(date, currency, rows) {
+  function chart(report, currency, rows) {
+    const date = report.date;
     const code = (currencyOf(currency) || [currency])[0];
     const series = [['confirmed', 'Confirmed'], ['reversed', 'Reversed']];
     const bar = 34, gap = 10, groupGap = 44, top = 28, plot = 180, bottom = 46, left = 16;
@@ -819,21 +826,22 @@
     });
     root.append(legend);
     return el('figure', { class: 'card chart-card' }, root,
-      el('figcaption', { text: `${code}, ${date} (UTC): amounts in ${code}` }));
+      el('figcaption', { text: `${code}, settlement day ${date} (${report.timeZone}, cut-off ${report.cutOff}): amounts in ${code}` }));
   }
 
   async function downloadCsv() {
-    const params = { date: $('s-date').value || todayUtc(), partnerId: $('s-partner').value, format: 'csv' };
+    const params = { date: $('s-date').value, partnerId: $('s-partner').value, format: 'csv' };
     try {
       const response = await call(`/reports/settlement${query(params)}`, { accept: 'text/csv' });
       const blob = await response.blob();
       const url = URL.createObjectURL(blob);
-      const link = el('a', { href: url, download: `settlement-${params.date}.csv`, hidden: true });
+      const name = `settlement-${params.date || 'today'}.csv`;
+      const link = el('a', { href: url, download: name, hidden: true });
       document.body.append(link);
       link.click();
       link.remove();
       setTimeout(() => URL.revokeObjectURL(url), 10000);
-      setStatus(`settlement-${params.date}.csv downloaded.`);
+      setStatus(`${name} downloaded.`);
     } catch (e) {
       failed(e);
     }
