@@ -225,17 +225,6 @@ pub struct PartnerReport {
     pub totals: Vec<PartnerTotal>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum PartnerJson {
-    Rows(Vec<PartnerRow>),
-    Wrapped {
-        rows: Vec<PartnerRow>,
-        #[serde(default)]
-        totals: Vec<PartnerTotal>,
-    },
-}
-
 const PARTNER_STATUSES: [&str; 2] = ["CONFIRMED", "REVERSED"];
 
 fn format_errors(id: &str, errors: Vec<FormatError>) -> HubError {
@@ -252,11 +241,34 @@ pub fn parse_partner_report(id: &str, body: &[u8], is_csv: bool) -> HubResult<Pa
     let (rows, totals) = if is_csv {
         (parse_partner_csv(id, body)?, Vec::new())
     } else {
-        match serde_json::from_slice::<PartnerJson>(body) {
-            Ok(PartnerJson::Rows(rows)) => (rows, Vec::new()),
-            Ok(PartnerJson::Wrapped { rows, totals }) => (rows, totals),
-            Err(e) => return Err(bad_param(id, "body", &format!("not a report: {e}"), "")),
-        }
+        // Read as JSON first and then by shape, so that a mistake is named by what is wrong
+        // with the report, not by the hub's own type names.
+        let value: serde_json::Value = serde_json::from_slice(body)
+            .map_err(|e| bad_param(id, "body", &format!("not JSON: {e}"), ""))?;
+        let (rows, totals) = match value {
+            rows @ serde_json::Value::Array(_) => (rows, None),
+            serde_json::Value::Object(mut report) => (
+                report.remove("rows").unwrap_or(serde_json::Value::Null),
+                report.remove("totals"),
+            ),
+            _ => {
+                return Err(bad_param(
+                    id,
+                    "body",
+                    "a report is an array of rows, or an object with rows and totals",
+                    "",
+                ))
+            }
+        };
+        let rows: Vec<PartnerRow> = serde_json::from_value(rows)
+            .map_err(|e| bad_param(id, "rows", &format!("not a list of report rows: {e}"), ""))?;
+        let totals: Vec<PartnerTotal> = match totals {
+            Some(totals) => serde_json::from_value(totals).map_err(|e| {
+                bad_param(id, "totals", &format!("not a list of day totals: {e}"), "")
+            })?,
+            None => Vec::new(),
+        };
+        (rows, totals)
     };
     let mut errors = Vec::new();
     for (i, r) in rows.iter().enumerate() {

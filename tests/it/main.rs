@@ -18,7 +18,6 @@ mod crash;
 mod instances;
 mod lifecycle;
 mod loadgen;
-mod metrics;
 mod openapi;
 mod operations;
 mod partner_health;

@@ -1,7 +1,8 @@
 //! `GET /metrics` after real flows over HTTP: the numbers must match what happened.
 //!
 //! The recorder is process-wide (one per process, like any Prometheus client), so every hub
-//! this binary starts adds to the same series. The cases here therefore:
+//! this binary starts adds to the same series: these cases are their own test binary
+//! (`tests/metrics.rs`), apart from the other integration tests. The cases here therefore:
 //! - run one at a time: each holds [`SERIAL`] for its whole run (a `tokio` mutex, so that a
 //!   failed case does not poison the others, and usable across the tests' own runtimes);
 //! - compare counters as deltas between a scrape before and a scrape after the flows;
