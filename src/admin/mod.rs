@@ -10,7 +10,7 @@ pub mod reports;
 
 use axum::http::StatusCode;
 use base64::Engine;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -275,19 +275,32 @@ fn instant(
     day: SettlementDay,
 ) -> HubResult<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(value) {
-        return Ok(t.with_timezone(&Utc));
+        return Ok(within_stored_years(t.with_timezone(&Utc)));
     }
     match NaiveDate::parse_from_str(value, "%Y-%m-%d") {
-        Ok(date) => {
+        Ok(date) if (1..=9999).contains(&date.year()) => {
             let (start, end) = day.bounds(date);
-            Ok(if end_of_day { end } else { start })
+            Ok(within_stored_years(if end_of_day { end } else { start }))
         }
-        Err(_) => Err(bad_param(
+        _ => Err(bad_param(
             id,
             field,
-            "must be an RFC 3339 time or a date YYYY-MM-DD",
+            "must be an RFC 3339 time or a date YYYY-MM-DD (years 0001 to 9999)",
             value,
         )),
+    }
+}
+
+/// `t` within the years the store keeps times in (0001 to 9999): SQLite compares times as
+/// fixed-width text, where the end of 9999-12-31 (in year 10000) would sort before every
+/// payment and a search "to 9999-12-31" would find none.
+fn within_stored_years(t: DateTime<Utc>) -> DateTime<Utc> {
+    let earliest = NaiveDate::from_ymd_opt(1, 1, 1).and_then(|d| d.and_hms_opt(0, 0, 0));
+    let latest = NaiveDate::from_ymd_opt(9999, 12, 31)
+        .and_then(|d| d.and_hms_micro_opt(23, 59, 59, 999_999));
+    match (earliest, latest) {
+        (Some(earliest), Some(latest)) => t.clamp(earliest.and_utc(), latest.and_utc()),
+        _ => t,
     }
 }
 
@@ -576,6 +589,16 @@ mod tests {
         assert_eq!(decode_cursor(&encode_cursor(at, id)), Some((at, id)));
         assert_eq!(decode_cursor("not a cursor"), None);
         assert_eq!(decode_cursor(""), None);
+    }
+
+    #[test]
+    fn the_last_day_of_year_9999_is_a_bound_the_store_can_compare() {
+        let utc = SettlementDay::default();
+        let to = instant("x", "to", "9999-12-31", true, utc).unwrap();
+        assert_eq!(to.year(), 9999);
+        let far = instant("x", "to", "+12000-01-01T00:00:00Z", true, utc);
+        assert!(far.map_or(true, |t| t.year() == 9999));
+        assert!(instant("x", "to", "12000-01-01", true, utc).is_err());
     }
 
     #[test]
