@@ -78,6 +78,9 @@ pub fn mask_card_numbers(value: &mut Value) -> usize {
             })
             .sum(),
         Value::Array(items) => items.iter_mut().map(mask_card_numbers).sum(),
+        // Every string of every message passes here: one with too few digits to hold a card
+        // number (nearly all of them) is left without copying it.
+        Value::String(s) if s.bytes().filter(u8::is_ascii_digit).count() < 13 => 0,
         Value::String(s) => {
             let masked = mask_digits_in(s, false);
             let changed = usize::from(masked != *s);
