@@ -492,6 +492,12 @@ impl Purge {
 pub(crate) const PURGE_EVENTS_SQL: &str = "DELETE FROM payment_event WHERE id IN \
      (SELECT id FROM payment_event WHERE at < $1 ORDER BY at LIMIT $2)";
 
+/// [`PURGE_EVENTS_SQL`] on PostgreSQL, which keeps no index on `at` (migration 0012): the
+/// batch is taken in id order, by the primary key. Ids are given as events are recorded, so
+/// this is oldest first but for a batch writer's few milliseconds.
+pub(crate) const PURGE_EVENTS_BY_ID_SQL: &str = "DELETE FROM payment_event WHERE id IN \
+     (SELECT id FROM payment_event WHERE at < $1 ORDER BY id LIMIT $2)";
+
 /// One batch of DELIVERED outbox rows last changed before `$1`, at most `$2`, oldest first
 /// (by the partial index on DELIVERED rows). Valid on both backends.
 pub(crate) const PURGE_OUTBOX_SQL: &str = "DELETE FROM outbox WHERE state = 'DELIVERED' AND id IN \

@@ -1214,7 +1214,7 @@ impl BackOfficeStore for PostgresStore {
         let deleted = match what {
             Purge::Events | Purge::DeliveredOutbox => {
                 let sql = if what == Purge::Events {
-                    super::admin::PURGE_EVENTS_SQL
+                    super::admin::PURGE_EVENTS_BY_ID_SQL
                 } else {
                     super::admin::PURGE_OUTBOX_SQL
                 };
