@@ -8,7 +8,6 @@ pub mod csv;
 pub mod health;
 pub mod reports;
 
-use axum::http::StatusCode;
 use base64::Engine;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde::Serialize;
@@ -16,7 +15,7 @@ use uuid::Uuid;
 
 use crate::domain::{PaymentState, SettlementDay};
 use crate::model::{ErrorDetail, ErrorType};
-use crate::service::{span, Hub, HubError, HubResult};
+use crate::service::{span, Hub, HubError, HubResult, RefusalKind};
 use crate::store::{EventRecord, OutboxMessage, OutboxState, PaymentQuery, PaymentRecord};
 
 pub use crate::model::page::{DEFAULT_LIMIT, MAX_LIMIT};
@@ -198,14 +197,14 @@ pub struct OutboxList {
 /// 400 FORMAT_ERROR naming the query parameter.
 pub fn bad_param(id: &str, field: &str, msg: &str, value: &str) -> HubError {
     HubError::refuse(
-        StatusCode::BAD_REQUEST,
+        RefusalKind::BadRequest,
         ErrorDetail::format_field(id, field, msg, value),
     )
 }
 
 pub fn not_found(id: &str, message: &str) -> HubError {
     HubError::refuse(
-        StatusCode::NOT_FOUND,
+        RefusalKind::NotFound,
         ErrorDetail::new(id, ErrorType::UnableToLocateRecord, message),
     )
 }

@@ -25,7 +25,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use axum::http::StatusCode;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -33,7 +32,7 @@ use uuid::Uuid;
 use super::{bad_param, csv, settlement_day, DayRule};
 use crate::domain::PaymentState;
 use crate::model::{ErrorDetail, FormatError};
-use crate::service::{Hub, HubError, HubResult};
+use crate::service::{Hub, HubError, HubResult, RefusalKind};
 use crate::store::SettledPayment;
 
 /// How many payments and how much money: gross, the fees on it, and what is left.
@@ -229,7 +228,7 @@ const PARTNER_STATUSES: [&str; 2] = ["CONFIRMED", "REVERSED"];
 
 fn format_errors(id: &str, errors: Vec<FormatError>) -> HubError {
     HubError::refuse(
-        StatusCode::BAD_REQUEST,
+        RefusalKind::BadRequest,
         ErrorDetail::format_error(id, &errors),
     )
 }

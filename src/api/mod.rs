@@ -20,13 +20,14 @@ pub use guards::plain_request_id;
 pub use limits::{LoginThrottle, RateLimits};
 
 use axum::extract::FromRef;
+use axum::http::StatusCode;
 use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 use std::sync::Arc;
 
 use crate::credentials::Credentials;
 use crate::model::Operation;
-use crate::service::{Hub, HubError};
+use crate::service::{Hub, HubError, RefusalKind};
 
 #[derive(Clone, Debug)]
 pub struct AppState {
@@ -94,14 +95,20 @@ fn with_trailing_slash(
 /// Turns the hub's refusals into answers; internal failures become an opaque 500.
 pub(crate) fn answer(id: &str, error: HubError) -> ApiError {
     match error {
-        HubError::Refused { status, detail } => ApiError {
-            status,
+        HubError::Refused { kind, detail } => ApiError {
+            status: status_of(kind),
             detail,
             challenge: false,
             retry_after: None,
         },
         HubError::Internal(e) => ApiError::internal(id, &e),
     }
+}
+
+/// A refusal's HTTP status: the number the interface declares for its kind
+/// ([`RefusalKind::status`], which the timeline records too), as axum's type.
+pub(crate) fn status_of(kind: RefusalKind) -> StatusCode {
+    StatusCode::from_u16(kind.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 /// 501 for an operation switched off in the configuration.
@@ -113,7 +120,7 @@ pub(crate) fn ensure_enabled(hub: &Hub, operation: Operation, id: &str) -> Resul
         .contains(&operation)
     {
         return Err(ApiError::new(
-            axum::http::StatusCode::NOT_IMPLEMENTED,
+            StatusCode::NOT_IMPLEMENTED,
             crate::model::ErrorDetail::new(
                 id,
                 crate::model::ErrorType::FunctionNotSupported,

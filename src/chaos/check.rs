@@ -42,6 +42,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use super::faults::AdviceFault;
 use super::record::{AdviceAnswer, HubAdvice, HubPayment, PosFlow, PosPay, ReversalOrigin};
 use crate::domain::{AdviceKind, PaymentState};
+use crate::loadgen::ledger::{self, Kind};
 use crate::simulator::{LedgerEntry, MessageKind, Violation as StrictViolation};
 use crate::store::OutboxState;
 
@@ -89,8 +90,8 @@ pub enum ViolationKind {
     StrictModeViolation,
 }
 
-impl ViolationKind {
-    pub fn name(self) -> &'static str {
+impl Kind for ViolationKind {
+    fn name(self) -> &'static str {
         match self {
             Self::PayAskedTwice => "pay asked twice",
             Self::ApprovedWithoutPartner => "201 without partner approval",
@@ -113,14 +114,7 @@ impl ViolationKind {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Violation {
-    pub kind: ViolationKind,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tran_id: Option<String>,
-    pub detail: String,
-}
+pub type Violation = ledger::Violation<ViolationKind>;
 
 /// An advice the hub dead-lettered: listed for the operator (and the report).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -219,11 +213,8 @@ impl CheckReport {
             })
     }
 
+    /// Counted by kind once the check ends ([`check`]).
     fn push(&mut self, kind: ViolationKind, tran_id: Option<&str>, detail: String) {
-        *self
-            .violations_by_kind
-            .entry(kind.name().to_owned())
-            .or_default() += 1;
         self.violations.push(Violation {
             kind,
             tran_id: tran_id.map(str::to_owned),
@@ -261,19 +252,9 @@ pub fn check(
         );
     }
     // The ledger by tranId; an advice without one is attributed through the pay it names.
-    let pay_tran: HashMap<&str, &str> = ledger
-        .iter()
-        .filter(|e| e.kind == MessageKind::Pay)
-        .filter_map(|e| Some((e.id.as_deref()?, e.tran_id.as_deref()?)))
-        .collect();
     let mut by_tran: HashMap<&str, Vec<&LedgerEntry>> = HashMap::new();
     let known: HashSet<&str> = flows.iter().map(|f| f.tran_id.as_str()).collect();
-    for e in ledger {
-        let tran = e.tran_id.as_deref().or_else(|| {
-            e.request_id
-                .as_deref()
-                .and_then(|r| pay_tran.get(r).copied())
-        });
+    for (tran, e) in ledger::by_tran_id(ledger) {
         match tran {
             Some(t) if known.contains(t) => by_tran.entry(t).or_default().push(e),
             _ => report.push(
@@ -330,6 +311,7 @@ pub fn check(
             );
         }
     }
+    report.violations_by_kind = ledger::count_by_kind(&report.violations);
     report
 }
 

@@ -10,6 +10,7 @@ use super::killer::KillStats;
 use super::outages::OutageStats;
 use super::record::{AdviceAnswer, HubAdvice, HubPayment, PosFlow, PosPay};
 use crate::domain::AdviceKind;
+use crate::loadgen::ledger::Kind as _;
 use crate::simulator::{LedgerEntry, MessageKind};
 
 #[derive(Debug, Clone, Default, Serialize)]

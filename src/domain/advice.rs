@@ -32,10 +32,10 @@ impl AdviceKind {
     }
 }
 
-/// Why an advice is refused; the API turns it into a status and an ErrorDetail.
+/// Why an advice (or a scan) is refused: the request is not allowed in the payment's state,
+/// so the caller gets a bad request with this ErrorDetail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Refusal {
-    pub status: u16,
     pub error_type: ErrorType,
     pub message: &'static str,
 }
@@ -58,7 +58,6 @@ pub enum AdviceDecision {
 }
 
 const ALREADY_SETTLED: Refusal = Refusal {
-    status: 400,
     error_type: ErrorType::AccountAlreadySettled,
     message: "Payment already settled",
 };
@@ -76,12 +75,10 @@ pub fn decide_advice(kind: AdviceKind, state: PaymentState) -> AdviceDecision {
         // The hub reversed it (outcome unknown) or the POS did: it can never be confirmed.
         (AdviceKind::Confirmation, Reversed | Unknown) => Refuse(ALREADY_SETTLED),
         (AdviceKind::Confirmation, Declined | Expired) => Refuse(Refusal {
-            status: 400,
             error_type: ErrorType::AccountAlreadySettled,
             message: "Payment was not approved",
         }),
         (AdviceKind::Confirmation, WaitingForScan | Matched | Forwarded) => Refuse(Refusal {
-            status: 400,
             error_type: ErrorType::TransactionNotSupported,
             message: "Payment has not been answered yet",
         }),

@@ -28,7 +28,6 @@ pub enum ScanDecision {
 
 const fn refusal(error_type: ErrorType, message: &'static str) -> Refusal {
     Refusal {
-        status: 400,
         error_type,
         message,
     }

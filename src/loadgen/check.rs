@@ -18,6 +18,7 @@
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use super::ledger::{self, Kind};
 use super::record::{AdviceSent, FlowRecord, PayOutcome};
 use crate::simulator::{LedgerEntry, MessageKind, Outcome};
 
@@ -52,8 +53,10 @@ impl ViolationKind {
             Self::MissingPay | Self::MissingConfirmation | Self::MissingReversal
         )
     }
+}
 
-    pub fn name(self) -> &'static str {
+impl Kind for ViolationKind {
+    fn name(self) -> &'static str {
         match self {
             Self::MissingPay => "missing pay",
             Self::DoubledPay => "doubled pay",
@@ -71,14 +74,7 @@ impl ViolationKind {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Violation {
-    pub kind: ViolationKind,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tran_id: Option<String>,
-    pub detail: String,
-}
+pub type Violation = ledger::Violation<ViolationKind>;
 
 /// The outcome of [`check`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -136,20 +132,8 @@ pub fn check(expected: &[FlowRecord], ledger: &[LedgerEntry]) -> CheckReport {
     };
     let mut violations = Vec::new();
 
-    // Advices name their payment by the pay's id as the partner got it; most also carry the
-    // tranId, which is preferred.
-    let pay_tran: HashMap<&str, &str> = ledger
-        .iter()
-        .filter(|e| e.kind == MessageKind::Pay)
-        .filter_map(|e| Some((e.id.as_deref()?, e.tran_id.as_deref()?)))
-        .collect();
     let mut by_tran: HashMap<&str, Seen> = HashMap::new();
-    for e in ledger {
-        let tran = e.tran_id.as_deref().or_else(|| {
-            e.request_id
-                .as_deref()
-                .and_then(|r| pay_tran.get(r).copied())
-        });
+    for (tran, e) in ledger::by_tran_id(ledger) {
         let Some(tran) = tran else {
             violations.push(Violation {
                 kind: ViolationKind::Unattributed,
@@ -232,12 +216,7 @@ pub fn check(expected: &[FlowRecord], ledger: &[LedgerEntry]) -> CheckReport {
         );
     }
 
-    for v in &violations {
-        *report
-            .violations_by_kind
-            .entry(v.kind.name().to_owned())
-            .or_default() += 1;
-    }
+    report.violations_by_kind = ledger::count_by_kind(&violations);
     report.violations = violations;
     report
 }

@@ -35,6 +35,7 @@ pub mod errors;
 mod flow;
 mod http;
 mod lanes;
+pub mod ledger;
 pub mod matching;
 pub(crate) mod messages;
 mod options;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::check::CheckReport;
 use super::errors::ErrorLog;
 use super::lanes::Tally;
+use super::ledger::Kind as _;
 use super::matching::MatchLatency;
 use super::record::FlowRecord;
 use super::stats::{LatencySummary, Op};

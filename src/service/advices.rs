@@ -2,10 +2,9 @@
 //! the partner must hear. Repeats of an advice id answer the same; advices may come in any
 //! order.
 
-use axum::http::StatusCode;
 use std::sync::Arc;
 
-use super::{Hub, HubError, HubResult, Waiters};
+use super::{Hub, HubError, HubResult, RefusalKind, Waiters};
 use crate::domain::{confirmable, decide_advice, AdviceDecision, AdviceKind, PaymentState};
 use crate::model::{ErrorDetail, ErrorType, PaymentConfirmation, PaymentReversal};
 use crate::store::{
@@ -113,7 +112,7 @@ impl Hub {
     ) -> HubResult<(serde_json::Value, bool)> {
         let not_found = || {
             HubError::refuse(
-                StatusCode::NOT_FOUND,
+                RefusalKind::NotFound,
                 ErrorDetail::new(
                     advice.id(),
                     ErrorType::UnableToLocateRecord,
@@ -172,7 +171,7 @@ impl Hub {
                             return repeat;
                         }
                         return Err(HubError::refuse(
-                            StatusCode::BAD_REQUEST,
+                            RefusalKind::BadRequest,
                             ErrorDetail::new(advice.id(), ErrorType::InvalidAmount, why)
                                 .with_original_id(advice.request_id())
                                 .with_tran_id(&payment.tran_id),
@@ -185,9 +184,8 @@ impl Hub {
                     if let Some(repeat) = known().await? {
                         return repeat;
                     }
-                    let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST);
                     return Err(HubError::refuse(
-                        status,
+                        RefusalKind::BadRequest,
                         ErrorDetail::new(advice.id(), r.error_type, r.message)
                             .with_original_id(advice.request_id())
                             .with_tran_id(&payment.tran_id),
@@ -328,7 +326,7 @@ impl Hub {
     ) -> HubResult<serde_json::Value> {
         if known.kind != advice.kind() || known.request_id != advice.request_id() {
             return Err(HubError::refuse(
-                StatusCode::BAD_REQUEST,
+                RefusalKind::BadRequest,
                 ErrorDetail::new(
                     advice.id(),
                     ErrorType::DuplicateRecord,

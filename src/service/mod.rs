@@ -18,7 +18,7 @@ mod timeline;
 mod unadvised;
 mod waiters;
 
-pub use error::{HubError, HubResult};
+pub use error::{HubError, HubResult, RefusalKind};
 pub use payments::PayAnswer;
 pub use waiters::Waiters;
 

@@ -2,12 +2,11 @@
 //! or the scan window closes.
 
 use anyhow::{anyhow, Context};
-use axum::http::StatusCode;
 use std::sync::Arc;
 use tokio::time::{sleep_until, Instant};
 use uuid::Uuid;
 
-use super::{span, Hub, HubError, HubResult, Waiters};
+use super::{span, Hub, HubError, HubResult, RefusalKind, Waiters};
 use crate::domain::PaymentState;
 use crate::model::{ErrorDetail, ErrorType, Institution, PaymentRequest, PaymentResponse};
 use crate::store::{
@@ -121,7 +120,7 @@ impl Hub {
             .filter(|c| c.client_id == client_id && c.expires_at > now)
             .ok_or_else(|| {
                 HubError::refuse(
-                    StatusCode::BAD_REQUEST,
+                    RefusalKind::BadRequest,
                     ErrorDetail::new(id, ErrorType::InvalidTranId, "Unknown or expired tranId")
                         .with_tran_id(&request.tran_id),
                 )
@@ -130,7 +129,7 @@ impl Hub {
         // charge them what they did not see.
         if let Err(why) = code.terms.admits(amount.amount, &amount.currency) {
             return Err(HubError::refuse(
-                StatusCode::BAD_REQUEST,
+                RefusalKind::BadRequest,
                 ErrorDetail::new(id, ErrorType::InvalidAmount, why).with_tran_id(&request.tran_id),
             ));
         }
@@ -171,7 +170,7 @@ impl Hub {
             }
             NewPaymentOutcome::TranIdInUse => {
                 return Err(HubError::refuse(
-                    StatusCode::BAD_REQUEST,
+                    RefusalKind::BadRequest,
                     ErrorDetail::new(
                         id,
                         ErrorType::DuplicateRecord,
@@ -311,9 +310,9 @@ impl Hub {
     fn answer_for(&self, payment: &PaymentRecord) -> Option<PayAnswer> {
         let id = payment.message_id.as_str();
         let tran_id = payment.tran_id.as_str();
-        let refuse = |status: StatusCode, error_type: ErrorType, message: &str| {
+        let refuse = |kind: RefusalKind, error_type: ErrorType, message: &str| {
             Some(Err(HubError::refuse(
-                status,
+                kind,
                 ErrorDetail::new(id, error_type, message).with_tran_id(tran_id),
             )))
         };
@@ -324,22 +323,22 @@ impl Hub {
             }
             PaymentState::Declined => Some(Err(self.relayed_decline(payment))),
             PaymentState::Unknown | PaymentState::Reversed if payment.amount_refused => refuse(
-                StatusCode::BAD_REQUEST,
+                RefusalKind::BadRequest,
                 ErrorType::InvalidAmount,
                 "Partner approved another amount",
             ),
             PaymentState::Unknown => refuse(
-                StatusCode::GATEWAY_TIMEOUT,
+                RefusalKind::OutcomeUnknown,
                 ErrorType::UpstreamUnavailable,
                 "Partner outcome unknown; reversed",
             ),
             PaymentState::Expired => refuse(
-                StatusCode::BAD_REQUEST,
+                RefusalKind::BadRequest,
                 ErrorType::NoScanReceived,
                 "No scan received",
             ),
             PaymentState::Reversed => refuse(
-                StatusCode::BAD_REQUEST,
+                RefusalKind::BadRequest,
                 ErrorType::AccountAlreadySettled,
                 "Payment was reversed",
             ),
@@ -397,7 +396,7 @@ impl Hub {
         let Some(partner_status) = payment.partner_status.and_then(|s| u16::try_from(s).ok())
         else {
             return HubError::refuse(
-                StatusCode::SERVICE_UNAVAILABLE,
+                RefusalKind::PartnerUnavailable,
                 ErrorDetail::new(id, ErrorType::UpstreamUnavailable, "Partner unreachable")
                     .with_tran_id(&payment.tran_id),
             );
@@ -407,9 +406,9 @@ impl Hub {
             .clone()
             .and_then(|b| serde_json::from_value::<ErrorDetail>(b).ok());
         let partner_message = from_partner.as_ref().map(|d| d.error_message.clone());
-        let (status, mut detail) = match pay_decline_status(partner_status) {
+        let (kind, mut detail) = match pay_decline_status(partner_status) {
             DeclineStatus::Refused => (
-                StatusCode::BAD_REQUEST,
+                RefusalKind::BadRequest,
                 match from_partner {
                     // These describe the hub's message to the partner, not the POS's request:
                     // relayed as they are, they would tell the POS to fix what it cannot.
@@ -436,7 +435,7 @@ impl Hub {
                 },
             ),
             DeclineStatus::NotProcessed => (
-                StatusCode::SERVICE_UNAVAILABLE,
+                RefusalKind::PartnerUnavailable,
                 ErrorDetail::new(
                     id,
                     ErrorType::UpstreamUnavailable,
@@ -467,7 +466,7 @@ impl Hub {
                 });
             }
         }
-        HubError::refuse(status, detail)
+        HubError::refuse(kind, detail)
     }
 }
 
@@ -609,7 +608,7 @@ impl Hub {
 fn unknown_in_time(id: Uuid, message_id: &str, tran_id: &str) -> HubError {
     tracing::warn!(payment_id = %id, "pay deadline reached before the partner's answer");
     HubError::refuse(
-        StatusCode::GATEWAY_TIMEOUT,
+        RefusalKind::OutcomeUnknown,
         ErrorDetail::new(
             message_id,
             ErrorType::UpstreamUnavailable,

@@ -1,8 +1,6 @@
 //! createQrCode: mint a tranId, render the payload, store the code.
 
-use axum::http::StatusCode;
-
-use super::{span, Hub, HubError, HubResult};
+use super::{span, Hub, HubError, HubResult, RefusalKind};
 use crate::domain::{CodeTerms, Money};
 use crate::model::{
     CreateQrCodeRequest, CreateQrCodeResponse, ErrorDetail, ErrorType, FormatError, QrProperties,
@@ -60,7 +58,7 @@ impl Hub {
         let content = self.qr_content(&tran_id, &request, &properties);
         let payload = qr::encode(scheme, &content).map_err(|e| {
             HubError::refuse(
-                StatusCode::BAD_REQUEST,
+                RefusalKind::BadRequest,
                 ErrorDetail::new(&request.id, ErrorType::FormatError, "Cannot build QR code")
                     .with_format_errors(&[FormatError {
                         field: "qrProperties.scheme".into(),
@@ -174,7 +172,7 @@ pub fn scheme_name(scheme: crate::model::QrScheme) -> &'static str {
 
 pub(super) fn format_error(id: &str, field: &str, msg: &str, value: &str) -> HubError {
     HubError::refuse(
-        StatusCode::BAD_REQUEST,
+        RefusalKind::BadRequest,
         ErrorDetail::format_field(id, field, msg, value),
     )
 }

@@ -1,11 +1,10 @@
 //! notifyScan: claim the waiting payment of a tranId for the partner that scanned it.
 
-use axum::http::StatusCode;
 use tokio::time::{sleep_until, Instant};
 
 use std::sync::Arc;
 
-use super::{Hub, HubError, HubResult, Waiters};
+use super::{Hub, HubError, HubResult, RefusalKind, Waiters};
 use crate::domain::{
     decide_scan, PaymentState, Refusal, ScanDecision, DUPLICATE_SCAN_ID, NO_PAYMENT_WAITING,
 };
@@ -50,7 +49,7 @@ impl Hub {
     ) -> HubResult<bool> {
         let refuse = |error_type: ErrorType, message: &str| {
             HubError::refuse(
-                StatusCode::BAD_REQUEST,
+                RefusalKind::BadRequest,
                 ErrorDetail::new(&scan.id, error_type, message).with_tran_id(&scan.tran_id),
             )
         };

@@ -34,8 +34,8 @@ pub(crate) fn answer_summary<T: serde::Serialize>(
 /// internal failure.
 pub(crate) fn refusal_summary(error: &HubError) -> (i32, String) {
     match error {
-        HubError::Refused { status, detail } => (
-            i32::from(status.as_u16()),
+        HubError::Refused { kind, detail } => (
+            i32::from(kind.status()),
             serde_json::to_value(detail.error_type)
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_owned))

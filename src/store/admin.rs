@@ -1,12 +1,13 @@
 //! What the back office reads and the timeline the hub writes: message events, payment
 //! search with keyset pagination, and the per-partner settlement figures.
 //!
-//! The SQL that both backends share (search filters with `$n` placeholders) is built here;
-//! what differs (JSON access in the settlement query) lives in each backend.
+//! The back office's SQL is built here (search filters with `$n` placeholders, the
+//! settlement query) and run by [`super::reads`] on either backend.
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::reads::Arg;
 use super::rows::{Id, Ts};
 use super::{StoreError, StoreResult};
 use crate::domain::PaymentState;
@@ -195,22 +196,13 @@ pub struct PaymentQuery {
     pub limit: i64,
 }
 
-/// A value bound to a `$n` placeholder of SQL built here.
-#[derive(Debug, Clone)]
-pub(crate) enum Arg {
-    Text(String),
-    Time(Ts),
-    Id(Id),
-    Int(i64),
-}
-
 /// `SELECT * FROM payment WHERE … ORDER BY created_at DESC, id DESC LIMIT $n`, and its
 /// arguments in placeholder order. Valid on both backends (SQLite accepts `$n` and row
 /// values).
-pub(crate) fn payment_search_sql(q: &PaymentQuery) -> (String, Vec<Arg>) {
+pub(crate) fn payment_search_sql(q: &PaymentQuery) -> (String, Vec<Arg<'_>>) {
     let mut conditions = Vec::new();
     let mut args = Vec::new();
-    let mut push = |condition: &str, values: Vec<Arg>, args: &mut Vec<Arg>| {
+    let mut push = |condition: &str, values: Vec<_>, args: &mut Vec<_>| {
         let mut text = condition.to_owned();
         for value in values {
             args.push(value);
@@ -219,16 +211,16 @@ pub(crate) fn payment_search_sql(q: &PaymentQuery) -> (String, Vec<Arg>) {
         conditions.push(text);
     };
     if let Some(v) = &q.tran_id {
-        push("tran_id = ?", vec![Arg::Text(v.clone())], &mut args);
+        push("tran_id = ?", vec![Arg::Text(v)], &mut args);
     }
     if let Some(v) = &q.client_id {
-        push("client_id = ?", vec![Arg::Text(v.clone())], &mut args);
+        push("client_id = ?", vec![Arg::Text(v)], &mut args);
     }
     if let Some(v) = &q.partner_id {
-        push("partner_id = ?", vec![Arg::Text(v.clone())], &mut args);
+        push("partner_id = ?", vec![Arg::Text(v)], &mut args);
     }
     if let Some(v) = q.state {
-        push("state = ?", vec![Arg::Text(v.as_str().into())], &mut args);
+        push("state = ?", vec![Arg::Text(v.as_str())], &mut args);
     }
     if let Some(v) = q.from {
         push("created_at >= ?", vec![Arg::Time(Ts(v))], &mut args);
@@ -364,10 +356,10 @@ pub(crate) fn settlement_states_sql() -> String {
 }
 
 /// The per-payment settlement query (columns as [`SettledRow`]): `$1` from, `$2` to, `$3`
-/// partner or NULL, which `partner_is_null` tests (PostgreSQL must be told its type). It adds
-/// up typed columns only, never numbers read out of stored JSON, so nothing a partner sent
-/// can make it fail.
-pub(crate) fn settled_sql(partner_is_null: &str) -> String {
+/// partner or NULL, with `text_cast` after the `$3` that is tested for NULL (PostgreSQL must
+/// be told its type). It adds up typed columns only, never numbers read out of stored JSON,
+/// so nothing a partner sent can make it fail.
+pub(crate) fn settled_sql(text_cast: &str) -> String {
     format!(
         "SELECT p.id, p.tran_id, p.partner_id, p.partner_message_id, p.state, p.currency, \
          p.created_at, CASE WHEN p.state = 'CONFIRMED' \
@@ -376,7 +368,7 @@ pub(crate) fn settled_sql(partner_is_null: &str) -> String {
          CASE WHEN p.state = 'CONFIRMED' THEN COALESCE(p.fee_minor, 0) ELSE 0 END AS fee \
          FROM payment p WHERE p.partner_id IS NOT NULL AND p.state IN ({states}) \
          AND p.created_at >= $1 AND p.created_at < $2 \
-         AND ({partner_is_null} OR p.partner_id = $3)",
+         AND ($3{text_cast} IS NULL OR p.partner_id = $3)",
         states = settlement_states_sql()
     )
 }
@@ -396,23 +388,25 @@ mod tests {
 
     #[test]
     fn search_sql_numbers_its_placeholders_in_order() {
-        let (sql, args) = payment_search_sql(&PaymentQuery {
+        let query = PaymentQuery {
             client_id: Some("pos-1".into()),
             state: Some(PaymentState::Confirmed),
             after: Some((Utc::now(), Uuid::nil())),
             limit: 10,
             ..PaymentQuery::default()
-        });
+        };
+        let (sql, args) = payment_search_sql(&query);
         assert_eq!(
             sql,
             "SELECT * FROM payment WHERE client_id = $1 AND state = $2 AND \
              (created_at, id) < ($3, $4) ORDER BY created_at DESC, id DESC LIMIT $5"
         );
         assert_eq!(args.len(), 5);
-        let (sql, args) = payment_search_sql(&PaymentQuery {
+        let query = PaymentQuery {
             limit: 1,
             ..PaymentQuery::default()
-        });
+        };
+        let (sql, args) = payment_search_sql(&query);
         assert_eq!(
             sql,
             "SELECT * FROM payment ORDER BY created_at DESC, id DESC LIMIT $1"

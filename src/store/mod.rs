@@ -1,4 +1,6 @@
-//! What the hub persists, behind one trait with a PostgreSQL and a SQLite implementation.
+//! What the hub persists, behind a few focused traits gathered by [`Store`], with a PostgreSQL
+//! and a SQLite implementation. The reads both run with the same SQL are written once
+//! (`reads`); each backend keeps its writes, where the two databases differ.
 //!
 //! Every change of a payment's state is a compare-and-set (`UPDATE … WHERE state = $from`):
 //! the method returns whether it won, and the caller re-reads and decides again when it did
@@ -7,6 +9,7 @@
 
 mod admin;
 mod postgres;
+mod reads;
 mod rows;
 mod sqlite;
 

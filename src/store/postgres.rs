@@ -16,11 +16,8 @@ use sqlx::postgres::{PgConnection, PgPoolOptions};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::admin::{
-    payment_search_sql, settled_sql, settlement_groups_sql, Arg, EventRow, SettledRow,
-    SettlementGroupRow,
-};
-use super::rows::{convert_all, delivery_columns, AdviceRow, OutboxRow, PaymentRow, QrCodeRow};
+use super::reads::{self, Arg, Decoded, Dialect, Reader};
+use super::rows::{convert_all, delivery_columns, OutboxRow, PaymentRow};
 use super::*;
 use crate::domain::PaymentState;
 use crate::model::text::storable;
@@ -349,8 +346,47 @@ fn count(row: &sqlx::postgres::PgRow, column: &str) -> StoreResult<i64> {
     Ok(row.try_get::<i64, _>(column)?)
 }
 
-/// How the settlement query tests for "no partner given" here.
-const PARTNER_IS_NULL: &str = "$3::text IS NULL";
+/// The shared reads ([`reads`]) on PostgreSQL, on the pool.
+#[async_trait]
+impl Reader for PostgresStore {
+    const DIALECT: Dialect = Dialect {
+        tiebreak: "id",
+        text_cast: "::text",
+        sum_cast: "::bigint",
+        scan_context_sql: "SELECT q.expires_at, p.state, p.partner_id, p.scan_message_id, \
+             p.pos_gone_at IS NOT NULL FROM qr_code q \
+             LEFT JOIN LATERAL (SELECT state, partner_id, scan_message_id, pos_gone_at \
+             FROM payment WHERE tran_id = q.tran_id ORDER BY created_at DESC, id DESC LIMIT 1) \
+             p ON true WHERE q.tran_id = $1",
+    };
+
+    async fn fetch_all<R: Decoded>(&self, sql: &str, args: &[Arg<'_>]) -> StoreResult<Vec<R>> {
+        Ok(bound(sql, args).fetch_all(&self.pool).await?)
+    }
+
+    async fn fetch_optional<R: Decoded>(
+        &self,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> StoreResult<Option<R>> {
+        Ok(bound(sql, args).fetch_optional(&self.pool).await?)
+    }
+}
+
+/// `sql` with `args` bound to its placeholders in order.
+fn bound<'q, R: Decoded>(
+    sql: &'q str,
+    args: &'q [Arg<'q>],
+) -> sqlx::query::QueryAs<'q, sqlx::Postgres, R, sqlx::postgres::PgArguments> {
+    args.iter()
+        .fold(sqlx::query_as(sql), |query, arg| match *arg {
+            Arg::Text(v) => query.bind(v),
+            Arg::MaybeText(v) => query.bind(v),
+            Arg::Time(v) => query.bind(v),
+            Arg::Id(v) => query.bind(v),
+            Arg::Int(v) => query.bind(v),
+        })
+}
 
 #[async_trait]
 impl NotificationStore for PostgresStore {
@@ -464,11 +500,7 @@ impl PaymentStore for PostgresStore {
     }
 
     async fn qr_code(&self, tran_id: &str) -> StoreResult<Option<QrCodeRecord>> {
-        let row = sqlx::query_as::<_, QrCodeRow>("SELECT * FROM qr_code WHERE tran_id = $1")
-            .bind(tran_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(QrCodeRecord::from))
+        reads::qr_code(self, tran_id).await
     }
 
     async fn insert_payment(&self, payment: &NewPayment) -> StoreResult<NewPaymentOutcome> {
@@ -548,12 +580,7 @@ impl PaymentStore for PostgresStore {
     }
 
     async fn payment(&self, id: Uuid) -> StoreResult<Option<PaymentRecord>> {
-        sqlx::query_as::<_, PaymentRow>("SELECT * FROM payment WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .map(PaymentRecord::try_from)
-            .transpose()
+        reads::payment(self, id).await
     }
 
     async fn payment_by_message(
@@ -561,50 +588,15 @@ impl PaymentStore for PostgresStore {
         client_id: &str,
         message_id: &str,
     ) -> StoreResult<Option<PaymentRecord>> {
-        sqlx::query_as::<_, PaymentRow>(
-            "SELECT * FROM payment WHERE client_id = $1 AND message_id = $2",
-        )
-        .bind(client_id)
-        .bind(message_id)
-        .fetch_optional(&self.pool)
-        .await?
-        .map(PaymentRecord::try_from)
-        .transpose()
+        reads::payment_by_message(self, client_id, message_id).await
     }
 
     async fn latest_payment_for_tran(&self, tran_id: &str) -> StoreResult<Option<PaymentRecord>> {
-        sqlx::query_as::<_, PaymentRow>(
-            "SELECT * FROM payment WHERE tran_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1",
-        )
-        .bind(tran_id)
-        .fetch_optional(&self.pool)
-        .await?
-        .map(PaymentRecord::try_from)
-        .transpose()
+        reads::latest_payment_for_tran(self, tran_id).await
     }
 
     async fn scan_context(&self, tran_id: &str) -> StoreResult<Option<ScanContext>> {
-        type Row = (
-            DateTime<Utc>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<bool>,
-        );
-        let row: Option<Row> = sqlx::query_as(
-            "SELECT q.expires_at, p.state, p.partner_id, p.scan_message_id, \
-             p.pos_gone_at IS NOT NULL FROM qr_code q \
-             LEFT JOIN LATERAL (SELECT state, partner_id, scan_message_id, pos_gone_at \
-             FROM payment WHERE tran_id = q.tran_id ORDER BY created_at DESC, id DESC LIMIT 1) \
-             p ON true WHERE q.tran_id = $1",
-        )
-        .bind(tran_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|(expires, state, partner, scan, gone)| {
-            scan_context_from(expires, state, partner, scan, gone)
-        })
-        .transpose()
+        reads::scan_context(self, tran_id).await
     }
 
     async fn claim_for_scan(&self, claim: &ScanClaim) -> StoreResult<ScanClaimOutcome> {
@@ -751,54 +743,19 @@ impl PaymentStore for PostgresStore {
         client_id: Option<&str>,
         limit: i64,
     ) -> StoreResult<Vec<PaymentRecord>> {
-        let rows = sqlx::query_as::<_, PaymentRow>(
-            "SELECT * FROM payment WHERE state = 'APPROVED' AND updated_at < $1 \
-             AND ($2::text IS NULL OR client_id = $2) ORDER BY updated_at, id LIMIT $3",
-        )
-        .bind(approved_before)
-        .bind(client_id)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        convert_all(rows)
+        reads::unadvised_approvals(self, approved_before, client_id, limit).await
     }
 
     async fn unadvised_stats(&self, approved_before: DateTime<Utc>) -> StoreResult<UnadvisedStats> {
-        let (count, oldest_approved_at): (i64, Option<DateTime<Utc>>) = sqlx::query_as(
-            "SELECT count(*), min(updated_at) FROM payment \
-             WHERE state = 'APPROVED' AND updated_at < $1",
-        )
-        .bind(approved_before)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(UnadvisedStats {
-            count,
-            oldest_approved_at,
-        })
+        reads::unadvised_stats(self, approved_before).await
     }
 
     async fn expired_waiting(&self, now: DateTime<Utc>, limit: i64) -> StoreResult<Vec<Uuid>> {
-        let ids: Vec<Uuid> = sqlx::query_scalar(
-            "SELECT id FROM payment WHERE state = 'WAITING_FOR_SCAN' AND scan_deadline < $1 \
-             ORDER BY scan_deadline LIMIT $2",
-        )
-        .bind(now)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(ids)
+        reads::expired_waiting(self, now, limit).await
     }
 
     async fn advice(&self, client_id: &str, message_id: &str) -> StoreResult<Option<AdviceRecord>> {
-        sqlx::query_as::<_, AdviceRow>(
-            "SELECT * FROM advice WHERE client_id = $1 AND message_id = $2",
-        )
-        .bind(client_id)
-        .bind(message_id)
-        .fetch_optional(&self.pool)
-        .await?
-        .map(AdviceRecord::try_from)
-        .transpose()
+        reads::advice(self, client_id, message_id).await
     }
 
     async fn insert_orphan_reversal(&self, advice: &AdviceRecord) -> StoreResult<OrphanOutcome> {
@@ -967,44 +924,15 @@ impl OutboxStore for PostgresStore {
     }
 
     async fn outbox_stats(&self) -> StoreResult<OutboxStats> {
-        let (pending, oldest_created_at): (i64, Option<DateTime<Utc>>) =
-            sqlx::query_as("SELECT count(*), min(created_at) FROM outbox WHERE state = 'PENDING'")
-                .fetch_one(&self.pool)
-                .await?;
-        let (refused, dead) = sqlx::query_as(OPEN_ITEMS_SQL).fetch_one(&self.pool).await?;
-        Ok(OutboxStats {
-            pending,
-            oldest_created_at,
-            refused,
-            dead,
-        })
+        reads::outbox_stats(self).await
     }
 
     async fn outbox_backlog_by_partner(&self) -> StoreResult<Vec<PartnerBacklog>> {
-        let rows: Vec<(String, i64, Option<DateTime<Utc>>)> = sqlx::query_as(
-            "SELECT partner_id, count(*), min(created_at) FROM outbox \
-             WHERE state = 'PENDING' GROUP BY partner_id ORDER BY partner_id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(partner_id, waiting, oldest_created_at)| PartnerBacklog {
-                partner_id,
-                waiting,
-                oldest_created_at,
-            })
-            .collect())
+        reads::outbox_backlog_by_partner(self).await
     }
 
     async fn outbox_for_payment(&self, payment_id: Uuid) -> StoreResult<Vec<OutboxMessage>> {
-        let rows = sqlx::query_as::<_, OutboxRow>(
-            "SELECT * FROM outbox WHERE payment_id = $1 ORDER BY created_at, id",
-        )
-        .bind(payment_id)
-        .fetch_all(&self.pool)
-        .await?;
-        convert_all(rows)
+        reads::outbox_for_payment(self, payment_id).await
     }
 
     async fn outbox_by_state(
@@ -1012,14 +940,7 @@ impl OutboxStore for PostgresStore {
         state: OutboxState,
         limit: i64,
     ) -> StoreResult<Vec<OutboxMessage>> {
-        let rows = sqlx::query_as::<_, OutboxRow>(
-            "SELECT * FROM outbox WHERE state = $1 ORDER BY created_at, id LIMIT $2",
-        )
-        .bind(state.as_str())
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        convert_all(rows)
+        reads::outbox_by_state(self, state, limit).await
     }
 
     async fn retry_dead_letter(
@@ -1115,33 +1036,14 @@ impl TimelineStore for PostgresStore {
         payment_id: Uuid,
         tran_id: &str,
     ) -> StoreResult<Vec<EventRecord>> {
-        let rows = sqlx::query_as::<_, EventRow>(
-            "SELECT * FROM payment_event WHERE payment_id = $1 \
-             UNION ALL SELECT * FROM payment_event WHERE tran_id = $2 AND payment_id IS NULL \
-             ORDER BY at, id",
-        )
-        .bind(payment_id)
-        .bind(tran_id)
-        .fetch_all(&self.pool)
-        .await?;
-        convert_all(rows)
+        reads::payment_timeline(self, payment_id, tran_id).await
     }
 }
 
 #[async_trait]
 impl BackOfficeStore for PostgresStore {
     async fn search_payments(&self, query: &PaymentQuery) -> StoreResult<Vec<PaymentRecord>> {
-        let (sql, args) = payment_search_sql(query);
-        let mut q = sqlx::query_as::<_, PaymentRow>(&sql);
-        for arg in args {
-            q = match arg {
-                Arg::Text(v) => q.bind(v),
-                Arg::Time(v) => q.bind(v),
-                Arg::Id(v) => q.bind(v),
-                Arg::Int(v) => q.bind(v),
-            };
-        }
-        convert_all(q.fetch_all(&self.pool).await?)
+        reads::search_payments(self, query).await
     }
 
     async fn settled_payments(
@@ -1150,17 +1052,7 @@ impl BackOfficeStore for PostgresStore {
         to: DateTime<Utc>,
         partner_id: Option<&str>,
     ) -> StoreResult<Vec<SettledPayment>> {
-        let sql = format!(
-            "{} ORDER BY p.created_at, p.id",
-            settled_sql(PARTNER_IS_NULL)
-        );
-        let rows = sqlx::query_as::<_, SettledRow>(&sql)
-            .bind(from)
-            .bind(to)
-            .bind(partner_id)
-            .fetch_all(&self.pool)
-            .await?;
-        convert_all(rows)
+        reads::settled_payments(self, from, to, partner_id).await
     }
 
     async fn settlement_groups(
@@ -1169,14 +1061,7 @@ impl BackOfficeStore for PostgresStore {
         to: DateTime<Utc>,
         partner_id: Option<&str>,
     ) -> StoreResult<Vec<SettlementGroup>> {
-        let sql = settlement_groups_sql(&settled_sql(PARTNER_IS_NULL), "::bigint");
-        let rows = sqlx::query_as::<_, SettlementGroupRow>(&sql)
-            .bind(from)
-            .bind(to)
-            .bind(partner_id)
-            .fetch_all(&self.pool)
-            .await?;
-        convert_all(rows)
+        reads::settlement_groups(self, from, to, partner_id).await
     }
 
     async fn state_counts(
@@ -1184,15 +1069,7 @@ impl BackOfficeStore for PostgresStore {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> StoreResult<StateCounts> {
-        let payments = sqlx::query_as::<_, (String, i64)>(super::admin::PAYMENT_COUNTS_SQL)
-            .bind(from)
-            .bind(to)
-            .fetch_all(&self.pool)
-            .await?;
-        let outbox = sqlx::query_as::<_, (String, i64)>(super::admin::OUTBOX_COUNTS_SQL)
-            .fetch_all(&self.pool)
-            .await?;
-        super::admin::state_counts(payments, outbox)
+        reads::state_counts(self, from, to).await
     }
 
     async fn purge(

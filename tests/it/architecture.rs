@@ -51,6 +51,13 @@ const LAYERS: &[(&str, u8)] = &[
 /// The tools: besides the layer rule, nothing but the CLI and other tools may name them.
 const TOOLS: &[&str] = &["simulator", "loadgen", "chaos"];
 
+/// The modules below the HTTP surface: they say what a result means (a refusal's kind, a
+/// state), and `api` alone turns it into HTTP, so none of them may name an HTTP crate.
+const HTTP_FREE: &[&str] = &["model", "domain", "store", "service"];
+
+/// The crates whose types are HTTP's: axum, the `http` crate (also as `axum::http`), hyper.
+const HTTP_CRATES: &[&str] = &["axum", "http", "hyper"];
+
 fn layer(module: &str) -> Option<u8> {
     LAYERS.iter().find(|(m, _)| *m == module).map(|(_, l)| *l)
 }
@@ -288,6 +295,52 @@ fn imports(file_module: &[String], source: &str) -> Vec<(usize, String)> {
     found
 }
 
+/// Every path that starts at an HTTP crate (`axum::…`, `http::…`, `hyper::…`, in a `use` or
+/// inline), with the line: `(line, crate)`. A path through another module (`x::http::…`) is
+/// not one.
+fn http_paths(source: &str) -> Vec<(usize, String)> {
+    let tokens = tokens(source);
+    let mut found = Vec::new();
+    for (i, (token, line)) in tokens.iter().enumerate() {
+        let Token::Ident(name) = token else {
+            continue;
+        };
+        let starts_path = i == 0 || tokens[i - 1].0 != Token::PathSep;
+        let continues = tokens.get(i + 1).map(|t| &t.0) == Some(&Token::PathSep);
+        if starts_path && continues && HTTP_CRATES.contains(&name.as_str()) {
+            found.push((*line, name.clone()));
+        }
+    }
+    found
+}
+
+/// Every use of an HTTP crate in the modules of [`HTTP_FREE`], as `file:line: message`.
+fn http_violations(src: &Path) -> Vec<String> {
+    let mut files = Vec::new();
+    rust_files(src, &mut files);
+    files.sort();
+    let mut found = Vec::new();
+    for file in files {
+        let relative = file.strip_prefix(src).unwrap_or(&file).to_path_buf();
+        let module = module_path(&relative);
+        let Some(top) = module.first() else {
+            continue;
+        };
+        if !HTTP_FREE.contains(&top.as_str()) {
+            continue;
+        }
+        let shown = Path::new("src").join(&relative).display().to_string();
+        let source =
+            std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("reading {file:?}: {e}"));
+        for (line, krate) in http_paths(&source) {
+            found.push(format!(
+                "{shown}:{line}: `{top}` names `{krate}::…`; only `api` speaks HTTP"
+            ));
+        }
+    }
+    found
+}
+
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("reading {dir:?}: {e}"));
     for entry in entries {
@@ -376,6 +429,31 @@ fn every_import_points_down_the_layers() {
         "{} imports against the layer order (DESIGN.md §8):\n{}",
         found.len(),
         found.join("\n")
+    );
+}
+
+#[test]
+fn no_http_below_the_api() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let found = http_violations(&src);
+    assert!(
+        found.is_empty(),
+        "{} uses of HTTP types below the API (DESIGN.md §8):\n{}",
+        found.len(),
+        found.join("\n")
+    );
+}
+
+#[test]
+fn the_http_check_sees_uses_and_inline_paths_but_not_other_modules() {
+    let source = r#"
+use axum::http::StatusCode;
+// use hyper::body; is a comment
+fn f() -> http::Method { let s = "axum::Json"; crate::partner::http::get(); todo!() }
+"#;
+    assert_eq!(
+        http_paths(source),
+        vec![(2, "axum".to_owned()), (4, "http".to_owned())]
     );
 }
 

@@ -168,9 +168,8 @@ impl Payment {
                 self.reversed_by_pos = true;
             }
             AdviceDecision::Absorb => {}
-            AdviceDecision::Refuse(refusal) => {
-                assert!((400..500).contains(&refusal.status), "{refusal:?}");
-            }
+            // A refusal is a bad request by its type (no status to check).
+            AdviceDecision::Refuse(_) => {}
         }
     }
 
