@@ -18,7 +18,7 @@ pub use admin::{
     SettlementGroup, StateCounts, SETTLEMENT_STATES,
 };
 pub use postgres::PostgresStore;
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteStore, WriterStats};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -35,6 +35,11 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
+    /// SQLite's writer could not commit the batch a write was part of, or never ran it
+    /// (the store closed, or the write waited too long): nothing of the write is stored.
+    /// Shared by every write of the batch, hence the `Arc`.
+    #[error("write not stored: {0}")]
+    WriteNotStored(Arc<sqlx::Error>),
     #[error("stored data is not valid: {0}")]
     Corrupt(String),
     #[error("unsupported database url {0:?}: use postgres://… or sqlite://…")]

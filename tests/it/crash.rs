@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::common::db::TestDb;
 use crate::common::hub::{
-    config_toml, confirmation, pay_request, reversal, start_simulator, Client, Options,
+    config_toml, confirmation, pay_request, qr_request, reversal, start_simulator, Client, Options,
 };
 use crate::common::process::{free_port, write_config, HubProcess};
 use qrhub::domain::PaymentState;
@@ -174,3 +174,72 @@ async fn a_killed_hub_recovers_every_payment(db: TestDb) {
 }
 
 both_stores!(a_killed_hub_recovers_every_payment);
+
+/// SQLite's writer answers a write only once the batch it shares a commit with is durable:
+/// a hub killed while many writes are in flight, batched together, has lost none of those
+/// it answered. (SIGKILL leaves what was written in the operating system's cache; it tests
+/// the order of commit and answer, not the fsync, which `sqlite_durability` covers.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hub_killed_during_batched_commits_keeps_every_answered_write() {
+    use std::sync::{Arc, Mutex};
+
+    let db = TestDb::sqlite().await;
+    let sim = start_simulator().await;
+    let port = free_port();
+    let hub = Client::new(format!("http://127.0.0.1:{port}"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(
+        dir.path(),
+        "qrhub.toml",
+        &config_toml(&db.url, &sim.base_url(), &Options::default()),
+        port,
+    );
+    let answered: Arc<Mutex<Vec<String>>> = Arc::default();
+    for round in 0..3 {
+        let process = HubProcess::start(&config, &hub.url).await;
+        let lanes: Vec<_> = (0..32)
+            .map(|_| {
+                let (hub, answered) = (hub.clone(), Arc::clone(&answered));
+                tokio::spawn(async move {
+                    // Codes until the hub is gone: each 201 is a write the hub answered for.
+                    while let Ok((status, body)) = hub
+                        .try_pos("/qr/v1/qrCodes", &qr_request("pos-1", 100))
+                        .await
+                    {
+                        assert_eq!(status, StatusCode::CREATED, "{body}");
+                        let tran = body["tranId"].as_str().expect("tranId").to_owned();
+                        answered.lock().expect("lock").push(tran);
+                    }
+                })
+            })
+            .collect();
+        // Killed in the middle of the load, at a moment that differs from round to round.
+        tokio::time::sleep(Duration::from_millis(700 + 130 * round)).await;
+        process.kill();
+        for lane in lanes {
+            lane.await.expect("lane");
+        }
+    }
+    let answered = answered.lock().expect("lock").clone();
+    assert!(
+        answered.len() > 100,
+        "only {} codes answered",
+        answered.len()
+    );
+    let store = db.store().await;
+    let mut lost = Vec::new();
+    for tran in &answered {
+        if store.qr_code(tran).await.expect("store").is_none() {
+            lost.push(tran.clone());
+        }
+    }
+    assert!(
+        lost.is_empty(),
+        "{} of {} answered codes lost: {lost:?}",
+        lost.len(),
+        answered.len()
+    );
+    drop(store);
+    let _ = sim.shutdown().await;
+    db.cleanup().await;
+}

@@ -2514,3 +2514,91 @@ async fn sqlite_concurrent_writes_never_fail_busy() {
     );
     db.cleanup().await;
 }
+
+/// SQLite's writer commits the writes that wait together as one batch (one fsync): many
+/// writes from tasks at once, some losing their compare-and-set and one failing half way,
+/// are each answered as if alone, and the failed one leaves the others' writes stored.
+/// On a current-thread runtime every task queues its write before the writer runs, so the
+/// batching is not left to the machine's timing.
+#[tokio::test]
+async fn sqlite_concurrent_writes_share_commits_and_fail_alone() {
+    let db = TestDb::sqlite().await;
+    let sqlite = SqliteStore::connect(&db.url).await.unwrap();
+    sqlite.migrate().await.unwrap();
+    let store: SharedStore = std::sync::Arc::new(sqlite.clone());
+
+    let mut trans = Vec::new();
+    for _ in 0..20 {
+        trans.push(waiting(&store).await);
+    }
+    // Its partner answer's reversal reuses an existing outbox row's id: the answer's
+    // UPDATE runs, then its outbox insert fails, and the job must take the UPDATE back.
+    let existing = one_outbox_row(&store).await;
+    let failing = forwarded(&store, t0()).await;
+    let mut clash = outbox_msg(failing, AdviceKind::Reversal, t0());
+    clash.id = existing.id;
+    let before = sqlite.writer_stats();
+
+    // Two scans per payment (one wins, one finds nothing waiting), and the failing answer.
+    let mut claims = Vec::new();
+    for (i, p) in trans.iter().enumerate() {
+        for side in ["a", "b"] {
+            let (store, claim) = (
+                store.clone(),
+                scan(&p.tran_id, PARTNER, &format!("scan-{i}-{side}"), t0()),
+            );
+            claims.push(tokio::spawn(
+                async move { store.claim_for_scan(&claim).await },
+            ));
+        }
+    }
+    let fail = {
+        let (store, answer) = (
+            store.clone(),
+            answer(failing, PaymentState::Unknown, Some(clash)),
+        );
+        tokio::spawn(async move { store.record_partner_answer(&answer).await })
+    };
+    let mut outcomes = Vec::new();
+    for claim in claims {
+        outcomes.push(claim.await.unwrap().unwrap());
+    }
+    assert!(
+        fail.await.unwrap().is_err(),
+        "the clashing outbox insert fails"
+    );
+
+    let after = sqlite.writer_stats();
+    assert_eq!(after.jobs - before.jobs, 41);
+    assert!(
+        after.commits - before.commits <= 2,
+        "41 writes queued at once should share one or two commits: {before:?} -> {after:?}"
+    );
+    for (pair, p) in outcomes.chunks(2).zip(&trans) {
+        let won = pair
+            .iter()
+            .filter(|o| matches!(o, ScanClaimOutcome::Claimed(c) if c.id == p.id))
+            .count();
+        let lost = pair
+            .iter()
+            .filter(|o| **o == ScanClaimOutcome::NothingWaiting)
+            .count();
+        assert_eq!((won, lost), (1, 1), "{pair:?}");
+        let stored = store.payment(p.id).await.unwrap().unwrap();
+        assert_eq!(stored.state, PaymentState::Matched);
+        assert!(stored.scan_message_id.is_some());
+    }
+    let stored = store.payment(failing).await.unwrap().unwrap();
+    assert_eq!(stored.state, PaymentState::Forwarded);
+    assert_eq!(stored.partner_status, None);
+    assert!(store.outbox_for_payment(failing).await.unwrap().is_empty());
+
+    // Reopened (what a restart sees), every claim is there.
+    drop((store, sqlite));
+    let reopened = db.store().await;
+    for p in &trans {
+        assert_eq!(state_of(&reopened, p.id).await, PaymentState::Matched);
+    }
+    drop(reopened);
+    db.cleanup().await;
+}
