@@ -22,7 +22,7 @@ const CONSOLE_CSS: &str = include_str!("console/assets/console.css");
 const FAVICON_SVG: &str = include_str!("console/assets/favicon.svg");
 
 /// Only the hub's own origin, for everything; no inline code, no framing, no plugins.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
+pub(crate) const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
      style-src 'self'; img-src 'self'; connect-src 'self'; object-src 'none'; \
      base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
@@ -49,7 +49,7 @@ static PAGE: LazyLock<String> = LazyLock::new(|| INDEX_HTML.replace("__VERSION__
 
 /// `GET /admin` (and `/admin/`, redirected), `/admin/console.js`, `/admin/console.css`,
 /// `/admin/favicon.svg`.
-pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
+pub(crate) fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
         .route("/admin", get(page))
         .route("/admin/", get(|| async { Redirect::permanent("/admin") }))

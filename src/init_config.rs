@@ -22,7 +22,7 @@ const PASSWORD_LEN: usize = 24;
 
 /// One new password and who uses it.
 #[derive(Debug, Clone)]
-pub struct NewPassword {
+pub(crate) struct NewPassword {
     /// What it is for, for the operator (`POS client pos-1`).
     pub who: String,
     /// The configuration key it (or its hash) is stored under.
@@ -32,7 +32,7 @@ pub struct NewPassword {
 
 /// A configuration with new passwords, and the passwords.
 #[derive(Debug)]
-pub struct Generated {
+pub(crate) struct Generated {
     pub toml: String,
     pub passwords: Vec<NewPassword>,
 }
@@ -48,7 +48,7 @@ fn hashed(password: &str) -> anyhow::Result<Item> {
 
 /// Replaces every password of `template` (a TOML configuration); fails if the result is not
 /// a valid configuration or still holds a published password.
-pub fn generate(template: &str) -> anyhow::Result<Generated> {
+pub(crate) fn generate(template: &str) -> anyhow::Result<Generated> {
     let mut doc: DocumentMut = template
         .parse()
         .context("the template is not a TOML document")?;
@@ -154,7 +154,7 @@ pub fn generate(template: &str) -> anyhow::Result<Generated> {
 
 /// `qrhub init-config`: writes the configuration (owner-only: it holds the passwords the hub
 /// presents to partners) and prints the new passwords.
-pub fn command(template: &Path, out: &Path, force: bool) -> anyhow::Result<()> {
+pub(crate) fn command(template: &Path, out: &Path, force: bool) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(template)
         .with_context(|| format!("cannot read the template {}", template.display()))?;
     let generated = generate(&text)

@@ -36,52 +36,55 @@ use crate::model::Operation;
 use crate::store::{OutboxStats, PoolStats, SharedStore};
 
 /// Metric names, in one place so that tests and dashboards can grep for them.
-pub mod name {
-    pub const REQUESTS: &str = "qrhub_requests_total";
-    pub const REQUEST_DURATION: &str = "qrhub_request_duration_seconds";
-    pub const MATCHES: &str = "qrhub_matches_total";
-    pub const SCAN_WINDOW_EXPIRIES: &str = "qrhub_scan_window_expiries_total";
-    pub const POS_GONE: &str = "qrhub_pos_gone_before_scan_total";
-    pub const MATCH_LATENCY: &str = "qrhub_match_latency_seconds";
-    pub const PARTNER_CALLS: &str = "qrhub_partner_calls_total";
-    pub const PARTNER_CALL_DURATION: &str = "qrhub_partner_call_duration_seconds";
-    pub const OUTBOX_DELIVERIES: &str = "qrhub_outbox_deliveries_total";
-    pub const OUTBOX_DEAD_LETTERS: &str = "qrhub_outbox_dead_letters_total";
-    pub const OUTBOX_DEPTH: &str = "qrhub_outbox_depth";
-    pub const OUTBOX_REFUSED: &str = "qrhub_outbox_refused";
-    pub const OUTBOX_DEAD: &str = "qrhub_outbox_dead";
-    pub const PARTNER_CREDENTIALS_REFUSED: &str = "qrhub_partner_credentials_refused_total";
-    pub const PAYMENT_RESPONSE_REPAIRS: &str = "qrhub_partner_response_repairs_total";
-    pub const SWEEP_LAST_SUCCESS: &str = "qrhub_sweep_last_success_timestamp_seconds";
-    pub const SWEEP_FAILURES: &str = "qrhub_sweep_failures_total";
-    pub const OUTBOX_OLDEST_AGE: &str = "qrhub_outbox_oldest_age_seconds";
-    pub const UNADVISED_APPROVALS: &str = "qrhub_unadvised_approvals";
-    pub const UNADVISED_OLDEST_AGE: &str = "qrhub_unadvised_approval_oldest_age_seconds";
-    pub const RETENTION_PURGED: &str = "qrhub_retention_purged_rows_total";
-    pub const RETENTION_LAST_SUCCESS: &str = "qrhub_retention_last_success_timestamp_seconds";
-    pub const RETENTION_FAILURES: &str = "qrhub_retention_failures_total";
-    pub const UNADVISED_REVERSALS: &str = "qrhub_unadvised_reversals_total";
-    pub const HELD_PAY_REQUESTS: &str = "qrhub_held_pay_requests";
-    pub const DB_POOL_CONNECTIONS: &str = "qrhub_db_pool_connections";
-    pub const DB_POOL_MAX: &str = "qrhub_db_pool_max";
+pub(crate) mod name {
+    pub(crate) const REQUESTS: &str = "qrhub_requests_total";
+    pub(crate) const REQUEST_DURATION: &str = "qrhub_request_duration_seconds";
+    pub(crate) const MATCHES: &str = "qrhub_matches_total";
+    pub(crate) const SCAN_WINDOW_EXPIRIES: &str = "qrhub_scan_window_expiries_total";
+    pub(crate) const POS_GONE: &str = "qrhub_pos_gone_before_scan_total";
+    pub(crate) const MATCH_LATENCY: &str = "qrhub_match_latency_seconds";
+    pub(crate) const PARTNER_CALLS: &str = "qrhub_partner_calls_total";
+    pub(crate) const PARTNER_CALL_DURATION: &str = "qrhub_partner_call_duration_seconds";
+    pub(crate) const OUTBOX_DELIVERIES: &str = "qrhub_outbox_deliveries_total";
+    pub(crate) const OUTBOX_DEAD_LETTERS: &str = "qrhub_outbox_dead_letters_total";
+    pub(crate) const OUTBOX_DEPTH: &str = "qrhub_outbox_depth";
+    pub(crate) const OUTBOX_REFUSED: &str = "qrhub_outbox_refused";
+    pub(crate) const OUTBOX_DEAD: &str = "qrhub_outbox_dead";
+    pub(crate) const PARTNER_CREDENTIALS_REFUSED: &str = "qrhub_partner_credentials_refused_total";
+    pub(crate) const PAYMENT_RESPONSE_REPAIRS: &str = "qrhub_partner_response_repairs_total";
+    pub(crate) const SWEEP_LAST_SUCCESS: &str = "qrhub_sweep_last_success_timestamp_seconds";
+    pub(crate) const SWEEP_FAILURES: &str = "qrhub_sweep_failures_total";
+    pub(crate) const OUTBOX_OLDEST_AGE: &str = "qrhub_outbox_oldest_age_seconds";
+    pub(crate) const UNADVISED_APPROVALS: &str = "qrhub_unadvised_approvals";
+    pub(crate) const UNADVISED_OLDEST_AGE: &str = "qrhub_unadvised_approval_oldest_age_seconds";
+    pub(crate) const RETENTION_PURGED: &str = "qrhub_retention_purged_rows_total";
+    pub(crate) const RETENTION_LAST_SUCCESS: &str =
+        "qrhub_retention_last_success_timestamp_seconds";
+    pub(crate) const RETENTION_FAILURES: &str = "qrhub_retention_failures_total";
+    pub(crate) const UNADVISED_REVERSALS: &str = "qrhub_unadvised_reversals_total";
+    pub(crate) const HELD_PAY_REQUESTS: &str = "qrhub_held_pay_requests";
+    pub(crate) const DB_POOL_CONNECTIONS: &str = "qrhub_db_pool_connections";
+    pub(crate) const DB_POOL_MAX: &str = "qrhub_db_pool_max";
     /// Logins refused by reason: `invalid` (wrong password or unknown user), `throttled`
     /// (the address is over its failed-login budget), `busy` (no password-check slot).
-    pub const FAILED_LOGINS: &str = "qrhub_failed_logins_total";
+    pub(crate) const FAILED_LOGINS: &str = "qrhub_failed_logins_total";
     /// Connections closed at accept because `server.max_connections` were open.
-    pub const CONNECTIONS_REFUSED: &str = "qrhub_connections_refused_total";
+    pub(crate) const CONNECTIONS_REFUSED: &str = "qrhub_connections_refused_total";
     /// Configuration reloads (SIGHUP) applied, refused, and when the last one was applied.
-    pub const CONFIG_RELOADS: &str = "qrhub_config_reloads_total";
-    pub const CONFIG_RELOAD_FAILURES: &str = "qrhub_config_reload_failures_total";
-    pub const CONFIG_LAST_RELOAD: &str = "qrhub_config_last_reload_success_timestamp_seconds";
+    pub(crate) const CONFIG_RELOADS: &str = "qrhub_config_reloads_total";
+    pub(crate) const CONFIG_RELOAD_FAILURES: &str = "qrhub_config_reload_failures_total";
+    pub(crate) const CONFIG_LAST_RELOAD: &str =
+        "qrhub_config_last_reload_success_timestamp_seconds";
     /// Each partner over the last hour as this instance saw it (label `partner`), and the
     /// advices waiting for it (the store's, every instance's).
-    pub const PARTNER_PAY_CALLS: &str = "qrhub_partner_pay_calls_last_hour";
-    pub const PARTNER_APPROVAL_RATIO: &str = "qrhub_partner_approval_ratio";
-    pub const PARTNER_UNKNOWN_RATIO: &str = "qrhub_partner_unknown_ratio";
-    pub const PARTNER_PAY_LATENCY: &str = "qrhub_partner_pay_latency_seconds";
-    pub const PARTNER_ADVICES_WAITING: &str = "qrhub_partner_advices_waiting";
-    pub const PARTNER_OLDEST_ADVICE_AGE: &str = "qrhub_partner_oldest_advice_waiting_age_seconds";
-    pub const PARTNER_LAST_ERROR: &str = "qrhub_partner_last_error_timestamp_seconds";
+    pub(crate) const PARTNER_PAY_CALLS: &str = "qrhub_partner_pay_calls_last_hour";
+    pub(crate) const PARTNER_APPROVAL_RATIO: &str = "qrhub_partner_approval_ratio";
+    pub(crate) const PARTNER_UNKNOWN_RATIO: &str = "qrhub_partner_unknown_ratio";
+    pub(crate) const PARTNER_PAY_LATENCY: &str = "qrhub_partner_pay_latency_seconds";
+    pub(crate) const PARTNER_ADVICES_WAITING: &str = "qrhub_partner_advices_waiting";
+    pub(crate) const PARTNER_OLDEST_ADVICE_AGE: &str =
+        "qrhub_partner_oldest_advice_waiting_age_seconds";
+    pub(crate) const PARTNER_LAST_ERROR: &str = "qrhub_partner_last_error_timestamp_seconds";
 }
 
 /// Histogram buckets in seconds, from 1 ms (a fast createQrCode) to 60 s (the POS's own
@@ -99,7 +102,7 @@ static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 /// (every hub a test builds) get the same handle. If some other recorder was installed
 /// first, the handle renders only this module's descriptions and the hub's metrics go to
 /// that recorder instead: logged, not fatal.
-pub fn install() -> PrometheusHandle {
+pub(crate) fn install() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
             let builder = PrometheusBuilder::new()
@@ -282,7 +285,7 @@ fn describe_operations() {
 
 /// One partner's health figures, for its gauges.
 #[derive(Debug, Clone)]
-pub struct PartnerGauges<'a> {
+pub(crate) struct PartnerGauges<'a> {
     pub partner_id: &'a str,
     pub pay_calls: u64,
     pub approval_rate: Option<f64>,
@@ -296,7 +299,7 @@ pub struct PartnerGauges<'a> {
 
 /// The per-partner health gauges, from the sweep. A ratio or latency with no call in the
 /// window is NaN (no figure), not a stale one.
-pub fn partner_health(p: &PartnerGauges<'_>) {
+pub(crate) fn partner_health(p: &PartnerGauges<'_>) {
     let partner = || p.partner_id.to_owned();
     metrics::gauge!(name::PARTNER_PAY_CALLS, "partner" => partner()).set(p.pay_calls as f64);
     metrics::gauge!(name::PARTNER_APPROVAL_RATIO, "partner" => partner())
@@ -318,19 +321,19 @@ pub fn partner_health(p: &PartnerGauges<'_>) {
 }
 
 /// A configuration reload was put in force at `at`.
-pub fn config_reloaded(at: DateTime<Utc>) {
+pub(crate) fn config_reloaded(at: DateTime<Utc>) {
     metrics::counter!(name::CONFIG_RELOADS).increment(1);
     metrics::gauge!(name::CONFIG_LAST_RELOAD).set(at.timestamp() as f64);
 }
 
 /// A configuration reload was refused.
-pub fn config_reload_failed() {
+pub(crate) fn config_reload_failed() {
     metrics::counter!(name::CONFIG_RELOAD_FAILURES).increment(1);
 }
 
 /// Housekeeping the exporter needs now and then (draining histogram samples between
 /// scrapes); the sweeper calls it each pass. Nothing to do without a recorder.
-pub fn upkeep() {
+pub(crate) fn upkeep() {
     if let Some(handle) = HANDLE.get() {
         handle.run_upkeep();
     }
@@ -339,7 +342,7 @@ pub fn upkeep() {
 /// `GET /metrics` for the hub's router: the store's pool is read at each scrape, and
 /// `partners` are the configured partners' ids, `loaded_at` when the configuration in force
 /// was loaded.
-pub fn router(
+pub(crate) fn router(
     store: SharedStore,
     partners: impl IntoIterator<Item = String>,
     loaded_at: chrono::DateTime<chrono::Utc>,
@@ -381,7 +384,7 @@ fn record_pool(stats: PoolStats) {
 /// with its own future rather than `axum::middleware::from_fn`, which boxes a future and a
 /// clone of the inner service per request: a held `pay` keeps those for its whole hold.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct TrackRequestsLayer;
+pub(crate) struct TrackRequestsLayer;
 
 impl<S> Layer<S> for TrackRequestsLayer {
     type Service = TrackRequests<S>;
@@ -392,7 +395,7 @@ impl<S> Layer<S> for TrackRequestsLayer {
 }
 
 #[derive(Clone, Debug)]
-pub struct TrackRequests<S> {
+pub(crate) struct TrackRequests<S> {
     inner: S,
 }
 
@@ -483,23 +486,23 @@ fn status_label(status: StatusCode) -> metrics::SharedString {
 }
 
 /// A scan claimed a waiting payment.
-pub fn matched() {
+pub(crate) fn matched() {
     metrics::counter!(name::MATCHES).increment(1);
 }
 
 /// A payment's scan window closed with no scan (counted by whoever won the expiry).
-pub fn scan_window_expired() {
+pub(crate) fn scan_window_expired() {
     metrics::counter!(name::SCAN_WINDOW_EXPIRIES).increment(1);
 }
 
 /// A held pay's POS went away before a scan, and the hub ended the payment (counted by the
 /// instance whose compare-and-set won).
-pub fn pos_gone_before_scan() {
+pub(crate) fn pos_gone_before_scan() {
     metrics::counter!(name::POS_GONE).increment(1);
 }
 
 /// The hub is about to send `pay` for a payment claimed at `claimed_at`.
-pub fn match_latency(claimed_at: DateTime<Utc>, now: DateTime<Utc>) {
+pub(crate) fn match_latency(claimed_at: DateTime<Utc>, now: DateTime<Utc>) {
     // Instances' clocks may disagree by a little: never a negative latency.
     let latency = (now - claimed_at).to_std().unwrap_or(Duration::ZERO);
     metrics::histogram!(name::MATCH_LATENCY).record(latency);
@@ -526,7 +529,12 @@ impl CallOutcome {
 }
 
 /// One call to a partner.
-pub fn partner_call(partner: &str, operation: Operation, outcome: CallOutcome, took: Duration) {
+pub(crate) fn partner_call(
+    partner: &str,
+    operation: Operation,
+    outcome: CallOutcome,
+    took: Duration,
+) {
     let partner = partner.to_owned();
     let operation = operation.name();
     metrics::counter!(
@@ -541,7 +549,7 @@ pub fn partner_call(partner: &str, operation: Operation, outcome: CallOutcome, t
 }
 
 /// One delivery try of an advice; `result` is `delivered`, `failed` or `retry`.
-pub fn outbox_delivery(kind: crate::domain::AdviceKind, result: &'static str) {
+pub(crate) fn outbox_delivery(kind: crate::domain::AdviceKind, result: &'static str) {
     let kind = match kind {
         crate::domain::AdviceKind::Confirmation => "confirmation",
         crate::domain::AdviceKind::Reversal => "reversal",
@@ -550,7 +558,7 @@ pub fn outbox_delivery(kind: crate::domain::AdviceKind, result: &'static str) {
 }
 
 /// One sweep ended: its time when it succeeded, a count when it did not.
-pub fn sweep_finished(succeeded_at: Option<DateTime<Utc>>) {
+pub(crate) fn sweep_finished(succeeded_at: Option<DateTime<Utc>>) {
     match succeeded_at {
         // Seconds since 1970 fit an f64 exactly for the next few hundred million years.
         Some(at) => metrics::gauge!(name::SWEEP_LAST_SUCCESS).set(at.timestamp() as f64),
@@ -559,23 +567,23 @@ pub fn sweep_finished(succeeded_at: Option<DateTime<Utc>>) {
 }
 
 /// A partner answered 401 or 403 to one of the hub's calls.
-pub fn partner_credentials_refused(partner: &str) {
+pub(crate) fn partner_credentials_refused(partner: &str) {
     metrics::counter!(name::PARTNER_CREDENTIALS_REFUSED, "partner" => partner.to_owned())
         .increment(1);
 }
 
 /// The hub repaired an approval's body (`repair` is one of a few fixed kinds).
-pub fn payment_response_repair(partner: &str, repair: &'static str) {
+pub(crate) fn payment_response_repair(partner: &str, repair: &'static str) {
     metrics::counter!(name::PAYMENT_RESPONSE_REPAIRS, "partner" => partner.to_owned(), "repair" => repair)
         .increment(1);
 }
 
-pub fn outbox_dead_letters(count: u64) {
+pub(crate) fn outbox_dead_letters(count: u64) {
     metrics::counter!(name::OUTBOX_DEAD_LETTERS).increment(count);
 }
 
 /// The outbox as the sweeper last saw it.
-pub fn outbox_stats(stats: &OutboxStats, now: DateTime<Utc>) {
+pub(crate) fn outbox_stats(stats: &OutboxStats, now: DateTime<Utc>) {
     // i64 → f64 loses nothing below 2^53 rows.
     metrics::gauge!(name::OUTBOX_DEPTH).set(stats.pending as f64);
     metrics::gauge!(name::OUTBOX_REFUSED).set(stats.refused as f64);
@@ -588,7 +596,7 @@ pub fn outbox_stats(stats: &OutboxStats, now: DateTime<Utc>) {
 }
 
 /// The approvals nobody advised, as the sweep found them.
-pub fn unadvised_stats(stats: &crate::store::UnadvisedStats, now: DateTime<Utc>) {
+pub(crate) fn unadvised_stats(stats: &crate::store::UnadvisedStats, now: DateTime<Utc>) {
     metrics::gauge!(name::UNADVISED_APPROVALS).set(stats.count as f64);
     let age = stats
         .oldest_approved_at
@@ -598,17 +606,17 @@ pub fn unadvised_stats(stats: &crate::store::UnadvisedStats, now: DateTime<Utc>)
 }
 
 /// The hub reversed an approval nobody advised (counted by the instance whose change won).
-pub fn unadvised_reversed() {
+pub(crate) fn unadvised_reversed() {
     metrics::counter!(name::UNADVISED_REVERSALS).increment(1);
 }
 
 /// Counts a held `pay` for as long as it lives: dropped on every way out of the hold,
 /// including the POS hanging up (the handler's future is dropped).
 #[must_use = "the pay counts as held only while the guard lives"]
-pub struct HeldPay(());
+pub(crate) struct HeldPay(());
 
 impl HeldPay {
-    pub fn start() -> Self {
+    pub(crate) fn start() -> Self {
         metrics::gauge!(name::HELD_PAY_REQUESTS).increment(1.0);
         Self(())
     }
@@ -621,12 +629,12 @@ impl Drop for HeldPay {
 }
 
 /// A retention batch deleted `rows` rows of `table`.
-pub fn retention_purged(table: &'static str, rows: u64) {
+pub(crate) fn retention_purged(table: &'static str, rows: u64) {
     metrics::counter!(name::RETENTION_PURGED, "table" => table).increment(rows);
 }
 
 /// One retention pass ended: its time when it succeeded, a count when it did not.
-pub fn retention_finished(succeeded_at: Option<DateTime<Utc>>) {
+pub(crate) fn retention_finished(succeeded_at: Option<DateTime<Utc>>) {
     match succeeded_at {
         Some(at) => metrics::gauge!(name::RETENTION_LAST_SUCCESS).set(at.timestamp() as f64),
         None => metrics::counter!(name::RETENTION_FAILURES).increment(1),

@@ -15,7 +15,7 @@ use crate::config::Settings;
 
 /// Every password that appears in `config/*.toml` or the README. A hash in the configuration
 /// that verifies against one of them is as good as published.
-pub const PUBLISHED_PASSWORDS: &[&str] = &[
+pub(crate) const PUBLISHED_PASSWORDS: &[&str] = &[
     "pos-1-secret",
     "wallet-1-secret",
     "ops-secret",
@@ -23,25 +23,25 @@ pub const PUBLISHED_PASSWORDS: &[&str] = &[
 ];
 
 /// The way out, for error messages.
-pub const WAY_OUT: &str = "write a configuration with fresh random passwords with \
+pub(crate) const WAY_OUT: &str = "write a configuration with fresh random passwords with \
 `qrhub init-config --out qrhub.toml` and serve it with `qrhub serve --config qrhub.toml` \
 (or put hashes of your own passwords there: `qrhub hash-password`); the demo passwords \
 only serve on loopback (server.listen = \"127.0.0.1:8080\")";
 
 /// True when `listen` is reachable only from this machine.
-pub fn is_loopback(listen: &SocketAddr) -> bool {
+pub(crate) fn is_loopback(listen: &SocketAddr) -> bool {
     listen.ip().is_loopback()
 }
 
 /// True when `password` is one this project publishes.
-pub fn is_published(password: &str) -> bool {
+pub(crate) fn is_published(password: &str) -> bool {
     PUBLISHED_PASSWORDS.contains(&password)
 }
 
 /// The configuration keys (with the user they belong to) whose password hash verifies
 /// against a published password. Runs argon2 once per hash and published password, so a
 /// few hundred milliseconds: call it off the async threads.
-pub fn published_credentials(settings: &Settings) -> Vec<String> {
+pub(crate) fn published_credentials(settings: &Settings) -> Vec<String> {
     let hashes = settings
         .clients
         .iter()
@@ -96,7 +96,7 @@ fn hash_is_published(hash: &str) -> bool {
 }
 
 /// Refuses `settings` when it would listen beyond loopback with a published password.
-pub fn check_listen(settings: &Settings) -> anyhow::Result<()> {
+pub(crate) fn check_listen(settings: &Settings) -> anyhow::Result<()> {
     let listen = settings.server.listen;
     if is_loopback(&listen) {
         return Ok(());

@@ -32,14 +32,14 @@ use crate::tls::ReloadableServerConfig;
 
 /// The callers' (user id, argon2 hash) pairs of a configuration, by role.
 #[derive(Debug, Default)]
-pub struct Accounts {
+pub(crate) struct Accounts {
     pub clients: Vec<(String, String)>,
     pub partners: Vec<(String, String)>,
     pub operators: Vec<(String, String)>,
 }
 
 impl Accounts {
-    pub fn of(settings: &Settings) -> Self {
+    pub(crate) fn of(settings: &Settings) -> Self {
         Self {
             clients: settings
                 .clients
@@ -173,7 +173,10 @@ impl Reloader {
 /// The configuration in force with `loaded`'s clients, partners, operators and fee
 /// schedules, checked as a whole, and the names of `loaded`'s sections that need a restart
 /// to take effect.
-pub fn merge(current: &Settings, loaded: &Settings) -> anyhow::Result<(Settings, Vec<String>)> {
+pub(crate) fn merge(
+    current: &Settings,
+    loaded: &Settings,
+) -> anyhow::Result<(Settings, Vec<String>)> {
     let mut next = current.clone();
     next.clients = loaded.clients.clone();
     next.partners = loaded.partners.clone();
@@ -216,7 +219,7 @@ pub fn merge(current: &Settings, loaded: &Settings) -> anyhow::Result<(Settings,
 /// caller before the listener serves, so that a SIGHUP never finds the default action
 /// (termination).
 #[cfg(unix)]
-pub async fn on_hangup(
+pub(crate) async fn on_hangup(
     reloader: Reloader,
     mut hangup: tokio::signal::unix::Signal,
     stop: CancellationToken,

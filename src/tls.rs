@@ -25,20 +25,16 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::config::ServerTlsSettings;
 
-/// A client that has not finished its handshake by then is dropped (the simulator's; the
-/// hub's is `server.tls_handshake_timeout`).
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Finished handshakes waiting for the connection loop to take them.
 const ACCEPT_QUEUE: usize = 128;
 
 /// The ring provider, named explicitly so that no process-wide default is needed.
-pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+pub(crate) fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
 /// Every certificate in the PEM file at `path`; `key` names the configuration key in errors.
-pub fn load_certs(key: &str, path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+pub(crate) fn load_certs(key: &str, path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
     let pem = std::fs::read(path)
         .with_context(|| format!("configuration key `{key}`: cannot read {}", path.display()))?;
     let certs = CertificateDer::pem_slice_iter(&pem)
@@ -58,7 +54,7 @@ pub fn load_certs(key: &str, path: &Path) -> anyhow::Result<Vec<CertificateDer<'
 }
 
 /// The first private key (PKCS#8, PKCS#1 or SEC1) in the PEM file at `path`.
-pub fn load_key(key: &str, path: &Path) -> anyhow::Result<PrivateKeyDer<'static>> {
+pub(crate) fn load_key(key: &str, path: &Path) -> anyhow::Result<PrivateKeyDer<'static>> {
     let pem = std::fs::read(path)
         .with_context(|| format!("configuration key `{key}`: cannot read {}", path.display()))?;
     PrivateKeyDer::from_pem_slice(&pem).map_err(|e| {
@@ -70,7 +66,7 @@ pub fn load_key(key: &str, path: &Path) -> anyhow::Result<PrivateKeyDer<'static>
 }
 
 /// A root store of the certificates in the PEM bundle at `path`.
-pub fn load_roots(key: &str, path: &Path) -> anyhow::Result<RootCertStore> {
+pub(crate) fn load_roots(key: &str, path: &Path) -> anyhow::Result<RootCertStore> {
     let mut roots = RootCertStore::empty();
     for cert in load_certs(key, path)? {
         roots.add(cert).map_err(|e| {
@@ -84,7 +80,7 @@ pub fn load_roots(key: &str, path: &Path) -> anyhow::Result<RootCertStore> {
 }
 
 /// Checks that `key` is the private key of the first certificate of `certs`.
-pub fn check_key_pair(
+pub(crate) fn check_key_pair(
     cert_key: &str,
     certs: &[CertificateDer<'static>],
     private_key: &PrivateKeyDer<'static>,
@@ -95,7 +91,7 @@ pub fn check_key_pair(
 }
 
 /// The listener's rustls configuration, from the files `settings` names.
-pub fn server_config(settings: &ServerTlsSettings) -> anyhow::Result<ServerConfig> {
+pub(crate) fn server_config(settings: &ServerTlsSettings) -> anyhow::Result<ServerConfig> {
     let certs = load_certs("server.tls.cert_path", &settings.cert_path)?;
     let key = load_key("server.tls.key_path", &settings.key_path)?;
     check_key_pair("server.tls.cert_path", &certs, &key)?;
@@ -155,19 +151,15 @@ impl ReloadableServerConfig {
 }
 
 /// A TCP listener whose connections come out of a finished TLS handshake.
-pub struct TlsListener {
+pub(crate) struct TlsListener {
     local_addr: SocketAddr,
     ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
     acceptor: JoinHandle<()>,
 }
 
 impl TlsListener {
-    pub fn new(tcp: TcpListener, config: Arc<ReloadableServerConfig>) -> std::io::Result<Self> {
-        Self::with_handshake_timeout(tcp, config, HANDSHAKE_TIMEOUT)
-    }
-
-    /// As [`TlsListener::new`], dropping a client whose handshake takes longer than `timeout`.
-    pub fn with_handshake_timeout(
+    /// A listener dropping a client whose handshake takes longer than `timeout`.
+    pub(crate) fn with_handshake_timeout(
         tcp: TcpListener,
         config: Arc<ReloadableServerConfig>,
         timeout: Duration,
@@ -242,7 +234,7 @@ fn is_connection_error(e: &std::io::Error) -> bool {
 /// serves either. Being sure matters for memory: the `auto` connection carries both
 /// protocols' state and configuration (about 3.4 KiB against 0.6 KiB), for as long as a held
 /// `pay` keeps its connection open.
-pub trait OpeningProtocol {
+pub(crate) trait OpeningProtocol {
     /// True when the connection will certainly speak HTTP/1.x. Waits for its first bytes at
     /// most, never consumes them.
     fn speaks_http1(&self) -> impl std::future::Future<Output = bool> + Send;

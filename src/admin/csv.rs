@@ -1,7 +1,7 @@
 //! Just enough CSV (RFC 4180) for the reports: quoted fields with `""` escapes, CRLF or LF.
 
 /// One CSV line from fields, quoting those that need it; ends with `\r\n`.
-pub fn line<I, S>(fields: I) -> String
+pub(crate) fn line<I, S>(fields: I) -> String
 where
     I: IntoIterator<Item = S>,
     S: AsRef<str>,
@@ -26,7 +26,7 @@ where
 
 /// The records of a CSV document (blank lines skipped), or the 1-based line of the first
 /// unterminated quote.
-pub fn parse(text: &str) -> Result<Vec<Vec<String>>, usize> {
+pub(crate) fn parse(text: &str) -> Result<Vec<Vec<String>>, usize> {
     let mut records = Vec::new();
     let mut record = Vec::new();
     let mut field = String::new();

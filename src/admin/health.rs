@@ -7,11 +7,11 @@ use serde::Serialize;
 
 use crate::service::{Hub, HubResult};
 
-pub use crate::service::partner_health::{views, PartnerHealthView};
+pub(crate) use crate::service::partner_health::{views, PartnerHealthView};
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PartnersHealth {
+pub(crate) struct PartnersHealth {
     pub generated_at: DateTime<Utc>,
     /// The window of the call figures (3600: the last hour, per minute).
     pub window_seconds: u64,
@@ -24,7 +24,7 @@ pub struct PartnersHealth {
 
 /// Every configured partner's health, and that of partners no longer configured that
 /// still have advices waiting or calls in the window.
-pub async fn partners_health(hub: &Hub) -> HubResult<PartnersHealth> {
+pub(crate) async fn partners_health(hub: &Hub) -> HubResult<PartnersHealth> {
     let now = hub.clock.now();
     let backlog = hub.store.outbox_backlog_by_partner().await?;
     Ok(PartnersHealth {

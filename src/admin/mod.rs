@@ -4,9 +4,9 @@
 //! Handlers (`api::admin`) parse and authenticate; this module decides and shapes; the store
 //! runs the queries. Money is always integer minor units with its currency.
 
-pub mod csv;
-pub mod health;
-pub mod reports;
+pub(crate) mod csv;
+pub(crate) mod health;
+pub(crate) mod reports;
 
 use base64::Engine;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
@@ -18,18 +18,18 @@ use crate::model::{ErrorDetail, ErrorType};
 use crate::service::{span, Hub, HubError, HubResult, RefusalKind};
 use crate::store::{EventRecord, OutboxMessage, OutboxState, PaymentQuery, PaymentRecord};
 
-pub use crate::model::page::{DEFAULT_LIMIT, MAX_LIMIT};
+pub(crate) use crate::model::page::{DEFAULT_LIMIT, MAX_LIMIT};
 
 /// An amount in minor units with its ISO 4217 numeric currency, as on the wire.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Money {
+pub(crate) struct Money {
     pub amount: i64,
     pub currency: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PaymentView {
+pub(crate) struct PaymentView {
     pub id: Uuid,
     pub client_id: String,
     /// The POS's PaymentRequest id.
@@ -86,7 +86,7 @@ impl From<&PaymentRecord> for PaymentView {
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PaymentPage {
+pub(crate) struct PaymentPage {
     pub payments: Vec<PaymentView>,
     /// Pass as `after` for the next page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -97,7 +97,7 @@ pub struct PaymentPage {
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct EventView {
+pub(crate) struct EventView {
     pub at: DateTime<Utc>,
     pub kind: String,
     /// `IN` (received by the hub) or `OUT` (sent by it).
@@ -129,7 +129,7 @@ impl From<EventRecord> for EventView {
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct OutboxView {
+pub(crate) struct OutboxView {
     pub id: Uuid,
     pub payment_id: Uuid,
     pub partner_id: String,
@@ -172,7 +172,7 @@ impl From<OutboxMessage> for OutboxView {
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PaymentDetail {
+pub(crate) struct PaymentDetail {
     #[serde(flatten)]
     pub payment: PaymentView,
     /// The POS's PaymentRequest as received.
@@ -190,19 +190,19 @@ pub struct PaymentDetail {
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct OutboxList {
+pub(crate) struct OutboxList {
     pub outbox: Vec<OutboxView>,
 }
 
 /// 400 FORMAT_ERROR naming the query parameter.
-pub fn bad_param(id: &str, field: &str, msg: &str, value: &str) -> HubError {
+pub(crate) fn bad_param(id: &str, field: &str, msg: &str, value: &str) -> HubError {
     HubError::refuse(
         RefusalKind::BadRequest,
         ErrorDetail::format_field(id, field, msg, value),
     )
 }
 
-pub fn not_found(id: &str, message: &str) -> HubError {
+pub(crate) fn not_found(id: &str, message: &str) -> HubError {
     HubError::refuse(
         RefusalKind::NotFound,
         ErrorDetail::new(id, ErrorType::UnableToLocateRecord, message),
@@ -210,14 +210,14 @@ pub fn not_found(id: &str, message: &str) -> HubError {
 }
 
 /// The query parameters of a request, by name (the last of a repeated one wins).
-pub type Params = std::collections::HashMap<String, String>;
+pub(crate) type Params = std::collections::HashMap<String, String>;
 
 fn param<'p>(params: &'p Params, name: &str) -> Option<&'p str> {
     params.get(name).map(|v| v.trim()).filter(|v| !v.is_empty())
 }
 
 /// `limit` (default `default`, 1 to [`MAX_LIMIT`]).
-pub fn limit(id: &str, params: &Params, default: i64) -> HubResult<i64> {
+pub(crate) fn limit(id: &str, params: &Params, default: i64) -> HubResult<i64> {
     match param(params, "limit") {
         None => Ok(default),
         Some(v) => match v.parse::<i64>() {
@@ -233,21 +233,21 @@ pub fn limit(id: &str, params: &Params, default: i64) -> HubResult<i64> {
 }
 
 /// A `YYYY-MM-DD` date: a settlement day.
-pub fn date(id: &str, field: &str, value: &str) -> HubResult<NaiveDate> {
+pub(crate) fn date(id: &str, field: &str, value: &str) -> HubResult<NaiveDate> {
     NaiveDate::parse_from_str(value, "%Y-%m-%d")
         .map_err(|_| bad_param(id, field, "must be a date YYYY-MM-DD", value))
 }
 
 /// The hub's settlement day definition (`[settlement]`): every date of the back office is
 /// one of its days.
-pub fn settlement_day(hub: &Hub) -> SettlementDay {
+pub(crate) fn settlement_day(hub: &Hub) -> SettlementDay {
     hub.settings().settlement.day()
 }
 
 /// Which day definition an answer's dates use: the zone and the local cut-off.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct DayRule {
+pub(crate) struct DayRule {
     /// IANA time zone name.
     pub time_zone: &'static str,
     /// `HH:MM` local time; a payment at or past it counts on the next day (`00:00`: days
@@ -304,7 +304,7 @@ fn within_stored_years(t: DateTime<Utc>) -> DateTime<Utc> {
 }
 
 /// The opaque cursor of a page: base64url of `<microseconds since the epoch>:<payment id>`.
-pub fn encode_cursor(created_at: DateTime<Utc>, id: Uuid) -> String {
+pub(crate) fn encode_cursor(created_at: DateTime<Utc>, id: Uuid) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(
         "{}:{}",
         created_at.timestamp_micros(),
@@ -312,7 +312,7 @@ pub fn encode_cursor(created_at: DateTime<Utc>, id: Uuid) -> String {
     ))
 }
 
-pub fn decode_cursor(cursor: &str) -> Option<(DateTime<Utc>, Uuid)> {
+pub(crate) fn decode_cursor(cursor: &str) -> Option<(DateTime<Utc>, Uuid)> {
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(cursor)
         .ok()?;
@@ -323,7 +323,11 @@ pub fn decode_cursor(cursor: &str) -> Option<(DateTime<Utc>, Uuid)> {
 }
 
 /// `GET /admin/v1/payments`: filters, newest first, keyset pages.
-pub async fn search_payments(hub: &Hub, id: &str, params: &Params) -> HubResult<PaymentPage> {
+pub(crate) async fn search_payments(
+    hub: &Hub,
+    id: &str,
+    params: &Params,
+) -> HubResult<PaymentPage> {
     let state = match param(params, "state") {
         None => None,
         Some(v) => Some(v.parse::<PaymentState>().map_err(|_| {
@@ -369,7 +373,11 @@ pub async fn search_payments(hub: &Hub, id: &str, params: &Params) -> HubResult<
 }
 
 /// `GET /admin/v1/payments/{id}`: the payment, its timeline and its outbox rows.
-pub async fn payment_detail(hub: &Hub, id: &str, payment_id: &str) -> HubResult<PaymentDetail> {
+pub(crate) async fn payment_detail(
+    hub: &Hub,
+    id: &str,
+    payment_id: &str,
+) -> HubResult<PaymentDetail> {
     let uuid = Uuid::parse_str(payment_id)
         .map_err(|_| bad_param(id, "id", "must be a payment id (UUID)", payment_id))?;
     let payment = hub
@@ -399,7 +407,7 @@ pub async fn payment_detail(hub: &Hub, id: &str, payment_id: &str) -> HubResult<
 }
 
 /// `GET /admin/v1/outbox?state=…`: rows in one state (default DEAD), oldest first.
-pub async fn outbox(hub: &Hub, id: &str, params: &Params) -> HubResult<OutboxList> {
+pub(crate) async fn outbox(hub: &Hub, id: &str, params: &Params) -> HubResult<OutboxList> {
     let state = match param(params, "state") {
         None => OutboxState::Dead,
         Some(v) => OutboxState::parse(v)
@@ -415,7 +423,7 @@ pub async fn outbox(hub: &Hub, id: &str, params: &Params) -> HubResult<OutboxLis
 /// An approval nobody advised, with how long it has waited and what the hub will do.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct UnadvisedView {
+pub(crate) struct UnadvisedView {
     #[serde(flatten)]
     pub payment: PaymentView,
     /// When the partner's approval was recorded.
@@ -431,7 +439,7 @@ pub struct UnadvisedView {
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct UnadvisedList {
+pub(crate) struct UnadvisedList {
     /// Approvals older than this are listed (`unadvised.listed_after`).
     pub listed_after_seconds: u64,
     /// How many there are in all clients (the list is at most `limit` long).
@@ -442,7 +450,7 @@ pub struct UnadvisedList {
 
 /// `GET /admin/v1/unadvised?clientId=&limit=`: payments APPROVED longer than
 /// `unadvised.listed_after` ago that no POS confirmed or reversed, oldest first.
-pub async fn unadvised(hub: &Hub, id: &str, params: &Params) -> HubResult<UnadvisedList> {
+pub(crate) async fn unadvised(hub: &Hub, id: &str, params: &Params) -> HubResult<UnadvisedList> {
     let limit = limit(id, params, 100)?;
     let now = hub.clock.now();
     let listed_before = now - span(hub.settings().unadvised.listed_after);
@@ -476,7 +484,7 @@ pub async fn unadvised(hub: &Hub, id: &str, params: &Params) -> HubResult<Unadvi
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Retried {
+pub(crate) struct Retried {
     pub id: Uuid,
     pub state: &'static str,
     pub next_attempt_at: DateTime<Utc>,
@@ -485,7 +493,7 @@ pub struct Retried {
 
 /// `POST /admin/v1/outbox/{id}/retry`: a DEAD row, or one the partner refused (FAILED),
 /// becomes PENDING, due now, with a fresh `outbox.expiry`; 404 for any other row.
-pub async fn retry_dead_letter(hub: &Hub, id: &str, row_id: &str) -> HubResult<Retried> {
+pub(crate) async fn retry_dead_letter(hub: &Hub, id: &str, row_id: &str) -> HubResult<Retried> {
     let uuid = Uuid::parse_str(row_id)
         .map_err(|_| bad_param(id, "id", "must be an outbox row id (UUID)", row_id))?;
     let now = hub.clock.now();
@@ -505,14 +513,14 @@ pub async fn retry_dead_letter(hub: &Hub, id: &str, row_id: &str) -> HubResult<R
 
 /// One state and how many are in it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct StateCount {
+pub(crate) struct StateCount {
     pub state: &'static str,
     pub count: i64,
 }
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Summary {
+pub(crate) struct Summary {
     /// The settlement day the payment counts are for.
     pub date: NaiveDate,
     /// What that day is: zone and cut-off.
@@ -528,7 +536,7 @@ pub struct Summary {
 
 /// `GET /admin/v1/summary?date=`: payments of the settlement day (default today) by state, and
 /// the outbox by state, for the console's live counts.
-pub async fn summary(hub: &Hub, id: &str, params: &Params) -> HubResult<Summary> {
+pub(crate) async fn summary(hub: &Hub, id: &str, params: &Params) -> HubResult<Summary> {
     let day = settlement_day(hub);
     let date = match param(params, "date") {
         Some(v) => date(id, "date", v)?,

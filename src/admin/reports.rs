@@ -37,7 +37,7 @@ use crate::store::SettledPayment;
 
 /// How many payments and how much money: gross, the fees on it, and what is left.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Tally {
+pub(crate) struct Tally {
     pub count: i64,
     /// Gross, in minor units.
     pub amount: i64,
@@ -57,7 +57,7 @@ impl Tally {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct SettlementRow {
+pub(crate) struct SettlementRow {
     pub partner_id: String,
     pub currency: String,
     pub confirmed: Tally,
@@ -69,7 +69,7 @@ pub struct SettlementRow {
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct SettlementReport {
+pub(crate) struct SettlementReport {
     /// The settlement day.
     pub date: NaiveDate,
     #[serde(flatten)]
@@ -82,7 +82,7 @@ pub struct SettlementReport {
     pub rows: Vec<SettlementRow>,
 }
 
-pub const SETTLEMENT_CSV_HEADER: [&str; 21] = [
+pub(crate) const SETTLEMENT_CSV_HEADER: [&str; 21] = [
     "date",
     "partnerId",
     "currency",
@@ -107,7 +107,7 @@ pub const SETTLEMENT_CSV_HEADER: [&str; 21] = [
 ];
 
 impl SettlementReport {
-    pub fn to_csv(&self) -> String {
+    pub(crate) fn to_csv(&self) -> String {
         let mut out = csv::line(SETTLEMENT_CSV_HEADER);
         for r in &self.rows {
             let date = self.date.to_string();
@@ -126,7 +126,7 @@ impl SettlementReport {
 }
 
 /// The settlement day (`date`, default today) and optional partner of a report request.
-pub fn report_scope(
+pub(crate) fn report_scope(
     hub: &Hub,
     id: &str,
     params: &super::Params,
@@ -139,7 +139,7 @@ pub fn report_scope(
 }
 
 /// `GET /admin/v1/reports/settlement`.
-pub async fn settlement(
+pub(crate) async fn settlement(
     hub: &Hub,
     date: NaiveDate,
     partner_id: Option<String>,
@@ -184,7 +184,7 @@ pub async fn settlement(
 /// A row of the partner's report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct PartnerRow {
+pub(crate) struct PartnerRow {
     pub tran_id: String,
     #[serde(default)]
     pub partner_reference: Option<String>,
@@ -206,7 +206,7 @@ pub struct PartnerRow {
 /// gives totals rather than (or as well as) a fee per payment. Each figure is optional.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct PartnerTotal {
+pub(crate) struct PartnerTotal {
     pub currency: String,
     /// Gross of the confirmed payments, minor units.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -219,7 +219,7 @@ pub struct PartnerTotal {
 
 /// The partner's report: one row per payment, and optionally its day totals per currency.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PartnerReport {
+pub(crate) struct PartnerReport {
     pub rows: Vec<PartnerRow>,
     pub totals: Vec<PartnerTotal>,
 }
@@ -236,7 +236,11 @@ fn format_errors(id: &str, errors: Vec<FormatError>) -> HubError {
 /// The partner's report from CSV (header `tranId,partnerReference,amount,currency,status`,
 /// optionally `fee` and `net`, columns in any order) or JSON (an array of rows, or
 /// `{"rows": [...], "totals": [...]}` with optional day totals per currency).
-pub fn parse_partner_report(id: &str, body: &[u8], is_csv: bool) -> HubResult<PartnerReport> {
+pub(crate) fn parse_partner_report(
+    id: &str,
+    body: &[u8],
+    is_csv: bool,
+) -> HubResult<PartnerReport> {
     let (rows, totals) = if is_csv {
         (parse_partner_csv(id, body)?, Vec::new())
     } else {
@@ -372,7 +376,7 @@ fn parse_partner_csv(id: &str, body: &[u8]) -> HubResult<Vec<PartnerRow>> {
 /// A payment as the hub sees it in a reconciliation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct HubEntry {
+pub(crate) struct HubEntry {
     pub tran_id: String,
     pub payment_id: Uuid,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -390,7 +394,7 @@ pub struct HubEntry {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct AmountMismatch {
+pub(crate) struct AmountMismatch {
     pub tran_id: String,
     pub payment_id: Uuid,
     pub hub_amount: i64,
@@ -401,7 +405,7 @@ pub struct AmountMismatch {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct StatusMismatch {
+pub(crate) struct StatusMismatch {
     pub tran_id: String,
     pub payment_id: Uuid,
     pub hub_status: &'static str,
@@ -412,7 +416,7 @@ pub struct StatusMismatch {
 /// figures are those its row gave; a figure it left out is not compared.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct FeeMismatch {
+pub(crate) struct FeeMismatch {
     pub tran_id: String,
     pub payment_id: Uuid,
     pub currency: String,
@@ -428,7 +432,7 @@ pub struct FeeMismatch {
 /// differently from the hub.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct TotalMismatch {
+pub(crate) struct TotalMismatch {
     pub currency: String,
     pub hub_amount: i64,
     pub hub_fees: i64,
@@ -443,7 +447,7 @@ pub struct TotalMismatch {
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Reconciliation {
+pub(crate) struct Reconciliation {
     /// The settlement day.
     pub date: NaiveDate,
     #[serde(flatten)]
@@ -500,7 +504,7 @@ fn confirmed_totals(hub: &[SettledPayment]) -> BTreeMap<&str, (i64, i64)> {
 /// Rows pair by `tranId`; when a tranId has several payments (an earlier attempt ended and
 /// freed it), the one whose partner reference (the hub's `pay` id) matches wins, else the
 /// oldest unpaired one.
-pub fn reconcile(
+pub(crate) fn reconcile(
     day: &DayScope,
     partner_id: String,
     hub: &[SettledPayment],
@@ -607,7 +611,7 @@ pub fn reconcile(
 
 /// A settlement day as a report states it: its date, definition and instants.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DayScope {
+pub(crate) struct DayScope {
     pub date: NaiveDate,
     pub rule: DayRule,
     pub from: DateTime<Utc>,
@@ -615,7 +619,7 @@ pub struct DayScope {
 }
 
 impl DayScope {
-    pub fn new(day: crate::domain::SettlementDay, date: NaiveDate) -> Self {
+    pub(crate) fn new(day: crate::domain::SettlementDay, date: NaiveDate) -> Self {
         let (from, to) = day.bounds(date);
         Self {
             date,
@@ -627,7 +631,7 @@ impl DayScope {
 }
 
 /// `POST /admin/v1/reports/reconciliation`.
-pub async fn reconciliation(
+pub(crate) async fn reconciliation(
     hub: &Hub,
     date: NaiveDate,
     partner_id: String,

@@ -17,7 +17,7 @@ use crate::service::Hub;
 /// Largest partner report accepted by the reconciliation import.
 const RECONCILIATION_BODY_LIMIT: usize = 16 * 1024 * 1024;
 
-pub fn router() -> Router<AppState> {
+pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/admin/v1/summary", get(summary))
         .route("/admin/v1/payments", get(payments))

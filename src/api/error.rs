@@ -7,7 +7,7 @@ use axum::Json;
 use crate::model::{ErrorDetail, ErrorType, FormatError};
 
 #[derive(Debug)]
-pub struct ApiError {
+pub(crate) struct ApiError {
     pub status: StatusCode,
     pub detail: Box<ErrorDetail>,
     /// Sent as `WWW-Authenticate` (401 only).
@@ -17,7 +17,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, detail: ErrorDetail) -> Self {
+    pub(crate) fn new(status: StatusCode, detail: ErrorDetail) -> Self {
         Self {
             status,
             detail: Box::new(detail),
@@ -26,7 +26,7 @@ impl ApiError {
         }
     }
 
-    pub fn format(id: impl Into<String>, errors: &[FormatError]) -> Self {
+    pub(crate) fn format(id: impl Into<String>, errors: &[FormatError]) -> Self {
         Self::new(
             StatusCode::BAD_REQUEST,
             ErrorDetail::format_error(id, errors),
@@ -34,14 +34,14 @@ impl ApiError {
     }
 
     /// A single-field format problem (e.g. the Basic-auth user is not `client.id`).
-    pub fn format_field(id: &str, field: &str, msg: &str, value: &str) -> Self {
+    pub(crate) fn format_field(id: &str, field: &str, msg: &str, value: &str) -> Self {
         Self::new(
             StatusCode::BAD_REQUEST,
             ErrorDetail::format_field(id, field, msg, value),
         )
     }
 
-    pub fn unauthorized(id: impl Into<String>) -> Self {
+    pub(crate) fn unauthorized(id: impl Into<String>) -> Self {
         Self {
             status: StatusCode::UNAUTHORIZED,
             detail: Box::new(ErrorDetail::new(
@@ -55,7 +55,7 @@ impl ApiError {
     }
 
     /// 429: the caller spent its request budget; `wait` is how long until one more fits.
-    pub fn rate_limited(id: impl Into<String>, wait: std::time::Duration) -> Self {
+    pub(crate) fn rate_limited(id: impl Into<String>, wait: std::time::Duration) -> Self {
         Self {
             retry_after: Some(wait),
             ..Self::new(
@@ -66,7 +66,7 @@ impl ApiError {
     }
 
     /// 429: too many failed logins from the caller's address; `wait` until its window ends.
-    pub fn login_throttled(id: impl Into<String>, wait: std::time::Duration) -> Self {
+    pub(crate) fn login_throttled(id: impl Into<String>, wait: std::time::Duration) -> Self {
         Self {
             retry_after: Some(wait),
             ..Self::new(
@@ -77,7 +77,7 @@ impl ApiError {
     }
 
     /// 503: every password-check slot is taken and its queue full; try again in a second.
-    pub fn logins_busy(id: impl Into<String>) -> Self {
+    pub(crate) fn logins_busy(id: impl Into<String>) -> Self {
         Self {
             retry_after: Some(std::time::Duration::from_secs(1)),
             ..Self::new(
@@ -89,7 +89,7 @@ impl ApiError {
 
     /// An unexpected failure: logged here once with its cause chain; the caller learns only
     /// that it happened.
-    pub fn internal(id: impl Into<String>, error: &anyhow::Error) -> Self {
+    pub(crate) fn internal(id: impl Into<String>, error: &anyhow::Error) -> Self {
         tracing::error!(error.cause_chain = ?error, error.message = %error, "request failed");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,

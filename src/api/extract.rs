@@ -98,10 +98,10 @@ fn decode_basic(header: &str) -> Option<(String, String)> {
 
 /// The header that carries a request's id: set by the hub when the caller sent none,
 /// echoed on the answer, and on every log line of the request.
-pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The id an error answer carries before the body was read: the request's `x-request-id`.
-pub fn request_id(headers: &HeaderMap) -> String {
+pub(crate) fn request_id(headers: &HeaderMap) -> String {
     headers
         .get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())
@@ -128,7 +128,7 @@ macro_rules! identity {
     ($(#[$doc:meta])* $name:ident => $role:expr) => {
         $(#[$doc])*
         #[derive(Debug, Clone)]
-        pub struct $name(pub String);
+        pub(crate) struct $name(pub(crate) String);
 
         impl<S> FromRequestParts<S> for $name
         where
@@ -158,7 +158,7 @@ identity!(
 );
 
 /// Which spec model a body must be.
-pub trait Checked: DeserializeOwned {
+pub(crate) trait Checked: DeserializeOwned {
     const SCHEMA: &'static Schema;
 }
 
@@ -186,7 +186,7 @@ checked! {
 /// A JSON body checked against its spec model, every problem reported at once as
 /// `FORMAT_ERROR`; also the raw JSON, for echoes and for what is stored.
 #[derive(Debug)]
-pub struct Body<T> {
+pub(crate) struct Body<T> {
     pub value: T,
     pub raw: serde_json::Value,
 }

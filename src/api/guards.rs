@@ -18,7 +18,7 @@ const REQUEST_ID_MAX: usize = 64;
 /// the request: one that is not a short plain token (letters, digits, `-`, `_`, `.`, `:`) is
 /// dropped, and the hub makes its own, so that a caller cannot forge log fields or send
 /// control bytes back through the hub.
-pub async fn plain_request_id(mut request: Request, next: Next) -> Response {
+pub(crate) async fn plain_request_id(mut request: Request, next: Next) -> Response {
     let plain = request.headers().get_all(REQUEST_ID).iter().count() <= 1
         && request.headers().get(REQUEST_ID).is_none_or(|v| {
             let bytes = v.as_bytes();
@@ -36,7 +36,7 @@ pub async fn plain_request_id(mut request: Request, next: Next) -> Response {
 
 /// Back-office answers carry payments, partners and settlement figures: no cache keeps
 /// them, and no browser guesses their type.
-pub async fn not_cached(request: Request, next: Next) -> Response {
+pub(super) async fn not_cached(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -51,7 +51,7 @@ pub async fn not_cached(request: Request, next: Next) -> Response {
 /// that once answered the Basic prompt would attach the operator's credentials to a form
 /// another page posts. Browsers say where a request comes from (`Sec-Fetch-Site`, `Origin`);
 /// tools such as curl send neither and are not affected.
-pub async fn same_site_changes(request: Request, next: Next) -> Response {
+pub(super) async fn same_site_changes(request: Request, next: Next) -> Response {
     if matches!(
         *request.method(),
         Method::GET | Method::HEAD | Method::OPTIONS
@@ -87,7 +87,7 @@ fn cross_site(headers: &HeaderMap) -> bool {
 }
 
 /// 404 for a path the hub does not serve, in the interface's error shape.
-pub async fn not_found(headers: HeaderMap) -> ApiError {
+pub(super) async fn not_found(headers: HeaderMap) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         ErrorDetail::new(
@@ -99,7 +99,7 @@ pub async fn not_found(headers: HeaderMap) -> ApiError {
 }
 
 /// 405 for a method a path does not take, in the interface's error shape.
-pub async fn method_not_allowed(headers: HeaderMap) -> ApiError {
+pub(super) async fn method_not_allowed(headers: HeaderMap) -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         ErrorDetail::new(

@@ -7,12 +7,12 @@ use std::sync::Arc;
 use crate::service::Hub;
 
 /// The process is up.
-pub async fn live() -> Json<Value> {
+pub(super) async fn live() -> Json<Value> {
     Json(json!({"status": "up"}))
 }
 
 /// The hub can serve: its database answers.
-pub async fn ready(State(hub): State<Arc<Hub>>) -> (StatusCode, Json<Value>) {
+pub(super) async fn ready(State(hub): State<Arc<Hub>>) -> (StatusCode, Json<Value>) {
     match hub.store.ping().await {
         Ok(()) => (StatusCode::OK, Json(json!({"status": "ready"}))),
         Err(e) => {

@@ -12,12 +12,12 @@ mod payments;
 mod qr_codes;
 mod scans;
 mod timeout;
-pub use timeout::RequestTimeoutLayer;
+pub(crate) use timeout::RequestTimeoutLayer;
 
-pub use error::ApiError;
-pub use extract::{request_id, Body, Operator, PartnerCaller, PosClient, REQUEST_ID};
-pub use guards::plain_request_id;
-pub use limits::{LoginThrottle, RateLimits};
+pub(crate) use error::ApiError;
+pub(crate) use extract::{request_id, Body, PartnerCaller, PosClient, REQUEST_ID};
+pub(crate) use guards::plain_request_id;
+pub(crate) use limits::{LoginThrottle, RateLimits};
 
 use axum::extract::FromRef;
 use axum::http::StatusCode;
@@ -41,7 +41,7 @@ pub struct AppState {
 
 /// The address a connection came from, put on each of its requests by the server loop.
 #[derive(Debug, Clone, Copy)]
-pub struct ClientAddr(pub std::net::SocketAddr);
+pub(crate) struct ClientAddr(pub std::net::SocketAddr);
 
 impl FromRef<AppState> for Arc<Hub> {
     fn from_ref(state: &AppState) -> Self {
@@ -49,7 +49,7 @@ impl FromRef<AppState> for Arc<Hub> {
     }
 }
 
-pub fn router(state: AppState) -> Router {
+pub(crate) fn router(state: AppState) -> Router {
     let mut router = Router::new();
     for (operation, route) in [
         (Operation::CreateQrCode, post(qr_codes::create)),
@@ -75,7 +75,7 @@ pub fn router(state: AppState) -> Router {
 
 /// The health checks (`/health/live`, `/health/ready`), which go with `/metrics` on the
 /// operations listener when `server.operations_listen` is set, beside the interface if not.
-pub fn operations_router(hub: Arc<Hub>) -> Router {
+pub(crate) fn operations_router(hub: Arc<Hub>) -> Router {
     Router::new()
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))

@@ -11,7 +11,7 @@ use crate::service::{Advice, Hub};
 
 /// pay → held until the payment is matched and the partner answers (201 relayed), the
 /// partner declines (its status relayed), or the scan window closes (400 NO_SCAN_RECEIVED).
-pub async fn pay(
+pub(super) async fn pay(
     State(hub): State<Arc<Hub>>,
     PosClient(client): PosClient,
     // Boxed: a held pay keeps this future, arguments included, for its whole hold, and the
@@ -37,7 +37,7 @@ pub async fn pay(
 }
 
 /// confirmPayment → 202 with the advice echoed.
-pub async fn confirm(
+pub(super) async fn confirm(
     State(hub): State<Arc<Hub>>,
     PosClient(client): PosClient,
     body: Body<PaymentConfirmation>,
@@ -49,7 +49,7 @@ pub async fn confirm(
 }
 
 /// reversePayment → 202 with the advice echoed.
-pub async fn reverse(
+pub(super) async fn reverse(
     State(hub): State<Arc<Hub>>,
     PosClient(client): PosClient,
     body: Body<PaymentReversal>,

@@ -11,7 +11,7 @@ use crate::qr;
 use crate::service::Hub;
 
 /// createQrCode → 201 with the request echoed, the tranId and the payload.
-pub async fn create(
+pub(super) async fn create(
     State(hub): State<Arc<Hub>>,
     PosClient(client): PosClient,
     body: Body<CreateQrCodeRequest>,
@@ -35,7 +35,7 @@ pub async fn create(
 }
 
 #[derive(Debug, Deserialize)]
-pub struct ImageQuery {
+pub(super) struct ImageQuery {
     /// `svg` (default) or `png`.
     #[serde(default)]
     format: Option<String>,
@@ -46,7 +46,7 @@ pub struct ImageQuery {
 
 /// An extension beside the spec: the code's image, for POS systems that do not render QR.
 /// Only the client that created the code may fetch it.
-pub async fn image(
+pub(super) async fn image(
     State(hub): State<Arc<Hub>>,
     PosClient(client): PosClient,
     Path(tran_id): Path<String>,

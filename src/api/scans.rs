@@ -7,7 +7,7 @@ use crate::model::{Operation, ScanNotification};
 use crate::service::Hub;
 
 /// notifyScan → 202 with no body once the payment is claimed for this partner.
-pub async fn notify(
+pub(super) async fn notify(
     State(hub): State<Arc<Hub>>,
     PartnerCaller(partner): PartnerCaller,
     body: Body<ScanNotification>,

@@ -20,12 +20,12 @@ use crate::model::{ErrorDetail, ErrorType};
 /// and a clone of the inner service per request: a held `pay` keeps those for its whole
 /// hold.
 #[derive(Clone, Copy, Debug)]
-pub struct RequestTimeoutLayer {
+pub(crate) struct RequestTimeoutLayer {
     limit: Duration,
 }
 
 impl RequestTimeoutLayer {
-    pub fn new(limit: Duration) -> Self {
+    pub(crate) fn new(limit: Duration) -> Self {
         Self { limit }
     }
 }
@@ -42,7 +42,7 @@ impl<S> Layer<S> for RequestTimeoutLayer {
 }
 
 #[derive(Clone, Debug)]
-pub struct RequestTimeout<S> {
+pub(crate) struct RequestTimeout<S> {
     inner: S,
     limit: Duration,
 }

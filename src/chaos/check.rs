@@ -48,7 +48,7 @@ use crate::store::OutboxState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub enum ViolationKind {
+pub(crate) enum ViolationKind {
     /// The partner got more than one `pay` for one payment.
     PayAskedTwice,
     /// The POS got 201 but the partner never approved.
@@ -114,12 +114,12 @@ impl Kind for ViolationKind {
     }
 }
 
-pub type Violation = ledger::Violation<ViolationKind>;
+pub(crate) type Violation = ledger::Violation<ViolationKind>;
 
 /// An advice the hub dead-lettered: listed for the operator (and the report).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct DeadLetter {
+pub(crate) struct DeadLetter {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tran_id: Option<String>,
     pub kind: String,
@@ -132,7 +132,7 @@ pub struct DeadLetter {
 /// Where a payment ended at the partner, by the ledger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub enum PartnerEnd {
+pub(crate) enum PartnerEnd {
     Confirmed,
     Reversed,
     /// Neither an accepted confirmation nor an accepted reversal.
@@ -174,7 +174,7 @@ fn accepted(e: &LedgerEntry) -> bool {
 /// What [`check`] found, and the figures it counted on the way.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct CheckReport {
+pub(crate) struct CheckReport {
     pub flows_checked: usize,
     pub payments_at_partner: usize,
     pub partner_ends: BTreeMap<String, usize>,
@@ -196,12 +196,12 @@ pub struct CheckReport {
 }
 
 impl CheckReport {
-    pub fn passed(&self) -> bool {
+    pub(crate) fn passed(&self) -> bool {
         self.violations.is_empty()
     }
 
     /// Whether only waiting longer could cure what is wrong (advices still on their way).
-    pub fn may_resolve(&self) -> bool {
+    pub(crate) fn may_resolve(&self) -> bool {
         !self.violations.is_empty()
             && self.violations.iter().all(|v| {
                 matches!(
@@ -225,7 +225,7 @@ impl CheckReport {
 
 /// Checks every invariant; see the module documentation. `strict` is what the simulator
 /// refused in strict mode.
-pub fn check(
+pub(crate) fn check(
     flows: &[PosFlow],
     payments: &[HubPayment],
     outbox: &[HubAdvice],

@@ -5,7 +5,7 @@ use sqlx::{Connection, PgConnection};
 
 /// A database `qrhub_chaos_<random>` on the server of the admin URL.
 #[derive(Debug)]
-pub struct ChaosDatabase {
+pub(crate) struct ChaosDatabase {
     admin_url: String,
     pub name: String,
     /// The URL the hubs and the checker open.
@@ -13,7 +13,7 @@ pub struct ChaosDatabase {
 }
 
 impl ChaosDatabase {
-    pub async fn create(admin_url: &str) -> anyhow::Result<Self> {
+    pub(crate) async fn create(admin_url: &str) -> anyhow::Result<Self> {
         let name = format!("qrhub_chaos_{}", uuid::Uuid::new_v4().simple());
         let mut admin = PgConnection::connect(admin_url)
             .await
@@ -31,7 +31,7 @@ impl ChaosDatabase {
     }
 
     /// `DROP DATABASE … WITH (FORCE)`: any connection still open is ended.
-    pub async fn drop_database(&self) -> anyhow::Result<()> {
+    pub(crate) async fn drop_database(&self) -> anyhow::Result<()> {
         let mut admin = PgConnection::connect(&self.admin_url).await?;
         sqlx::query(&format!(
             "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
@@ -50,7 +50,7 @@ fn redact(url: &str) -> String {
 }
 
 /// `url` with its database (path) replaced by `database`, keeping any `?query`.
-pub fn with_database(url: &str, database: &str) -> String {
+pub(crate) fn with_database(url: &str, database: &str) -> String {
     let (base, query) = match url.find('?') {
         Some(i) => url.split_at(i),
         None => (url, ""),

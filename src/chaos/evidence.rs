@@ -14,7 +14,7 @@ const OUTBOX_LIMIT: i64 = 10_000_000;
 
 /// Every payment of the run's POS client, each marked if the back office's list of approvals
 /// nobody advised has it (read with that list's own query, for any age).
-pub async fn payments(store: &SharedStore) -> anyhow::Result<Vec<HubPayment>> {
+pub(crate) async fn payments(store: &SharedStore) -> anyhow::Result<Vec<HubPayment>> {
     let listed: std::collections::HashSet<uuid::Uuid> = store
         .unadvised_approvals(
             chrono::Utc::now() + chrono::Duration::days(1),
@@ -49,7 +49,7 @@ pub async fn payments(store: &SharedStore) -> anyhow::Result<Vec<HubPayment>> {
 }
 
 /// Every outbox row, whatever its state.
-pub async fn outbox(store: &SharedStore) -> anyhow::Result<Vec<HubAdvice>> {
+pub(crate) async fn outbox(store: &SharedStore) -> anyhow::Result<Vec<HubAdvice>> {
     let mut all = Vec::new();
     for state in [
         OutboxState::Pending,
@@ -64,7 +64,7 @@ pub async fn outbox(store: &SharedStore) -> anyhow::Result<Vec<HubAdvice>> {
 }
 
 /// What is still under way: PENDING outbox rows, and payments not yet answered.
-pub fn outstanding(payments: &[HubPayment], outbox: &[HubAdvice]) -> (usize, usize) {
+pub(crate) fn outstanding(payments: &[HubPayment], outbox: &[HubAdvice]) -> (usize, usize) {
     let pending = outbox
         .iter()
         .filter(|a| a.state == OutboxState::Pending)

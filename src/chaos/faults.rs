@@ -14,7 +14,7 @@ use crate::simulator::{AdviceBehaviour, Outage, PayBehaviour, Respond};
 /// How the partner answers a flow's `pay`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub enum PayFault {
+pub(crate) enum PayFault {
     /// 201 at once.
     Approve,
     /// 400 INSUFFICIENT_FUNDS.
@@ -47,8 +47,8 @@ pub enum PayFault {
 }
 
 /// The error type of the scripted decline, which the POS recognises as the partner's.
-pub const DECLINE_ERROR_TYPE: ErrorType = ErrorType::InsufficientFunds;
-pub const DECLINE_ERROR_NAME: &str = "INSUFFICIENT_FUNDS";
+pub(crate) const DECLINE_ERROR_TYPE: ErrorType = ErrorType::InsufficientFunds;
+pub(crate) const DECLINE_ERROR_NAME: &str = "INSUFFICIENT_FUNDS";
 
 /// (fault, weight out of 100)
 const PAY_WEIGHTS: [(PayFault, u32); 15] = [
@@ -74,7 +74,7 @@ const PAY_WEIGHTS: [(PayFault, u32); 15] = [
 const REDIRECT_TO: &str = "http://127.0.0.1:9/qr/v1/payments";
 
 impl PayFault {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Self::Approve => "pay:approve",
             Self::Decline => "pay:decline",
@@ -94,7 +94,7 @@ impl PayFault {
         }
     }
 
-    pub fn behaviour(self, partner_timeout: Duration) -> PayBehaviour {
+    pub(crate) fn behaviour(self, partner_timeout: Duration) -> PayBehaviour {
         match self {
             Self::Approve => PayBehaviour::Approve,
             Self::Decline => PayBehaviour::decline(DECLINE_ERROR_TYPE),
@@ -121,7 +121,7 @@ impl PayFault {
 /// reversal, the hub's or the POS's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase", tag = "kind")]
-pub enum AdviceFault {
+pub(crate) enum AdviceFault {
     /// The first `n` deliveries of the advice id get `status`, then 202.
     FailTimes { n: u32, status: u16 },
     /// The first delivery's connection is dropped after the advice is read.
@@ -141,7 +141,7 @@ pub enum AdviceFault {
 }
 
 impl AdviceFault {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Self::FailTimes { status: 504, .. } => "advice:fail-504",
             Self::FailTimes { .. } => "advice:fail-500",
@@ -156,7 +156,7 @@ impl AdviceFault {
     }
 
     /// The behaviours to queue for the flow's tranId, one per delivery, in order.
-    pub fn behaviours(self, partner_timeout: Duration) -> Vec<AdviceBehaviour> {
+    pub(crate) fn behaviours(self, partner_timeout: Duration) -> Vec<AdviceBehaviour> {
         let times = |n: u32, b: AdviceBehaviour| vec![b; n as usize];
         match self {
             Self::FailTimes { n, status } => vec![AdviceBehaviour::FailTimes { n, status }],
@@ -182,7 +182,7 @@ impl AdviceFault {
 /// A POS that goes away instead of seeing its flow through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase", tag = "kind")]
-pub enum PosAway {
+pub(crate) enum PosAway {
     /// Drops its held pay `after_ms` after sending it (unless answered by then); the scan
     /// comes `scan_after_ms` after the pay, so the hang-up lands before or after the scan.
     /// Back later, it reverses (TIMEOUT) if `reverses`, as the interface asks after a lost
@@ -199,7 +199,7 @@ pub enum PosAway {
 /// Everything decided in advance about flow `n`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct FlowPlan {
+pub(crate) struct FlowPlan {
     pub n: u64,
     pub pay_fault: PayFault,
     pub advice_fault: Option<AdviceFault>,
@@ -219,7 +219,7 @@ pub struct FlowPlan {
 }
 
 /// The plan of flow `n` under `seed`, over `hubs` hub instances.
-pub fn plan(seed: u64, n: u64, hubs: usize) -> FlowPlan {
+pub(crate) fn plan(seed: u64, n: u64, hubs: usize) -> FlowPlan {
     let mut rng = StdRng::seed_from_u64(seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let mut pick = rng.gen_range(0..100u32);
     let mut pay_fault = PayFault::Approve;
@@ -291,7 +291,11 @@ pub fn plan(seed: u64, n: u64, hubs: usize) -> FlowPlan {
 /// The next outage of the partner, from now: when it starts (exponentially distributed with
 /// mean `mean`), and what it is: a maintenance window (503 with Retry-After) two times in
 /// three, refused connections otherwise, lasting between a quarter of `longest` and all of it.
-pub fn next_outage(rng: &mut StdRng, mean: Duration, longest: Duration) -> (Duration, Outage) {
+pub(crate) fn next_outage(
+    rng: &mut StdRng,
+    mean: Duration,
+    longest: Duration,
+) -> (Duration, Outage) {
     let wait = next_kill_in(rng, mean);
     let lasting = longest.mul_f64(rng.gen_range(0.25..=1.0));
     let outage = if rng.gen_range(0..3) < 2 {
@@ -303,7 +307,7 @@ pub fn next_outage(rng: &mut StdRng, mean: Duration, longest: Duration) -> (Dura
 }
 
 /// The time until the next kill: exponentially distributed with mean `mean`.
-pub fn next_kill_in(rng: &mut StdRng, mean: Duration) -> Duration {
+pub(crate) fn next_kill_in(rng: &mut StdRng, mean: Duration) -> Duration {
     let u: f64 = rng.gen_range(0.0..1.0);
     mean.mul_f64(-(1.0 - u).ln()).min(mean * 5)
 }

@@ -10,11 +10,11 @@ use tokio::process::{Child, Command};
 
 /// The credentials the POS lanes and the scans use (the demo hashes of
 /// `config/default.toml`).
-pub const POS_USER: &str = "pos-1";
-pub const POS_PASSWORD: &str = "pos-1-secret";
-pub const PARTNER_ID: &str = "wallet-1";
-pub const PARTNER_NAME: &str = "Demo Wallet";
-pub const PARTNER_PASSWORD: &str = "wallet-1-secret";
+pub(crate) const POS_USER: &str = "pos-1";
+pub(crate) const POS_PASSWORD: &str = "pos-1-secret";
+pub(crate) const PARTNER_ID: &str = "wallet-1";
+pub(crate) const PARTNER_NAME: &str = "Demo Wallet";
+pub(crate) const PARTNER_PASSWORD: &str = "wallet-1-secret";
 const POS_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$u+0poWW1tJttUmYHmAaNFA$74ABwh7BNcelMD/yRAe9k0ABnc8OYnm5NXPjjlCfLFE";
 const PARTNER_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$KnVYlCJxFFqIi9/4vct9hg$BT1La5hCFiOO6j7g0gsW6PxWl9ZsuJHmKZzq+CwW9kM";
 
@@ -24,14 +24,14 @@ const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// The timing every hub of the run gets, derived from the partner's timeout: the scan
 /// window is `pay_deadline - partner_timeout`.
 #[derive(Debug, Clone, Copy)]
-pub struct Timing {
+pub(crate) struct Timing {
     pub partner_timeout: Duration,
     pub pay_deadline: Duration,
     pub pos_timeout: Duration,
 }
 
 impl Timing {
-    pub fn for_partner_timeout(partner_timeout: Duration) -> Self {
+    pub(crate) fn for_partner_timeout(partner_timeout: Duration) -> Self {
         let pay_deadline = partner_timeout * 3 + Duration::from_secs(1);
         Self {
             partner_timeout,
@@ -47,7 +47,12 @@ fn ms(d: Duration) -> String {
 
 /// A hub configuration for the run: one POS client, one partner (the simulator), short
 /// windows and a quick outbox.
-pub fn config_toml(port: u16, database_url: &str, partner_url: &str, timing: &Timing) -> String {
+pub(crate) fn config_toml(
+    port: u16,
+    database_url: &str,
+    partner_url: &str,
+    timing: &Timing,
+) -> String {
     format!(
         r#"[server]
 listen = "127.0.0.1:{port}"
@@ -91,14 +96,14 @@ timeout = "{partner_timeout}"
 }
 
 /// A free TCP port on the loopback interface (bound and released at once).
-pub fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
     Ok(listener.local_addr()?.port())
 }
 
 /// One hub instance: its config, log file and, while it runs, its process.
 #[derive(Debug)]
-pub struct HubInstance {
+pub(crate) struct HubInstance {
     pub name: String,
     pub url: String,
     config: PathBuf,
@@ -108,7 +113,7 @@ pub struct HubInstance {
 
 impl HubInstance {
     /// Writes the instance's configuration under `dir`; nothing is started yet.
-    pub fn new(dir: &Path, name: &str, port: u16, toml: &str) -> anyhow::Result<Self> {
+    pub(crate) fn new(dir: &Path, name: &str, port: u16, toml: &str) -> anyhow::Result<Self> {
         let config = dir.join(format!("{name}.toml"));
         std::fs::write(&config, toml).with_context(|| format!("writing {}", config.display()))?;
         Ok(Self {
@@ -121,7 +126,7 @@ impl HubInstance {
     }
 
     /// Starts `qrhub serve` (this executable) and waits until it is ready.
-    pub async fn start(&mut self, http: &reqwest::Client) -> anyhow::Result<()> {
+    pub(crate) async fn start(&mut self, http: &reqwest::Client) -> anyhow::Result<()> {
         let exe = std::env::current_exe().context("locating the qrhub executable")?;
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -168,7 +173,7 @@ impl HubInstance {
     }
 
     /// SIGKILL (no shutdown, nothing flushed), then reaps the process.
-    pub async fn kill(&mut self) -> anyhow::Result<()> {
+    pub(crate) async fn kill(&mut self) -> anyhow::Result<()> {
         if let Some(mut child) = self.child.take() {
             child.start_kill().context("sending SIGKILL")?;
             child.wait().await.context("reaping the killed hub")?;

@@ -13,7 +13,7 @@ use super::hubs::HubInstance;
 /// What the killer did.
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct KillStats {
+pub(crate) struct KillStats {
     pub kills: u64,
     pub restarts: u64,
     /// Kills per hub instance name.
@@ -21,7 +21,7 @@ pub struct KillStats {
 }
 
 /// Kills and restarts `hubs` until `stop`; hands the hubs back, all running.
-pub async fn run(
+pub(crate) async fn run(
     mut hubs: Vec<HubInstance>,
     http: reqwest::Client,
     mean: Duration,

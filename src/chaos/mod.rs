@@ -24,20 +24,20 @@
 //! qrhub chaos --flows 300 --lanes 16 --kill-every 3s --seed 7
 //! ```
 
-pub mod check;
-pub mod database;
-pub mod evidence;
-pub mod faults;
-pub mod hubs;
-pub mod killer;
+pub(crate) mod check;
+pub(crate) mod database;
+pub(crate) mod evidence;
+pub(crate) mod faults;
+pub(crate) mod hubs;
+pub(crate) mod killer;
 mod options;
-pub mod outages;
-pub mod pos;
-pub mod record;
-pub mod report;
+pub(crate) mod outages;
+pub(crate) mod pos;
+pub(crate) mod record;
+pub(crate) mod report;
 
-pub use options::{ChaosOptions, DEFAULT_FLOWS};
-pub use report::ChaosReport;
+pub(crate) use options::{ChaosOptions, DEFAULT_FLOWS};
+pub(crate) use report::ChaosReport;
 
 use anyhow::Context;
 use std::path::PathBuf;
@@ -53,7 +53,7 @@ use hubs::{HubInstance, Timing};
 const SETTLE_POLL: Duration = Duration::from_millis(500);
 
 /// `qrhub chaos`: runs, prints the report (text or JSON), fails on any violation.
-pub async fn command(options: ChaosOptions) -> anyhow::Result<()> {
+pub(crate) async fn command(options: ChaosOptions) -> anyhow::Result<()> {
     let json = options.json;
     let report = run(options).await?;
     if json {
@@ -73,7 +73,7 @@ pub async fn command(options: ChaosOptions) -> anyhow::Result<()> {
 }
 
 /// Runs the whole thing on a fresh database, dropped at the end unless `keep`.
-pub async fn run(options: ChaosOptions) -> anyhow::Result<ChaosReport> {
+pub(crate) async fn run(options: ChaosOptions) -> anyhow::Result<ChaosReport> {
     options.validate()?;
     crate::partner::install_crypto_provider();
     let seed = options.seed.unwrap_or_else(rand::random);

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 /// The options of `qrhub chaos`.
 #[derive(Debug, Clone, clap::Args)]
-pub struct ChaosOptions {
+pub(crate) struct ChaosOptions {
     /// PostgreSQL admin URL: the run creates `qrhub_chaos_<random>` on this server, points
     /// both hubs at it, and drops it at the end (unless --keep).
     #[arg(
@@ -57,7 +57,7 @@ pub struct ChaosOptions {
 }
 
 /// Flows run when neither --flows nor --duration is given.
-pub const DEFAULT_FLOWS: u64 = 300;
+pub(crate) const DEFAULT_FLOWS: u64 = 300;
 
 impl Default for ChaosOptions {
     fn default() -> Self {
@@ -81,7 +81,7 @@ impl Default for ChaosOptions {
 
 impl ChaosOptions {
     /// Refuses options no run can honour.
-    pub fn validate(&self) -> anyhow::Result<()> {
+    pub(crate) fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(self.lanes > 0, "--lanes must be at least 1");
         anyhow::ensure!(
             self.flows.is_none() || self.duration.is_none(),

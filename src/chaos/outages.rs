@@ -16,7 +16,7 @@ use crate::simulator::{OutageAnswer, SimulatorHandle};
 /// What the outages were.
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct OutageStats {
+pub(crate) struct OutageStats {
     /// Outages by kind (`maintenance-503`, `refused`).
     pub by_kind: BTreeMap<String, u64>,
     /// Their total length, in seconds (the last one cut short when the load ends).
@@ -24,13 +24,13 @@ pub struct OutageStats {
 }
 
 impl OutageStats {
-    pub fn count(&self) -> u64 {
+    pub(crate) fn count(&self) -> u64 {
         self.by_kind.values().sum()
     }
 }
 
 /// Takes the partner down now and then until `stop`; the partner is up when it returns.
-pub async fn run(
+pub(crate) async fn run(
     sim: Arc<SimulatorHandle>,
     mean: Duration,
     longest: Duration,

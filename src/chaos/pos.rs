@@ -28,7 +28,7 @@ const RETRY_PAUSE: Duration = Duration::from_millis(150);
 const UNAVAILABLE_PAUSE: Duration = Duration::from_secs(1);
 
 /// What the lanes share.
-pub struct Pos {
+pub(crate) struct Pos {
     pub http: reqwest::Client,
     pub hubs: Vec<String>,
     pub sim: Arc<SimulatorHandle>,
@@ -53,7 +53,7 @@ impl Answer {
 
 /// What the lanes counted besides their flows.
 #[derive(Debug, Default)]
-pub struct PosTally {
+pub(crate) struct PosTally {
     pub flows: Vec<PosFlow>,
     /// Flows that never got a QR code (no hub answered createQrCode in time).
     pub no_qr_code: u64,
@@ -96,7 +96,7 @@ impl Pos {
     }
 
     /// Runs flows until `count` flows were handed out or `until` passed.
-    pub async fn run_lanes(
+    pub(crate) async fn run_lanes(
         self: Arc<Self>,
         lanes: usize,
         count: Option<u64>,

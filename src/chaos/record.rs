@@ -10,12 +10,12 @@ use crate::store::{OutboxMessage, OutboxState, PaymentRecord};
 
 /// The institution id the POS puts in its advices' ThirdPartyIdentifiers, so that a
 /// reversal it sent can be told from one the hub made.
-pub const POS_INSTITUTION: &str = "chaos-pos";
+pub(crate) const POS_INSTITUTION: &str = "chaos-pos";
 
 /// One flow that got a tranId, as the POS saw it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PosFlow {
+pub(crate) struct PosFlow {
     pub plan: FlowPlan,
     pub tran_id: String,
     /// The POS's pay message id (the `requestId` of its advices).
@@ -32,7 +32,7 @@ pub struct PosFlow {
 /// The hub's answer to the pay, as the POS classifies it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase", tag = "kind")]
-pub enum PosPay {
+pub(crate) enum PosPay {
     /// No hub could be reached: the pay never left the POS.
     NotSent,
     /// 201.
@@ -58,7 +58,7 @@ pub enum PosPay {
 /// The advice the POS sent, retried until a final answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PosAdvice {
+pub(crate) struct PosAdvice {
     #[serde(serialize_with = "kind_name")]
     pub kind: AdviceKind,
     pub id: String,
@@ -75,7 +75,7 @@ fn kind_name<S: serde::Serializer>(k: &AdviceKind, s: S) -> Result<S::Ok, S::Err
 /// The final answer to an advice (or the lack of one).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase", tag = "kind")]
-pub enum AdviceAnswer {
+pub(crate) enum AdviceAnswer {
     /// 202.
     Accepted,
     /// 404: the hub never saw the payment (a reversal only).
@@ -92,7 +92,7 @@ pub enum AdviceAnswer {
 
 /// A payment as the hub stored it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HubPayment {
+pub(crate) struct HubPayment {
     pub id: Uuid,
     pub tran_id: String,
     pub message_id: String,
@@ -119,7 +119,7 @@ impl From<&PaymentRecord> for HubPayment {
 /// Who a reversal came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub enum ReversalOrigin {
+pub(crate) enum ReversalOrigin {
     /// The POS cancelled an approved payment.
     PosCancelled,
     /// The POS reversed after an unknown outcome (the hub had approved it).
@@ -129,7 +129,7 @@ pub enum ReversalOrigin {
 }
 
 impl ReversalOrigin {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Self::PosCancelled => "pos-cancelled",
             Self::PosAfterUnknown => "pos-after-unknown",
@@ -140,7 +140,7 @@ impl ReversalOrigin {
 
 /// An outbox row as read at the end.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HubAdvice {
+pub(crate) struct HubAdvice {
     pub id: Uuid,
     pub payment_id: Uuid,
     pub kind: AdviceKind,

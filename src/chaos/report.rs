@@ -15,7 +15,7 @@ use crate::simulator::{LedgerEntry, MessageKind};
 
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PosCounts {
+pub(crate) struct PosCounts {
     pub approved: usize,
     pub declined: usize,
     pub unknown: usize,
@@ -36,7 +36,7 @@ pub struct PosCounts {
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ChaosReport {
+pub(crate) struct ChaosReport {
     pub seed: u64,
     pub lanes: usize,
     pub database: String,
@@ -66,12 +66,12 @@ pub struct ChaosReport {
 }
 
 impl ChaosReport {
-    pub fn passed(&self) -> bool {
+    pub(crate) fn passed(&self) -> bool {
         self.check.passed()
     }
 }
 
-pub struct Inputs<'a> {
+pub(crate) struct Inputs<'a> {
     pub seed: u64,
     pub lanes: usize,
     pub database: String,
@@ -97,7 +97,7 @@ fn answer_key(status: u16, error_type: &Option<String>) -> String {
 }
 
 impl ChaosReport {
-    pub fn new(i: Inputs<'_>) -> Self {
+    pub(crate) fn new(i: Inputs<'_>) -> Self {
         let mut pos = PosCounts::default();
         for f in i.flows {
             match &f.pay {

@@ -9,17 +9,17 @@ use crate::simulator::LedgerEntry;
 
 /// The status and error type the simulator is scripted to decline with, which the hub relays
 /// to the POS unchanged.
-pub const DECLINE_STATUS: u16 = 400;
-pub const DECLINE_ERROR_TYPE: &str = "INSUFFICIENT_FUNDS";
+pub(super) const DECLINE_STATUS: u16 = 400;
+pub(super) const DECLINE_ERROR_TYPE: &str = "INSUFFICIENT_FUNDS";
 
 #[derive(Debug, Clone)]
-pub struct SimulatorControl {
+pub(super) struct SimulatorControl {
     http: Http,
     base: String,
 }
 
 impl SimulatorControl {
-    pub fn new(http: Http, base: &str) -> Self {
+    pub(super) fn new(http: Http, base: &str) -> Self {
         Self {
             http,
             base: base.to_owned(),
@@ -27,7 +27,7 @@ impl SimulatorControl {
     }
 
     /// `DELETE /simulator/ledger`: forget every message received so far.
-    pub async fn reset_ledger(&self) -> anyhow::Result<()> {
+    pub(super) async fn reset_ledger(&self) -> anyhow::Result<()> {
         let url = join(&self.base, "/simulator/ledger");
         let a = self
             .http
@@ -45,7 +45,7 @@ impl SimulatorControl {
     }
 
     /// Scripts the next `pay` of `tran_id` to be declined.
-    pub async fn script_decline(&self, tran_id: &str) -> anyhow::Result<()> {
+    pub(super) async fn script_decline(&self, tran_id: &str) -> anyhow::Result<()> {
         let url = join(&self.base, "/simulator/script/pay");
         let body = json!({
             "kind": "decline",
@@ -69,7 +69,7 @@ impl SimulatorControl {
     }
 
     /// `GET /simulator/ledger`: every message the partner received, oldest first.
-    pub async fn ledger(&self) -> anyhow::Result<Vec<LedgerEntry>> {
+    pub(super) async fn ledger(&self) -> anyhow::Result<Vec<LedgerEntry>> {
         let url = join(&self.base, "/simulator/ledger");
         let a = self
             .http

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use super::stats::Op;
 
 /// How many errors are kept verbatim (per lane, and in the merged report).
-pub const SAMPLES: usize = 5;
+pub(crate) const SAMPLES: usize = 5;
 /// How much of a response body is kept.
 const BODY_CHARS: usize = 300;
 

@@ -19,7 +19,7 @@ const SCAN_RETRY_PAUSE: Duration = Duration::from_millis(10);
 
 /// What every lane shares.
 #[derive(Debug)]
-pub struct Context {
+pub(super) struct Context {
     pub http: Http,
     pub simulator: SimulatorControl,
     pub options: LoadgenOptions,
@@ -44,7 +44,7 @@ struct ScanResult {
 }
 
 /// Runs flow number `n` of the run against `hub`, recording into `tally`.
-pub async fn run_flow(ctx: &Context, hub: &str, lane: usize, n: u64, tally: &mut Tally) {
+pub(super) async fn run_flow(ctx: &Context, hub: &str, lane: usize, n: u64, tally: &mut Tally) {
     let started = Instant::now();
     let errors_before = tally.errors.total;
     tally.started += 1;

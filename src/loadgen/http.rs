@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 /// An answer with its status, body and the time from just before sending to the last byte
 /// of the body.
 #[derive(Debug, Clone)]
-pub struct Answer {
+pub(super) struct Answer {
     pub status: u16,
     pub body: Bytes,
     pub elapsed: Duration,
@@ -17,7 +17,7 @@ pub struct Answer {
 
 impl Answer {
     /// The body's JSON member `name` as a string.
-    pub fn field(&self, name: &str) -> Option<String> {
+    pub(super) fn field(&self, name: &str) -> Option<String> {
         serde_json::from_slice::<serde_json::Value>(&self.body)
             .ok()?
             .get(name)?
@@ -27,15 +27,15 @@ impl Answer {
 }
 
 #[derive(Debug, Clone)]
-pub struct Http {
+pub(super) struct Http {
     client: reqwest::Client,
 }
 
 /// Basic credentials.
-pub type Auth<'a> = Option<(&'a str, &'a str)>;
+pub(super) type Auth<'a> = Option<(&'a str, &'a str)>;
 
 impl Http {
-    pub fn new(lanes: usize, timeout: Duration) -> anyhow::Result<Self> {
+    pub(super) fn new(lanes: usize, timeout: Duration) -> anyhow::Result<Self> {
         // reqwest is built without a default TLS provider; an error only says one is set.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
@@ -49,7 +49,7 @@ impl Http {
         Ok(Self { client })
     }
 
-    pub async fn post(
+    pub(super) async fn post(
         &self,
         url: &str,
         auth: Auth<'_>,
@@ -67,11 +67,11 @@ impl Http {
         Self::send(request).await
     }
 
-    pub async fn get(&self, url: &str) -> Result<Answer, reqwest::Error> {
+    pub(super) async fn get(&self, url: &str) -> Result<Answer, reqwest::Error> {
         Self::send(self.client.get(url)).await
     }
 
-    pub async fn delete(&self, url: &str) -> Result<Answer, reqwest::Error> {
+    pub(super) async fn delete(&self, url: &str) -> Result<Answer, reqwest::Error> {
         Self::send(self.client.delete(url)).await
     }
 
@@ -89,6 +89,6 @@ impl Http {
 }
 
 /// `base` (with or without a trailing slash) joined with `path`.
-pub fn join(base: &str, path: &str) -> String {
+pub(super) fn join(base: &str, path: &str) -> String {
     format!("{}{path}", base.trim_end_matches('/'))
 }

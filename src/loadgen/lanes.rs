@@ -13,7 +13,7 @@ use super::stats::{Latency, Op};
 
 /// What one lane (and, merged, the run) counted and measured.
 #[derive(Debug, Default)]
-pub struct Tally {
+pub(crate) struct Tally {
     pub started: u64,
     /// Flows that went as planned, with no error.
     pub completed: u64,
@@ -28,11 +28,11 @@ pub struct Tally {
 }
 
 impl Tally {
-    pub fn latency(&mut self, op: Op) -> &mut Latency {
+    pub(crate) fn latency(&mut self, op: Op) -> &mut Latency {
         self.ops.entry(op).or_default()
     }
 
-    pub fn merge(&mut self, other: Tally) {
+    pub(crate) fn merge(&mut self, other: Tally) {
         self.started += other.started;
         self.completed += other.completed;
         self.confirmed += other.confirmed;
@@ -70,7 +70,7 @@ impl Schedule {
 
 /// Runs `lanes` lanes over `ctx.options.hubs` (round-robin) and returns the merged tally and
 /// the wall time from the first flow's start to the last flow's end.
-pub async fn run_lanes(
+pub(super) async fn run_lanes(
     ctx: Arc<Context>,
     count: Option<u64>,
     duration: Option<Duration>,

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use crate::simulator::{LedgerEntry, MessageKind};
 
 /// A check's kind of violation, by the name its report counts it under.
-pub trait Kind: Copy {
+pub(crate) trait Kind: Copy {
     fn name(self) -> &'static str;
 }
 
@@ -25,7 +25,7 @@ pub struct Violation<K> {
 }
 
 /// How many violations of each kind, by the kind's name (a report's `violationsByKind`).
-pub fn count_by_kind<K: Kind>(violations: &[Violation<K>]) -> BTreeMap<String, usize> {
+pub(crate) fn count_by_kind<K: Kind>(violations: &[Violation<K>]) -> BTreeMap<String, usize> {
     let mut counts = BTreeMap::new();
     for v in violations {
         *counts.entry(v.kind.name().to_owned()).or_default() += 1;
@@ -35,7 +35,7 @@ pub fn count_by_kind<K: Kind>(violations: &[Violation<K>]) -> BTreeMap<String, u
 
 /// Every ledger entry with the tranId it is about: its own, or, for an advice that names
 /// none, that of the pay whose id its `requestId` names; `None` when neither tells.
-pub fn by_tran_id(ledger: &[LedgerEntry]) -> Vec<(Option<&str>, &LedgerEntry)> {
+pub(crate) fn by_tran_id(ledger: &[LedgerEntry]) -> Vec<(Option<&str>, &LedgerEntry)> {
     let pay_tran: HashMap<&str, &str> = ledger
         .iter()
         .filter(|e| e.kind == MessageKind::Pay)

@@ -23,11 +23,12 @@ pub struct MatchLatency {
     pub method: &'static str,
 }
 
-pub const METHOD: &str = "loadgen wall clock just before sending the scan -> simulator ledger \
+pub(crate) const METHOD: &str =
+    "loadgen wall clock just before sending the scan -> simulator ledger \
 received_at of the tranId's pay (same host's wall clock; includes both network hops)";
 
 /// One sample per flow that had an accepted scan and whose pay the partner received.
-pub fn match_latency(flows: &[FlowRecord], ledger: &[LedgerEntry]) -> MatchLatency {
+pub(crate) fn match_latency(flows: &[FlowRecord], ledger: &[LedgerEntry]) -> MatchLatency {
     let mut first_pay = HashMap::new();
     for e in ledger.iter().filter(|e| e.kind == MessageKind::Pay) {
         if let Some(t) = e.tran_id.as_deref() {

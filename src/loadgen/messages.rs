@@ -3,11 +3,11 @@
 use chrono::{SecondsFormat, Utc};
 use serde_json::{json, Value};
 
-pub fn new_id() -> String {
+pub(crate) fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
-pub fn now() -> String {
+pub(crate) fn now() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
@@ -27,7 +27,7 @@ fn client(pos_user: &str) -> Value {
     json!({"id": pos_user, "name": "Load Retail"})
 }
 
-pub fn qr_request(pos_user: &str, lane: usize, amount: i64) -> Value {
+pub(crate) fn qr_request(pos_user: &str, lane: usize, amount: i64) -> Value {
     json!({
         "id": new_id(),
         "time": now(),
@@ -37,7 +37,13 @@ pub fn qr_request(pos_user: &str, lane: usize, amount: i64) -> Value {
     })
 }
 
-pub fn pay_request(id: &str, pos_user: &str, lane: usize, tran_id: &str, amount: i64) -> Value {
+pub(crate) fn pay_request(
+    id: &str,
+    pos_user: &str,
+    lane: usize,
+    tran_id: &str,
+    amount: i64,
+) -> Value {
     json!({
         "id": id,
         "time": now(),
@@ -48,7 +54,7 @@ pub fn pay_request(id: &str, pos_user: &str, lane: usize, tran_id: &str, amount:
     })
 }
 
-pub fn scan(partner_id: &str, partner_name: &str, tran_id: &str) -> Value {
+pub(crate) fn scan(partner_id: &str, partner_name: &str, tran_id: &str) -> Value {
     json!({
         "id": new_id(),
         "time": now(),
@@ -58,10 +64,10 @@ pub fn scan(partner_id: &str, partner_name: &str, tran_id: &str) -> Value {
     })
 }
 
-pub fn confirmation(request_id: &str) -> Value {
+pub(crate) fn confirmation(request_id: &str) -> Value {
     json!({"id": new_id(), "requestId": request_id, "time": now()})
 }
 
-pub fn reversal(request_id: &str) -> Value {
+pub(crate) fn reversal(request_id: &str) -> Value {
     json!({"id": new_id(), "requestId": request_id, "time": now(), "reversalReason": "CANCELLED"})
 }

@@ -29,21 +29,21 @@
 //! # Ok(()) }
 //! ```
 
-pub mod check;
+pub(crate) mod check;
 mod control;
-pub mod errors;
+pub(crate) mod errors;
 mod flow;
 mod http;
 mod lanes;
-pub mod ledger;
-pub mod matching;
+pub(crate) mod ledger;
+pub(crate) mod matching;
 pub(crate) mod messages;
 mod options;
-pub mod plan;
-pub mod record;
-pub mod reference;
-pub mod report;
-pub mod stats;
+pub(crate) mod plan;
+pub(crate) mod record;
+pub(crate) mod reference;
+pub(crate) mod report;
+pub(crate) mod stats;
 
 pub use check::{check, CheckReport, Violation, ViolationKind};
 pub use options::{LoadgenOptions, DEFAULT_DURATION};

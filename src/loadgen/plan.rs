@@ -20,7 +20,7 @@ const STEP: f64 = 0.618_033_988_749_894_9;
 
 /// The fate of flow `n` (from 0): the interval [0, 1) is cut into a declined share, then a
 /// reversed share, then the rest; flow `n` takes the part its low-discrepancy point falls in.
-pub fn fate(n: u64, decline_share: f64, reverse_share: f64) -> Fate {
+pub(crate) fn fate(n: u64, decline_share: f64, reverse_share: f64) -> Fate {
     let u = ((n + 1) as f64 * STEP).fract();
     if u < decline_share {
         Fate::Decline

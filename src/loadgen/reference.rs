@@ -24,7 +24,7 @@ use crate::model::PaymentRequest;
 
 /// `qrhub bench-reference` options.
 #[derive(Debug, Clone, clap::Args)]
-pub struct ReferenceOptions {
+pub(crate) struct ReferenceOptions {
     /// Address to serve on.
     #[arg(long, default_value = "127.0.0.1:18090")]
     pub listen: SocketAddr,
@@ -37,7 +37,7 @@ pub struct ReferenceOptions {
 }
 
 /// Serves until Ctrl-C or SIGTERM.
-pub async fn command(options: ReferenceOptions) -> anyhow::Result<()> {
+pub(crate) async fn command(options: ReferenceOptions) -> anyhow::Result<()> {
     let pool = PgPoolOptions::new()
         .max_connections(options.max_connections)
         .connect(&options.database_url)

@@ -39,7 +39,7 @@ impl Op {
 
 /// A histogram of microseconds from 1µs to one hour, 3 significant digits.
 #[derive(Debug, Clone)]
-pub struct Latency(Histogram<u64>);
+pub(crate) struct Latency(Histogram<u64>);
 
 impl Default for Latency {
     fn default() -> Self {
@@ -48,25 +48,21 @@ impl Default for Latency {
 }
 
 impl Latency {
-    pub fn record(&mut self, d: Duration) {
+    pub(crate) fn record(&mut self, d: Duration) {
         self.record_micros(u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
     }
 
     /// Values beyond the histogram's range are clamped to it.
-    pub fn record_micros(&mut self, us: u64) {
+    pub(crate) fn record_micros(&mut self, us: u64) {
         self.0.saturating_record(us.max(1));
     }
 
-    pub fn merge(&mut self, other: &Latency) {
+    pub(crate) fn merge(&mut self, other: &Latency) {
         // Same bounds on both sides: adding cannot fail.
         let _ = self.0.add(&other.0);
     }
 
-    pub fn count(&self) -> u64 {
-        self.0.len()
-    }
-
-    pub fn summary(&self, name: &str) -> LatencySummary {
+    pub(crate) fn summary(&self, name: &str) -> LatencySummary {
         let h = &self.0;
         let empty = h.is_empty();
         let q = |q: f64| if empty { 0 } else { h.value_at_quantile(q) };

@@ -9,11 +9,11 @@ mod common;
 mod error;
 mod messages;
 mod operation;
-pub mod page;
-pub mod pan;
-pub mod repair;
+pub(crate) mod page;
+pub(crate) mod pan;
+pub(crate) mod repair;
 pub mod schema;
-pub mod text;
+pub(crate) mod text;
 mod time;
 
 pub use common::*;

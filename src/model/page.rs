@@ -2,5 +2,5 @@
 //! interface document.
 
 /// Largest page of a list.
-pub const MAX_LIMIT: i64 = 500;
-pub const DEFAULT_LIMIT: i64 = 50;
+pub(crate) const MAX_LIMIT: i64 = 500;
+pub(crate) const DEFAULT_LIMIT: i64 = 50;

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 /// `4111111111111111` → `411111******1111`. A number too short to keep ten digits visible
 /// keeps only its first six (or fewer), so that masking never shows a whole short number.
-pub fn mask(pan: &str) -> String {
+pub(crate) fn mask(pan: &str) -> String {
     let chars: Vec<char> = pan.chars().collect();
     let len = chars.len();
     let (head, tail) = if len > 10 {
@@ -54,7 +54,7 @@ fn is_identifier_key(key: &str) -> bool {
 /// - Any other string but an identifier or reference has each card number written in it
 ///   (13 to 19 digits, optionally grouped by single spaces or dashes, passing the Luhn check)
 ///   masked in place: "unknown card 4111111111111111" in an error message, a slip line.
-pub fn mask_card_numbers(value: &mut Value) -> usize {
+pub(crate) fn mask_card_numbers(value: &mut Value) -> usize {
     match value {
         Value::Object(map) => map
             .iter_mut()
@@ -95,7 +95,7 @@ pub fn mask_card_numbers(value: &mut Value) -> usize {
 
 /// `text` with every card number written in it masked (first six and last four digits kept,
 /// separators kept). With `any_length`, every run of digits is taken for one (track data).
-pub fn mask_digits_in(text: &str, any_length: bool) -> String {
+pub(crate) fn mask_digits_in(text: &str, any_length: bool) -> String {
     let chars: Vec<char> = text.chars().collect();
     let mut out = String::with_capacity(text.len());
     let mut i = 0;

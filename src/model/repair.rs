@@ -17,7 +17,7 @@ use super::schema::{self, Kind, Schema};
 
 /// One change the hub made to a partner's body, for the timeline and the metrics.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Repair {
+pub(crate) struct Repair {
     /// A fixed, low-cardinality name (a metric label).
     pub kind: RepairKind,
     /// The dotted path of the field, or `body`.
@@ -25,7 +25,7 @@ pub struct Repair {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RepairKind {
+pub(crate) enum RepairKind {
     /// The body was not a JSON object (empty, not JSON, or another JSON value).
     NotAnObject,
     /// A field the schema does not have was dropped.
@@ -39,7 +39,7 @@ pub enum RepairKind {
 }
 
 impl RepairKind {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::NotAnObject => "not_an_object",
             Self::UnknownDropped => "unknown_dropped",
@@ -60,7 +60,7 @@ impl std::fmt::Display for Repair {
 /// it lacks come from `request`, the message the hub sent, which fits the schema's shared
 /// fields already. Returns the body and what was changed; the body passes `schema::check`
 /// whenever `request` carries every required field.
-pub fn repair(
+pub(crate) fn repair(
     answer: Option<&Value>,
     schema: &'static Schema,
     request: &Value,

@@ -10,11 +10,8 @@
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 
-/// What NUL is replaced with.
-pub const REPLACEMENT: char = '\u{FFFD}';
-
 /// `text` with every NUL replaced; borrowed when there is none (the usual case).
-pub fn storable(text: &str) -> Cow<'_, str> {
+pub(crate) fn storable(text: &str) -> Cow<'_, str> {
     if text.contains('\0') {
         Cow::Owned(text.replace('\0', "\u{FFFD}"))
     } else {
@@ -23,7 +20,7 @@ pub fn storable(text: &str) -> Cow<'_, str> {
 }
 
 /// Replaces NUL in every string and key of `value`; how many strings and keys had one.
-pub fn replace_nul(value: &mut Value) -> usize {
+pub(crate) fn replace_nul(value: &mut Value) -> usize {
     match value {
         Value::String(s) if s.contains('\0') => {
             *s = s.replace('\0', "\u{FFFD}");
@@ -54,7 +51,7 @@ pub fn replace_nul(value: &mut Value) -> usize {
 
 /// At most `max` bytes of a partner's raw answer as text, for an error message: invalid
 /// UTF-8 and NUL replaced, cut on a character boundary, card numbers masked.
-pub fn excerpt(bytes: &[u8], max: usize) -> String {
+pub(crate) fn excerpt(bytes: &[u8], max: usize) -> String {
     let lossy = String::from_utf8_lossy(&bytes[..bytes.len().min(max)]);
     super::pan::mask_digits_in(&storable(&lossy), false)
 }

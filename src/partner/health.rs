@@ -132,7 +132,7 @@ fn bound_ms(bucket: usize) -> f64 {
 }
 
 /// What a failed call was, in a few words (the partner's status, or the transport's error).
-pub fn describe(call: &CallResult) -> String {
+pub(crate) fn describe(call: &CallResult) -> String {
     let text = match call {
         CallResult::Answered { status, .. } => format!("partner answered {status}"),
         CallResult::NotSent { error } => format!("not sent: {error}"),

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use crate::config::PartnerSettings;
 
-pub mod health;
+pub(crate) mod health;
 
 use crate::model::Operation;
 

@@ -5,7 +5,7 @@
 //! bytes, and is written as 4 upper-case hex digits.
 
 /// The id + length prefix of the CRC object, which the CRC itself covers.
-pub const CRC_PREFIX: &str = "6304";
+pub(crate) const CRC_PREFIX: &str = "6304";
 
 const CCITT_FALSE: crc::Crc<u16> = crc::Crc::<u16>::new(&crc::CRC_16_IBM_3740);
 

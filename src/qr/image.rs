@@ -10,11 +10,11 @@ use qrcode::types::QrError;
 use qrcode::{Color, EcLevel, QrCode};
 
 /// The quiet zone around the symbol, in modules (ISO/IEC 18004 requires 4).
-pub const QUIET_ZONE: u32 = 4;
+pub(crate) const QUIET_ZONE: u32 = 4;
 
 /// The largest PNG side in pixels. A version-40 symbol (177 modules + quiet zone) still fits at
 /// 22 px per module; the cap keeps one request from allocating an unbounded image.
-pub const MAX_PNG_SIDE: u32 = 4096;
+pub(crate) const MAX_PNG_SIDE: u32 = 4096;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {

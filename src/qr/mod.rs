@@ -25,11 +25,11 @@
 //! - [`parse`](mod@parse): [`ParsedQr`] and [`ParseError`].
 //! - [`image`]: SVG and PNG.
 
-pub mod crc;
-pub mod encode;
-pub mod image;
-pub mod parse;
-pub mod tlv;
+pub(crate) mod crc;
+pub(crate) mod encode;
+pub(crate) mod image;
+pub(crate) mod parse;
+pub(crate) mod tlv;
 
 pub use self::crc::{crc16, crc_hex};
 pub use self::encode::{encode, EncodeError, MerchantInfo, QrContent, StaticTemplate, SubObject};

@@ -9,7 +9,7 @@ use super::encode::EncodeError;
 
 /// The largest value one data object can carry: the length field has two digits, and `00` is
 /// not a valid length.
-pub const MAX_VALUE_CHARS: usize = 99;
+pub(crate) const MAX_VALUE_CHARS: usize = 99;
 
 /// A data object as read from a payload.
 ///
@@ -43,7 +43,7 @@ impl DataObject {
 /// 26–51 merchant account information, 62 additional data, 64 language template and 80–99
 /// unreserved templates (EMVCo MPM §3.2 of `spec/emv-qr-notes.md`). 02–25 are card-scheme
 /// primitives and are *not* templates.
-pub fn is_template_id(id: u8) -> bool {
+pub(crate) fn is_template_id(id: u8) -> bool {
     matches!(id, 26..=51 | 62 | 64 | 80..=99)
 }
 
@@ -74,7 +74,7 @@ impl fmt::Display for TagPath {
 /// Appends data objects to a payload, refusing (never panicking on) values the format cannot
 /// carry.
 #[derive(Debug, Default)]
-pub struct TlvWriter {
+pub(crate) struct TlvWriter {
     out: String,
     /// `Some(template path)` when this writer builds a template's body, so errors name the
     /// full path (`26.01`) rather than the bare sub-tag.
@@ -83,12 +83,12 @@ pub struct TlvWriter {
 
 impl TlvWriter {
     /// A writer for a root payload.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// A writer for the body of the template `parent`.
-    pub fn for_template(parent: TagPath) -> Self {
+    pub(crate) fn for_template(parent: TagPath) -> Self {
         Self {
             out: String::new(),
             parent: Some(parent),
@@ -106,7 +106,7 @@ impl TlvWriter {
     ///
     /// Errors: an id above 99, an empty value (the length field cannot say `00`), or a value
     /// over 99 characters.
-    pub fn put(&mut self, id: u8, value: &str) -> Result<&mut Self, EncodeError> {
+    pub(crate) fn put(&mut self, id: u8, value: &str) -> Result<&mut Self, EncodeError> {
         if id > 99 {
             return Err(EncodeError::InvalidTagId { id });
         }
@@ -126,7 +126,7 @@ impl TlvWriter {
     }
 
     /// Appends the template `id`, whose body `build` writes with a nested writer.
-    pub fn template<F>(&mut self, id: u8, build: F) -> Result<&mut Self, EncodeError>
+    pub(crate) fn template<F>(&mut self, id: u8, build: F) -> Result<&mut Self, EncodeError>
     where
         F: FnOnce(&mut TlvWriter) -> Result<(), EncodeError>,
     {
@@ -136,13 +136,8 @@ impl TlvWriter {
         self.put(id, &body)
     }
 
-    /// What has been written so far.
-    pub fn as_str(&self) -> &str {
-        &self.out
-    }
-
     /// The payload (or template body) written.
-    pub fn finish(self) -> String {
+    pub(crate) fn finish(self) -> String {
         self.out
     }
 }

@@ -36,7 +36,7 @@ pub(crate) fn lease(settings: &crate::config::Settings) -> Duration {
 
 /// The delay before try `attempt + 1`: doubling from `initial`, capped at `max`, then
 /// scaled into [½, 1] of that so that many rows failing together do not retry together.
-pub fn backoff(attempt: i32, initial: Duration, max: Duration, jitter: f64) -> Duration {
+pub(crate) fn backoff(attempt: i32, initial: Duration, max: Duration, jitter: f64) -> Duration {
     let exponent = u32::try_from(attempt.saturating_sub(1))
         .unwrap_or(0)
         .min(30);
@@ -44,17 +44,17 @@ pub fn backoff(attempt: i32, initial: Duration, max: Duration, jitter: f64) -> D
     raw.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
 }
 
-pub struct OutboxWorker {
+pub(crate) struct OutboxWorker {
     hub: Arc<Hub>,
 }
 
 impl OutboxWorker {
-    pub fn new(hub: Arc<Hub>) -> Self {
+    pub(crate) fn new(hub: Arc<Hub>) -> Self {
         Self { hub }
     }
 
     /// Delivers until cancelled; wakes on the hub's `outbox_wake` or every poll interval.
-    pub async fn run(self, stop: CancellationToken) {
+    pub(crate) async fn run(self, stop: CancellationToken) {
         let poll = self.hub.settings().outbox.poll_interval;
         loop {
             let delivered = match self.deliver_due().await {
@@ -78,7 +78,7 @@ impl OutboxWorker {
 
     /// One pass: lease a batch of due rows and deliver them concurrently. Returns how many
     /// rows were leased.
-    pub async fn deliver_due(&self) -> anyhow::Result<usize> {
+    pub(crate) async fn deliver_due(&self) -> anyhow::Result<usize> {
         let settings = &self.hub.settings();
         let concurrency = settings.outbox.concurrency;
         let now = self.hub.clock.now();

@@ -12,7 +12,7 @@ use crate::partner::health::PayFigures;
 /// One partner's health.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PartnerHealthView {
+pub(crate) struct PartnerHealthView {
     pub partner_id: String,
     /// Its configured name; absent for a partner no longer configured.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -32,7 +32,7 @@ pub struct PartnerHealthView {
 
 /// The views from `backlog` and this instance's windows (no I/O: the sweeper sets the
 /// gauges from these too).
-pub fn views(
+pub(crate) fn views(
     hub: &Hub,
     backlog: &[crate::store::PartnerBacklog],
     now: DateTime<Utc>,

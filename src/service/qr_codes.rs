@@ -10,7 +10,7 @@ use crate::qr;
 use crate::store::{event_kind, Direction, InsertOutcome, NewEvent, QrCodeRecord};
 
 /// A new tranId: 32 lower-case hex characters, as in Electrum's published example.
-pub fn new_tran_id() -> String {
+pub(super) fn new_tran_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
@@ -161,7 +161,7 @@ fn code_terms(request: &CreateQrCodeRequest, properties: &QrProperties) -> CodeT
     }
 }
 
-pub fn scheme_name(scheme: crate::model::QrScheme) -> &'static str {
+pub(super) fn scheme_name(scheme: crate::model::QrScheme) -> &'static str {
     use crate::model::QrScheme::*;
     match scheme {
         EmvcoMerchant => "EMVCO_MERCHANT",

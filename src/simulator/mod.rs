@@ -71,6 +71,9 @@ use state::{lock, ActiveOutage, Shared};
 
 /// How long [`SimulatorHandle::shutdown`] waits for connections to close before aborting.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// A client that has not finished its TLS handshake by then is dropped (the hub's is
+/// `server.tls_handshake_timeout`).
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Starts simulators.
 pub struct Simulator;
@@ -104,7 +107,11 @@ impl Simulator {
         let scheme = if tls.is_some() { "https" } else { "http" };
         let task = match tls {
             Some(tls) => {
-                let listener = crate::tls::TlsListener::new(listener, tls)?;
+                let listener = crate::tls::TlsListener::with_handshake_timeout(
+                    listener,
+                    tls,
+                    TLS_HANDSHAKE_TIMEOUT,
+                )?;
                 tokio::spawn(async move {
                     axum::serve(listener, app)
                         .with_graceful_shutdown(stop.cancelled_owned())

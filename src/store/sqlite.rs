@@ -419,6 +419,11 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> StoreResult<()> {
+        if !self.writer.is_running() {
+            return Err(StoreError::WriteNotStored(std::sync::Arc::new(
+                sqlx::Error::PoolClosed,
+            )));
+        }
         sqlx::query("SELECT 1").execute(&self.reader).await?;
         Ok(())
     }

@@ -26,8 +26,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
+use futures::FutureExt;
 use sqlx::sqlite::SqliteConnection;
 use sqlx::SqlitePool;
+use std::panic::AssertUnwindSafe;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::store::{StoreError, StoreResult};
@@ -116,6 +118,12 @@ impl Writer {
         self.counts.read()
     }
 
+    /// Whether the task still takes writes (it ends only when every handle is dropped, or
+    /// if its own code failed); the health check asks, since reads go on without it.
+    pub(super) fn is_running(&self) -> bool {
+        !self.jobs.is_closed()
+    }
+
     fn queue<T, F>(&self, work: F, alone: bool) -> impl Future<Output = StoreResult<T>> + 'static
     where
         T: Send + 'static,
@@ -196,10 +204,20 @@ where
     fn run<'c>(self: Box<Self>, conn: &'c mut SqliteConnection) -> BoxFuture<'c, Ran> {
         let Job { work, answer } = *self;
         Box::pin(async move {
-            let (keep, result) = match work(conn).await {
-                Ok(Written::Kept(value)) => (true, Ok(value)),
-                Ok(Written::Undone(value)) => (false, Ok(value)),
-                Err(error) => (false, Err(error)),
+            // A job that panics is a bug, but it must cost only itself: unwinding out of
+            // here would end the writer task with its transaction open (the connection
+            // goes back to the pool still holding the write lock) and refuse every later
+            // write while reads, and so the health check, carry on. Caught, it is undone
+            // to its savepoint like any job that failed.
+            let (keep, result) = match AssertUnwindSafe(work(conn)).catch_unwind().await {
+                Ok(Ok(Written::Kept(value))) => (true, Ok(value)),
+                Ok(Ok(Written::Undone(value))) => (false, Ok(value)),
+                Ok(Err(error)) => (false, Err(error)),
+                Err(_) => {
+                    tracing::error!("an SQLite write job panicked; it is undone and refused");
+                    let error = sqlx::Error::Protocol("the write job panicked".to_owned());
+                    (false, Err(not_stored(error)))
+                }
             };
             Ran {
                 keep,
@@ -477,6 +495,36 @@ mod tests {
                 commits: 1
             }
         );
+    }
+
+    /// Inserts `k`, then panics, as a job with a bug would.
+    async fn insert_then_panic(conn: &mut SqliteConnection, k: String) -> StoreResult<Written<()>> {
+        insert(&mut *conn, k, true).await?;
+        panic!("a bug in a write job");
+    }
+
+    #[tokio::test]
+    async fn a_job_that_panics_is_undone_alone_and_the_writer_goes_on() {
+        let dir = tempfile::tempdir().expect("dir");
+        let pool = pool(dir.path()).await;
+        let writer = Writer::start(pool.clone(), WAIT);
+        let before = writer.write(|conn| Box::pin(insert(conn, "a".into(), true)));
+        let panics = writer.write(|conn| Box::pin(insert_then_panic(conn, "bug".into())));
+        let after = writer.write(|conn| Box::pin(insert(conn, "b".into(), true)));
+        before.await.expect("a job before the panic");
+        assert!(matches!(panics.await, Err(StoreError::WriteNotStored(_))));
+        after.await.expect("a job after the panic");
+        assert_eq!(
+            parents(&pool).await,
+            ["a", "b"],
+            "nothing of the job that panicked"
+        );
+        assert!(writer.is_running(), "the writer outlives the panic");
+        writer
+            .write(|conn| Box::pin(insert(conn, "c".into(), true)))
+            .await
+            .expect("a later batch");
+        assert_eq!(parents(&pool).await, ["a", "b", "c"]);
     }
 
     #[tokio::test]
