@@ -118,7 +118,7 @@ fn check_object(o: &DataObject, root: bool) {
     match &o.nested {
         Some(nested) => {
             assert!(
-                root && qr::tlv::is_template_id(o.id),
+                root && qr::is_template_id(o.id),
                 "nested below the root"
             );
             let rebuilt: String = nested.iter().map(|n| tlv(n.id, &n.value)).collect();
@@ -131,7 +131,7 @@ fn check_object(o: &DataObject, root: bool) {
                 assert_eq!(o.sub(n.id), Some(n), "duplicate sub-tag {}", n.id);
             }
         }
-        None => assert!(!root || !qr::tlv::is_template_id(o.id)),
+        None => assert!(!root || !qr::is_template_id(o.id)),
     }
     for id in 0..=99 {
         let _ = o.sub_value(id);

@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 
 use super::control::{SimulatorControl, DECLINE_ERROR_TYPE, DECLINE_STATUS};
 use super::http::{join, Answer, Auth, Http};
-use super::lanes::Tally;
 use super::messages;
 use super::plan::{fate, Fate};
 use super::record::{AdviceSent, FlowRecord, PayOutcome};
 use super::stats::Op;
+use super::tally::Tally;
 use super::LoadgenOptions;
 
 /// How many times a scan is repeated when the hub has no pay for it yet.

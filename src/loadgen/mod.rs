@@ -44,6 +44,7 @@ pub(crate) mod record;
 pub(crate) mod reference;
 pub(crate) mod report;
 pub(crate) mod stats;
+mod tally;
 
 pub use check::{check, CheckReport, Violation, ViolationKind};
 pub use options::{LoadgenOptions, DEFAULT_DURATION};

@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use super::check::CheckReport;
 use super::errors::ErrorLog;
-use super::lanes::Tally;
 use super::ledger::Kind as _;
 use super::matching::MatchLatency;
 use super::record::FlowRecord;
 use super::stats::{LatencySummary, Op};
+use super::tally::Tally;
 use super::LoadgenOptions;
 
 /// How many violations the text report lists one by one.

@@ -27,12 +27,14 @@
 
 pub(crate) mod crc;
 pub(crate) mod encode;
+mod encode_error;
 pub(crate) mod image;
 pub(crate) mod parse;
 pub(crate) mod tlv;
 
 pub use self::crc::{crc16, crc_hex};
-pub use self::encode::{encode, EncodeError, MerchantInfo, QrContent, StaticTemplate, SubObject};
+pub use self::encode::{encode, MerchantInfo, QrContent, StaticTemplate, SubObject};
+pub use self::encode_error::EncodeError;
 pub use self::image::{png, svg, ImageError};
 pub use self::parse::{parse, AccountTemplate, ParseError, ParsedQr};
-pub use self::tlv::{DataObject, TagPath};
+pub use self::tlv::{is_template_id, DataObject, TagPath};

@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use super::encode::EncodeError;
+use super::encode_error::EncodeError;
 
 /// The largest value one data object can carry: the length field has two digits, and `00` is
 /// not a valid length.
@@ -43,7 +43,7 @@ impl DataObject {
 /// 26–51 merchant account information, 62 additional data, 64 language template and 80–99
 /// unreserved templates (EMVCo MPM §3.2 of `spec/emv-qr-notes.md`). 02–25 are card-scheme
 /// primitives and are *not* templates.
-pub(crate) fn is_template_id(id: u8) -> bool {
+pub fn is_template_id(id: u8) -> bool {
     matches!(id, 26..=51 | 62 | 64 | 80..=99)
 }
 

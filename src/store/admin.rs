@@ -1,13 +1,12 @@
 //! What the back office reads and the timeline the hub writes: message events, payment
 //! search with keyset pagination, and the per-partner settlement figures.
 //!
-//! The back office's SQL is built here (search filters with `$n` placeholders, the
-//! settlement query) and run by [`super::reads`] on either backend.
+//! The back office's settlement SQL is built here and run by [`super::reads`] on either
+//! backend (which also builds the search's).
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::reads::Arg;
 use super::rows::{Id, Ts};
 use super::{StoreError, StoreResult};
 use crate::domain::PaymentState;
@@ -196,58 +195,6 @@ pub struct PaymentQuery {
     pub limit: i64,
 }
 
-/// `SELECT * FROM payment WHERE … ORDER BY created_at DESC, id DESC LIMIT $n`, and its
-/// arguments in placeholder order. Valid on both backends (SQLite accepts `$n` and row
-/// values).
-pub(crate) fn payment_search_sql(q: &PaymentQuery) -> (String, Vec<Arg<'_>>) {
-    let mut conditions = Vec::new();
-    let mut args = Vec::new();
-    let mut push = |condition: &str, values: Vec<_>, args: &mut Vec<_>| {
-        let mut text = condition.to_owned();
-        for value in values {
-            args.push(value);
-            text = text.replacen('?', &format!("${}", args.len()), 1);
-        }
-        conditions.push(text);
-    };
-    if let Some(v) = &q.tran_id {
-        push("tran_id = ?", vec![Arg::Text(v)], &mut args);
-    }
-    if let Some(v) = &q.client_id {
-        push("client_id = ?", vec![Arg::Text(v)], &mut args);
-    }
-    if let Some(v) = &q.partner_id {
-        push("partner_id = ?", vec![Arg::Text(v)], &mut args);
-    }
-    if let Some(v) = q.state {
-        push("state = ?", vec![Arg::Text(v.as_str())], &mut args);
-    }
-    if let Some(v) = q.from {
-        push("created_at >= ?", vec![Arg::Time(Ts(v))], &mut args);
-    }
-    if let Some(v) = q.to {
-        push("created_at < ?", vec![Arg::Time(Ts(v))], &mut args);
-    }
-    if let Some((at, id)) = q.after {
-        push(
-            "(created_at, id) < (?, ?)",
-            vec![Arg::Time(Ts(at)), Arg::Id(Id(id))],
-            &mut args,
-        );
-    }
-    let mut sql = String::from("SELECT * FROM payment");
-    if !conditions.is_empty() {
-        sql.push_str(" WHERE ");
-        sql.push_str(&conditions.join(" AND "));
-    }
-    args.push(Arg::Int(q.limit));
-    sql.push_str(&format!(
-        " ORDER BY created_at DESC, id DESC LIMIT ${}",
-        args.len()
-    ));
-    (sql, args)
-}
-
 /// The payment states the settlement report and reconciliation look at.
 pub const SETTLEMENT_STATES: [PaymentState; 4] = [
     PaymentState::Confirmed,
@@ -380,39 +327,6 @@ pub(crate) fn settlement_groups_sql(settled: &str, cast: &str) -> String {
          SUM(fee){cast} AS fee FROM ({settled}) s GROUP BY partner_id, currency, state \
          ORDER BY partner_id, currency, state"
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn search_sql_numbers_its_placeholders_in_order() {
-        let query = PaymentQuery {
-            client_id: Some("pos-1".into()),
-            state: Some(PaymentState::Confirmed),
-            after: Some((Utc::now(), Uuid::nil())),
-            limit: 10,
-            ..PaymentQuery::default()
-        };
-        let (sql, args) = payment_search_sql(&query);
-        assert_eq!(
-            sql,
-            "SELECT * FROM payment WHERE client_id = $1 AND state = $2 AND \
-             (created_at, id) < ($3, $4) ORDER BY created_at DESC, id DESC LIMIT $5"
-        );
-        assert_eq!(args.len(), 5);
-        let query = PaymentQuery {
-            limit: 1,
-            ..PaymentQuery::default()
-        };
-        let (sql, args) = payment_search_sql(&query);
-        assert_eq!(
-            sql,
-            "SELECT * FROM payment ORDER BY created_at DESC, id DESC LIMIT $1"
-        );
-        assert_eq!(args.len(), 1);
-    }
 }
 
 /// How many payments created in a window, and how many outbox rows, are in each state
