@@ -5,7 +5,8 @@ use crate::model::QrScheme;
 
 use super::crc::append_crc;
 use super::encode_error::EncodeError;
-use super::tlv::{TagPath, TlvWriter};
+use super::tag_path::TagPath;
+use super::tlv::TlvWriter;
 
 /// A raw data object inside a partner's template.
 #[derive(Debug, Clone, PartialEq, Eq)]

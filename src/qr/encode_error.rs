@@ -1,7 +1,7 @@
 //! Why a payload could not be encoded: its own file because both the encoders and the TLV
 //! writer under them report it.
 
-use super::tlv::TagPath;
+use super::tag_path::TagPath;
 
 /// Why a payload could not be encoded. Every limit of the format is one of these, never a panic.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -30,6 +30,7 @@ pub(crate) mod encode;
 mod encode_error;
 pub(crate) mod image;
 pub(crate) mod parse;
+mod tag_path;
 pub(crate) mod tlv;
 
 pub use self::crc::{crc16, crc_hex};
@@ -37,4 +38,5 @@ pub use self::encode::{encode, MerchantInfo, QrContent, StaticTemplate, SubObjec
 pub use self::encode_error::EncodeError;
 pub use self::image::{png, svg, ImageError};
 pub use self::parse::{parse, AccountTemplate, ParseError, ParsedQr};
-pub use self::tlv::{is_template_id, DataObject, TagPath};
+pub use self::tag_path::TagPath;
+pub use self::tlv::{is_template_id, DataObject};

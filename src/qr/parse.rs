@@ -10,7 +10,8 @@ use crate::domain::{currency_exponent, Money};
 
 use super::crc::{crc16, crc_hex};
 use super::encode::{StaticTemplate, SubObject};
-use super::tlv::{is_template_id, DataObject, TagPath};
+use super::tag_path::TagPath;
+use super::tlv::{is_template_id, DataObject};
 
 /// Why a payload is not a valid QR payment payload. Offsets count characters from the start of
 /// the payload.

@@ -3,9 +3,8 @@
 //! The length counts **characters**, not bytes (EMVCo MPM; the spec sample carries Chinese
 //! characters in tag 64 with character lengths), so every length here is `chars().count()`.
 
-use std::fmt;
-
 use super::encode_error::EncodeError;
+use super::tag_path::TagPath;
 
 /// The largest value one data object can carry: the length field has two digits, and `00` is
 /// not a valid length.
@@ -45,30 +44,6 @@ impl DataObject {
 /// primitives and are *not* templates.
 pub fn is_template_id(id: u8) -> bool {
     matches!(id, 26..=51 | 62 | 64 | 80..=99)
-}
-
-/// A tag's position for error messages: `"54"` at the root, `"62.05"` inside a template.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TagPath(String);
-
-impl TagPath {
-    pub(crate) fn root(id: u8) -> Self {
-        Self(format!("{id:02}"))
-    }
-
-    pub(crate) fn child(&self, id: u8) -> Self {
-        Self(format!("{}.{id:02}", self.0))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for TagPath {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
 }
 
 /// Appends data objects to a payload, refusing (never panicking on) values the format cannot
