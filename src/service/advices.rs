@@ -130,6 +130,10 @@ impl Hub {
                     .map(|echo| (echo, false))
             }))
         };
+        // The payment as this instance's forwarder left it APPROVED, for the first decision
+        // only: the compare-and-set below proves it current, and if it is not, the next
+        // pass reads the store (`recent.rs`).
+        let mut remembered = self.recent.take_approved(client_id, advice.request_id());
         for _ in 0..MAX_DECISIONS {
             let record = AdviceRecord {
                 client_id: client_id.to_owned(),
@@ -141,11 +145,17 @@ impl Hub {
                 received_at: self.now(),
             };
             // Another client's payment is looked up under this client's id: it is not found.
-            let Some(payment) = self
-                .store
-                .payment_by_message(client_id, advice.request_id())
-                .await?
-            else {
+            let found = match remembered.take() {
+                Some(approved) => {
+                    Some(Arc::try_unwrap(approved).unwrap_or_else(|shared| (*shared).clone()))
+                }
+                None => {
+                    self.store
+                        .payment_by_message(client_id, advice.request_id())
+                        .await?
+                }
+            };
+            let Some(payment) = found else {
                 if let Some(repeat) = known().await? {
                     return repeat;
                 }

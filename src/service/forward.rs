@@ -251,8 +251,7 @@ impl Hub {
                     self.start_first_try(reversal, slot);
                 }
                 tracing::debug!(payment_id = %payment_id, state = %settlement.state, "partner answered");
-                self.waiters.wake(&Waiters::payment_key(payment_id));
-                return Ok(Some(PaymentRecord {
+                let settled = PaymentRecord {
                     state: settlement.state,
                     partner_status: status,
                     partner_response: body,
@@ -260,7 +259,12 @@ impl Hub {
                     amount_refused: mismatch.is_some(),
                     updated_at: at,
                     ..current
-                }));
+                };
+                // The held pay answers from this, and the POS's confirmation decides from
+                // it, without reading back what was just committed (`recent.rs`).
+                self.recent.remember_answered(settled.clone());
+                self.waiters.wake(&Waiters::payment_key(payment_id));
+                return Ok(Some(settled));
             }
             current = self
                 .store

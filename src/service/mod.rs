@@ -11,6 +11,7 @@ pub(crate) mod outbox;
 pub(crate) mod partner_health;
 mod payments;
 mod qr_codes;
+mod recent;
 pub(crate) mod retention;
 mod scans;
 pub(crate) mod sweeper;
@@ -53,6 +54,8 @@ pub struct Hub {
     /// Each partner's calls over the last hour, as this instance made them.
     pub health: crate::partner::health::PartnerHealth,
     pub waiters: Waiters,
+    /// Codes and answered payments this instance wrote a moment ago (`recent.rs`).
+    recent: recent::RecentRecords,
     /// Wakes the outbox workers when this process queued something.
     pub outbox_wake: Arc<Notify>,
     /// First tries of advices this process queued and sends itself (as many at once as the
@@ -81,6 +84,7 @@ impl Hub {
             clock,
             health: Default::default(),
             waiters: Waiters::default(),
+            recent: Default::default(),
             outbox_wake: Arc::new(Notify::new()),
             first_tries,
             tasks: TaskTracker::new(),

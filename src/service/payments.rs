@@ -49,7 +49,9 @@ impl Hub {
                     _ = &mut first_wake => {}
                     _ = sleep_until(deadline) => {}
                 }
-                let answer = Box::pin(self.await_outcome(id, started, &message_id, &tran_id)).await;
+                let answer =
+                    Box::pin(self.await_outcome(id, started, client_id, &message_id, &tran_id))
+                        .await;
                 pos_gone.disarm();
                 (Some(id), answer)
             }
@@ -112,8 +114,7 @@ impl Hub {
             return Err(HubError::bad_request(id, ErrorType::InvalidAmount, why));
         }
         let code = self
-            .store
-            .qr_code(&request.tran_id)
+            .code(&request.tran_id)
             .await?
             // Another client's code is refused exactly like an unknown one: nothing is
             // revealed.
@@ -201,6 +202,7 @@ impl Hub {
         self: &Arc<Self>,
         id: Uuid,
         started: Instant,
+        client_id: &str,
         message_id: &str,
         tran_id: &str,
     ) -> PayAnswer {
@@ -213,6 +215,12 @@ impl Hub {
             tokio::pin!(notified);
             notified.as_mut().enable();
 
+            // Answered by this instance's forwarder: as it committed it, with no read back.
+            if let Some(answered) = self.recent.answered(client_id, message_id, id) {
+                if let Some(answer) = self.answer_for(&answered) {
+                    return answer;
+                }
+            }
             let payment = self.load(id).await?;
             if let Some(answer) = self.answer_for(&payment) {
                 return answer;

@@ -1,5 +1,7 @@
 //! createQrCode: mint a tranId, render the payload, store the code.
 
+use std::sync::Arc;
+
 use super::{span, Hub, HubError, HubResult, RefusalKind};
 use crate::domain::{CodeTerms, Money};
 use crate::model::{
@@ -84,6 +86,8 @@ impl Hub {
                 "Duplicate request id",
             ));
         }
+        // Its pay, a moment from now and most likely here, then reads no code.
+        self.recent.remember_code(Arc::new(record));
         self.record_events(vec![NewEvent::new(
             event_kind::CREATE_QR_CODE,
             Direction::In,
@@ -110,6 +114,20 @@ impl Hub {
             tran_id,
             qr_code: payload,
         })
+    }
+
+    /// The code `tran_id` names: from memory when this instance issued or read it (a code
+    /// never changes once stored), else from the store.
+    pub(super) async fn code(&self, tran_id: &str) -> HubResult<Option<Arc<QrCodeRecord>>> {
+        if let Some(code) = self.recent.code(tran_id) {
+            return Ok(Some(code));
+        }
+        let Some(code) = self.store.qr_code(tran_id).await? else {
+            return Ok(None);
+        };
+        let code = Arc::new(code);
+        self.recent.remember_code(Arc::clone(&code));
+        Ok(Some(code))
     }
 
     fn qr_content(

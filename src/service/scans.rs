@@ -63,7 +63,7 @@ impl Hub {
             .as_ref()
             .and_then(|a| a.request_amount.as_ref().or(a.approved_amount.as_ref()))
         {
-            if let Some(code) = self.store.qr_code(&scan.tran_id).await? {
+            if let Some(code) = self.code(&scan.tran_id).await? {
                 if let Err(why) = code.terms.admits(named.amount, &named.currency) {
                     return Err(refuse(ErrorType::InvalidAmount, why));
                 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::db::TestDb;
 use crate::common::hub::{
-    config_toml, confirmation, pay_request, start_simulator, Client, Options, RawPay,
+    config_toml, confirmation, pay_request, reversal, start_simulator, Client, Options, RawPay,
 };
 use crate::common::process::{free_port, write_config, HubProcess};
 use qrhub::domain::PaymentState;
@@ -241,6 +241,82 @@ async fn a_pos_gone_at_one_instance_is_not_charged_by_a_scan_at_another() {
     );
     // Each POS hung up before its scan was sent: some hang-ups must win.
     assert!(hang_ups_won > 0, "no hang-up won against {scans_won} scans");
+
+    drop(hub_a);
+    drop(hub_b);
+    let _ = sim.shutdown().await;
+    db.cleanup().await;
+}
+
+/// An instance decides a POS's advice from the payment as its own forwarder answered it, with
+/// no read back; a change another instance made since is found by the advice's
+/// compare-and-set, and the advice is decided again from the store, never applied over it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_advice_finds_what_another_instance_changed_after_the_answer() {
+    let db = TestDb::postgres().await;
+    let sim = start_simulator().await;
+    let options = Options {
+        pay_deadline: Duration::from_secs(15),
+        partner_timeout: Duration::from_secs(1),
+        ..Options::default()
+    };
+    let toml = config_toml(&db.url, &sim.base_url(), &options);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (port_a, port_b) = (free_port(), free_port());
+    let (a, b) = (
+        Client::new(format!("http://127.0.0.1:{port_a}")),
+        Client::new(format!("http://127.0.0.1:{port_b}")),
+    );
+    let hub_a = HubProcess::start(&write_config(dir.path(), "a.toml", &toml, port_a), &a.url).await;
+    let hub_b = HubProcess::start(&write_config(dir.path(), "b.toml", &toml, port_b), &b.url).await;
+    let store = qrhub::store::connect(&db.url, 2).await.expect("store");
+
+    // Held, scanned and answered at A: A remembers the approval.
+    let request = pay_across(&a, &a, 700).await;
+    let id = request["id"].as_str().expect("id").to_owned();
+    // The POS reverses it through B, then (a confused POS) confirms it through A.
+    let (status, answer) = b
+        .pos("/qr/v1/payments/reversals", &reversal(&id, "CANCELLED"))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let (status, answer) = a
+        .pos("/qr/v1/payments/confirmations", &confirmation(&id))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(answer["errorType"], "ACCOUNT_ALREADY_SETTLED", "{answer}");
+    assert_eq!(
+        state_once(&store, &id, &[PaymentState::Reversed]).await,
+        PaymentState::Reversed
+    );
+
+    // And the common case still confirms at the answering instance, once.
+    let request = pay_across(&a, &a, 800).await;
+    let id = request["id"].as_str().expect("id").to_owned();
+    let (status, answer) = a
+        .pos("/qr/v1/payments/confirmations", &confirmation(&id))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    assert_eq!(
+        state_once(&store, &id, &[PaymentState::Confirmed]).await,
+        PaymentState::Confirmed
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ledger = sim.ledger();
+    assert_eq!(
+        ledger
+            .iter()
+            .filter(|e| e.kind == MessageKind::Confirmation)
+            .count(),
+        1,
+        "only the second payment's confirmation reaches the partner"
+    );
+    assert_eq!(
+        ledger
+            .iter()
+            .filter(|e| e.kind == MessageKind::Reversal)
+            .count(),
+        1
+    );
 
     drop(hub_a);
     drop(hub_b);
