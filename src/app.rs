@@ -193,6 +193,7 @@ impl App {
         let sweeper = tokio::spawn(Arc::clone(&hub).run_sweeper(SWEEP_INTERVAL, workers.clone()));
         let relay = tokio::spawn(Arc::clone(&hub).relay_announcements(workers.clone()));
         let events = tokio::spawn(Arc::clone(&hub).run_event_writer(workers.clone()));
+        let deliveries = tokio::spawn(Arc::clone(&hub).run_delivery_recorder(workers.clone()));
         let addr = self.listener.local_addr()?;
         tracing::info!(%addr, tls = self.tls.is_some(), database = %redact_url(&hub.settings().database.url), "qrhub serving");
 
@@ -247,7 +248,7 @@ impl App {
             tracing::warn!("forwarding tasks still running at shutdown; recovery will settle them");
         }
         workers.cancel();
-        let _ = tokio::join!(outbox, sweeper, relay, events);
+        let _ = tokio::join!(outbox, sweeper, relay, events, deliveries);
         tracing::info!("qrhub stopped");
         Ok(())
     }

@@ -4,6 +4,7 @@
 
 mod advices;
 pub use advices::Advice;
+mod deliveries;
 mod error;
 mod events;
 mod forward;
@@ -67,6 +68,9 @@ pub struct Hub {
     /// Timeline events waiting for the batching writer (`events.rs`).
     events: tokio::sync::mpsc::Sender<events::EventMessage>,
     event_queue: std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<events::EventMessage>>>,
+    /// How advice deliveries ended, waiting for the recorder (`deliveries.rs`).
+    deliveries: tokio::sync::mpsc::Sender<deliveries::Finished>,
+    delivery_queue: std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<deliveries::Finished>>>,
 }
 
 impl Hub {
@@ -77,6 +81,7 @@ impl Hub {
         partners: PartnerClient,
     ) -> Arc<Self> {
         let (event_sender, event_queue) = events::channel();
+        let (delivery_sender, delivery_queue) = deliveries::channel();
         let first_tries = Arc::new(tokio::sync::Semaphore::new(settings.outbox.concurrency));
         Arc::new(Self {
             live: RwLock::new(Arc::new(Live { settings, partners })),
@@ -90,6 +95,8 @@ impl Hub {
             tasks: TaskTracker::new(),
             events: event_sender,
             event_queue: std::sync::Mutex::new(Some(event_queue)),
+            deliveries: delivery_sender,
+            delivery_queue: std::sync::Mutex::new(Some(delivery_queue)),
         })
     }
 
@@ -133,8 +140,10 @@ impl Hub {
             (Some(slot), Some(row)) => {
                 let hub = Arc::clone(self);
                 self.tasks.spawn(async move {
-                    let _slot = slot;
-                    if let Err(e) = outbox::deliver(&hub, row).await {
+                    let tried = outbox::try_once(&hub, &row).await;
+                    // The slot bounds calls to partners; recording the result is not one.
+                    drop(slot);
+                    if let Err(e) = outbox::record(&hub, &row, tried).await {
                         tracing::error!(error.cause_chain = ?e, "recording a delivery failed");
                     }
                 });

@@ -19,7 +19,7 @@ use crate::domain::{classify_advice, AdviceAnswer};
 use crate::metrics::{self, CallOutcome};
 use crate::model::Operation;
 use crate::partner::CallResult;
-use crate::store::{DeliveryResult, Direction, NewEvent, OutboxMessage};
+use crate::store::{DeliveryResult, Direction, FinishedDelivery, NewEvent, OutboxMessage};
 
 /// How far past a partner's timeout a lease reaches, so a live delivery is never re-leased:
 /// the try's call ends by the partner's timeout, and recording its result takes a commit.
@@ -104,6 +104,13 @@ impl OutboxWorker {
 /// by the workers for the rows they lease, and by the instance that queued a row for its
 /// first try.
 pub(crate) async fn deliver(hub: &Hub, row: OutboxMessage) -> anyhow::Result<()> {
+    let tried = try_once(hub, &row).await;
+    record(hub, &row, tried).await
+}
+
+/// The try itself: the partner's call (none for a partner no longer configured) and what
+/// its answer means for the row, logged and counted.
+pub(crate) async fn try_once(hub: &Hub, row: &OutboxMessage) -> FinishedDelivery {
     // The partner as configured now: an advice queued before a reload goes to the
     // partner's new address, with its new credentials.
     let live = hub.live();
@@ -121,12 +128,12 @@ pub(crate) async fn deliver(hub: &Hub, row: OutboxMessage) -> anyhow::Result<()>
             error,
             next_attempt_at: now + crate::service::span(live.settings.outbox.max_backoff),
         };
-        hub.store
-            .finish_delivery(row.id, row.attempts, &result, now)
-            .await?;
-        hub.record_events(vec![delivery_event(&row, &result, now)])
-            .await;
-        return Ok(());
+        return FinishedDelivery {
+            id: row.id,
+            attempt: row.attempts,
+            result,
+            at: now,
+        };
     };
     let operation = row.kind.operation();
     let sent = std::time::Instant::now();
@@ -176,11 +183,23 @@ pub(crate) async fn deliver(hub: &Hub, row: OutboxMessage) -> anyhow::Result<()>
             tracing::warn!(outbox_id = %row.id, message_id = %row.message_id, kind = row.kind.as_str(), %error, %next_attempt_at, attempt = row.attempts, "advice delivery unknown; will retry")
         }
     }
-    hub.store
-        .finish_delivery(row.id, row.attempts, &result, now)
-        .await?;
-    hub.record_events(vec![delivery_event(&row, &result, now)])
-        .await;
+    FinishedDelivery {
+        id: row.id,
+        attempt: row.attempts,
+        result,
+        at: now,
+    }
+}
+
+/// Records how the try ended (with others that ended about now), and its timeline event.
+pub(crate) async fn record(
+    hub: &Hub,
+    row: &OutboxMessage,
+    tried: FinishedDelivery,
+) -> anyhow::Result<()> {
+    let event = delivery_event(row, &tried.result, tried.at);
+    hub.record_delivery(tried).await?;
+    hub.record_events(vec![event]).await;
     Ok(())
 }
 

@@ -453,6 +453,15 @@ pub struct OutboxMessage {
     pub updated_at: DateTime<Utc>,
 }
 
+/// One delivery try of outbox row `id` (its try `attempt`), ended at `at` with `result`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FinishedDelivery {
+    pub id: Uuid,
+    pub attempt: i32,
+    pub result: DeliveryResult,
+    pub at: DateTime<Utc>,
+}
+
 /// How one delivery try ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DeliveryResult {
@@ -607,7 +616,19 @@ pub trait OutboxStore: Send + Sync {
         attempt: i32,
         result: &DeliveryResult,
         at: DateTime<Utc>,
-    ) -> StoreResult<bool>;
+    ) -> StoreResult<bool> {
+        let finished = [FinishedDelivery {
+            id,
+            attempt,
+            result: result.clone(),
+            at,
+        }];
+        let done = self.finish_deliveries(&finished).await?;
+        Ok(done.first().copied().unwrap_or(false))
+    }
+    /// [`OutboxStore::finish_delivery`] for several tries in one statement and one commit:
+    /// one answer per try, in their order. The tries name different rows.
+    async fn finish_deliveries(&self, finished: &[FinishedDelivery]) -> StoreResult<Vec<bool>>;
     /// PENDING rows past their expiry become DEAD; returns how many.
     async fn dead_letter_expired(&self, now: DateTime<Utc>) -> StoreResult<u64>;
     /// How many rows are PENDING and when the oldest of them was queued.

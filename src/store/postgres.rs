@@ -862,6 +862,18 @@ impl PaymentStore for PostgresStore {
     }
 }
 
+/// The tries of [`OutboxStore::finish_deliveries`] as one array per column, for `UNNEST`.
+#[derive(Default)]
+struct DeliveryColumns<'a> {
+    id: Vec<Uuid>,
+    attempt: Vec<i32>,
+    state: Vec<&'static str>,
+    status: Vec<Option<i32>>,
+    error: Vec<Option<&'a str>>,
+    next: Vec<Option<DateTime<Utc>>>,
+    at: Vec<DateTime<Utc>>,
+}
+
 #[async_trait]
 impl OutboxStore for PostgresStore {
     async fn claim_due_outbox(
@@ -886,30 +898,45 @@ impl OutboxStore for PostgresStore {
         Ok(claimed)
     }
 
-    async fn finish_delivery(
-        &self,
-        id: Uuid,
-        attempt: i32,
-        result: &DeliveryResult,
-        at: DateTime<Utc>,
-    ) -> StoreResult<bool> {
-        let (state, status, error, next) = delivery_columns(result);
-        let done = sqlx::query(
-            "UPDATE outbox SET state = $4, last_status = $5, last_error = $6, \
-             next_attempt_at = COALESCE($7, next_attempt_at), updated_at = $8 \
-             WHERE id = $1 AND state = $2 AND attempts = $3",
+    async fn finish_deliveries(&self, finished: &[FinishedDelivery]) -> StoreResult<Vec<bool>> {
+        if finished.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut columns = DeliveryColumns::default();
+        for f in finished {
+            let (state, status, error, next) = delivery_columns(&f.result);
+            columns.id.push(f.id);
+            columns.attempt.push(f.attempt);
+            columns.state.push(state.as_str());
+            columns.status.push(status);
+            columns.error.push(error);
+            columns.next.push(next);
+            columns.at.push(f.at);
+        }
+        // One statement for the whole group: each try's compare-and-set is its own row of
+        // the join (still PENDING, and on the try that leased it).
+        let changed: Vec<(Uuid,)> = sqlx::query_as(
+            "UPDATE outbox AS o SET state = d.state, last_status = d.status, \
+             last_error = d.error, next_attempt_at = COALESCE(d.next, o.next_attempt_at), \
+             updated_at = d.at \
+             FROM UNNEST($1::uuid[], $2::int4[], $3::text[], $4::int4[], $5::text[], \
+             $6::timestamptz[], $7::timestamptz[]) AS d(id, attempts, state, status, error, next, at) \
+             WHERE o.id = d.id AND o.state = 'PENDING' AND o.attempts = d.attempts \
+             RETURNING o.id",
         )
-        .bind(id)
-        .bind(OutboxState::Pending.as_str())
-        .bind(attempt)
-        .bind(state.as_str())
-        .bind(status)
-        .bind(error)
-        .bind(next)
-        .bind(at)
-        .execute(&self.pool)
+        .bind(&columns.id)
+        .bind(&columns.attempt)
+        .bind(&columns.state)
+        .bind(&columns.status)
+        .bind(&columns.error)
+        .bind(&columns.next)
+        .bind(&columns.at)
+        .fetch_all(&self.pool)
         .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(finished
+            .iter()
+            .map(|f| changed.iter().any(|(id,)| *id == f.id))
+            .collect())
     }
 
     async fn dead_letter_expired(&self, now: DateTime<Utc>) -> StoreResult<u64> {

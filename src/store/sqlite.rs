@@ -353,16 +353,10 @@ impl OutboxStore for SqliteStore {
             .await
     }
 
-    async fn finish_delivery(
-        &self,
-        id: Uuid,
-        attempt: i32,
-        result: &DeliveryResult,
-        at: DateTime<Utc>,
-    ) -> StoreResult<bool> {
-        let result = result.clone();
+    async fn finish_deliveries(&self, finished: &[FinishedDelivery]) -> StoreResult<Vec<bool>> {
+        let finished = finished.to_vec();
         self.writer
-            .write(move |conn| Box::pin(writes::finish_delivery(conn, id, attempt, result, at)))
+            .write(move |conn| Box::pin(writes::finish_deliveries(conn, finished)))
             .await
     }
 

@@ -1522,6 +1522,66 @@ async fn outbox_lease_and_fencing(store: SharedStore) {
     assert_eq!(stored.last_error.as_deref(), Some("rejected"));
 }
 
+/// Several tries recorded in one call: each is its own compare-and-set, answered in order,
+/// and a stale one changes nothing while the others are kept.
+async fn deliveries_are_finished_together_each_on_its_own_try(store: SharedStore) {
+    let t = t0();
+    let rows = [
+        one_outbox_row(&store).await,
+        one_outbox_row(&store).await,
+        one_outbox_row(&store).await,
+    ];
+    let claimed = store.claim_due_outbox(t, t + secs(30), 10).await.unwrap();
+    assert_eq!(claimed.len(), 3);
+    let finished = vec![
+        FinishedDelivery {
+            id: rows[0].id,
+            attempt: 1,
+            result: DeliveryResult::Delivered { status: 202 },
+            at: t + secs(1),
+        },
+        // A try that is not the row's current one.
+        FinishedDelivery {
+            id: rows[1].id,
+            attempt: 7,
+            result: DeliveryResult::Delivered { status: 202 },
+            at: t + secs(1),
+        },
+        FinishedDelivery {
+            id: rows[2].id,
+            attempt: 1,
+            result: DeliveryResult::Retry {
+                status: Some(503),
+                error: "maintenance".into(),
+                next_attempt_at: t + secs(90),
+            },
+            at: t + secs(2),
+        },
+    ];
+    assert_eq!(
+        store.finish_deliveries(&finished).await.unwrap(),
+        vec![true, false, true]
+    );
+    let first = outbox_row(&store, &rows[0]).await;
+    assert_eq!(first.state, OutboxState::Delivered);
+    assert_eq!(first.last_status, Some(202));
+    assert_eq!(first.updated_at, t + secs(1));
+    let second = outbox_row(&store, &rows[1]).await;
+    assert_eq!(second.state, OutboxState::Pending);
+    assert_eq!(second.last_status, None);
+    let third = outbox_row(&store, &rows[2]).await;
+    assert_eq!(third.state, OutboxState::Pending);
+    assert_eq!(third.last_status, Some(503));
+    assert_eq!(third.last_error.as_deref(), Some("maintenance"));
+    assert_eq!(third.next_attempt_at, t + secs(90));
+    // Recorded again, the ended row is no longer any try's; nothing at all is nothing.
+    assert_eq!(
+        store.finish_deliveries(&finished[..1]).await.unwrap(),
+        vec![false]
+    );
+    assert!(store.finish_deliveries(&[]).await.unwrap().is_empty());
+}
+
 async fn outbox_claim_limit_and_order(store: SharedStore) {
     let mut ids = Vec::new();
     for _ in 0..5 {
@@ -2426,6 +2486,7 @@ conformance!(
     apply_advice_happy_duplicate_and_stale,
     apply_advice_keeping_the_state,
     outbox_lease_and_fencing,
+    deliveries_are_finished_together_each_on_its_own_try,
     outbox_claim_limit_and_order,
     concurrent_outbox_claims_are_disjoint,
     dead_letters_and_operator_retry,

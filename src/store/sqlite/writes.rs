@@ -309,31 +309,32 @@ pub(super) async fn claim_due_outbox(
     Ok(kept_if(!claimed.is_empty(), claimed))
 }
 
-pub(super) async fn finish_delivery(
+pub(super) async fn finish_deliveries(
     conn: &mut SqliteConnection,
-    id: Uuid,
-    attempt: i32,
-    result: DeliveryResult,
-    at: DateTime<Utc>,
-) -> StoreResult<Written<bool>> {
-    let (state, status, error, next) = delivery_columns(&result);
-    let done = sqlx::query(
-        "UPDATE outbox SET state = $4, last_status = $5, last_error = $6, \
-         next_attempt_at = COALESCE($7, next_attempt_at), updated_at = $8 \
-         WHERE id = $1 AND state = $2 AND attempts = $3",
-    )
-    .bind(Id(id))
-    .bind(OutboxState::Pending.as_str())
-    .bind(attempt)
-    .bind(state.as_str())
-    .bind(status)
-    .bind(error)
-    .bind(next.map(Ts))
-    .bind(Ts(at))
-    .execute(conn)
-    .await?;
-    let changed = done.rows_affected() == 1;
-    Ok(kept_if(changed, changed))
+    finished: Vec<FinishedDelivery>,
+) -> StoreResult<Written<Vec<bool>>> {
+    let mut changed = Vec::with_capacity(finished.len());
+    for f in &finished {
+        let (state, status, error, next) = delivery_columns(&f.result);
+        let done = sqlx::query(
+            "UPDATE outbox SET state = $4, last_status = $5, last_error = $6, \
+             next_attempt_at = COALESCE($7, next_attempt_at), updated_at = $8 \
+             WHERE id = $1 AND state = $2 AND attempts = $3",
+        )
+        .bind(Id(f.id))
+        .bind(OutboxState::Pending.as_str())
+        .bind(f.attempt)
+        .bind(state.as_str())
+        .bind(status)
+        .bind(error)
+        .bind(next.map(Ts))
+        .bind(Ts(f.at))
+        .execute(&mut *conn)
+        .await?;
+        changed.push(done.rows_affected() == 1);
+    }
+    // A try that changed nothing wrote nothing: the others' changes are kept.
+    Ok(Written::Kept(changed))
 }
 
 pub(super) async fn dead_letter_expired(
