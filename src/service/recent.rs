@@ -24,10 +24,13 @@ use uuid::Uuid;
 use crate::domain::PaymentState;
 use crate::store::{PaymentRecord, QrCodeRecord};
 
-/// Codes kept: a `pay` follows its code within seconds, and a lane has one code at a time.
+/// Codes kept (about 600 bytes each): a `pay` follows its code within seconds, and this is
+/// 16 s of codes at 500 flows/s.
 const CODES: usize = 8192;
-/// Answered payments kept: a confirmation follows its pay's answer within a second.
-const ANSWERED: usize = 4096;
+/// Answered payments kept (a few KiB each, with the POS's request and the partner's
+/// answer): a confirmation follows its pay's answer within a second, and this is 4 s of
+/// answers at 500 flows/s. An advice takes its payment out.
+const ANSWERED: usize = 2048;
 
 #[derive(Debug)]
 pub(crate) struct RecentRecords {
