@@ -132,7 +132,8 @@ impl Hub {
         };
         // The payment as this instance's forwarder left it APPROVED, for the first decision
         // only: the compare-and-set below proves it current, and if it is not, the next
-        // pass reads the store (`recent.rs`).
+        // pass reads the store (`recent.rs`). A refusal proves nothing, so one decided from
+        // memory is decided again from the store.
         let mut remembered = self.recent.take_approved(client_id, advice.request_id());
         for _ in 0..MAX_DECISIONS {
             let record = AdviceRecord {
@@ -145,6 +146,7 @@ impl Hub {
                 received_at: self.now(),
             };
             // Another client's payment is looked up under this client's id: it is not found.
+            let from_memory = remembered.is_some();
             let found = match remembered.take() {
                 Some(approved) => {
                     Some(Arc::try_unwrap(approved).unwrap_or_else(|shared| (*shared).clone()))
@@ -177,6 +179,9 @@ impl Hub {
                     if let Err(why) =
                         confirmable(asked.amount, &asked.currency, approved, &payment.currency)
                     {
+                        if from_memory {
+                            continue;
+                        }
                         if let Some(repeat) = known().await? {
                             return repeat;
                         }
@@ -191,6 +196,9 @@ impl Hub {
             }
             let apply = match decide_advice(advice.kind(), payment.state) {
                 AdviceDecision::Refuse(r) => {
+                    if from_memory {
+                        continue;
+                    }
                     if let Some(repeat) = known().await? {
                         return repeat;
                     }

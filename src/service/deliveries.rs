@@ -93,8 +93,11 @@ impl Hub {
         }
     }
 
-    /// Writes `batch` in one statement and answers each; if that fails, one by one, so that
-    /// a try the database refuses fails only itself.
+    /// Writes `batch` in one statement and answers each. If the database refused the
+    /// statement for what one try holds, the tries are written one by one, so that it fails
+    /// only itself; if the database or the pool failed (a connection, a timeout), every try
+    /// is told at once, as each would have been writing alone, and none waits for the
+    /// others to time out in turn.
     async fn record_batch(&self, batch: &mut Vec<Finished>) {
         let deliveries: Vec<FinishedDelivery> = batch.iter().map(|f| f.delivery.clone()).collect();
         match self.store.finish_deliveries(&deliveries).await {
@@ -103,9 +106,23 @@ impl Hub {
                     let _ = finished.recorded.send(Ok(changed));
                 }
             }
+            Err(e) if !refused_for_its_data(&e) => {
+                tracing::warn!(error = %e, count = batch.len(), "could not record a group of deliveries; they are tried again when their leases end");
+                let shared = match e {
+                    StoreError::Database(e) => Arc::new(e),
+                    StoreError::WriteNotStored(e) | StoreError::Grouped(e) => e,
+                    other => Arc::new(sqlx::Error::Protocol(other.to_string())),
+                };
+                for finished in batch.drain(..) {
+                    let _ = finished
+                        .recorded
+                        .send(Err(StoreError::Grouped(Arc::clone(&shared))));
+                }
+            }
             outcome => {
-                if let Err(e) = outcome {
-                    tracing::warn!(error = %e, count = batch.len(), "could not record a group of deliveries; recording them one by one");
+                match outcome {
+                    Err(e) => tracing::warn!(error = %e, count = batch.len(), "could not record a group of deliveries; recording them one by one"),
+                    Ok(changed) => tracing::error!(answers = changed.len(), count = batch.len(), "the store answered a group of deliveries with the wrong number of answers; recording them one by one"),
                 }
                 for finished in batch.drain(..) {
                     let result = first_of(
@@ -118,6 +135,12 @@ impl Hub {
             }
         }
     }
+}
+
+/// Whether the database refused a statement for the values it held (a constraint, a type),
+/// rather than failing to run it: only then can writing the tries one by one help.
+fn refused_for_its_data(e: &StoreError) -> bool {
+    matches!(e, StoreError::Database(sqlx::Error::Database(_)))
 }
 
 fn first_of(result: StoreResult<Vec<bool>>) -> StoreResult<bool> {

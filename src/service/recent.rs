@@ -27,9 +27,12 @@ use crate::store::{PaymentRecord, QrCodeRecord};
 /// Codes kept (about 600 bytes each): a `pay` follows its code within seconds, and this is
 /// 16 s of codes at 500 flows/s.
 const CODES: usize = 8192;
-/// Answered payments kept (a few KiB each, with the POS's request and the partner's
-/// answer): a confirmation follows its pay's answer within a second, and this is 4 s of
-/// answers at 500 flows/s. An advice takes its payment out.
+/// Answered payments kept: a confirmation follows its pay's answer within a second, and
+/// this is 4 s of answers at 500 flows/s (at less, entries stay longer, which is harmless).
+/// An advice takes its payment out. Each holds the POS's request and the partner's answer:
+/// about 3 KiB for ordinary messages, at most the request body limit plus
+/// `max_answer_bytes`, so the bound is on entries, and an operator who raises those limits
+/// far raises this map's worst case with them.
 const ANSWERED: usize = 2048;
 
 #[derive(Debug)]
@@ -86,7 +89,7 @@ impl RecentRecords {
     }
 
     /// Takes the payment an advice names, if this instance answered it and it was APPROVED:
-    /// the one state whose columns change only by leaving it (DESIGN.md §5), so the
+    /// the one state whose columns change only by leaving it (DESIGN.md §8), so the
     /// compare-and-set on that state alone proves the whole record still current.
     pub(crate) fn take_approved(
         &self,

@@ -40,6 +40,11 @@ pub enum StoreError {
     /// Shared by every write of the batch, hence the `Arc`.
     #[error("write not stored: {0}")]
     WriteNotStored(Arc<sqlx::Error>),
+    /// The database failed a statement that wrote for several callers at once (delivery
+    /// outcomes recorded in groups); each of them gets it. Whether the statement committed
+    /// is as unknown as for a write of one's own that failed the same way.
+    #[error("database error (a statement shared with other writes): {0}")]
+    Grouped(Arc<sqlx::Error>),
     #[error("stored data is not valid: {0}")]
     Corrupt(String),
     #[error("unsupported database url {0:?}: use postgres://… or sqlite://…")]
@@ -623,8 +628,11 @@ pub trait OutboxStore: Send + Sync {
             result: result.clone(),
             at,
         }];
-        let done = self.finish_deliveries(&finished).await?;
-        Ok(done.first().copied().unwrap_or(false))
+        self.finish_deliveries(&finished)
+            .await?
+            .first()
+            .copied()
+            .ok_or_else(|| StoreError::Corrupt("a recorded delivery had no answer".into()))
     }
     /// [`OutboxStore::finish_delivery`] for several tries in one statement and one commit:
     /// one answer per try, in their order. The tries name different rows.

@@ -914,15 +914,16 @@ impl OutboxStore for PostgresStore {
             columns.at.push(f.at);
         }
         // One statement for the whole group: each try's compare-and-set is its own row of
-        // the join (still PENDING, and on the try that leased it).
-        let changed: Vec<(Uuid,)> = sqlx::query_as(
+        // the join (still PENDING, and on the try that leased it); a try is answered by its
+        // row and attempt, so two tries of one row in a group are told apart.
+        let changed: Vec<(Uuid, i32)> = sqlx::query_as(
             "UPDATE outbox AS o SET state = d.state, last_status = d.status, \
              last_error = d.error, next_attempt_at = COALESCE(d.next, o.next_attempt_at), \
              updated_at = d.at \
              FROM UNNEST($1::uuid[], $2::int4[], $3::text[], $4::int4[], $5::text[], \
              $6::timestamptz[], $7::timestamptz[]) AS d(id, attempts, state, status, error, next, at) \
              WHERE o.id = d.id AND o.state = 'PENDING' AND o.attempts = d.attempts \
-             RETURNING o.id",
+             RETURNING o.id, d.attempts",
         )
         .bind(&columns.id)
         .bind(&columns.attempt)
@@ -935,7 +936,7 @@ impl OutboxStore for PostgresStore {
         .await?;
         Ok(finished
             .iter()
-            .map(|f| changed.iter().any(|(id,)| *id == f.id))
+            .map(|f| changed.contains(&(f.id, f.attempt)))
             .collect())
     }
 

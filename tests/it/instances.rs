@@ -289,6 +289,20 @@ async fn an_advice_finds_what_another_instance_changed_after_the_answer() {
         PaymentState::Reversed
     );
 
+    // Confirmed through B; then another confirmation, over the approved amount, through A,
+    // which remembers the approval: a refusal decided from memory would say
+    // INVALID_AMOUNT, where the store says the payment is confirmed (absorbed, 202).
+    let request = pay_across(&a, &a, 600).await;
+    let id = request["id"].as_str().expect("id").to_owned();
+    let (status, answer) = b
+        .pos("/qr/v1/payments/confirmations", &confirmation(&id))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let mut over = confirmation(&id);
+    over["amounts"] = serde_json::json!({"approvedAmount": {"amount": 900, "currency": "710"}});
+    let (status, answer) = a.pos("/qr/v1/payments/confirmations", &over).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+
     // And the common case still confirms at the answering instance, once.
     let request = pay_across(&a, &a, 800).await;
     let id = request["id"].as_str().expect("id").to_owned();
@@ -307,8 +321,8 @@ async fn an_advice_finds_what_another_instance_changed_after_the_answer() {
             .iter()
             .filter(|e| e.kind == MessageKind::Confirmation)
             .count(),
-        1,
-        "only the second payment's confirmation reaches the partner"
+        2,
+        "only the confirmed payments' first confirmations reach the partner"
     );
     assert_eq!(
         ledger

@@ -1580,6 +1580,36 @@ async fn deliveries_are_finished_together_each_on_its_own_try(store: SharedStore
         vec![false]
     );
     assert!(store.finish_deliveries(&[]).await.unwrap().is_empty());
+
+    // A stale try and the current one of the same row in one group: only the current one
+    // is this row's.
+    let row = one_outbox_row(&store).await;
+    let t = t + Duration::days(1);
+    let leased = store.claim_due_outbox(t, t + secs(30), 10).await.unwrap();
+    assert!(leased.iter().any(|m| m.id == row.id));
+    let again = store
+        .claim_due_outbox(t + secs(31), t + secs(61), 10)
+        .await
+        .unwrap();
+    let current = again
+        .iter()
+        .find(|m| m.id == row.id)
+        .expect("leased again")
+        .attempts;
+    assert_eq!(current, 2);
+    let tries: Vec<FinishedDelivery> = [1, 2]
+        .into_iter()
+        .map(|attempt| FinishedDelivery {
+            id: row.id,
+            attempt,
+            result: DeliveryResult::Delivered { status: 202 },
+            at: t + secs(32),
+        })
+        .collect();
+    assert_eq!(
+        store.finish_deliveries(&tries).await.unwrap(),
+        vec![false, true]
+    );
 }
 
 async fn outbox_claim_limit_and_order(store: SharedStore) {

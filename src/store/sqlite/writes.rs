@@ -333,8 +333,10 @@ pub(super) async fn finish_deliveries(
         .await?;
         changed.push(done.rows_affected() == 1);
     }
-    // A try that changed nothing wrote nothing: the others' changes are kept.
-    Ok(Written::Kept(changed))
+    // A try that changed nothing wrote nothing: the others' changes are kept, and a group
+    // that changed nothing costs no commit.
+    let any = changed.iter().any(|c| *c);
+    Ok(kept_if(any, changed))
 }
 
 pub(super) async fn dead_letter_expired(
