@@ -32,6 +32,7 @@ use super::reads::{self, Arg, Decoded, Dialect, Reader};
 use super::*;
 use crate::domain::PaymentState;
 
+mod events;
 mod writer;
 mod writes;
 

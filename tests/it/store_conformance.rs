@@ -2634,20 +2634,35 @@ async fn sqlite_concurrent_writes_share_commits_and_fail_alone() {
     let mut claims = Vec::new();
     for (i, p) in trans.iter().enumerate() {
         for side in ["a", "b"] {
-            let (store, claim) = (
-                store.clone(),
-                scan(&p.tran_id, PARTNER, &format!("scan-{i}-{side}"), t0()),
-            );
+            // Each claim brings its event, which the writer inserts for the whole batch
+            // before its commit: only the winners' may be stored.
+            let mut claim = scan(&p.tran_id, PARTNER, &format!("scan-{i}-{side}"), t0());
+            claim.events = vec![NewEvent::new(
+                event_kind::SCAN,
+                Direction::In,
+                &p.tran_id,
+                PARTNER,
+                t0(),
+                "MATCHED",
+            )
+            .message(&format!("scan-{i}-{side}"))];
+            let store = store.clone();
             claims.push(tokio::spawn(
                 async move { store.claim_for_scan(&claim).await },
             ));
         }
     }
     let fail = {
-        let (store, answer) = (
-            store.clone(),
-            answer(failing, PaymentState::Unknown, Some(clash)),
-        );
+        let mut answer = answer(failing, PaymentState::Unknown, Some(clash));
+        answer.events = vec![NewEvent::new(
+            event_kind::SCAN,
+            Direction::In,
+            "failing",
+            PARTNER,
+            t0(),
+            "NEVER STORED",
+        )];
+        let store = store.clone();
         tokio::spawn(async move { store.record_partner_answer(&answer).await })
     };
     let mut outcomes = Vec::new();
@@ -2678,7 +2693,25 @@ async fn sqlite_concurrent_writes_share_commits_and_fail_alone() {
         let stored = store.payment(p.id).await.unwrap().unwrap();
         assert_eq!(stored.state, PaymentState::Matched);
         assert!(stored.scan_message_id.is_some());
+        let scans: Vec<_> = store
+            .payment_timeline(p.id, &p.tran_id)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.kind == event_kind::SCAN)
+            .collect();
+        assert_eq!(scans.len(), 1, "the winning claim's event alone: {scans:?}");
+        assert_eq!(scans[0].message_id, stored.scan_message_id);
+        assert_eq!(scans[0].payment_id, Some(p.id));
     }
+    assert!(
+        store
+            .payment_timeline(failing, "failing")
+            .await
+            .unwrap()
+            .is_empty(),
+        "the failed answer's event went with it"
+    );
     let stored = store.payment(failing).await.unwrap().unwrap();
     assert_eq!(stored.state, PaymentState::Forwarded);
     assert_eq!(stored.partner_status, None);

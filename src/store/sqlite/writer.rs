@@ -32,7 +32,7 @@ use sqlx::SqlitePool;
 use std::panic::AssertUnwindSafe;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::store::{StoreError, StoreResult};
+use crate::store::{NewEvent, StoreError, StoreResult};
 
 /// At most this many jobs share a commit: the first of a batch is answered only after the
 /// last has run, and 64 short jobs take a few milliseconds, about one fsync.
@@ -42,6 +42,13 @@ const MAX_BATCH: usize = 64;
 pub(super) enum Written<T> {
     /// Its writes are part of the batch's commit.
     Kept(T),
+    /// Kept, with the timeline events of its change, which the writer inserts for all the
+    /// batch's kept jobs in one statement just before the commit: a statement is a hand-off
+    /// to the connection's own thread and back, and these were one per change (issue 14).
+    /// They are part of the same commit as the change, as before. They must be events of a
+    /// payment the job itself wrote (its foreign key cannot fail then): an insert that fails
+    /// fails the whole batch, every job told that nothing was stored.
+    KeptWithEvents(T, Vec<NewEvent>),
     /// Its writes, if any, are rolled back to its savepoint (a compare-and-set that found
     /// nothing, a duplicate); the answer still waits for the batch's end.
     Undone(T),
@@ -181,6 +188,8 @@ trait Pending: Send {
 struct Ran {
     /// Its writes stay; otherwise they are rolled back to its savepoint.
     keep: bool,
+    /// The events of its change, inserted with the batch's before the commit.
+    events: Vec<NewEvent>,
     /// Sends the answer, given how the batch ended (a failed job sends its own error).
     reply: Box<dyn FnOnce(Result<(), StoreError>) + Send>,
 }
@@ -209,18 +218,20 @@ where
             // goes back to the pool still holding the write lock) and refuse every later
             // write while reads, and so the health check, carry on. Caught, it is undone
             // to its savepoint like any job that failed.
-            let (keep, result) = match AssertUnwindSafe(work(conn)).catch_unwind().await {
-                Ok(Ok(Written::Kept(value))) => (true, Ok(value)),
-                Ok(Ok(Written::Undone(value))) => (false, Ok(value)),
-                Ok(Err(error)) => (false, Err(error)),
+            let (keep, events, result) = match AssertUnwindSafe(work(conn)).catch_unwind().await {
+                Ok(Ok(Written::Kept(value))) => (true, Vec::new(), Ok(value)),
+                Ok(Ok(Written::KeptWithEvents(value, events))) => (true, events, Ok(value)),
+                Ok(Ok(Written::Undone(value))) => (false, Vec::new(), Ok(value)),
+                Ok(Err(error)) => (false, Vec::new(), Err(error)),
                 Err(_) => {
                     tracing::error!("an SQLite write job panicked; it is undone and refused");
                     let error = sqlx::Error::Protocol("the write job panicked".to_owned());
-                    (false, Err(not_stored(error)))
+                    (false, Vec::new(), Err(not_stored(error)))
                 }
             };
             Ran {
                 keep,
+                events,
                 reply: Box::new(move |batch| {
                     // The caller may have gone meanwhile; nobody is left to tell.
                     let _ = answer.send(result.and_then(|value| batch.map(|()| value)));
@@ -295,7 +306,16 @@ fn ready(queued: Queued, max_wait: Duration) -> Option<Box<dyn Pending>> {
 
 async fn run_alone(pool: &SqlitePool, job: Box<dyn Pending>) {
     match pool.acquire().await {
-        Ok(mut conn) => (job.run(&mut conn).await.reply)(Ok(())),
+        Ok(mut conn) => {
+            let done = job.run(&mut conn).await;
+            // No job run alone brings events today; if one does, they are not lost.
+            let inserted = if done.keep && !done.events.is_empty() {
+                super::events::insert_events(&mut conn, &done.events).await
+            } else {
+                Ok(())
+            };
+            (done.reply)(inserted)
+        }
         Err(e) => job.refuse(not_stored(e)),
     }
 }
@@ -350,6 +370,27 @@ async fn run_batch(pool: &SqlitePool, batch: Vec<Box<dyn Pending>>) -> bool {
             job.refuse(not_stored(Arc::clone(&e)));
         }
         return false;
+    }
+    // The kept changes' events, in the order of their jobs, in one statement (a chunk
+    // per 256 rows).
+    let events: Vec<NewEvent> = ran
+        .iter_mut()
+        .filter(|done| done.keep)
+        .flat_map(|done| std::mem::take(&mut done.events))
+        .collect();
+    if !events.is_empty() {
+        if let Err(e) = super::events::insert_events(&mut conn, &events).await {
+            tracing::error!(error = %e, count = events.len(), "could not insert a batch's events; the batch is rolled back");
+            let _ = execute(&mut conn, "ROLLBACK").await;
+            let e = Arc::new(match e {
+                StoreError::Database(e) => e,
+                other => sqlx::Error::Protocol(other.to_string()),
+            });
+            for done in ran {
+                (done.reply)(Err(not_stored(Arc::clone(&e))));
+            }
+            return false;
+        }
     }
     // Nothing kept (only compare-and-sets that lost): no commit, and no fsync.
     let commit = ran.iter().any(|done| done.keep);

@@ -9,9 +9,9 @@ use sqlx::sqlite::SqliteConnection;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
+use super::events::{insert_events, of_payment};
 use super::writer::Written;
 use crate::domain::PaymentState;
-use crate::model::text::storable;
 use crate::store::admin;
 use crate::store::rows::{convert_all, delivery_columns, Id, OutboxRow, PaymentRow, Ts};
 use crate::store::*;
@@ -83,8 +83,10 @@ pub(super) async fn insert_payment(
     .await;
     let refused = match inserted {
         Ok(done) if done.rows_affected() == 1 => {
-            insert_events(conn, &payment.events, Some(payment.id)).await?;
-            return Ok(Written::Kept(NewPaymentOutcome::Inserted));
+            return Ok(Written::KeptWithEvents(
+                NewPaymentOutcome::Inserted,
+                of_payment(payment.events, payment.id),
+            ));
         }
         // Reversed first, or a busy tranId, unless this is a repeat of a payment stored
         // before (reversed since, or still live): a repeat is told as one, whichever
@@ -126,8 +128,11 @@ pub(super) async fn claim_for_scan(
     match row {
         Ok(Some(row)) => {
             let payment: PaymentRecord = row.try_into()?;
-            insert_events(conn, &claim.events, Some(payment.id)).await?;
-            Ok(Written::Kept(ScanClaimOutcome::Claimed(payment)))
+            let events = of_payment(claim.events, payment.id);
+            Ok(Written::KeptWithEvents(
+                ScanClaimOutcome::Claimed(payment),
+                events,
+            ))
         }
         Ok(None) => Ok(Written::Undone(ScanClaimOutcome::NothingWaiting)),
         Err(e) if violates_unique(&e, "payment.partner_id, payment.scan_message_id") => {
@@ -182,8 +187,10 @@ pub(super) async fn record_partner_answer(
     if let Some(reversal) = &answer.reversal {
         insert_outbox(conn, reversal).await?;
     }
-    insert_events(conn, &answer.events, Some(answer.payment_id)).await?;
-    Ok(Written::Kept(true))
+    Ok(Written::KeptWithEvents(
+        true,
+        of_payment(answer.events, answer.payment_id),
+    ))
 }
 
 pub(super) async fn abandon_waiting(
@@ -204,8 +211,10 @@ pub(super) async fn abandon_waiting(
     if done.rows_affected() != 1 {
         return Ok(Written::Undone(false));
     }
-    insert_events(conn, &abandoned.events, Some(abandoned.payment_id)).await?;
-    Ok(Written::Kept(true))
+    Ok(Written::KeptWithEvents(
+        true,
+        of_payment(abandoned.events, abandoned.payment_id),
+    ))
 }
 
 pub(super) async fn change_state(
@@ -226,8 +235,10 @@ pub(super) async fn change_state(
     if let Some(msg) = &change.outbox {
         insert_outbox(conn, msg).await?;
     }
-    insert_events(conn, &change.events, Some(change.payment_id)).await?;
-    Ok(Written::Kept(true))
+    Ok(Written::KeptWithEvents(
+        true,
+        of_payment(change.events, change.payment_id),
+    ))
 }
 
 pub(super) async fn insert_orphan_reversal(
@@ -283,8 +294,10 @@ pub(super) async fn apply_advice(
     if let Some(msg) = &apply.outbox {
         insert_outbox(conn, msg).await?;
     }
-    insert_events(conn, &apply.events, Some(apply.payment_id)).await?;
-    Ok(Written::Kept(ApplyAdviceOutcome::Applied))
+    Ok(Written::KeptWithEvents(
+        ApplyAdviceOutcome::Applied,
+        of_payment(apply.events, apply.payment_id),
+    ))
 }
 
 pub(super) async fn claim_due_outbox(
@@ -430,7 +443,7 @@ pub(super) async fn record_events(
     conn: &mut SqliteConnection,
     events: Vec<NewEvent>,
 ) -> StoreResult<Written<()>> {
-    insert_events(conn, &events, None).await?;
+    insert_events(conn, &events).await?;
     Ok(Written::Kept(()))
 }
 
@@ -525,48 +538,6 @@ async fn insert_outbox(conn: &mut SqliteConnection, msg: &NewOutboxMessage) -> S
     .bind(Ts(msg.initial_due()))
     .execute(conn)
     .await?;
-    Ok(())
-}
-
-/// Rows per event insert: ten parameters each, well under SQLite's limit of 32,766.
-const EVENT_ROWS_PER_INSERT: usize = 256;
-
-/// Appends timeline events (those without a payment get `payment_id`) as one multi-row
-/// INSERT per chunk: every statement is a round trip to the connection's own thread, which
-/// costs more than the row itself. Only the common shapes (up to four rows, as a change
-/// brings, and a full chunk) are kept prepared, so that the writer's batches of every size
-/// do not push the hot path's statements out of the connection's statement cache.
-async fn insert_events(
-    conn: &mut SqliteConnection,
-    events: &[NewEvent],
-    payment_id: Option<Uuid>,
-) -> StoreResult<()> {
-    for chunk in events.chunks(EVENT_ROWS_PER_INSERT) {
-        let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "INSERT INTO payment_event (payment_id, tran_id, at, kind, direction, counterparty, \
-             message_id, http_status, outcome, body) ",
-        );
-        insert.push_values(chunk, |mut row, e| {
-            // NUL as U+FFFD, as on PostgreSQL (which cannot keep it): both stores show
-            // the same timeline, and SQLite's own text functions stop at a NUL.
-            row.push_bind(e.payment_id.or(payment_id).map(Id))
-                .push_bind(storable(&e.tran_id))
-                .push_bind(Ts(e.at))
-                .push_bind(e.kind)
-                .push_bind(e.direction.as_str())
-                .push_bind(storable(&e.counterparty))
-                .push_bind(e.message_id.as_deref().map(storable))
-                .push_bind(e.http_status)
-                .push_bind(storable(&e.outcome))
-                .push_bind(&e.body);
-        });
-        let common_shape = chunk.len() <= 4 || chunk.len() == EVENT_ROWS_PER_INSERT;
-        insert
-            .build()
-            .persistent(common_shape)
-            .execute(&mut *conn)
-            .await?;
-    }
     Ok(())
 }
 
