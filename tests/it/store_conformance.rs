@@ -2645,7 +2645,7 @@ async fn sqlite_concurrent_writes_share_commits_and_fail_alone() {
                 t0(),
                 "MATCHED",
             )
-            .message(&format!("scan-{i}-{side}"))];
+            .message(format!("scan-{i}-{side}"))];
             let store = store.clone();
             claims.push(tokio::spawn(
                 async move { store.claim_for_scan(&claim).await },
