@@ -2611,6 +2611,60 @@ async fn sqlite_concurrent_writes_never_fail_busy() {
 /// are each answered as if alone, and the failed one leaves the others' writes stored.
 /// On a current-thread runtime every task queues its write before the writer runs, so the
 /// batching is not left to the machine's timing.
+/// A batch in which an old payment takes an advice, whose event the writer inserts at the
+/// batch's end, and then the retention purge deletes that payment: the event goes with its
+/// payment, and the batch's other writes are kept.
+#[tokio::test]
+async fn sqlite_a_batch_that_purges_a_payment_it_just_advised_keeps_its_other_writes() {
+    let db = TestDb::sqlite().await;
+    let store = db.store().await;
+    let id = approved(&store).await;
+    let confirm = ApplyAdvice {
+        advice: advice(AdviceKind::Confirmation, "conf-1", "pay-x", Some(id)),
+        payment_id: id,
+        from: PaymentState::Approved,
+        to: Some(PaymentState::Confirmed),
+        mark_reversed_by_pos: false,
+        settlement: None,
+        outbox: None,
+        events: Vec::new(),
+        wake: None,
+    };
+    assert_eq!(
+        store.apply_advice(&confirm).await.unwrap(),
+        ApplyAdviceOutcome::Applied
+    );
+    let late = ApplyAdvice {
+        advice: advice(AdviceKind::Confirmation, "conf-2", "pay-x", Some(id)),
+        from: PaymentState::Confirmed,
+        to: None,
+        events: vec![NewEvent::new(
+            event_kind::CONFIRMATION,
+            Direction::In,
+            "t",
+            CLIENT,
+            t0(),
+            "ACCEPTED",
+        )
+        .payment(id)],
+        ..confirm.clone()
+    };
+    let other = new_payment(&new_tran(), "pay-other");
+    // On this test's one thread the writer runs only once all three are queued, in this
+    // order: one batch.
+    let (absorbed, purged, inserted) = tokio::join!(
+        store.apply_advice(&late),
+        store.purge(Purge::Payments, t0() + Duration::days(1), 100),
+        store.insert_payment(&other),
+    );
+    assert_eq!(absorbed.unwrap(), ApplyAdviceOutcome::Applied);
+    assert_eq!(purged.unwrap(), Some(1));
+    assert_eq!(inserted.unwrap(), NewPaymentOutcome::Inserted);
+    assert!(store.payment(id).await.unwrap().is_none());
+    assert!(store.payment(other.id).await.unwrap().is_some());
+    db.cleanup().await;
+}
+
 #[tokio::test]
 async fn sqlite_concurrent_writes_share_commits_and_fail_alone() {
     let db = TestDb::sqlite().await;

@@ -20,11 +20,12 @@ pub(super) fn of_payment(mut events: Vec<NewEvent>, payment_id: Uuid) -> Vec<New
 /// Rows per event insert: ten parameters each, well under SQLite's limit of 32,766.
 const EVENT_ROWS_PER_INSERT: usize = 256;
 
-/// Appends timeline events as one multi-row
-/// INSERT per chunk: every statement is a round trip to the connection's own thread, which
-/// costs more than the row itself. Only the common shapes (up to four rows, as a change
-/// brings, and a full chunk) are kept prepared, so that the writer's batches of every size
-/// do not push the hot path's statements out of the connection's statement cache.
+/// Appends timeline events as one multi-row INSERT per chunk: every statement is a round
+/// trip to the connection's own thread, which costs more than the row itself. Only the
+/// shapes of up to four rows and of a full chunk are kept prepared, so that batches of
+/// every size do not push the hot path's statements out of the connection's statement
+/// cache; a batch's events under load (5 to 255 rows) are prepared each time, which costs
+/// less than the round trips they save (BENCHMARKS.md, issue 14 third round).
 pub(super) async fn insert_events(
     conn: &mut SqliteConnection,
     events: &[NewEvent],

@@ -46,8 +46,8 @@ pub(super) enum Written<T> {
     /// batch's kept jobs in one statement just before the commit: a statement is a hand-off
     /// to the connection's own thread and back, and these were one per change (issue 14).
     /// They are part of the same commit as the change, as before. They must be events of a
-    /// payment the job itself wrote (its foreign key cannot fail then): an insert that fails
-    /// fails the whole batch, every job told that nothing was stored.
+    /// payment the job itself wrote; if their insert is refused all the same (a later job
+    /// of the batch deleted that payment), they are dropped and the rest of the batch stays.
     KeptWithEvents(T, Vec<NewEvent>),
     /// Its writes, if any, are rolled back to its savepoint (a compare-and-set that found
     /// nothing, a duplicate); the answer still waits for the batch's end.
@@ -372,24 +372,30 @@ async fn run_batch(pool: &SqlitePool, batch: Vec<Box<dyn Pending>>) -> bool {
         return false;
     }
     // The kept changes' events, in the order of their jobs, in one statement (a chunk
-    // per 256 rows).
-    let events: Vec<NewEvent> = ran
-        .iter_mut()
-        .filter(|done| done.keep)
-        .flat_map(|done| std::mem::take(&mut done.events))
-        .collect();
+    // per 256 rows); `ends` marks where each job's end, for the fallback below.
+    let mut events: Vec<NewEvent> = Vec::new();
+    let mut ends = Vec::new();
+    for done in ran.iter_mut().filter(|done| done.keep) {
+        if !done.events.is_empty() {
+            events.append(&mut done.events);
+            ends.push(events.len());
+        }
+    }
     if !events.is_empty() {
         if let Err(e) = super::events::insert_events(&mut conn, &events).await {
-            tracing::error!(error = %e, count = events.len(), "could not insert a batch's events; the batch is rolled back");
-            let _ = execute(&mut conn, "ROLLBACK").await;
-            let e = Arc::new(match e {
-                StoreError::Database(e) => e,
-                other => sqlx::Error::Protocol(other.to_string()),
-            });
-            for done in ran {
-                (done.reply)(Err(not_stored(Arc::clone(&e))));
+            // A job's events can be refused only if a later job of the batch deleted their
+            // payment (the retention purge of an old payment that just took an advice):
+            // they go with their payment, and the batch's other events are inserted job by
+            // job. SQLite undid the failed statement alone; the transaction goes on. (If
+            // the disk failed instead, these fail too and so, below, does the commit.)
+            tracing::warn!(error = %e, count = events.len(), "could not insert a batch's events at once; inserting them job by job");
+            let mut start = 0;
+            for end in ends {
+                if let Err(e) = super::events::insert_events(&mut conn, &events[start..end]).await {
+                    tracing::warn!(error = %e, count = end - start, "timeline events of a change dropped (their payment was deleted in the same batch?)");
+                }
+                start = end;
             }
-            return false;
         }
     }
     // Nothing kept (only compare-and-sets that lost): no commit, and no fsync.
