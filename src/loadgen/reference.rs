@@ -16,7 +16,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
-use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 use std::net::SocketAddr;
 
@@ -38,8 +37,7 @@ pub(crate) struct ReferenceOptions {
 
 /// Serves until Ctrl-C or SIGTERM.
 pub(crate) async fn command(options: ReferenceOptions) -> anyhow::Result<()> {
-    let pool = PgPoolOptions::new()
-        .max_connections(options.max_connections)
+    let pool = crate::store::postgres_pool_options(options.max_connections)
         .connect(&options.database_url)
         .await
         .with_context(|| format!("cannot connect to {}", options.database_url))?;

@@ -17,6 +17,7 @@ pub use admin::{
     event_kind, Direction, EventRecord, NewEvent, PaymentQuery, Purge, SettledPayment,
     SettlementGroup, StateCounts, SETTLEMENT_STATES,
 };
+pub(crate) use postgres::pool_options as postgres_pool_options;
 pub use postgres::PostgresStore;
 pub use sqlite::{SqliteStore, WriterStats};
 

@@ -3,6 +3,10 @@
 //! a fresh SQLite file (`sqlite::<case>`). See `tests/it/common/db.rs` for the databases.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use chrono::{DateTime, Duration, SubsecRound, TimeZone, Utc};
 use qrhub::domain::{AdviceKind, PaymentState};
@@ -2463,6 +2467,194 @@ async fn postgres_a_pay_and_a_reversal_of_its_id_never_both_succeed() {
         None
     );
     raw.close().await;
+    drop(store);
+    db.cleanup().await;
+}
+
+/// The statements a flow runs find their row by its key, never through an index kept for the
+/// sweeps (codes waiting past their deadline, answers and advices in flight). Those indexes
+/// hold an entry for every payment that ever passed through their state until vacuum removes
+/// it, so a claim answered from the waiting index read all of them: 119 million index
+/// entries in a 30 s benchmark, half of PostgreSQL's time. The planner chose it before the
+/// table had statistics, and after an `ANALYZE` taken when nothing was waiting it chose it
+/// for every statement that names a state. Each case runs flows, analyzes the tables, runs
+/// more, and reads how often each sweep index was scanned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_flow_never_walks_the_sweeps_indexes() {
+    let db = TestDb::postgres().await;
+    let store = db.store().await;
+    let flow = |store: SharedStore, n: usize| async move {
+        let at = t0() + secs(5);
+        for _ in 0..n {
+            let p = waiting(&store).await;
+            let claim = ScanClaim {
+                to: PaymentState::Forwarded,
+                ..scan(&p.tran_id, PARTNER, &Uuid::new_v4().to_string(), at)
+            };
+            assert!(matches!(
+                store.claim_for_scan(&claim).await.unwrap(),
+                ScanClaimOutcome::Claimed(_)
+            ));
+            assert!(store
+                .record_partner_answer(&answer(p.id, PaymentState::Approved, None))
+                .await
+                .unwrap());
+            let to_partner = NewOutboxMessage {
+                first_try_until: Some(at + secs(60)),
+                ..outbox_msg(p.id, AdviceKind::Confirmation, at)
+            };
+            let apply = ApplyAdvice {
+                advice: advice(
+                    AdviceKind::Confirmation,
+                    &Uuid::new_v4().to_string(),
+                    &p.message_id,
+                    Some(p.id),
+                ),
+                payment_id: p.id,
+                from: PaymentState::Approved,
+                to: Some(PaymentState::Confirmed),
+                mark_reversed_by_pos: false,
+                settlement: None,
+                outbox: Some(to_partner.clone()),
+                events: Vec::new(),
+                wake: None,
+            };
+            assert_eq!(
+                store.apply_advice(&apply).await.unwrap(),
+                ApplyAdviceOutcome::Applied
+            );
+            let delivered = DeliveryResult::Delivered { status: 202 };
+            assert!(store
+                .finish_delivery(to_partner.id, 1, &delivered, at + secs(1))
+                .await
+                .unwrap());
+        }
+    };
+    flow(store.clone(), 200).await;
+    let raw = sqlx::PgPool::connect(&db.url).await.unwrap();
+    sqlx::query("ANALYZE payment, outbox")
+        .execute(&raw)
+        .await
+        .unwrap();
+    flow(store.clone(), 50).await;
+
+    // A backend reports its index scans when it exits: drop the store (its connections with
+    // it) and wait for them to be gone.
+    drop(store);
+    let others = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                  AND pid <> pg_backend_pid()";
+    for _ in 0..500 {
+        let open: i64 = sqlx::query_scalar(others).fetch_one(&raw).await.unwrap();
+        if open == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let scans: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT indexrelname::text, idx_scan FROM pg_stat_user_indexes WHERE indexrelname IN \
+         ('payment_waiting_by_deadline_idx', 'payment_in_flight_by_update_idx', \
+         'payment_approved_by_update_idx', 'outbox_pending_by_next_attempt_idx') \
+         ORDER BY 1",
+    )
+    .fetch_all(&raw)
+    .await
+    .unwrap();
+    assert_eq!(scans.len(), 4, "{scans:?}");
+    assert!(scans.iter().all(|(_, n)| *n == 0), "{scans:?}");
+    raw.close().await;
+    db.cleanup().await;
+}
+
+/// A TCP relay between the store and PostgreSQL that counts the client's lone `Sync`
+/// messages (sqlx's connection test, a round trip of its own) and can cut every connection
+/// it carries, as a database restart or a proxy's idle timeout would.
+struct Relay {
+    url: String,
+    tests: Arc<AtomicUsize>,
+    cut: Arc<tokio::sync::Notify>,
+}
+
+impl Relay {
+    async fn to(db_url: &str) -> Relay {
+        let server: String = {
+            let after_scheme = &db_url[db_url.find("://").unwrap() + 3..];
+            let authority = &after_scheme[..after_scheme.find('/').unwrap()];
+            authority.rsplit('@').next().unwrap().to_owned()
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = db_url.replace(&server, &listener.local_addr().unwrap().to_string());
+        let tests = Arc::new(AtomicUsize::new(0));
+        let cut = Arc::new(tokio::sync::Notify::new());
+        let (counted, cutting) = (Arc::clone(&tests), Arc::clone(&cut));
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let upstream = tokio::net::TcpStream::connect(&server).await.unwrap();
+                let (counted, cutting) = (Arc::clone(&counted), Arc::clone(&cutting));
+                tokio::spawn(async move {
+                    let (mut from_client, mut to_client) = client.into_split();
+                    let (mut from_server, mut to_server) = upstream.into_split();
+                    let up = async {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        loop {
+                            let n = from_client.read(&mut buf).await?;
+                            if n == 0 {
+                                return Ok::<_, std::io::Error>(());
+                            }
+                            if buf[..n] == [b'S', 0, 0, 0, 4] {
+                                counted.fetch_add(1, SeqCst);
+                            }
+                            to_server.write_all(&buf[..n]).await?;
+                        }
+                    };
+                    let down = tokio::io::copy(&mut from_server, &mut to_client);
+                    tokio::select! {
+                        _ = up => {}
+                        _ = down => {}
+                        _ = cutting.notified() => {}
+                    }
+                });
+            }
+        });
+        Relay { url, tests, cut }
+    }
+
+    fn tests(&self) -> usize {
+        self.tests.load(SeqCst)
+    }
+
+    fn cut_all(&self) {
+        self.cut.notify_waiters();
+    }
+}
+
+/// A connection taken from the pool moments after its last statement is used as it is: sqlx
+/// tests each one it hands out (a round trip) unless told otherwise, which at load was one
+/// more wake-up of PostgreSQL per statement. One idle for longer is still tested first, so
+/// a connection cut while idle (a restart, a proxy's timeout) is replaced, not failed on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_busy_connection_is_not_tested_and_an_idle_one_is() {
+    let db = TestDb::postgres().await;
+    db.store().await; // migrated directly, not through the relay
+    let relay = Relay::to(&db.url).await;
+    let store = qrhub::store::connect(&relay.url, 4).await.unwrap();
+    store.payment(Uuid::new_v4()).await.unwrap();
+
+    let before = relay.tests();
+    for _ in 0..40 {
+        assert_eq!(store.payment(Uuid::new_v4()).await.unwrap(), None);
+    }
+    // sqlx always tests a connection when it comes back (it cannot be told not to): one per
+    // statement. Testing on the way out as well made it two.
+    let tests = relay.tests() - before;
+    assert!(tests <= 45, "{tests} connection tests for 40 statements");
+
+    // Every connection is cut while idle; once they have been idle long enough to be tested,
+    // the next statement gets a new connection and succeeds.
+    relay.cut_all();
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    for _ in 0..4 {
+        assert_eq!(store.payment(Uuid::new_v4()).await.unwrap(), None);
+    }
     drop(store);
     db.cleanup().await;
 }
