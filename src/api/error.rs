@@ -107,6 +107,15 @@ impl IntoResponse for ApiError {
                 HeaderValue::from_static("Basic realm=\"qrhub\", charset=\"UTF-8\""),
             );
         }
+        if self.status == StatusCode::PAYLOAD_TOO_LARGE {
+            // The body was refused unread, so hyper closes the connection after this answer.
+            // Saying so keeps a keep-alive client from sending its next request into a
+            // connection that is closing (it got `IncompleteMessage` back, seen in a test
+            // under load); HTTP/2 drops the header, and its streams are not affected.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         if let Some(wait) = self.retry_after {
             // At least one second: "Retry-After: 0" would invite an immediate retry.
             let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);

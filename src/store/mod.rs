@@ -17,6 +17,7 @@ pub use admin::{
     event_kind, Direction, EventRecord, NewEvent, PaymentQuery, Purge, SettledPayment,
     SettlementGroup, StateCounts, SETTLEMENT_STATES,
 };
+#[cfg(feature = "tools")]
 pub(crate) use postgres::pool_options as postgres_pool_options;
 pub use postgres::PostgresStore;
 pub use sqlite::{SqliteStore, WriterStats};
@@ -33,7 +34,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     #[error("migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
     /// SQLite's writer could not commit the batch a write was part of, or never ran it
@@ -57,6 +58,15 @@ pub enum StoreError {
         from: PaymentState,
         to: PaymentState,
     },
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        // Every failed statement passes here: one that found its connection gone makes the
+        // PostgreSQL pool test the rest before use for a while.
+        postgres::note_if_connection_lost(&error);
+        StoreError::Database(error)
+    }
 }
 
 /// A scan's claim moves a waiting payment into MATCHED or straight into FORWARDED.

@@ -6,8 +6,8 @@
 //! `FOR UPDATE SKIP LOCKED` so that instances never claim the same row.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -64,11 +64,47 @@ const PEER_LOOK: Duration = Duration::from_secs(1);
 ///
 /// sqlx tests every connection it hands out (a round trip) unless told otherwise, so at load
 /// each statement cost PostgreSQL one more wake-up, besides the test sqlx always runs when a
-/// connection comes back. A connection used a moment ago is alive. One idle longer may have
-/// been cut (a database restart, a proxy's idle timeout): it is tested and, if dead, replaced,
-/// as before. One that dies within this window fails its statement, as one that died right
-/// after its test always could.
+/// connection comes back. A connection used a moment ago is alive, unless the server went
+/// away since (see [`TEST_ALL_AFTER_A_LOSS`]). One idle longer may have been cut (a database
+/// restart, a proxy's idle timeout): it is tested and, if dead, replaced, as before.
 const TEST_AFTER_IDLE: Duration = Duration::from_secs(1);
+
+/// How long every connection is tested after a statement found its connection gone.
+///
+/// A restart or a failover cuts all of a pool's connections at once; under load they were all
+/// used within the last second, so without this each would fail one statement (a partner's
+/// answer among them, which recovery then reverses). The first failure makes the pool test
+/// the others before use until they have been replaced.
+const TEST_ALL_AFTER_A_LOSS: Duration = Duration::from_secs(5);
+
+/// When a statement of this process last found its PostgreSQL connection gone. A hub holds
+/// one PostgreSQL pool; a second one in the process (the benchmark's reference, a test's) only
+/// tests its connections for a few seconds more than it needed to.
+static CONNECTION_LOST_AT: Mutex<Option<Instant>> = Mutex::new(None);
+
+/// Notes `error` if it says the connection is gone: an I/O or protocol failure, a connection
+/// exception (class 08), or the server shutting down or not yet accepting (57P01-57P03).
+pub(crate) fn note_if_connection_lost(error: &sqlx::Error) {
+    let lost = match error {
+        sqlx::Error::Io(_) | sqlx::Error::Protocol(_) | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(e) => e
+            .code()
+            .is_some_and(|c| c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03")),
+        _ => false,
+    };
+    if lost {
+        *CONNECTION_LOST_AT
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Instant::now());
+    }
+}
+
+fn connection_lost_recently() -> bool {
+    CONNECTION_LOST_AT
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .is_some_and(|at| at.elapsed() < TEST_ALL_AFTER_A_LOSS)
+}
 
 /// The pool settings of the hub's PostgreSQL store; the benchmark's reference server uses
 /// them too, so the two are compared like for like.
@@ -79,7 +115,7 @@ pub(crate) fn pool_options(max_connections: u32) -> PgPoolOptions {
         .test_before_acquire(false)
         .before_acquire(|conn, meta| {
             Box::pin(async move {
-                if meta.idle_for >= TEST_AFTER_IDLE {
+                if meta.idle_for >= TEST_AFTER_IDLE || connection_lost_recently() {
                     conn.ping().await?;
                 }
                 Ok(true)

@@ -290,7 +290,10 @@ pub(crate) async fn outbox_by_state(
 ) -> StoreResult<Vec<OutboxMessage>> {
     let rows = db
         .fetch_all::<OutboxRow>(
-            "SELECT * FROM outbox WHERE state = $1 ORDER BY created_at, id LIMIT $2",
+            // `next_attempt_at IS NOT NULL` (always true) lets PENDING reach its index on
+            // PostgreSQL (migration 0013).
+            "SELECT * FROM outbox WHERE state = $1 AND next_attempt_at IS NOT NULL \
+             ORDER BY created_at, id LIMIT $2",
             &[Arg::Text(state.as_str()), Arg::Int(limit)],
         )
         .await?;

@@ -442,6 +442,9 @@ async fn malformed_bodies_get_an_error_detail_never_a_500(db: TestDb) {
         .await
         .expect("answer");
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    // The body was not read, so the connection closes; the client is told, and the next
+    // request goes on a new one.
+    assert_eq!(response.headers()["connection"], "close");
     let body: Value = response.json().await.expect("an ErrorDetail");
     assert_eq!(body["errorType"], "FORMAT_ERROR");
 
