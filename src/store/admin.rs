@@ -395,15 +395,11 @@ impl Purge {
     }
 }
 
-/// One batch of events recorded before `$1`, at most `$2`, oldest first (by the `at`
-/// index). Valid on both backends.
+/// One batch of events recorded before `$1`, at most `$2`, in the order of their ids, which
+/// are given as events are recorded: oldest first but for a batch writer's few
+/// milliseconds. Neither backend keeps an index on `at` (PostgreSQL's migration 0012,
+/// SQLite's 0010); the primary key serves the order. Valid on both backends.
 pub(crate) const PURGE_EVENTS_SQL: &str = "DELETE FROM payment_event WHERE id IN \
-     (SELECT id FROM payment_event WHERE at < $1 ORDER BY at LIMIT $2)";
-
-/// [`PURGE_EVENTS_SQL`] on PostgreSQL, which keeps no index on `at` (migration 0012): the
-/// batch is taken in id order, by the primary key. Ids are given as events are recorded, so
-/// this is oldest first but for a batch writer's few milliseconds.
-pub(crate) const PURGE_EVENTS_BY_ID_SQL: &str = "DELETE FROM payment_event WHERE id IN \
      (SELECT id FROM payment_event WHERE at < $1 ORDER BY id LIMIT $2)";
 
 /// One batch of DELIVERED outbox rows last changed before `$1`, at most `$2`, oldest first
@@ -429,7 +425,12 @@ pub(crate) fn purgeable_payments_sql(lock: &str) -> String {
 /// only: the ids a payment or an early reversal holds) is freed with them.
 pub(crate) fn purge_payments_sql(ids: &str, payment_message: bool) -> Vec<String> {
     let mut statements = vec![
-        format!("DELETE FROM payment_event WHERE payment_id IN ({ids})"),
+        // By tranId as well: SQLite indexes events by tranId only (its migration 0010), and
+        // every event of a payment carries the payment's tranId.
+        format!(
+            "DELETE FROM payment_event WHERE payment_id IN ({ids}) \
+             AND tran_id IN (SELECT tran_id FROM payment WHERE id IN ({ids}))"
+        ),
         format!("DELETE FROM outbox WHERE payment_id IN ({ids})"),
         format!("DELETE FROM advice WHERE payment_id IN ({ids})"),
     ];

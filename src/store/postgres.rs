@@ -1127,7 +1127,7 @@ impl TimelineStore for PostgresStore {
         payment_id: Uuid,
         tran_id: &str,
     ) -> StoreResult<Vec<EventRecord>> {
-        reads::payment_timeline(self, payment_id, tran_id).await
+        reads::payment_timeline(self, reads::TIMELINE_BY_PAYMENT_SQL, payment_id, tran_id).await
     }
 }
 
@@ -1182,7 +1182,7 @@ impl BackOfficeStore for PostgresStore {
         let deleted = match what {
             Purge::Events | Purge::DeliveredOutbox => {
                 let sql = if what == Purge::Events {
-                    super::admin::PURGE_EVENTS_BY_ID_SQL
+                    super::admin::PURGE_EVENTS_SQL
                 } else {
                     super::admin::PURGE_OUTBOX_SQL
                 };

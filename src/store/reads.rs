@@ -300,18 +300,29 @@ pub(crate) async fn outbox_by_state(
     convert_all(rows)
 }
 
+/// A payment's timeline on PostgreSQL: its own events by the payment's index, and its
+/// tranId's events that never reached a payment by the partial index that holds only those.
+pub(crate) const TIMELINE_BY_PAYMENT_SQL: &str =
+    "SELECT * FROM payment_event WHERE payment_id = $1 \
+     UNION ALL SELECT * FROM payment_event WHERE tran_id = $2 AND payment_id IS NULL \
+     ORDER BY at, id";
+
+/// The same timeline on SQLite, which indexes events by tranId alone (its migration 0010):
+/// every event of a payment carries the payment's tranId, and the other payments of the
+/// same tranId (earlier ended attempts) are filtered out.
+pub(crate) const TIMELINE_BY_TRAN_SQL: &str = "SELECT * FROM payment_event WHERE tran_id = $2 \
+     AND (payment_id = $1 OR payment_id IS NULL) ORDER BY at, id";
+
+/// `sql` is [`TIMELINE_BY_PAYMENT_SQL`] or [`TIMELINE_BY_TRAN_SQL`], as the backend's
+/// indexes serve.
 pub(crate) async fn payment_timeline(
     db: &impl Reader,
+    sql: &str,
     payment_id: Uuid,
     tran_id: &str,
 ) -> StoreResult<Vec<EventRecord>> {
     let rows = db
-        .fetch_all::<EventRow>(
-            "SELECT * FROM payment_event WHERE payment_id = $1 \
-             UNION ALL SELECT * FROM payment_event WHERE tran_id = $2 AND payment_id IS NULL \
-             ORDER BY at, id",
-            &[Arg::Id(Id(payment_id)), Arg::Text(tran_id)],
-        )
+        .fetch_all::<EventRow>(sql, &[Arg::Id(Id(payment_id)), Arg::Text(tran_id)])
         .await?;
     convert_all(rows)
 }

@@ -47,6 +47,12 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 const WRITE_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 const READ_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 const READ_CONNECTIONS: u32 = 4;
+/// The writer's page cache, in KiB (a negative `cache_size`). SQLite's default is 2 MiB per
+/// connection; the writer inserts into indexes keyed by random ids (uuids, tranIds), so
+/// with 2 MiB most pages it touched were read back from the operating system's cache, one
+/// system call and copy each (a profile of the writer's thread under load; BENCHMARKS.md,
+/// issue 14, fifth round). The readers keep the default.
+const WRITER_CACHE_SIZE: &str = "-65536";
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -108,9 +114,12 @@ impl SqliteStore {
             Ok("normal") => SqliteSynchronous::Normal,
             _ => SqliteSynchronous::Full,
         };
+        // temp_store: the statement journals of the writer's per-job savepoints, and any
+        // sort, stay in memory instead of spilling to temporary files.
         let options = options
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(synchronous);
+            .synchronous(synchronous)
+            .pragma("temp_store", "memory");
         // The writer connects first: it creates the file and switches it to WAL, which is
         // persistent. Its connection is kept open for the life of the store, and only the
         // writer task takes it (no test query before each batch: nothing else touches it).
@@ -121,7 +130,7 @@ impl SqliteStore {
             .max_lifetime(None)
             .test_before_acquire(false)
             .acquire_timeout(WRITE_ACQUIRE_TIMEOUT)
-            .connect_with(options.clone())
+            .connect_with(options.clone().pragma("cache_size", WRITER_CACHE_SIZE))
             .await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(READ_CONNECTIONS)
@@ -487,7 +496,7 @@ impl TimelineStore for SqliteStore {
         payment_id: Uuid,
         tran_id: &str,
     ) -> StoreResult<Vec<EventRecord>> {
-        reads::payment_timeline(self, payment_id, tran_id).await
+        reads::payment_timeline(self, reads::TIMELINE_BY_TRAN_SQL, payment_id, tran_id).await
     }
 }
 
@@ -537,7 +546,76 @@ impl BackOfficeStore for SqliteStore {
 
 #[cfg(test)]
 mod tests {
-    use super::is_in_memory;
+    use super::{admin, is_in_memory, reads, SqliteStore, Store};
+
+    /// The steps of a statement's plan (`EXPLAIN QUERY PLAN`), one line each.
+    async fn plan(store: &SqliteStore, sql: &str) -> Vec<String> {
+        sqlx::query_as::<_, (i64, i64, i64, String)>(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .fetch_all(&store.reader)
+            .await
+            .expect("plan")
+            .into_iter()
+            .map(|(_, _, _, step)| step)
+            .collect()
+    }
+
+    /// A flow records eight events in the one writer: each costs one index entry and no
+    /// look-up of its payment (migration 0010), and what reads or deletes events still finds
+    /// them through an index or walks the ids in order, never searching the whole table.
+    #[tokio::test]
+    async fn events_cost_one_index_entry_and_are_never_searched_for() {
+        let dir = tempfile::tempdir().expect("dir");
+        let url = format!("sqlite://{}", dir.path().join("hub.db").display());
+        let store = SqliteStore::connect(&url).await.expect("store");
+        store.migrate().await.expect("migrate");
+
+        let indexes: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'payment_event'",
+        )
+        .fetch_all(&store.reader)
+        .await
+        .expect("indexes");
+        assert_eq!(indexes, ["payment_event_tran_id_at_idx"]);
+        let keys: Vec<String> =
+            sqlx::query_scalar("SELECT \"table\" FROM pragma_foreign_key_list('payment_event')")
+                .fetch_all(&store.reader)
+                .await
+                .expect("foreign keys");
+        assert!(keys.is_empty(), "{keys:?}");
+
+        let by_tran_id =
+            "SEARCH payment_event USING INDEX payment_event_tran_id_at_idx (tran_id=?)";
+        let timeline = plan(&store, reads::TIMELINE_BY_TRAN_SQL).await;
+        assert!(timeline.iter().any(|s| s == by_tran_id), "{timeline:?}");
+        let [events, ..] = &admin::purge_payments_sql("SELECT value FROM json_each($1)", false)[..]
+        else {
+            panic!("no statements")
+        };
+        let purge_payment = plan(&store, events).await;
+        assert!(
+            purge_payment.iter().any(|s| s == by_tran_id),
+            "{purge_payment:?}"
+        );
+        // The age purge walks ids in order and stops at its batch's size: no sort of every
+        // old event first.
+        let purge_old = plan(&store, admin::PURGE_EVENTS_SQL).await;
+        assert!(
+            !purge_old.iter().any(|s| s.contains("TEMP B-TREE")),
+            "{purge_old:?}"
+        );
+        for steps in [&timeline, &purge_payment] {
+            assert!(
+                !steps.iter().any(|s| s.starts_with("SCAN payment_event")),
+                "{steps:?}"
+            );
+        }
+        assert!(
+            !purge_old
+                .iter()
+                .any(|s| s.starts_with("SCAN payment_event USING")),
+            "{purge_old:?}"
+        );
+    }
 
     #[test]
     fn in_memory_urls_are_recognised() {

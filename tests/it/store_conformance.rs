@@ -2567,6 +2567,82 @@ async fn postgres_a_flow_never_walks_the_sweeps_indexes() {
     db.cleanup().await;
 }
 
+/// The closed sets of values (a payment's state, an advice's kind, a delivery's state, an
+/// event's direction) are checked by domains, not by table CHECK constraints: PostgreSQL
+/// reads a table's CHECK back from text and plans it once per statement that writes the
+/// table, about a dozen times per flow (migration 0014). The values are still checked.
+#[tokio::test]
+async fn postgres_closed_sets_are_checked_by_domains_not_by_table_checks() {
+    let db = TestDb::postgres().await;
+    let store = db.store().await;
+    let raw = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let table_checks: Vec<(String, String)> = sqlx::query_as(
+        "SELECT conrelid::regclass::text, conname::text FROM pg_constraint \
+         WHERE contype = 'c' AND conrelid <> 0 AND connamespace = 'public'::regnamespace \
+         ORDER BY 1, 2",
+    )
+    .fetch_all(&raw)
+    .await
+    .unwrap();
+    assert_eq!(table_checks, Vec::<(String, String)>::new());
+    let columns: Vec<(String, String, Option<String>)> = sqlx::query_as(
+        "SELECT table_name::text, column_name::text, domain_name::text \
+         FROM information_schema.columns WHERE table_schema = 'public' AND \
+         (table_name, column_name) IN (('payment', 'state'), ('advice', 'kind'), \
+         ('outbox', 'kind'), ('outbox', 'state'), ('payment_event', 'direction')) ORDER BY 1, 2",
+    )
+    .fetch_all(&raw)
+    .await
+    .unwrap();
+    let domain = |t: &str, c: &str, d: &str| (t.to_owned(), c.to_owned(), Some(d.to_owned()));
+    assert_eq!(
+        columns,
+        vec![
+            domain("advice", "kind", "advice_kind"),
+            domain("outbox", "kind", "advice_kind"),
+            domain("outbox", "state", "outbox_state"),
+            domain("payment", "state", "payment_state"),
+            domain("payment_event", "direction", "event_direction"),
+        ]
+    );
+
+    // A value outside a set is refused where it is written, as the table checks did.
+    let p = waiting(&store).await;
+    let refused = [
+        "UPDATE payment SET state = 'PAID' WHERE id = $1",
+        "INSERT INTO payment_event (payment_id, tran_id, at, kind, direction, counterparty, \
+         outcome) SELECT id, tran_id, now(), 'PAY', 'SIDEWAYS', 'pos', 'RECEIVED' \
+         FROM payment WHERE id = $1",
+    ];
+    for sql in refused {
+        let error = sqlx::query(sql).bind(p.id).execute(&raw).await.unwrap_err();
+        let code = error.as_database_error().and_then(|e| e.code());
+        assert_eq!(code.as_deref(), Some("23514"), "{sql}: {error}");
+    }
+    for (value, domain) in [
+        ("CONFIRMED", "payment_state"),
+        ("CONFIRMATION", "advice_kind"),
+        ("DEAD", "outbox_state"),
+        ("OUT", "event_direction"),
+    ] {
+        sqlx::query(&format!("SELECT $1::{domain}"))
+            .bind(value)
+            .execute(&raw)
+            .await
+            .unwrap();
+        let error = sqlx::query(&format!("SELECT $1::{domain}"))
+            .bind(value.to_lowercase())
+            .execute(&raw)
+            .await
+            .unwrap_err();
+        let code = error.as_database_error().and_then(|e| e.code());
+        assert_eq!(code.as_deref(), Some("23514"), "{domain}: {error}");
+    }
+    raw.close().await;
+    drop(store);
+    db.cleanup().await;
+}
+
 /// A TCP relay between the store and PostgreSQL that counts the client's lone `Sync`
 /// messages (sqlx's connection test, a round trip of its own) and can cut every connection
 /// it carries, as a database restart or a proxy's idle timeout would.
