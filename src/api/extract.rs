@@ -259,7 +259,7 @@ where
         }
         // The schema check passed, so this only fails on a disagreement between the schema
         // and the types; it is still answered as a format error, never a 500.
-        let value = serde_json::from_value(raw.clone())
+        let value = T::deserialize(&raw)
             .map_err(|e| ApiError::format_field(&message_id, "body", &e.to_string(), ""))?;
         Ok(Self { value, raw })
     }

@@ -2,6 +2,7 @@
 
 use anyhow::{anyhow, Context};
 use chrono::{DateTime, Utc};
+use serde::Deserialize;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -281,7 +282,7 @@ impl Hub {
         payment: &PaymentRecord,
         partner: &crate::config::PartnerSettings,
     ) -> anyhow::Result<PaymentRequest> {
-        let mut request: PaymentRequest = serde_json::from_value(payment.request.clone())
+        let mut request = PaymentRequest::deserialize(&payment.request)
             .context("stored POS request is not a PaymentRequest")?;
         request.id = payment
             .partner_message_id
@@ -359,7 +360,7 @@ impl Hub {
             payment
                 .request
                 .get("thirdPartyIdentifiers")
-                .and_then(|v| serde_json::from_value(v.clone()).ok())
+                .and_then(|v| Vec::<ThirdPartyIdentifier>::deserialize(v).ok())
                 .unwrap_or_default()
         } else {
             from_pos
@@ -368,7 +369,7 @@ impl Hub {
             .partner_response
             .as_ref()
             .and_then(|b| b.get("thirdPartyIdentifiers"))
-            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .and_then(|v| Vec::<ThirdPartyIdentifier>::deserialize(v).ok())
             .unwrap_or_default();
         for id in std::iter::once(self.hub_identifier(payment)).chain(from_partner) {
             if !identifiers.contains(&id) {

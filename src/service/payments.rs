@@ -2,6 +2,7 @@
 //! or the scan window closes.
 
 use anyhow::{anyhow, Context};
+use serde::Deserialize;
 use std::sync::Arc;
 use tokio::time::{sleep_until, Instant};
 use uuid::Uuid;
@@ -362,7 +363,7 @@ impl Hub {
             .context("approved payment has no partner response")?;
         let mut response: PaymentResponse = serde_json::from_value(body)
             .context("stored partner response is not a PaymentResponse")?;
-        let request: PaymentRequest = serde_json::from_value(payment.request.clone())
+        let request: PaymentRequest = PaymentRequest::deserialize(&payment.request)
             .context("stored POS request is not a PaymentRequest")?;
         // Every entity's identifiers come back: the POS's own and the hub's (as sent to the
         // partner), then any the partner added.

@@ -209,7 +209,7 @@ fn typed<T: serde::de::DeserializeOwned>(
             .with_format_errors(&problems);
         return Err(Reply::error(400, detail));
     }
-    serde_json::from_value(value.clone()).map_err(|e| {
+    serde::Deserialize::deserialize(value).map_err(|e| {
         record_violation(sim, seq, kind, Some(id), Rule::Schema, e.to_string());
         let detail = ErrorDetail::new(id, ErrorType::FormatError, "Invalid message")
             .with_format_errors(&[crate::model::FormatError {
