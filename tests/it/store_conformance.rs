@@ -2905,8 +2905,9 @@ async fn sqlite_concurrent_writes_never_fail_busy() {
 /// On a current-thread runtime every task queues its write before the writer runs, so the
 /// batching is not left to the machine's timing.
 /// A batch in which an old payment takes an advice, whose event the writer inserts at the
-/// batch's end, and then the retention purge deletes that payment: the event goes with its
-/// payment, and the batch's other writes are kept.
+/// batch's end, and then the retention purge deletes that payment: the batch's other writes
+/// are kept. (The event stays without its payment until the events' own purge, as on
+/// PostgreSQL: the timeline has no foreign key since SQLite's migration 0010.)
 #[tokio::test]
 async fn sqlite_a_batch_that_purges_a_payment_it_just_advised_keeps_its_other_writes() {
     let db = TestDb::sqlite().await;
