@@ -8,6 +8,7 @@
 //! state change it comes from.
 
 mod admin;
+mod grouped;
 mod postgres;
 mod reads;
 mod rows;

@@ -17,6 +17,7 @@ use sqlx::Connection;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::grouped::{Group, GroupWrite};
 use super::reads::{self, Arg, Decoded, Dialect, Reader};
 use super::rows::{convert_all, delivery_columns, OutboxRow, PaymentRow};
 use super::*;
@@ -32,6 +33,84 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct PostgresStore {
     pool: PgPool,
     peers: Arc<Peers>,
+    /// New QR codes, inserted many to a statement (every flow starts with one).
+    qr_codes: Group<QrCodeInserts>,
+}
+
+/// At most this many codes share an insert: about as many as the POS lanes one instance
+/// serves at once.
+const QR_CODES_PER_INSERT: usize = 64;
+/// Codes waiting for the insert before their callers insert their own.
+const QR_CODES_QUEUED: usize = 4096;
+
+/// Inserts QR codes, many in one statement ([`Group`]).
+#[derive(Debug)]
+struct QrCodeInserts {
+    pool: PgPool,
+}
+
+#[async_trait]
+impl GroupWrite for QrCodeInserts {
+    type Item = QrCodeRecord;
+    type Answer = InsertOutcome;
+
+    /// A code whose (client, message id) is already stored, or repeated earlier in `codes`,
+    /// is a duplicate; its tranId (fresh and random) tells which rows went in.
+    async fn write(&self, codes: &[QrCodeRecord]) -> StoreResult<Vec<InsertOutcome>> {
+        let column = |f: fn(&QrCodeRecord) -> &str| codes.iter().map(f).collect::<Vec<_>>();
+        let inserted: Vec<String> = sqlx::query_scalar(
+            "INSERT INTO qr_code (tran_id, client_id, message_id, scheme, payload, created_at, \
+             expires_at, amount_minor, currency, part_payment_allowed, over_payment_allowed) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
+             $6::timestamptz[], $7::timestamptz[], $8::int8[], $9::text[], $10::bool[], \
+             $11::bool[]) ON CONFLICT (client_id, message_id) DO NOTHING RETURNING tran_id",
+        )
+        .bind(column(|c| &c.tran_id))
+        .bind(column(|c| &c.client_id))
+        .bind(column(|c| &c.message_id))
+        .bind(column(|c| &c.scheme))
+        .bind(column(|c| &c.payload))
+        .bind(codes.iter().map(|c| c.created_at).collect::<Vec<_>>())
+        .bind(codes.iter().map(|c| c.expires_at).collect::<Vec<_>>())
+        .bind(
+            codes
+                .iter()
+                .map(|c| c.terms.amount.as_ref().map(|(a, _)| *a))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            codes
+                .iter()
+                .map(|c| c.terms.amount.as_ref().map(|(_, c)| c.as_str()))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            codes
+                .iter()
+                .map(|c| c.terms.part_payment_allowed)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            codes
+                .iter()
+                .map(|c| c.terms.over_payment_allowed)
+                .collect::<Vec<_>>(),
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let inserted: std::collections::HashSet<&str> =
+            inserted.iter().map(String::as_str).collect();
+        Ok(codes
+            .iter()
+            .map(|c| {
+                if inserted.contains(c.tran_id.as_str()) {
+                    InsertOutcome::Inserted
+                } else {
+                    InsertOutcome::Duplicate
+                }
+            })
+            .collect())
+    }
 }
 
 /// Whether another hub instance listens for wake-ups on this database. A `NOTIFY` costs
@@ -126,8 +205,14 @@ pub(crate) fn pool_options(max_connections: u32) -> PgPoolOptions {
 impl PostgresStore {
     pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
         let pool = pool_options(max_connections).connect(url).await?;
+        let qr_codes = Group::start(
+            QrCodeInserts { pool: pool.clone() },
+            QR_CODES_PER_INSERT,
+            QR_CODES_QUEUED,
+        );
         Ok(Self {
             pool,
+            qr_codes,
             peers: Arc::new(Peers {
                 others: AtomicBool::new(true),
                 hellos: AtomicU64::new(0),
@@ -533,30 +618,7 @@ impl NotificationStore for PostgresStore {
 #[async_trait]
 impl PaymentStore for PostgresStore {
     async fn insert_qr_code(&self, code: &QrCodeRecord) -> StoreResult<InsertOutcome> {
-        let done = sqlx::query(
-            "INSERT INTO qr_code (tran_id, client_id, message_id, scheme, payload, created_at, \
-             expires_at, amount_minor, currency, part_payment_allowed, over_payment_allowed) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-             ON CONFLICT (client_id, message_id) DO NOTHING",
-        )
-        .bind(&code.tran_id)
-        .bind(&code.client_id)
-        .bind(&code.message_id)
-        .bind(&code.scheme)
-        .bind(&code.payload)
-        .bind(code.created_at)
-        .bind(code.expires_at)
-        .bind(code.terms.amount.as_ref().map(|(a, _)| *a))
-        .bind(code.terms.amount.as_ref().map(|(_, c)| c.as_str()))
-        .bind(code.terms.part_payment_allowed)
-        .bind(code.terms.over_payment_allowed)
-        .execute(&self.pool)
-        .await?;
-        Ok(if done.rows_affected() == 1 {
-            InsertOutcome::Inserted
-        } else {
-            InsertOutcome::Duplicate
-        })
+        self.qr_codes.write(code.clone()).await
     }
 
     async fn qr_code(&self, tran_id: &str) -> StoreResult<Option<QrCodeRecord>> {

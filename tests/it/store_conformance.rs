@@ -244,6 +244,92 @@ async fn qr_codes(store: SharedStore) {
     assert_eq!(store.qr_code("no-such-tran").await.unwrap(), None);
 }
 
+fn code_for(client_id: &str, message_id: &str) -> QrCodeRecord {
+    QrCodeRecord {
+        tran_id: new_tran(),
+        client_id: client_id.into(),
+        message_id: message_id.into(),
+        scheme: "EMVCO".into(),
+        payload: format!("000201010212{message_id}"),
+        created_at: t0(),
+        expires_at: t0() + Duration::minutes(10),
+        terms: qrhub::domain::CodeTerms {
+            amount: None,
+            part_payment_allowed: false,
+            over_payment_allowed: true,
+        },
+    }
+}
+
+/// Inserts `codes` all at once, each from a task of its own, as concurrent requests do.
+async fn insert_concurrently(
+    store: &SharedStore,
+    codes: &[QrCodeRecord],
+) -> Vec<StoreResult<InsertOutcome>> {
+    let tasks: Vec<_> = codes
+        .iter()
+        .cloned()
+        .map(|code| {
+            let store = Arc::clone(store);
+            tokio::spawn(async move { store.insert_qr_code(&code).await })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.push(task.await.unwrap());
+    }
+    outcomes
+}
+
+/// Codes inserted at the same moment (which PostgreSQL's store writes many to a statement)
+/// each get their own answer: a repeated request id is a duplicate whichever arrives second,
+/// and a code the database refuses fails alone, the others stored.
+async fn concurrent_codes_each_get_their_own_answer(store: SharedStore) {
+    let mut codes: Vec<QrCodeRecord> = (0..40)
+        .map(|i| code_for(CLIENT, &format!("many-{i}")))
+        .collect();
+    // The same request twice, and a tranId that clashes with another code's.
+    codes.push(code_for(CLIENT, "many-7"));
+    let mut clash = code_for("pos-2", "clash");
+    clash.tran_id = codes[3].tran_id.clone();
+    codes.push(clash);
+    let outcomes = insert_concurrently(&store, &codes).await;
+
+    let same_request: Vec<_> = [7, 40]
+        .iter()
+        .map(|&i| outcomes[i].as_ref().unwrap().clone())
+        .collect();
+    let mut sorted = same_request.clone();
+    sorted.sort_by_key(|o| *o == InsertOutcome::Duplicate);
+    assert_eq!(sorted, [InsertOutcome::Inserted, InsertOutcome::Duplicate]);
+    let (clashing, other) = (&outcomes[41], &outcomes[3]);
+    assert!(
+        clashing.is_err() != other.is_err(),
+        "exactly one of two codes with one tranId is stored: {clashing:?} {other:?}"
+    );
+    for (i, outcome) in outcomes.iter().enumerate() {
+        if ![3, 7, 40, 41].contains(&i) {
+            assert_eq!(
+                outcome.as_ref().unwrap(),
+                &InsertOutcome::Inserted,
+                "code {i}"
+            );
+        }
+        if let Ok(InsertOutcome::Inserted) = outcome {
+            assert_eq!(
+                store.qr_code(&codes[i].tran_id).await.unwrap().as_ref(),
+                Some(&codes[i]),
+                "code {i} is stored as sent"
+            );
+        }
+    }
+    assert_eq!(
+        store.qr_code(&codes[40].tran_id).await.unwrap().is_some(),
+        same_request[1] == InsertOutcome::Inserted,
+        "a duplicate stores nothing"
+    );
+}
+
 async fn payment_insert_and_read(store: SharedStore) {
     let p = new_payment(&new_tran(), "pay-1");
     assert_eq!(
@@ -2571,6 +2657,32 @@ async fn postgres_a_flow_never_walks_the_sweeps_indexes() {
 /// event's direction) are checked by domains, not by table CHECK constraints: PostgreSQL
 /// reads a table's CHECK back from text and plans it once per statement that writes the
 /// table, about a dozen times per flow (migration 0014). The values are still checked.
+/// Every flow starts with a QR code; concurrent ones share a statement, and so a
+/// transaction: their rows carry the same `xmin`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_concurrent_codes_share_an_insert() {
+    let db = TestDb::postgres().await;
+    let store = db.store().await;
+    let codes: Vec<QrCodeRecord> = (0..48)
+        .map(|i| code_for(CLIENT, &format!("shared-{i}")))
+        .collect();
+    for outcome in insert_concurrently(&store, &codes).await {
+        assert_eq!(outcome.unwrap(), InsertOutcome::Inserted);
+    }
+    let raw = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let transactions: i64 = sqlx::query_scalar("SELECT count(DISTINCT xmin::text) FROM qr_code")
+        .fetch_one(&raw)
+        .await
+        .unwrap();
+    assert!(
+        transactions <= 48 / 4,
+        "48 concurrent codes took {transactions} transactions"
+    );
+    raw.close().await;
+    drop(store);
+    db.cleanup().await;
+}
+
 #[tokio::test]
 async fn postgres_closed_sets_are_checked_by_domains_not_by_table_checks() {
     let db = TestDb::postgres().await;
@@ -2792,6 +2904,7 @@ conformance!(
     settlement_uses_partial_confirmations,
     migrate_twice_and_ping,
     qr_codes,
+    concurrent_codes_each_get_their_own_answer,
     payment_insert_and_read,
     tran_id_in_use_while_live,
     already_reversed,

@@ -1,0 +1,162 @@
+//! One statement for the same write of many concurrent callers (group commit across
+//! requests).
+//!
+//! On PostgreSQL a one-row statement in a transaction of its own pays a round trip, an
+//! executor start-up and a commit for one row; eight rows in one statement cost about a
+//! quarter as much each (BENCHMARKS.md, issue 14 sixth round). So a write that every flow
+//! makes, and that needs nothing but its own row, goes through a [`Group`]: a task takes every
+//! write waiting (at most `max`), writes them in one statement, and answers each.
+//!
+//! - Nothing waits for a group to fill: a lone write goes at once, and groups form from the
+//!   writes that arrive while the previous statement runs. At light load a write costs what
+//!   it did plus a hand-off; under load, groups grow with the queue.
+//! - A write is answered only after its statement committed, as before.
+//! - If the database refuses the statement for what one write holds (a constraint, a value),
+//!   the writes are made one by one, so that the refusal reaches only that caller: the group's
+//!   statement was atomic, so none of them is stored twice. If the database or the pool failed
+//!   (a connection, a timeout), every caller gets that error at once, as each would have alone.
+//! - A full queue, or a task that has stopped, makes the caller write alone.
+//!
+//! The task ends when the last handle is dropped, after answering what was queued.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{StoreError, StoreResult};
+
+/// Writes of one kind, many in one statement.
+#[async_trait]
+pub(crate) trait GroupWrite: Send + Sync + 'static {
+    type Item: Send + Sync + 'static;
+    type Answer: Send + 'static;
+    /// Writes `items` in one statement (one transaction): all of them or none; one answer
+    /// per item, in order.
+    async fn write(&self, items: &[Self::Item]) -> StoreResult<Vec<Self::Answer>>;
+}
+
+struct Pending<W: GroupWrite> {
+    item: W::Item,
+    answer: oneshot::Sender<StoreResult<W::Answer>>,
+}
+
+/// A handle on a group writer's task; clones share it.
+pub(crate) struct Group<W: GroupWrite> {
+    queue: mpsc::Sender<Pending<W>>,
+    writer: Arc<W>,
+}
+
+impl<W: GroupWrite> Clone for Group<W> {
+    fn clone(&self) -> Self {
+        Self {
+            queue: self.queue.clone(),
+            writer: Arc::clone(&self.writer),
+        }
+    }
+}
+
+impl<W: GroupWrite> fmt::Debug for Group<W> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Group")
+            .field(
+                "queued",
+                &(self.queue.max_capacity() - self.queue.capacity()),
+            )
+            .finish()
+    }
+}
+
+impl<W: GroupWrite> Group<W> {
+    /// Starts the task (on the current tokio runtime) that writes at most `max` items a
+    /// statement; up to `capacity` wait for it before callers write alone.
+    pub(crate) fn start(writer: W, max: usize, capacity: usize) -> Self {
+        let writer = Arc::new(writer);
+        let (queue, waiting) = mpsc::channel(capacity);
+        tokio::spawn(run(Arc::clone(&writer), waiting, max.max(1)));
+        Self { queue, writer }
+    }
+
+    /// Writes `item` with the others waiting now, and answers when its statement committed.
+    pub(crate) async fn write(&self, item: W::Item) -> StoreResult<W::Answer> {
+        let (answer, answered) = oneshot::channel();
+        match self.queue.try_send(Pending { item, answer }) {
+            Ok(()) => answered.await.unwrap_or_else(|_| {
+                // Only a task that panicked drops an answer: the write may or may not be
+                // stored, as when a connection fails mid-statement.
+                Err(StoreError::Grouped(Arc::new(sqlx::Error::WorkerCrashed)))
+            }),
+            Err(
+                mpsc::error::TrySendError::Full(pending)
+                | mpsc::error::TrySendError::Closed(pending),
+            ) => first_of(self.writer.write(std::slice::from_ref(&pending.item)).await),
+        }
+    }
+}
+
+async fn run<W: GroupWrite>(writer: Arc<W>, mut waiting: mpsc::Receiver<Pending<W>>, max: usize) {
+    let mut group = Vec::with_capacity(max);
+    while waiting.recv_many(&mut group, max).await > 0 {
+        write_group(&*writer, &mut group).await;
+    }
+}
+
+/// Writes `group` in one statement and answers each; see the module's comment for failures.
+async fn write_group<W: GroupWrite>(writer: &W, group: &mut Vec<Pending<W>>) {
+    let (items, answers): (Vec<W::Item>, Vec<_>) =
+        group.drain(..).map(|p| (p.item, p.answer)).unzip();
+    match writer.write(&items).await {
+        Ok(written) if written.len() == items.len() => {
+            for (answer, written) in answers.into_iter().zip(written) {
+                let _ = answer.send(Ok(written));
+            }
+        }
+        Err(e) if !refused_for_its_data(&e) => {
+            tracing::warn!(error = %e, count = items.len(), "a group of writes failed");
+            let shared = match e {
+                StoreError::Database(e) => Arc::new(e),
+                StoreError::WriteNotStored(e) | StoreError::Grouped(e) => e,
+                other => Arc::new(sqlx::Error::Protocol(other.to_string())),
+            };
+            for answer in answers {
+                let _ = answer.send(Err(StoreError::Grouped(Arc::clone(&shared))));
+            }
+        }
+        Ok(written) => {
+            // The statement committed, so writing again would store twice: a bug to report.
+            tracing::error!(
+                answers = written.len(),
+                count = items.len(),
+                "a group of writes got the wrong number of answers"
+            );
+            for answer in answers {
+                let _ = answer.send(Err(StoreError::Corrupt(format!(
+                    "a group of {} writes got {} answers",
+                    items.len(),
+                    written.len()
+                ))));
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, count = items.len(), "the database refused a group of writes; writing them one by one");
+            for (item, answer) in items.iter().zip(answers) {
+                let _ = answer.send(first_of(writer.write(std::slice::from_ref(item)).await));
+            }
+        }
+    }
+}
+
+/// Whether the database refused a statement for the values it held (a constraint, a type),
+/// rather than failing to run it: only then can writing the items one by one help.
+pub(crate) fn refused_for_its_data(e: &StoreError) -> bool {
+    matches!(e, StoreError::Database(sqlx::Error::Database(_)))
+}
+
+/// The one answer of a write of one item.
+pub(crate) fn first_of<T>(result: StoreResult<Vec<T>>) -> StoreResult<T> {
+    result?
+        .into_iter()
+        .next()
+        .ok_or_else(|| StoreError::Corrupt("a write of one item had no answer".into()))
+}
