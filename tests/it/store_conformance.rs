@@ -330,6 +330,86 @@ async fn concurrent_codes_each_get_their_own_answer(store: SharedStore) {
     );
 }
 
+/// Payments inserted at the same moment each get their own answer, and only a stored
+/// payment keeps its events: a repeated id and a busy tranId lose to whichever came first,
+/// a reversed id is refused.
+async fn concurrent_pays_each_get_their_own_answer(store: SharedStore) {
+    let reversal = advice(AdviceKind::Reversal, "rev-gone", "gone-1", None);
+    store.insert_orphan_reversal(&reversal).await.unwrap();
+    let with_event = |tran_id: &str, message_id: &str| {
+        let mut p = new_payment(tran_id, message_id);
+        p.events = vec![NewEvent::new(
+            event_kind::PAY,
+            Direction::In,
+            tran_id,
+            CLIENT,
+            t0(),
+            "RECEIVED",
+        )
+        .message(message_id)
+        .body(Some(json!({"id": message_id})))];
+        p
+    };
+    let mut pays: Vec<NewPayment> = (0..30)
+        .map(|i| with_event(&new_tran(), &format!("pay-{i}")))
+        .collect();
+    pays.push(with_event(&new_tran(), "pay-5"));
+    pays.push(with_event(&pays[6].tran_id.clone(), "pay-busy"));
+    pays.push(with_event(&new_tran(), "gone-1"));
+    let tasks: Vec<_> = pays
+        .iter()
+        .cloned()
+        .map(|p| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.insert_payment(&p).await.unwrap() })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.push(task.await.unwrap());
+    }
+
+    use NewPaymentOutcome::*;
+    let pair = |a: usize, b: usize| {
+        let mut both = [outcomes[a].clone(), outcomes[b].clone()];
+        both.sort_by_key(|o| *o != Inserted);
+        both
+    };
+    assert_eq!(pair(5, 30), [Inserted, DuplicateId]);
+    assert_eq!(pair(6, 31), [Inserted, TranIdInUse]);
+    assert_eq!(outcomes[32], AlreadyReversed);
+    for (i, (pay, outcome)) in pays.iter().zip(&outcomes).enumerate() {
+        if ![5, 6, 30, 31, 32].contains(&i) {
+            assert_eq!(*outcome, Inserted, "pay {i}");
+        }
+        let stored = store.payment(pay.id).await.unwrap();
+        let timeline = store.payment_timeline(pay.id, &pay.tran_id).await.unwrap();
+        let own_events = timeline.iter().filter(|e| e.payment_id == Some(pay.id));
+        if *outcome == Inserted {
+            let stored = stored.unwrap();
+            assert_eq!(
+                (
+                    &stored.message_id,
+                    &stored.tran_id,
+                    stored.amount_minor,
+                    &stored.request
+                ),
+                (
+                    &pay.message_id,
+                    &pay.tran_id,
+                    pay.amount_minor,
+                    &pay.request
+                ),
+                "pay {i} is stored as sent"
+            );
+            assert_eq!(own_events.count(), 1, "pay {i} keeps its event");
+        } else {
+            assert_eq!(stored, None, "pay {i} is not stored");
+            assert_eq!(own_events.count(), 0, "pay {i} leaves no event");
+        }
+    }
+}
+
 async fn payment_insert_and_read(store: SharedStore) {
     let p = new_payment(&new_tran(), "pay-1");
     assert_eq!(
@@ -2905,6 +2985,7 @@ conformance!(
     migrate_twice_and_ping,
     qr_codes,
     concurrent_codes_each_get_their_own_answer,
+    concurrent_pays_each_get_their_own_answer,
     payment_insert_and_read,
     tran_id_in_use_while_live,
     already_reversed,
