@@ -17,7 +17,7 @@ use sqlx::Connection;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::grouped::{Group, GroupWrite};
+use super::grouped::{first_of, Group, GroupWrite};
 use super::reads::{self, Arg, Decoded, Dialect, Reader};
 use super::rows::{convert_all, delivery_columns, OutboxRow, PaymentRow};
 use super::*;
@@ -35,12 +35,14 @@ pub struct PostgresStore {
     peers: Arc<Peers>,
     /// New QR codes, inserted many to a statement (every flow starts with one).
     qr_codes: Group<QrCodeInserts>,
+    /// Partners' answers that queue nothing, recorded many to a statement.
+    answers: Group<AnswerRecords>,
 }
 
-/// At most this many codes share an insert: about as many as the POS lanes one instance
+/// At most this many writes share a statement: about as many as the POS lanes one instance
 /// serves at once.
 const QR_CODES_PER_INSERT: usize = 64;
-/// Codes waiting for the insert before their callers insert their own.
+/// Writes waiting for their group before their callers write their own.
 const QR_CODES_QUEUED: usize = 4096;
 
 /// Inserts QR codes, many in one statement ([`Group`]).
@@ -210,9 +212,15 @@ impl PostgresStore {
             QR_CODES_PER_INSERT,
             QR_CODES_QUEUED,
         );
+        let answers = Group::start(
+            AnswerRecords { pool: pool.clone() },
+            QR_CODES_PER_INSERT,
+            QR_CODES_QUEUED,
+        );
         Ok(Self {
             pool,
             qr_codes,
+            answers,
             peers: Arc::new(Peers {
                 others: AtomicBool::new(true),
                 hellos: AtomicU64::new(0),
@@ -273,6 +281,7 @@ async fn insert_outbox(conn: &mut PgConnection, msg: &NewOutboxMessage) -> Store
 
 /// Timeline events as one array per column, for one `UNNEST` insert (a single statement
 /// whatever the number of events, and one cached prepared statement).
+#[derive(Debug, Default, Clone)]
 struct EventColumns {
     payment_id: Vec<Option<Uuid>>,
     tran_id: Vec<String>,
@@ -287,6 +296,20 @@ struct EventColumns {
 }
 
 impl EventColumns {
+    /// Appends `other`'s events after these.
+    fn append(&mut self, other: &mut EventColumns) {
+        self.payment_id.append(&mut other.payment_id);
+        self.tran_id.append(&mut other.tran_id);
+        self.at.append(&mut other.at);
+        self.kind.append(&mut other.kind);
+        self.direction.append(&mut other.direction);
+        self.counterparty.append(&mut other.counterparty);
+        self.message_id.append(&mut other.message_id);
+        self.http_status.append(&mut other.http_status);
+        self.outcome.append(&mut other.outcome);
+        self.body.append(&mut other.body);
+    }
+
     fn of(events: &[NewEvent]) -> Self {
         Self {
             payment_id: events.iter().map(|e| e.payment_id).collect(),
@@ -343,6 +366,12 @@ macro_rules! bind_events {
 /// The event columns of `payment_event`, and the `UNNEST` of ten array placeholders
 /// starting at `$first` that [`bind_events`] fills.
 fn events_unnest(first: usize) -> String {
+    events_unnest_with(first, None)
+}
+
+/// [`events_unnest`], with an eleventh array placeholder of `int8` after the ten when
+/// `extra` names its column (which of a group's writes each event belongs to).
+fn events_unnest_with(first: usize, extra: Option<&str>) -> String {
     let types = [
         "uuid",
         "text",
@@ -357,13 +386,15 @@ fn events_unnest(first: usize) -> String {
     ];
     let arrays: Vec<String> = types
         .iter()
+        .chain(extra.map(|_| &"int8"))
         .enumerate()
         .map(|(i, t)| format!("${}::{t}[]", first + i))
         .collect();
     format!(
         "UNNEST({}) AS e(payment_id, tran_id, at, kind, direction, counterparty, message_id, \
-         http_status, outcome, body)",
-        arrays.join(", ")
+         http_status, outcome, body{})",
+        arrays.join(", "),
+        extra.map(|c| format!(", {c}")).unwrap_or_default()
     )
 }
 
@@ -498,11 +529,18 @@ impl Reader for PostgresStore {
         tiebreak: "id",
         text_cast: "::text",
         sum_cast: "::bigint",
+        // A tranId's payments are read in a subquery the planner cannot merge (`OFFSET 0`)
+        // and sorted after: otherwise, when its statistics say a tranId has many payments,
+        // it walks `payment_created_at_id_idx` newest first until one matches, which for a
+        // tranId without a payment (a scan before its pay) is every payment there is.
         scan_context_sql: "SELECT q.expires_at, p.state, p.partner_id, p.scan_message_id, \
              p.pos_gone_at IS NOT NULL FROM qr_code q \
              LEFT JOIN LATERAL (SELECT state, partner_id, scan_message_id, pos_gone_at \
-             FROM payment WHERE tran_id = q.tran_id ORDER BY created_at DESC, id DESC LIMIT 1) \
-             p ON true WHERE q.tran_id = $1",
+             FROM (SELECT state, partner_id, scan_message_id, pos_gone_at, created_at, id \
+             FROM payment WHERE tran_id = q.tran_id OFFSET 0) t \
+             ORDER BY created_at DESC, id DESC LIMIT 1) p ON true WHERE q.tran_id = $1",
+        latest_payment_sql: "SELECT * FROM (SELECT * FROM payment WHERE tran_id = $1 \
+             OFFSET 0) p ORDER BY created_at DESC, id DESC LIMIT 1",
     };
 
     async fn fetch_all<R: Decoded>(&self, sql: &str, args: &[Arg<'_>]) -> StoreResult<Vec<R>> {
@@ -612,6 +650,145 @@ impl NotificationStore for PostgresStore {
             }
         });
         Ok(Some(rx))
+    }
+}
+
+/// A partner's answer waiting for [`AnswerRecords`], its columns ready to bind.
+#[derive(Debug)]
+struct QueuedAnswer {
+    payment_id: Uuid,
+    to: &'static str,
+    status: Option<i32>,
+    /// The partner's answer as JSON text (read as `jsonb`, which it becomes anyway).
+    body: Option<String>,
+    at: DateTime<Utc>,
+    expected_reversed_by_pos: bool,
+    approved_minor: Option<i64>,
+    amount_refused: bool,
+    events: EventColumns,
+    wake: Option<String>,
+}
+
+impl QueuedAnswer {
+    fn of(answer: &PartnerAnswerRecord, wake: Option<&str>) -> Self {
+        let mut events = EventColumns::of(&answer.events);
+        for id in &mut events.payment_id {
+            id.get_or_insert(answer.payment_id);
+        }
+        Self {
+            payment_id: answer.payment_id,
+            to: answer.to.as_str(),
+            status: answer.status,
+            body: answer.body.as_ref().map(|b| b.to_string()),
+            at: answer.at,
+            expected_reversed_by_pos: answer.expected_reversed_by_pos,
+            approved_minor: answer.approved_minor,
+            amount_refused: answer.amount_refused,
+            events,
+            wake: wake.map(str::to_owned),
+        }
+    }
+}
+
+/// Records partners' answers, many in one statement ([`Group`]): each is the compare-and-set
+/// of [`PaymentStore::record_partner_answer`] (FORWARDED, and the POS's reversal as the
+/// caller knew it), with its events and wake-up if it wins. Answers that queue a reversal are
+/// recorded alone. Two answers for one payment in a group are decided one after the other,
+/// as they would be alone: the later ones in statements of their own, after the group's.
+#[derive(Debug)]
+struct AnswerRecords {
+    pool: PgPool,
+}
+
+#[async_trait]
+impl GroupWrite for AnswerRecords {
+    type Item = QueuedAnswer;
+    type Answer = bool;
+
+    async fn write(&self, answers: &[QueuedAnswer]) -> StoreResult<Vec<bool>> {
+        let mut seen = std::collections::HashSet::new();
+        let (firsts, later): (Vec<_>, Vec<_>) = answers
+            .iter()
+            .enumerate()
+            .partition(|(_, a)| seen.insert(a.payment_id));
+        let mut won = vec![false; answers.len()];
+        let group: Vec<&QueuedAnswer> = firsts.iter().map(|(_, a)| *a).collect();
+        for ((i, _), changed) in firsts.iter().zip(self.write_distinct(&group).await?) {
+            won[*i] = changed;
+        }
+        for (i, answer) in later {
+            won[i] = first_of(self.write_distinct(&[answer]).await)?;
+        }
+        Ok(won)
+    }
+}
+
+impl AnswerRecords {
+    /// [`GroupWrite::write`] for answers to distinct payments.
+    async fn write_distinct(&self, answers: &[&QueuedAnswer]) -> StoreResult<Vec<bool>> {
+        let sql = format!(
+            "WITH d AS (SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::int4[], $4::text[], \
+             $5::timestamptz[], $6::bool[], $7::int8[], $8::bool[], $9::text[]) \
+             WITH ORDINALITY AS d(id, state, status, body, at, reversed_by_pos, \
+             approved_minor, amount_refused, wake, ord)), \
+             upd AS (UPDATE payment p SET state = d.state, partner_status = d.status, \
+             partner_response = d.body::jsonb, updated_at = d.at, \
+             approved_minor = d.approved_minor, amount_refused = d.amount_refused FROM d \
+             WHERE p.id = d.id AND p.state = $10 AND p.reversed_by_pos = d.reversed_by_pos \
+             RETURNING d.ord, d.wake), \
+             ev AS (INSERT INTO payment_event ({EVENT_COLUMNS}) SELECT e.payment_id, \
+             e.tran_id, e.at, e.kind, e.direction, e.counterparty, e.message_id, \
+             e.http_status, e.outcome, e.body::json FROM {} JOIN upd ON upd.ord = e.ord), \
+             wk AS (SELECT pg_notify('{WAKE_CHANNEL}', upd.wake) FROM upd \
+             WHERE upd.wake IS NOT NULL) \
+             SELECT upd.ord, (SELECT count(*) FROM wk) AS woken FROM upd",
+            events_unnest_with(11, Some("ord"))
+        );
+        let mut events = EventColumns::default();
+        let mut event_of = Vec::new();
+        for (i, answer) in (1_i64..).zip(answers) {
+            event_of.extend(std::iter::repeat_n(i, answer.events.tran_id.len()));
+            // Bound by value: each answer's events were turned into text when queued.
+            events.append(&mut answer.events.clone());
+        }
+        let query = sqlx::query(&sql)
+            .bind(answers.iter().map(|a| a.payment_id).collect::<Vec<_>>())
+            .bind(answers.iter().map(|a| a.to).collect::<Vec<_>>())
+            .bind(answers.iter().map(|a| a.status).collect::<Vec<_>>())
+            .bind(
+                answers
+                    .iter()
+                    .map(|a| a.body.as_deref())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(answers.iter().map(|a| a.at).collect::<Vec<_>>())
+            .bind(
+                answers
+                    .iter()
+                    .map(|a| a.expected_reversed_by_pos)
+                    .collect::<Vec<_>>(),
+            )
+            .bind(answers.iter().map(|a| a.approved_minor).collect::<Vec<_>>())
+            .bind(answers.iter().map(|a| a.amount_refused).collect::<Vec<_>>())
+            .bind(
+                answers
+                    .iter()
+                    .map(|a| a.wake.as_deref())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(PaymentState::Forwarded.as_str());
+        let rows = bind_events!(query, events)
+            .bind(event_of)
+            .fetch_all(&self.pool)
+            .await?;
+        let changed = rows
+            .iter()
+            .map(|row| sqlx::Row::try_get::<i64, _>(row, "ord"))
+            .collect::<Result<std::collections::HashSet<i64>, _>>()?;
+        Ok((1_i64..)
+            .take(answers.len())
+            .map(|i| changed.contains(&i))
+            .collect())
     }
 }
 
@@ -785,6 +962,10 @@ impl PaymentStore for PostgresStore {
 
     async fn record_partner_answer(&self, answer: &PartnerAnswerRecord) -> StoreResult<bool> {
         check_move(PaymentState::Forwarded, answer.to)?;
+        if answer.reversal.is_none() {
+            let wake = self.wake(answer.wake.as_deref());
+            return self.answers.write(QueuedAnswer::of(answer, wake)).await;
+        }
         let riders = Riders {
             outbox: answer.reversal.as_ref(),
             events: &answer.events,

@@ -54,6 +54,8 @@ pub(crate) struct Dialect {
     /// [`scan_context`] reads them. PostgreSQL joins the newest payment laterally, SQLite by
     /// its `rowid`.
     pub scan_context_sql: &'static str,
+    /// The newest payment of a tranId (`$1`), all columns.
+    pub latest_payment_sql: &'static str,
 }
 
 /// A row either backend decodes (the row structs of [`super::rows`], and tuples of types
@@ -135,11 +137,7 @@ pub(crate) async fn latest_payment_for_tran<D: Reader>(
     db: &D,
     tran_id: &str,
 ) -> StoreResult<Option<PaymentRecord>> {
-    let sql = format!(
-        "SELECT * FROM payment WHERE tran_id = $1 ORDER BY created_at DESC, {} DESC LIMIT 1",
-        D::DIALECT.tiebreak
-    );
-    one_payment(db, &sql, &[Arg::Text(tran_id)]).await
+    one_payment(db, D::DIALECT.latest_payment_sql, &[Arg::Text(tran_id)]).await
 }
 
 pub(crate) async fn scan_context<D: Reader>(

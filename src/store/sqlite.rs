@@ -184,6 +184,8 @@ impl Reader for SqliteStore {
              LEFT JOIN payment p ON p.rowid = (SELECT rowid FROM payment \
              WHERE tran_id = q.tran_id ORDER BY created_at DESC, rowid DESC LIMIT 1) \
              WHERE q.tran_id = $1",
+        latest_payment_sql: "SELECT * FROM payment WHERE tran_id = $1 \
+             ORDER BY created_at DESC, rowid DESC LIMIT 1",
     };
 
     async fn fetch_all<R: Decoded>(&self, sql: &str, args: &[Arg<'_>]) -> StoreResult<Vec<R>> {

@@ -410,6 +410,96 @@ async fn concurrent_pays_each_get_their_own_answer(store: SharedStore) {
     }
 }
 
+/// Partners' answers recorded at the same moment (which PostgreSQL's store writes many to a
+/// statement) are each their own compare-and-set: a second answer for a payment finds it
+/// moved, an answer that expected the wrong POS reversal loses, and only a winner keeps its
+/// events and its values.
+async fn concurrent_answers_are_each_their_own_compare_and_set(store: SharedStore) {
+    let mut ids = Vec::new();
+    let mut trans = std::collections::HashMap::new();
+    for _ in 0..24 {
+        let id = forwarded(&store, t0()).await;
+        trans.insert(id, store.payment(id).await.unwrap().unwrap().tran_id);
+        ids.push(id);
+    }
+    let event = |id: Uuid, outcome: &str| {
+        NewEvent::new(
+            event_kind::PAY_RESPONSE,
+            Direction::Out,
+            trans[&id].clone(),
+            CLIENT,
+            t0(),
+            outcome,
+        )
+        .payment(id)
+    };
+    let mut answers: Vec<PartnerAnswerRecord> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, &id)| {
+            let to = if i % 3 == 0 {
+                PaymentState::Declined
+            } else {
+                PaymentState::Approved
+            };
+            PartnerAnswerRecord {
+                approved_minor: (to == PaymentState::Approved).then_some(1000 + i as i64),
+                events: vec![event(id, to.as_str())],
+                ..answer(id, to, None)
+            }
+        })
+        .collect();
+    // A second answer for payment 4, and one that expects a reversal payment 5 never had.
+    answers.push(PartnerAnswerRecord {
+        events: vec![event(ids[4], "SECOND")],
+        ..answer(ids[4], PaymentState::Declined, None)
+    });
+    answers.push(PartnerAnswerRecord {
+        expected_reversed_by_pos: true,
+        events: vec![event(ids[5], "STALE")],
+        ..answer(ids[5], PaymentState::Declined, None)
+    });
+    let tasks: Vec<_> = answers
+        .iter()
+        .cloned()
+        .map(|a| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.record_partner_answer(&a).await.unwrap() })
+        })
+        .collect();
+    let mut won = Vec::new();
+    for task in tasks {
+        won.push(task.await.unwrap());
+    }
+    assert_eq!(
+        won[4] as u8 + won[24] as u8,
+        1,
+        "one answer for payment 4 wins"
+    );
+    assert!(!won[25], "an answer that expected a reversal loses");
+    for (i, a) in answers.iter().enumerate() {
+        if i < 24 && i != 4 {
+            assert!(won[i], "answer {i}");
+        }
+        let p = store.payment(a.payment_id).await.unwrap().unwrap();
+        let timeline = store.payment_timeline(p.id, &p.tran_id).await.unwrap();
+        let kept = timeline
+            .iter()
+            .filter(|e| e.outcome == a.events[0].outcome && e.kind == event_kind::PAY_RESPONSE)
+            .count();
+        if won[i] {
+            assert_eq!(
+                (p.state, p.approved_minor),
+                (a.to, a.approved_minor),
+                "answer {i}"
+            );
+            assert_eq!(kept, 1, "answer {i} keeps its event");
+        } else {
+            assert_eq!(kept, 0, "answer {i} leaves no event");
+        }
+    }
+}
+
 async fn payment_insert_and_read(store: SharedStore) {
     let p = new_payment(&new_tran(), "pay-1");
     assert_eq!(
@@ -2737,10 +2827,10 @@ async fn postgres_a_flow_never_walks_the_sweeps_indexes() {
 /// event's direction) are checked by domains, not by table CHECK constraints: PostgreSQL
 /// reads a table's CHECK back from text and plans it once per statement that writes the
 /// table, about a dozen times per flow (migration 0014). The values are still checked.
-/// Every flow starts with a QR code; concurrent ones share a statement, and so a
-/// transaction: their rows carry the same `xmin`.
+/// Every flow starts with a QR code and gets a partner's answer; concurrent ones share a
+/// statement, and so a transaction: the rows they write carry the same `xmin`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_concurrent_codes_share_an_insert() {
+async fn postgres_concurrent_codes_and_answers_share_a_statement() {
     let db = TestDb::postgres().await;
     let store = db.store().await;
     let codes: Vec<QrCodeRecord> = (0..48)
@@ -2758,8 +2848,121 @@ async fn postgres_concurrent_codes_share_an_insert() {
         transactions <= 48 / 4,
         "48 concurrent codes took {transactions} transactions"
     );
+
+    // And partners' answers: the payments they move carry the same `xmin`.
+    let mut ids = Vec::new();
+    for _ in 0..24 {
+        ids.push(forwarded(&store, t0()).await);
+    }
+    let tasks: Vec<_> = ids
+        .iter()
+        .map(|&id| {
+            let store = Arc::clone(&store);
+            let answer = answer(id, PaymentState::Approved, None);
+            tokio::spawn(async move { store.record_partner_answer(&answer).await.unwrap() })
+        })
+        .collect();
+    for task in tasks {
+        assert!(task.await.unwrap());
+    }
+    let transactions: i64 =
+        sqlx::query_scalar("SELECT count(DISTINCT xmin::text) FROM payment WHERE id = ANY($1)")
+            .bind(&ids)
+            .fetch_one(&raw)
+            .await
+            .unwrap();
+    assert!(
+        transactions <= 24 / 4,
+        "24 concurrent answers took {transactions} transactions"
+    );
     raw.close().await;
     drop(store);
+    db.cleanup().await;
+}
+
+/// A scan reads the newest payment of its tranId through the tranId's index, never by
+/// walking all payments newest first until one matches: that walk is what the planner
+/// picks for `ORDER BY created_at DESC LIMIT 1` when its statistics say a tranId has many
+/// payments (early in a database's life, or after a skewed sample), and for a tranId with
+/// no payment yet, the usual case of a scan that comes before its pay, it reads every
+/// payment ever stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_scan_never_walks_every_payment_to_find_its_own() {
+    let db = TestDb::postgres().await;
+    let store = db.store().await;
+    let mut paid = Vec::new();
+    for i in 0..300 {
+        let code = code_for(CLIENT, &format!("walk-{i}"));
+        store.insert_qr_code(&code).await.unwrap();
+        let pay = new_payment(&code.tran_id, &format!("pay-walk-{i}"));
+        store.insert_payment(&pay).await.unwrap();
+        paid.push(code.tran_id);
+    }
+    let unpaid = code_for(CLIENT, "walk-unpaid");
+    store.insert_qr_code(&unpaid).await.unwrap();
+    // One connection: every other one this database has is the store's.
+    let raw = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&db.url)
+        .await
+        .unwrap();
+    for statement in [
+        "ALTER TABLE payment ALTER COLUMN tran_id SET (n_distinct = 2)",
+        "ANALYZE payment",
+    ] {
+        sqlx::query(statement).execute(&raw).await.unwrap();
+    }
+    // New connections, so that no plan made before the statistics is reused.
+    drop(store);
+    let store = db.store().await;
+    for _ in 0..8 {
+        let context = store.scan_context(&unpaid.tran_id).await.unwrap().unwrap();
+        assert_eq!(context.latest, None);
+        assert!(store
+            .scan_context(&paid[7])
+            .await
+            .unwrap()
+            .unwrap()
+            .latest
+            .is_some());
+        assert_eq!(
+            store
+                .latest_payment_for_tran(&unpaid.tran_id)
+                .await
+                .unwrap(),
+            None
+        );
+        assert!(store
+            .latest_payment_for_tran(&paid[9])
+            .await
+            .unwrap()
+            .is_some());
+    }
+    // A backend reports its index scans when it exits.
+    drop(store);
+    let others = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                  AND pid <> pg_backend_pid()";
+    let mut open: i64 = -1;
+    for _ in 0..1000 {
+        open = sqlx::query_scalar(others).fetch_one(&raw).await.unwrap();
+        if open == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(open, 0, "the store's connections never closed");
+    let walks: i64 = sqlx::query_scalar(
+        "SELECT idx_scan FROM pg_stat_user_indexes \
+         WHERE indexrelname = 'payment_created_at_id_idx'",
+    )
+    .fetch_one(&raw)
+    .await
+    .unwrap();
+    assert_eq!(
+        walks, 0,
+        "scans walked the payments newest first {walks} times"
+    );
+    raw.close().await;
     db.cleanup().await;
 }
 
@@ -2985,6 +3188,7 @@ conformance!(
     migrate_twice_and_ping,
     qr_codes,
     concurrent_codes_each_get_their_own_answer,
+    concurrent_answers_are_each_their_own_compare_and_set,
     concurrent_pays_each_get_their_own_answer,
     payment_insert_and_read,
     tran_id_in_use_while_live,
