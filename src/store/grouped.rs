@@ -160,3 +160,37 @@ pub(crate) fn first_of<T>(result: StoreResult<Vec<T>>) -> StoreResult<T> {
         .next()
         .ok_or_else(|| StoreError::Corrupt("a write of one item had no answer".into()))
 }
+
+/// Writes `items` as if one after the other when some of them touch the same rows: every
+/// item `fresh` accepts (it sees them in order, and refuses one whose rows an earlier item
+/// touches) in one call of `write`, then each refused one alone, in order, after it.
+pub(crate) async fn repeats_after<'i, T, A, F, Fut>(
+    items: &'i [T],
+    mut fresh: impl FnMut(&'i T) -> bool,
+    write: F,
+) -> StoreResult<Vec<A>>
+where
+    A: Default,
+    F: Fn(Vec<&'i T>) -> Fut,
+    Fut: std::future::Future<Output = StoreResult<Vec<A>>>,
+{
+    let (firsts, later): (Vec<_>, Vec<_>) = items.iter().enumerate().partition(|(_, i)| fresh(*i));
+    let mut answers: Vec<A> = std::iter::repeat_with(A::default)
+        .take(items.len())
+        .collect();
+    let written = write(firsts.iter().map(|(_, item)| *item).collect()).await?;
+    if written.len() != firsts.len() {
+        return Err(StoreError::Corrupt(format!(
+            "a group of {} writes got {} answers",
+            firsts.len(),
+            written.len()
+        )));
+    }
+    for ((i, _), answer) in firsts.iter().zip(written) {
+        answers[*i] = answer;
+    }
+    for (i, item) in later {
+        answers[i] = first_of(write(vec![item]).await)?;
+    }
+    Ok(answers)
+}

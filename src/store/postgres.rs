@@ -17,7 +17,7 @@ use sqlx::Connection;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::grouped::{first_of, Group, GroupWrite};
+use super::grouped::{repeats_after, Group, GroupWrite};
 use super::reads::{self, Arg, Decoded, Dialect, Reader};
 use super::rows::{convert_all, delivery_columns, OutboxRow, PaymentRow};
 use super::*;
@@ -37,6 +37,8 @@ pub struct PostgresStore {
     qr_codes: Group<QrCodeInserts>,
     /// Partners' answers that queue nothing, recorded many to a statement.
     answers: Group<AnswerRecords>,
+    /// POS advices (confirmations, reversals), applied many to a statement.
+    advices: Group<AdviceApplications>,
 }
 
 /// At most this many writes share a statement: about as many as the POS lanes one instance
@@ -44,6 +46,17 @@ pub struct PostgresStore {
 const QR_CODES_PER_INSERT: usize = 64;
 /// Writes waiting for their group before their callers write their own.
 const QR_CODES_QUEUED: usize = 4096;
+
+/// Sorts a group's writes by the payment each locks, so that two groups (of answers, of
+/// advices) that lock some of the same payments take them in the same order and never wait
+/// for each other in a circle; returns, for each position after the sort, the position the
+/// write had before.
+fn in_lock_order<T>(items: &mut Vec<&T>, payment: impl Fn(&T) -> Uuid) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_by_key(|&i| payment(items[i]));
+    *items = order.iter().map(|&i| items[i]).collect();
+    order
+}
 
 /// Inserts QR codes, many in one statement ([`Group`]).
 #[derive(Debug)]
@@ -217,10 +230,16 @@ impl PostgresStore {
             QR_CODES_PER_INSERT,
             QR_CODES_QUEUED,
         );
+        let advices = Group::start(
+            AdviceApplications { pool: pool.clone() },
+            QR_CODES_PER_INSERT,
+            QR_CODES_QUEUED,
+        );
         Ok(Self {
             pool,
             qr_codes,
             answers,
+            advices,
             peers: Arc::new(Peers {
                 others: AtomicBool::new(true),
                 hellos: AtomicU64::new(0),
@@ -707,25 +726,19 @@ impl GroupWrite for AnswerRecords {
 
     async fn write(&self, answers: &[QueuedAnswer]) -> StoreResult<Vec<bool>> {
         let mut seen = std::collections::HashSet::new();
-        let (firsts, later): (Vec<_>, Vec<_>) = answers
-            .iter()
-            .enumerate()
-            .partition(|(_, a)| seen.insert(a.payment_id));
-        let mut won = vec![false; answers.len()];
-        let group: Vec<&QueuedAnswer> = firsts.iter().map(|(_, a)| *a).collect();
-        for ((i, _), changed) in firsts.iter().zip(self.write_distinct(&group).await?) {
-            won[*i] = changed;
-        }
-        for (i, answer) in later {
-            won[i] = first_of(self.write_distinct(&[answer]).await)?;
-        }
-        Ok(won)
+        repeats_after(
+            answers,
+            |a| seen.insert(a.payment_id),
+            |group| self.write_distinct(group),
+        )
+        .await
     }
 }
 
 impl AnswerRecords {
     /// [`GroupWrite::write`] for answers to distinct payments.
-    async fn write_distinct(&self, answers: &[&QueuedAnswer]) -> StoreResult<Vec<bool>> {
+    async fn write_distinct(&self, mut answers: Vec<&QueuedAnswer>) -> StoreResult<Vec<bool>> {
+        let order = in_lock_order(&mut answers, |a| a.payment_id);
         let sql = format!(
             "WITH d AS (SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::int4[], $4::text[], \
              $5::timestamptz[], $6::bool[], $7::int8[], $8::bool[], $9::text[]) \
@@ -746,7 +759,7 @@ impl AnswerRecords {
         );
         let mut events = EventColumns::default();
         let mut event_of = Vec::new();
-        for (i, answer) in (1_i64..).zip(answers) {
+        for (i, answer) in (1_i64..).zip(&answers) {
             event_of.extend(std::iter::repeat_n(i, answer.events.tran_id.len()));
             // Bound by value: each answer's events were turned into text when queued.
             events.append(&mut answer.events.clone());
@@ -781,14 +794,298 @@ impl AnswerRecords {
             .bind(event_of)
             .fetch_all(&self.pool)
             .await?;
-        let changed = rows
-            .iter()
-            .map(|row| sqlx::Row::try_get::<i64, _>(row, "ord"))
-            .collect::<Result<std::collections::HashSet<i64>, _>>()?;
-        Ok((1_i64..)
-            .take(answers.len())
-            .map(|i| changed.contains(&i))
-            .collect())
+        let mut changed = vec![false; answers.len()];
+        for row in &rows {
+            let ord = sqlx::Row::try_get::<i64, _>(row, "ord")?;
+            if let Some(&i) = usize::try_from(ord - 1).ok().and_then(|k| order.get(k)) {
+                changed[i] = true;
+            }
+        }
+        Ok(changed)
+    }
+}
+
+/// An advice waiting for [`AdviceApplications`], its columns ready to bind.
+#[derive(Debug)]
+struct QueuedAdvice {
+    payment_id: Uuid,
+    from: &'static str,
+    to: &'static str,
+    mark_reversed_by_pos: bool,
+    /// Whether the payment's `updated_at` moves (its state or its reversal mark does).
+    touched: bool,
+    client_id: String,
+    message_id: String,
+    kind: &'static str,
+    request_id: String,
+    advice_payment_id: Option<Uuid>,
+    /// The advice as JSON text (read as `jsonb`).
+    body: String,
+    received_at: DateTime<Utc>,
+    settled_minor: Option<i64>,
+    fee_minor: Option<i64>,
+    outbox: Option<QueuedOutbox>,
+    events: EventColumns,
+    wake: Option<String>,
+}
+
+/// The outbox row an advice queues, its columns ready to bind.
+#[derive(Debug)]
+struct QueuedOutbox {
+    id: Uuid,
+    payment_id: Uuid,
+    partner_id: String,
+    kind: &'static str,
+    message_id: String,
+    body: String,
+    attempts: i32,
+    next_attempt_at: DateTime<Utc>,
+    created_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+}
+
+impl QueuedAdvice {
+    fn of(apply: &ApplyAdvice, wake: Option<&str>) -> Self {
+        let mut events = EventColumns::of(&apply.events);
+        for id in &mut events.payment_id {
+            id.get_or_insert(apply.payment_id);
+        }
+        let advice = &apply.advice;
+        Self {
+            payment_id: apply.payment_id,
+            from: apply.from.as_str(),
+            to: apply.to.unwrap_or(apply.from).as_str(),
+            mark_reversed_by_pos: apply.mark_reversed_by_pos,
+            touched: apply.to.is_some() || apply.mark_reversed_by_pos,
+            client_id: advice.client_id.clone(),
+            message_id: advice.message_id.clone(),
+            kind: advice.kind.as_str(),
+            request_id: advice.request_id.clone(),
+            advice_payment_id: advice.payment_id,
+            body: advice.body.to_string(),
+            received_at: advice.received_at,
+            settled_minor: apply.settlement.map(|s| s.settled_minor),
+            fee_minor: apply.settlement.map(|s| s.fee_minor),
+            outbox: apply.outbox.as_ref().map(|m| QueuedOutbox {
+                id: m.id,
+                payment_id: m.payment_id,
+                partner_id: m.partner_id.clone(),
+                kind: m.kind.as_str(),
+                message_id: m.message_id.clone(),
+                body: m.body.to_string(),
+                attempts: m.initial_attempts(),
+                next_attempt_at: m.initial_due(),
+                created_at: m.created_at,
+                expires_at: m.expires_at,
+            }),
+            events,
+            wake: wake.map(str::to_owned),
+        }
+    }
+}
+
+/// Applies POS advices, many in one statement ([`Group`]). Each is what
+/// [`PaymentStore::apply_advice`] promises alone: lock the payment while it is still in
+/// `from`, store the advice (nothing more happens if its id is known), then change the
+/// payment, with its outbox row, events and wake-up. Advices for one payment, or with one
+/// advice id, are applied one after the other, as they would be alone.
+#[derive(Debug)]
+struct AdviceApplications {
+    pool: PgPool,
+}
+
+#[async_trait]
+impl GroupWrite for AdviceApplications {
+    type Item = QueuedAdvice;
+    type Answer = Option<StoreResult<ApplyAdviceOutcome>>;
+
+    async fn write(
+        &self,
+        applies: &[QueuedAdvice],
+    ) -> StoreResult<Vec<Option<StoreResult<ApplyAdviceOutcome>>>> {
+        let mut payments = std::collections::HashSet::new();
+        let mut ids = std::collections::HashSet::new();
+        repeats_after(
+            applies,
+            |a| {
+                let fresh_id = ids.insert((a.client_id.as_str(), a.message_id.as_str()));
+                payments.insert(a.payment_id) & fresh_id
+            },
+            |group| self.write_distinct(group),
+        )
+        .await
+    }
+}
+
+impl AdviceApplications {
+    /// [`GroupWrite::write`] for advices to distinct payments, with distinct ids.
+    async fn write_distinct(
+        &self,
+        mut applies: Vec<&QueuedAdvice>,
+    ) -> StoreResult<Vec<Option<StoreResult<ApplyAdviceOutcome>>>> {
+        let order = in_lock_order(&mut applies, |a| a.payment_id);
+        let sql = format!(
+            "WITH d AS (SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::bool[], \
+             $5::bool[], $6::timestamptz[], $7::text[], $8::text[], $9::text[], $10::text[], \
+             $11::uuid[], $12::text[], $13::int8[], $14::int8[], $15::text[]) \
+             WITH ORDINALITY AS d(payment_id, from_state, to_state, mark, touched, \
+             received_at, client_id, message_id, kind, request_id, advice_payment_id, body, \
+             settled_minor, fee_minor, wake, ord)), \
+             locked AS (SELECT d.ord FROM d JOIN payment p ON p.id = d.payment_id \
+             AND p.state = d.from_state FOR UPDATE OF p), \
+             adv AS (INSERT INTO advice (client_id, message_id, kind, request_id, payment_id, \
+             body, received_at) SELECT d.client_id, d.message_id, d.kind, d.request_id, \
+             d.advice_payment_id, d.body::jsonb, d.received_at FROM d JOIN locked \
+             ON locked.ord = d.ord ON CONFLICT (client_id, message_id) DO NOTHING \
+             RETURNING client_id, message_id), \
+             stored AS (SELECT d.ord FROM d JOIN adv ON adv.client_id = d.client_id \
+             AND adv.message_id = d.message_id), \
+             upd AS (UPDATE payment p SET state = d.to_state, \
+             reversed_by_pos = (p.reversed_by_pos OR d.mark), \
+             updated_at = CASE WHEN d.touched THEN d.received_at ELSE p.updated_at END, \
+             settled_minor = COALESCE(d.settled_minor, p.settled_minor), \
+             fee_minor = COALESCE(d.fee_minor, p.fee_minor) \
+             FROM d JOIN stored ON stored.ord = d.ord WHERE p.id = d.payment_id \
+             RETURNING d.ord, d.wake), \
+             ob AS (INSERT INTO outbox (id, payment_id, partner_id, kind, message_id, body, \
+             state, attempts, next_attempt_at, created_at, expires_at, updated_at) \
+             SELECT o.id, o.payment_id, o.partner_id, o.kind, o.message_id, o.body::jsonb, $27, \
+             o.attempts, o.next_attempt_at, o.created_at, o.expires_at, o.created_at \
+             FROM UNNEST($16::int8[], $17::uuid[], $18::uuid[], $19::text[], $20::text[], \
+             $21::text[], $22::text[], $23::int4[], $24::timestamptz[], $25::timestamptz[], \
+             $26::timestamptz[]) AS o(ord, id, payment_id, partner_id, kind, message_id, body, \
+             attempts, next_attempt_at, created_at, expires_at) JOIN upd ON upd.ord = o.ord), \
+             ev AS (INSERT INTO payment_event ({EVENT_COLUMNS}) SELECT e.payment_id, \
+             e.tran_id, e.at, e.kind, e.direction, e.counterparty, e.message_id, \
+             e.http_status, e.outcome, e.body::json FROM {} JOIN upd ON upd.ord = e.ord), \
+             wk AS (SELECT pg_notify('{WAKE_CHANNEL}', upd.wake) FROM upd \
+             WHERE upd.wake IS NOT NULL) \
+             SELECT d.ord, EXISTS (SELECT 1 FROM locked WHERE locked.ord = d.ord) AS locked, \
+             EXISTS (SELECT 1 FROM stored WHERE stored.ord = d.ord) AS inserted, \
+             EXISTS (SELECT 1 FROM upd WHERE upd.ord = d.ord) AS changed, \
+             (SELECT count(*) FROM wk) AS woken FROM d",
+            events_unnest_with(28, Some("ord"))
+        );
+        let mut events = EventColumns::default();
+        let mut event_of = Vec::new();
+        for (i, apply) in (1_i64..).zip(&applies) {
+            event_of.extend(std::iter::repeat_n(i, apply.events.tran_id.len()));
+            // Bound by value: each advice's events were turned into text when queued.
+            events.append(&mut apply.events.clone());
+        }
+        let outboxes: Vec<(i64, &QueuedOutbox)> = (1_i64..)
+            .zip(&applies)
+            .filter_map(|(i, a)| a.outbox.as_ref().map(|o| (i, o)))
+            .collect();
+        let column =
+            |f: fn(&QueuedAdvice) -> &str| applies.iter().map(|a| f(a)).collect::<Vec<_>>();
+        let query = sqlx::query(&sql)
+            .bind(applies.iter().map(|a| a.payment_id).collect::<Vec<_>>())
+            .bind(column(|a| a.from))
+            .bind(column(|a| a.to))
+            .bind(
+                applies
+                    .iter()
+                    .map(|a| a.mark_reversed_by_pos)
+                    .collect::<Vec<_>>(),
+            )
+            .bind(applies.iter().map(|a| a.touched).collect::<Vec<_>>())
+            .bind(applies.iter().map(|a| a.received_at).collect::<Vec<_>>())
+            .bind(column(|a| &a.client_id))
+            .bind(column(|a| &a.message_id))
+            .bind(column(|a| a.kind))
+            .bind(column(|a| &a.request_id))
+            .bind(
+                applies
+                    .iter()
+                    .map(|a| a.advice_payment_id)
+                    .collect::<Vec<_>>(),
+            )
+            .bind(column(|a| &a.body))
+            .bind(applies.iter().map(|a| a.settled_minor).collect::<Vec<_>>())
+            .bind(applies.iter().map(|a| a.fee_minor).collect::<Vec<_>>())
+            .bind(
+                applies
+                    .iter()
+                    .map(|a| a.wake.as_deref())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(outboxes.iter().map(|(i, _)| *i).collect::<Vec<_>>())
+            .bind(outboxes.iter().map(|(_, o)| o.id).collect::<Vec<_>>())
+            .bind(
+                outboxes
+                    .iter()
+                    .map(|(_, o)| o.payment_id)
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                outboxes
+                    .iter()
+                    .map(|(_, o)| o.partner_id.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(outboxes.iter().map(|(_, o)| o.kind).collect::<Vec<_>>())
+            .bind(
+                outboxes
+                    .iter()
+                    .map(|(_, o)| o.message_id.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                outboxes
+                    .iter()
+                    .map(|(_, o)| o.body.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(outboxes.iter().map(|(_, o)| o.attempts).collect::<Vec<_>>())
+            .bind(
+                outboxes
+                    .iter()
+                    .map(|(_, o)| o.next_attempt_at)
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                outboxes
+                    .iter()
+                    .map(|(_, o)| o.created_at)
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                outboxes
+                    .iter()
+                    .map(|(_, o)| o.expires_at)
+                    .collect::<Vec<_>>(),
+            )
+            .bind(OutboxState::Pending.as_str());
+        let rows = bind_events!(query, events)
+            .bind(event_of)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut outcomes: Vec<Option<StoreResult<ApplyAdviceOutcome>>> =
+            (0..applies.len()).map(|_| None).collect();
+        for row in &rows {
+            use sqlx::Row;
+            let ord: i64 = row.try_get("ord")?;
+            let Some(k) = usize::try_from(ord - 1).ok().filter(|&k| k < order.len()) else {
+                continue;
+            };
+            let (i, apply) = (order[k], applies[k]);
+            let (locked, inserted, changed): (bool, bool, bool) = (
+                row.try_get("locked")?,
+                row.try_get("inserted")?,
+                row.try_get("changed")?,
+            );
+            outcomes[i] = Some(match (locked, inserted, changed) {
+                (false, _, _) => Ok(ApplyAdviceOutcome::StateChanged),
+                (true, false, _) => Ok(ApplyAdviceOutcome::DuplicateAdvice),
+                (true, true, true) => Ok(ApplyAdviceOutcome::Applied),
+                (true, true, false) => Err(StoreError::Corrupt(format!(
+                    "advice {} was stored but payment {} did not change",
+                    apply.message_id, apply.payment_id
+                ))),
+            });
+        }
+        Ok(outcomes)
     }
 }
 
@@ -1106,62 +1403,16 @@ impl PaymentStore for PostgresStore {
         if let Some(to) = apply.to {
             check_move(apply.from, to)?;
         }
-        // One statement: lock the payment while it is still in `from`, store the advice
-        // (nothing more happens if its id is known), then change the payment; the outbox
-        // row, the events and the wake-up ride on that change. The lock keeps `from` true
-        // from the advice's insert to the update. With `to` None the state is written back
-        // unchanged.
-        let touched = apply.to.is_some() || apply.mark_reversed_by_pos;
-        let riders = Riders {
-            outbox: apply.outbox.as_ref(),
-            events: &apply.events,
-            wake: self.wake(apply.wake.as_deref()),
-        };
-        let sql = format!(
-            "WITH locked AS (SELECT id FROM payment WHERE id = $1 AND state = $2 FOR UPDATE), \
-             adv AS (INSERT INTO advice (client_id, message_id, kind, request_id, payment_id, \
-             body, received_at) SELECT $7, $8, $9, $10, $11, $12, $6 FROM locked \
-             ON CONFLICT (client_id, message_id) DO NOTHING RETURNING 1), \
-             upd AS (UPDATE payment SET state = $3, reversed_by_pos = (reversed_by_pos OR $4), \
-             updated_at = CASE WHEN $5 THEN $6 ELSE updated_at END, \
-             settled_minor = COALESCE($13, settled_minor), fee_minor = COALESCE($14, fee_minor) \
-             WHERE id = $1 AND EXISTS (SELECT 1 FROM adv) RETURNING id){} \
-             SELECT (SELECT count(*) FROM locked) AS locked, \
-             (SELECT count(*) FROM adv) AS inserted, \
-             (SELECT count(*) FROM upd) AS changed{}",
-            riders.ctes("upd", 15),
-            riders.select()
-        );
-        let advice = &apply.advice;
-        let query = sqlx::query(&sql)
-            .bind(apply.payment_id)
-            .bind(apply.from.as_str())
-            .bind(apply.to.unwrap_or(apply.from).as_str())
-            .bind(apply.mark_reversed_by_pos)
-            .bind(touched)
-            .bind(advice.received_at)
-            .bind(&advice.client_id)
-            .bind(&advice.message_id)
-            .bind(advice.kind.as_str())
-            .bind(&advice.request_id)
-            .bind(advice.payment_id)
-            .bind(&advice.body)
-            .bind(apply.settlement.map(|s| s.settled_minor))
-            .bind(apply.settlement.map(|s| s.fee_minor));
-        let row = riders.bind(query).fetch_one(&self.pool).await?;
-        if count(&row, "locked")? == 0 {
-            return Ok(ApplyAdviceOutcome::StateChanged);
-        }
-        if count(&row, "inserted")? == 0 {
-            return Ok(ApplyAdviceOutcome::DuplicateAdvice);
-        }
-        if count(&row, "changed")? != 1 {
-            return Err(StoreError::Corrupt(format!(
-                "advice {} was stored but payment {} did not change",
-                advice.message_id, apply.payment_id
-            )));
-        }
-        Ok(ApplyAdviceOutcome::Applied)
+        let wake = self.wake(apply.wake.as_deref());
+        self.advices
+            .write(QueuedAdvice::of(apply, wake))
+            .await?
+            .unwrap_or_else(|| {
+                Err(StoreError::Corrupt(format!(
+                    "advice {} got no answer from its statement",
+                    apply.advice.message_id
+                )))
+            })
     }
 }
 

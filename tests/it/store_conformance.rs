@@ -500,6 +500,123 @@ async fn concurrent_answers_are_each_their_own_compare_and_set(store: SharedStor
     }
 }
 
+/// A confirmation of `id` (APPROVED → CONFIRMED) with its outbox row and one event.
+async fn confirmation_of(store: &SharedStore, id: Uuid, advice_id: &str) -> ApplyAdvice {
+    let p = store.payment(id).await.unwrap().unwrap();
+    let at = t0() + secs(60);
+    ApplyAdvice {
+        advice: advice(AdviceKind::Confirmation, advice_id, &p.message_id, Some(id)),
+        payment_id: id,
+        from: PaymentState::Approved,
+        to: Some(PaymentState::Confirmed),
+        mark_reversed_by_pos: false,
+        settlement: Some(Settlement {
+            settled_minor: 1234,
+            fee_minor: 12,
+        }),
+        outbox: Some(NewOutboxMessage {
+            first_try_until: Some(at + secs(30)),
+            ..outbox_msg(id, AdviceKind::Confirmation, at)
+        }),
+        events: vec![NewEvent::new(
+            event_kind::CONFIRMATION,
+            Direction::In,
+            p.tran_id.clone(),
+            CLIENT,
+            at,
+            advice_id,
+        )
+        .payment(id)],
+        wake: None,
+    }
+}
+
+/// Advices applied at the same moment (which PostgreSQL's store writes many to a statement)
+/// are each what one applied alone would be: a second advice for a payment finds it moved,
+/// an advice id already taken is a duplicate, and only an applied advice leaves its outbox
+/// row, its event and its settlement.
+async fn concurrent_advices_are_each_applied_as_if_alone(store: SharedStore) {
+    let mut ids = Vec::new();
+    for _ in 0..20 {
+        ids.push(approved(&store).await);
+    }
+    let mut applies = Vec::new();
+    for (i, &id) in ids.iter().enumerate() {
+        applies.push(confirmation_of(&store, id, &format!("conf-{i}")).await);
+    }
+    // Payment 4 confirmed twice (another advice id), an advice id reused for payment 19's
+    // only confirmation's twin (payment 18's id), and one expecting a state payment 7 is not in.
+    applies.push(confirmation_of(&store, ids[4], "conf-4-again").await);
+    let mut reused = confirmation_of(&store, ids[19], "conf-18").await;
+    reused.outbox = None;
+    applies[19] = reused;
+    applies.push(ApplyAdvice {
+        from: PaymentState::Forwarded,
+        to: None,
+        ..confirmation_of(&store, ids[7], "conf-7-stale").await
+    });
+    let tasks: Vec<_> = applies
+        .iter()
+        .cloned()
+        .map(|a| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.apply_advice(&a).await.unwrap() })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.push(task.await.unwrap());
+    }
+
+    use ApplyAdviceOutcome::*;
+    let pair = |a: usize, b: usize| {
+        let mut both = [outcomes[a].clone(), outcomes[b].clone()];
+        both.sort_by_key(|o| *o != Applied);
+        both
+    };
+    assert_eq!(pair(4, 20), [Applied, StateChanged]);
+    assert_eq!(pair(18, 19), [Applied, DuplicateAdvice]);
+    assert_eq!(outcomes[21], StateChanged);
+    for (i, apply) in applies.iter().enumerate() {
+        if ![4, 18, 19, 20, 21].contains(&i) {
+            assert_eq!(outcomes[i], Applied, "advice {i}");
+        }
+        let applied = outcomes[i] == Applied;
+        let p = store.payment(apply.payment_id).await.unwrap().unwrap();
+        let outbox = store.outbox_for_payment(apply.payment_id).await.unwrap();
+        let queued = apply
+            .outbox
+            .as_ref()
+            .is_some_and(|m| outbox.iter().any(|o| o.id == m.id));
+        assert_eq!(
+            queued,
+            applied && apply.outbox.is_some(),
+            "advice {i}'s outbox row"
+        );
+        let timeline = store.payment_timeline(p.id, &p.tran_id).await.unwrap();
+        let kept = timeline
+            .iter()
+            .filter(|e| e.outcome == apply.events[0].outcome)
+            .count();
+        assert_eq!(kept, usize::from(applied), "advice {i}'s event");
+        if applied {
+            assert_eq!(
+                (p.state, p.settled_minor, p.fee_minor),
+                (PaymentState::Confirmed, Some(1234), Some(12)),
+                "advice {i}"
+            );
+            assert_eq!(
+                store
+                    .advice(CLIENT, &apply.advice.message_id)
+                    .await
+                    .unwrap(),
+                Some(apply.advice.clone()),
+                "advice {i} is stored"
+            );
+        }
+    }
+}
+
 async fn payment_insert_and_read(store: SharedStore) {
     let p = new_payment(&new_tran(), "pay-1");
     assert_eq!(
@@ -2827,10 +2944,11 @@ async fn postgres_a_flow_never_walks_the_sweeps_indexes() {
 /// event's direction) are checked by domains, not by table CHECK constraints: PostgreSQL
 /// reads a table's CHECK back from text and plans it once per statement that writes the
 /// table, about a dozen times per flow (migration 0014). The values are still checked.
-/// Every flow starts with a QR code and gets a partner's answer; concurrent ones share a
-/// statement, and so a transaction: the rows they write carry the same `xmin`.
+/// Every flow starts with a QR code, gets a partner's answer and a POS's confirmation;
+/// concurrent ones share a statement, and so a transaction: the rows they write carry the
+/// same `xmin`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_concurrent_codes_and_answers_share_a_statement() {
+async fn postgres_concurrent_codes_answers_and_advices_share_a_statement() {
     let db = TestDb::postgres().await;
     let store = db.store().await;
     let codes: Vec<QrCodeRecord> = (0..48)
@@ -2875,6 +2993,40 @@ async fn postgres_concurrent_codes_and_answers_share_a_statement() {
         transactions <= 24 / 4,
         "24 concurrent answers took {transactions} transactions"
     );
+
+    // And the POS's confirmations of those payments.
+    let mut applies = Vec::new();
+    for (i, &id) in ids.iter().enumerate() {
+        applies.push(confirmation_of(&store, id, &format!("shared-conf-{i}")).await);
+    }
+    let tasks: Vec<_> = applies
+        .into_iter()
+        .map(|apply| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.apply_advice(&apply).await.unwrap() })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), ApplyAdviceOutcome::Applied);
+    }
+    for table in ["payment", "advice", "outbox"] {
+        let column = if table == "payment" {
+            "id"
+        } else {
+            "payment_id"
+        };
+        let transactions: i64 = sqlx::query_scalar(&format!(
+            "SELECT count(DISTINCT xmin::text) FROM {table} WHERE {column} = ANY($1)"
+        ))
+        .bind(&ids)
+        .fetch_one(&raw)
+        .await
+        .unwrap();
+        assert!(
+            transactions <= 24 / 4,
+            "24 concurrent confirmations took {transactions} transactions in {table}"
+        );
+    }
     raw.close().await;
     drop(store);
     db.cleanup().await;
@@ -3188,6 +3340,7 @@ conformance!(
     migrate_twice_and_ping,
     qr_codes,
     concurrent_codes_each_get_their_own_answer,
+    concurrent_advices_are_each_applied_as_if_alone,
     concurrent_answers_are_each_their_own_compare_and_set,
     concurrent_pays_each_get_their_own_answer,
     payment_insert_and_read,
