@@ -161,7 +161,10 @@ impl Hub {
             // here or on another instance.
             wake: Some(Waiters::tran_key(&request.tran_id)),
         };
-        match self.store.insert_payment(&payment).await? {
+        let storing = StoringPay::new(self, &payment.tran_id);
+        let stored = self.store.insert_payment(&payment).await;
+        drop(storing);
+        match stored? {
             NewPaymentOutcome::Inserted => {}
             NewPaymentOutcome::DuplicateId => {
                 return Err(HubError::bad_request(
@@ -190,7 +193,6 @@ impl Hub {
             }
         }
         tracing::debug!(payment_id = %payment.id, tran_id = %payment.tran_id, "payment waiting for scan");
-        self.waiters.wake(&Waiters::tran_key(&payment.tran_id));
         Ok(())
     }
 
@@ -625,4 +627,26 @@ fn unknown_in_time(id: Uuid, message_id: &str, tran_id: &str) -> HubError {
         )
         .with_tran_id(tran_id),
     )
+}
+
+/// A pay being stored, for scans of its tranId to wait for (`recent.rs`); when it is
+/// dropped (stored, refused, failed, or its request given up), the scans waiting are woken
+/// to claim it or to find out why not.
+struct StoringPay<'h> {
+    hub: &'h Hub,
+    tran_id: &'h str,
+}
+
+impl<'h> StoringPay<'h> {
+    fn new(hub: &'h Hub, tran_id: &'h str) -> Self {
+        hub.recent.storing_pay(tran_id);
+        Self { hub, tran_id }
+    }
+}
+
+impl Drop for StoringPay<'_> {
+    fn drop(&mut self) {
+        self.hub.recent.stored_pay(self.tran_id);
+        self.hub.waiters.wake(&Waiters::tran_key(self.tran_id));
+    }
 }

@@ -16,8 +16,14 @@
 //!   reads the database.
 //!
 //! Both are bounded (least recently used out first); a miss reads the database, as before.
+//!
+//! Beside them, the tranIds whose `pay` this instance is storing at this moment: a scan for
+//! one of them waits for that write (its wake-up) before it claims, instead of finding no
+//! payment, reading the code and its newest payment, and waiting anyway. Such a record
+//! lives only while its pay's insert runs.
 
 use hashlink::LruCache;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use uuid::Uuid;
 
@@ -40,6 +46,8 @@ pub(crate) struct RecentRecords {
     codes: Mutex<LruCache<String, Arc<QrCodeRecord>>>,
     /// By the POS's (client id, payment message id), which both the pay and its advices know.
     answered: Mutex<LruCache<(String, String), Arc<PaymentRecord>>>,
+    /// tranIds whose pay is being stored, with how many such pays (a repeat races its first).
+    storing: Mutex<HashMap<String, usize>>,
 }
 
 impl Default for RecentRecords {
@@ -47,6 +55,7 @@ impl Default for RecentRecords {
         Self {
             codes: Mutex::new(LruCache::new(CODES)),
             answered: Mutex::new(LruCache::new(ANSWERED)),
+            storing: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -86,6 +95,27 @@ impl RecentRecords {
             .get(&key)
             .filter(|p| p.id == id)
             .cloned()
+    }
+
+    /// Notes that a pay for `tran_id` is being stored, until [`Self::stored_pay`].
+    pub(crate) fn storing_pay(&self, tran_id: &str) {
+        *lock(&self.storing).entry(tran_id.to_owned()).or_default() += 1;
+    }
+
+    /// The pay [`Self::storing_pay`] noted is stored, or failed.
+    pub(crate) fn stored_pay(&self, tran_id: &str) {
+        let mut storing = lock(&self.storing);
+        if let Some(count) = storing.get_mut(tran_id) {
+            *count -= 1;
+            if *count == 0 {
+                storing.remove(tran_id);
+            }
+        }
+    }
+
+    /// Whether a pay for `tran_id` is being stored by this instance now.
+    pub(crate) fn pay_being_stored(&self, tran_id: &str) -> bool {
+        lock(&self.storing).contains_key(tran_id)
     }
 
     /// Takes the payment an advice names, if this instance answered it and it was APPROVED:
@@ -199,6 +229,28 @@ mod tests {
         assert_eq!(
             recent.code(&CODES.to_string()).map(|c| c.tran_id.clone()),
             Some(CODES.to_string())
+        );
+    }
+
+    #[test]
+    fn a_pay_is_being_stored_until_every_pay_of_its_tran_id_is() {
+        let recent = RecentRecords::default();
+        assert!(!recent.pay_being_stored("t"));
+        recent.storing_pay("t");
+        recent.storing_pay("t");
+        recent.stored_pay("t");
+        assert!(
+            recent.pay_being_stored("t"),
+            "a repeat is still being stored"
+        );
+        assert!(!recent.pay_being_stored("u"));
+        recent.stored_pay("t");
+        assert!(!recent.pay_being_stored("t"));
+        recent.stored_pay("t");
+        assert!(!recent.pay_being_stored("t"), "one too many is harmless");
+        assert!(
+            lock(&recent.storing).is_empty(),
+            "nothing is kept after the pay"
         );
     }
 }

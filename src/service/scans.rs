@@ -106,6 +106,14 @@ impl Hub {
             let notified = subscription.notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
+            // Its pay is being stored here: claiming now would most likely find nothing.
+            if self.recent.pay_being_stored(&scan.tran_id) && Instant::now() < grace_ends {
+                tokio::select! {
+                    _ = &mut notified => {}
+                    _ = sleep_until(grace_ends) => {}
+                }
+                continue;
+            }
 
             match self
                 .store

@@ -17,7 +17,7 @@ use sqlx::Connection;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::grouped::{repeats_after, Group, GroupWrite};
+use super::grouped::{first_of, repeats_after, Group, GroupWrite};
 use super::reads::{self, Arg, Decoded, Dialect, Reader};
 use super::rows::{convert_all, delivery_columns, OutboxRow, PaymentRow};
 use super::*;
@@ -39,6 +39,8 @@ pub struct PostgresStore {
     answers: Group<AnswerRecords>,
     /// POS advices (confirmations, reversals), applied many to a statement.
     advices: Group<AdviceApplications>,
+    /// New payments, inserted many to a statement.
+    payments: Group<PaymentInserts>,
 }
 
 /// At most this many writes share a statement: about as many as the POS lanes one instance
@@ -235,11 +237,17 @@ impl PostgresStore {
             QR_CODES_PER_INSERT,
             QR_CODES_QUEUED,
         );
+        let payments = Group::start(
+            PaymentInserts { pool: pool.clone() },
+            QR_CODES_PER_INSERT,
+            QR_CODES_QUEUED,
+        );
         Ok(Self {
             pool,
             qr_codes,
             answers,
             advices,
+            payments,
             peers: Arc::new(Peers {
                 others: AtomicBool::new(true),
                 hellos: AtomicU64::new(0),
@@ -1089,6 +1097,123 @@ impl AdviceApplications {
     }
 }
 
+/// A payment waiting for [`PaymentInserts`], its columns ready to bind.
+#[derive(Debug)]
+struct QueuedPayment {
+    id: Uuid,
+    client_id: String,
+    message_id: String,
+    tran_id: String,
+    amount_minor: i64,
+    currency: String,
+    /// The POS's request as JSON text (read as `jsonb`).
+    request: String,
+    created_at: DateTime<Utc>,
+    scan_deadline: DateTime<Utc>,
+    events: EventColumns,
+    wake: Option<String>,
+}
+
+impl QueuedPayment {
+    fn of(payment: &NewPayment, wake: Option<&str>) -> Self {
+        let mut events = EventColumns::of(&payment.events);
+        for id in &mut events.payment_id {
+            id.get_or_insert(payment.id);
+        }
+        Self {
+            id: payment.id,
+            client_id: payment.client_id.clone(),
+            message_id: payment.message_id.clone(),
+            tran_id: payment.tran_id.clone(),
+            amount_minor: payment.amount_minor,
+            currency: payment.currency.clone(),
+            request: payment.request.to_string(),
+            created_at: payment.created_at,
+            scan_deadline: payment.scan_deadline,
+            events,
+            wake: wake.map(str::to_owned),
+        }
+    }
+}
+
+/// Inserts new payments, many in one statement ([`Group`]), each with its `payment_message`
+/// key, its timeline events and its wake-up. A payment that is not inserted (its id already
+/// stored, its tranId busy, an earlier payment of the group taking either, an id its POS
+/// reversed first) is answered `false`, and [`PaymentStore::insert_payment`] looks up why.
+#[derive(Debug)]
+struct PaymentInserts {
+    pool: PgPool,
+}
+
+#[async_trait]
+impl GroupWrite for PaymentInserts {
+    type Item = QueuedPayment;
+    type Answer = bool;
+
+    async fn write(&self, payments: &[QueuedPayment]) -> StoreResult<Vec<bool>> {
+        let sql = format!(
+            "WITH p AS (SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], \
+             $5::int8[], $6::text[], $7::text[], $8::timestamptz[], $9::timestamptz[], \
+             $10::text[]) AS p(id, client_id, message_id, tran_id, amount_minor, currency, \
+             request, created_at, scan_deadline, wake)), \
+             ins AS (INSERT INTO payment (id, client_id, message_id, tran_id, state, \
+             amount_minor, currency, request, created_at, scan_deadline, updated_at) \
+             SELECT p.id, p.client_id, p.message_id, p.tran_id, $11, p.amount_minor, \
+             p.currency, p.request::jsonb, p.created_at, p.scan_deadline, p.created_at FROM p \
+             WHERE NOT EXISTS (SELECT 1 FROM advice a WHERE a.client_id = p.client_id \
+             AND a.request_id = p.message_id AND a.kind = $12) \
+             ON CONFLICT DO NOTHING RETURNING id, client_id, message_id), \
+             msg AS (INSERT INTO payment_message (client_id, message_id) \
+             SELECT client_id, message_id FROM ins), \
+             ev AS (INSERT INTO payment_event ({EVENT_COLUMNS}) SELECT e.payment_id, \
+             e.tran_id, e.at, e.kind, e.direction, e.counterparty, e.message_id, \
+             e.http_status, e.outcome, e.body::json FROM {} JOIN ins ON ins.id = e.payment_id), \
+             wk AS (SELECT pg_notify('{WAKE_CHANNEL}', p.wake) FROM p JOIN ins ON ins.id = p.id \
+             WHERE p.wake IS NOT NULL) \
+             SELECT ins.id, (SELECT count(*) FROM wk) AS woken FROM ins",
+            events_unnest(13)
+        );
+        let mut events = EventColumns::default();
+        for payment in payments {
+            // Bound by value: each payment's events were turned into text when queued.
+            events.append(&mut payment.events.clone());
+        }
+        let column = |f: fn(&QueuedPayment) -> &str| payments.iter().map(f).collect::<Vec<_>>();
+        let query = sqlx::query(&sql)
+            .bind(payments.iter().map(|p| p.id).collect::<Vec<_>>())
+            .bind(column(|p| &p.client_id))
+            .bind(column(|p| &p.message_id))
+            .bind(column(|p| &p.tran_id))
+            .bind(payments.iter().map(|p| p.amount_minor).collect::<Vec<_>>())
+            .bind(column(|p| &p.currency))
+            .bind(column(|p| &p.request))
+            .bind(payments.iter().map(|p| p.created_at).collect::<Vec<_>>())
+            .bind(payments.iter().map(|p| p.scan_deadline).collect::<Vec<_>>())
+            .bind(
+                payments
+                    .iter()
+                    .map(|p| p.wake.as_deref())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(PaymentState::WaitingForScan.as_str())
+            .bind(AdviceKind::Reversal.as_str());
+        let rows = match bind_events!(query, events).fetch_all(&self.pool).await {
+            Ok(rows) => rows,
+            // A reversal of this id took its key first: not inserted, and the caller looks
+            // up why. In a group, the group is written again one by one to find whose it was.
+            Err(e) if payments.len() == 1 && violates(&e, "payment_message_pkey") => {
+                return Ok(vec![false])
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let inserted = rows
+            .iter()
+            .map(|row| sqlx::Row::try_get::<Uuid, _>(row, "id"))
+            .collect::<Result<std::collections::HashSet<Uuid>, _>>()?;
+        Ok(payments.iter().map(|p| inserted.contains(&p.id)).collect())
+    }
+}
+
 #[async_trait]
 impl PaymentStore for PostgresStore {
     async fn insert_qr_code(&self, code: &QrCodeRecord) -> StoreResult<InsertOutcome> {
@@ -1100,51 +1225,18 @@ impl PaymentStore for PostgresStore {
     }
 
     async fn insert_payment(&self, payment: &NewPayment) -> StoreResult<NewPaymentOutcome> {
-        // The happy path is one statement: the insert refuses itself (no row) on a
-        // duplicate id, a busy tranId (both unique indexes) or an id the POS reversed
-        // first; the reason is looked up only then.
-        let riders = Riders {
-            outbox: None,
-            events: &payment.events,
-            wake: self.wake(payment.wake.as_deref()),
-        };
-        // The payment's id is also written to `payment_message`, which a reversal that
-        // finds no payment writes too (insert_orphan_reversal): whichever is second waits
-        // for the first's commit. A reversal that got there first makes this statement fail
-        // on that key, undoing the payment with it.
-        let sql = format!(
-            "WITH ins AS (INSERT INTO payment (id, client_id, message_id, tran_id, state, \
-             amount_minor, currency, request, created_at, scan_deadline, updated_at) \
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $9 WHERE NOT EXISTS \
-             (SELECT 1 FROM advice WHERE client_id = $2 AND request_id = $3 AND kind = $11) \
-             ON CONFLICT DO NOTHING RETURNING id, client_id, message_id), \
-             msg AS (INSERT INTO payment_message (client_id, message_id) \
-             SELECT client_id, message_id FROM ins){} \
-             SELECT (SELECT count(*) FROM ins) AS changed{}",
-            riders.ctes("ins", 12),
-            riders.select()
-        );
+        // The happy path is a share of one statement: the insert refuses a payment (no row)
+        // on a duplicate id, a busy tranId (both unique indexes) or an id the POS reversed
+        // first; the reason is looked up only then. The payment's id is also written to
+        // `payment_message`, which a reversal that finds no payment writes too
+        // (insert_orphan_reversal): whichever is second waits for the first's commit.
+        let queued = || QueuedPayment::of(payment, self.wake(payment.wake.as_deref()));
+        let mut inserted = self.payments.write(queued()).await?;
         // A conflicting payment that ended between the insert and the look-up frees its
-        // tranId: try again, a few times.
-        for _ in 0..3 {
-            let query = sqlx::query(&sql)
-                .bind(payment.id)
-                .bind(&payment.client_id)
-                .bind(&payment.message_id)
-                .bind(&payment.tran_id)
-                .bind(PaymentState::WaitingForScan.as_str())
-                .bind(payment.amount_minor)
-                .bind(&payment.currency)
-                .bind(&payment.request)
-                .bind(payment.created_at)
-                .bind(payment.scan_deadline)
-                .bind(AdviceKind::Reversal.as_str());
-            match riders.bind(query).fetch_one(&self.pool).await {
-                Ok(row) if count(&row, "changed")? == 1 => return Ok(NewPaymentOutcome::Inserted),
-                Ok(_) => {}
-                // A reversal of this id took the key first: looked up below.
-                Err(e) if violates(&e, "payment_message_pkey") => {}
-                Err(e) => return Err(e.into()),
+        // tranId: try again, a few times, alone.
+        for tries in 1.. {
+            if inserted {
+                return Ok(NewPaymentOutcome::Inserted);
             }
             let (duplicate, reversed, busy): (bool, bool, bool) = sqlx::query_as(
                 "SELECT EXISTS (SELECT 1 FROM payment WHERE client_id = $1 AND message_id = $2), \
@@ -1168,6 +1260,13 @@ impl PaymentStore for PostgresStore {
             if busy {
                 return Ok(NewPaymentOutcome::TranIdInUse);
             }
+            if tries == 3 {
+                break;
+            }
+            let alone = PaymentInserts {
+                pool: self.pool.clone(),
+            };
+            inserted = first_of(alone.write(std::slice::from_ref(&queued())).await)?;
         }
         Err(StoreError::Corrupt(format!(
             "payment {} was refused by the database for no reason it could name",
