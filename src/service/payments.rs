@@ -36,12 +36,12 @@ impl Hub {
         // The request arrives boxed and storing runs in a box of its own (freed once it is
         // stored), and so does the wait after the first wake-up: this future is what a held
         // pay keeps for its whole hold, and inline they would make it several KiB.
+        // From here until the answer, this future being dropped means the POS went away
+        // (see `PosGone`), also while the payment is being stored.
+        let mut pos_gone = PosGone::arm(self, id, client_id, &tran_id, &message_id);
         let stored = Box::pin(self.store_payment(id, client_id, *request, raw));
         let (payment_id, answer) = match stored.await {
             Ok(()) => {
-                // From here until the answer, this future being dropped means the POS went
-                // away (see `PosGone`).
-                let mut pos_gone = PosGone::arm(self, id, client_id, &tran_id, &message_id);
                 let _held = crate::metrics::HeldPay::start();
                 let deadline = (started + self.settings().scan_window())
                     .min(started + self.settings().timing.pay_deadline);
@@ -56,7 +56,10 @@ impl Hub {
                 pos_gone.disarm();
                 (Some(id), answer)
             }
-            Err(refused) => (None, Err(refused)),
+            Err(refused) => {
+                pos_gone.disarm();
+                (None, Err(refused))
+            }
         };
         // The answer to the POS on the timeline; a pay refused before it was stored also
         // gets its "received" there (a stored one got it with the payment).
@@ -161,9 +164,19 @@ impl Hub {
             // here or on another instance.
             wake: Some(Waiters::tran_key(&request.tran_id)),
         };
+        // The insert runs to its end in a task of its own, even if this request is given up
+        // meanwhile: then `PosGone` ends the payment, once the insert says it is stored.
         let storing = StoringPay::new(self, &payment.tran_id);
-        let stored = self.store.insert_payment(&payment).await;
-        drop(storing);
+        let hub = Arc::clone(self);
+        let (payment, stored) = self
+            .tasks
+            .spawn(async move {
+                let stored = hub.store.insert_payment(&payment).await;
+                drop(storing);
+                (payment, stored)
+            })
+            .await
+            .map_err(|e| HubError::Internal(anyhow::anyhow!("storing payment {id}: {e}")))?;
         match stored? {
             NewPaymentOutcome::Inserted => {}
             NewPaymentOutcome::DuplicateId => {
@@ -577,6 +590,8 @@ impl Hub {
             tran_id,
             message_id,
         } = abandon;
+        // The POS may have gone while its payment was being stored: end it once it is.
+        self.until_pays_stored(&tran_id).await;
         // A store that fails now would leave the payment open to a scan until its window
         // closes: a few quick tries before giving up on it.
         for attempt in 1..=3u32 {
@@ -629,24 +644,49 @@ fn unknown_in_time(id: Uuid, message_id: &str, tran_id: &str) -> HubError {
     )
 }
 
-/// A pay being stored, for scans of its tranId to wait for (`recent.rs`); when it is
-/// dropped (stored, refused, failed, or its request given up), the scans waiting are woken
-/// to claim it or to find out why not.
-struct StoringPay<'h> {
-    hub: &'h Hub,
-    tran_id: &'h str,
+/// A pay being stored, for scans of its tranId and for the ending of a pay whose POS went
+/// away to wait for (`recent.rs`); when it is dropped (stored, refused or failed), they are
+/// woken to claim it or to find out why not.
+struct StoringPay {
+    hub: Arc<Hub>,
+    tran_id: String,
 }
 
-impl<'h> StoringPay<'h> {
-    fn new(hub: &'h Hub, tran_id: &'h str) -> Self {
+impl StoringPay {
+    fn new(hub: &Arc<Hub>, tran_id: &str) -> Self {
         hub.recent.storing_pay(tran_id);
-        Self { hub, tran_id }
+        Self {
+            hub: Arc::clone(hub),
+            tran_id: tran_id.to_owned(),
+        }
     }
 }
 
-impl Drop for StoringPay<'_> {
+impl Drop for StoringPay {
     fn drop(&mut self) {
-        self.hub.recent.stored_pay(self.tran_id);
-        self.hub.waiters.wake(&Waiters::tran_key(self.tran_id));
+        self.hub.recent.stored_pay(&self.tran_id);
+        self.hub.waiters.wake(&Waiters::tran_key(&self.tran_id));
+    }
+}
+
+impl Hub {
+    /// Returns once no pay of `tran_id` is being stored by this instance (or after a while,
+    /// should one hang: its insert fails by then at the pool's timeout).
+    async fn until_pays_stored(&self, tran_id: &str) {
+        let key = Waiters::tran_key(tran_id);
+        let give_up = Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let subscription = self.waiters.subscribe(key.clone());
+            let notified = subscription.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if !self.recent.pay_being_stored(tran_id) || Instant::now() >= give_up {
+                return;
+            }
+            tokio::select! {
+                _ = &mut notified => {}
+                _ = sleep_until(give_up) => {}
+            }
+        }
     }
 }

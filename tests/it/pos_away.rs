@@ -283,6 +283,43 @@ async fn a_hang_up_racing_a_scan_has_one_winner(db: TestDb) {
     hub.stop().await;
 }
 
+/// The POS hangs up while its payment is still being stored: the insert runs to its end,
+/// and the payment is then ended like any other abandoned one. The insert is held back by
+/// a transaction of the test's own that has taken the pay's message id in
+/// `payment_message` and not committed (PostgreSQL makes the pay's insert wait for it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_pos_that_hangs_up_while_its_pay_is_stored_is_never_charged() {
+    let db = TestDb::postgres().await;
+    let url = db.url.clone();
+    let hub = TestHub::start(db, options()).await;
+    let tran_id = hub.new_code(1500).await;
+    let request = pay_request("pos-1", &tran_id, 1500);
+    let mut blocker = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+        .await
+        .expect("connect");
+    sqlx::query("BEGIN")
+        .execute(&mut blocker)
+        .await
+        .expect("begin");
+    sqlx::query("INSERT INTO payment_message (client_id, message_id) VALUES ('pos-1', $1)")
+        .bind(request["id"].as_str().expect("id"))
+        .execute(&mut blocker)
+        .await
+        .expect("take the key");
+    RawPay::send(&hub.url, &request)
+        .await
+        .hang_up_after(Duration::from_millis(300))
+        .await;
+    // The POS is gone and its pay's insert still waits; let it through.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    sqlx::query("ROLLBACK")
+        .execute(&mut blocker)
+        .await
+        .expect("rollback");
+    assert_abandoned(&hub, &request, &tran_id).await;
+    hub.stop().await;
+}
+
 both_stores!(
     a_pos_that_hangs_up_before_a_scan_is_never_charged,
     a_pos_that_resets_its_http2_stream_is_never_charged,
