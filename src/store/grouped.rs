@@ -7,9 +7,10 @@
 //! makes, and that needs nothing but its own row, goes through a [`Group`]: a task takes every
 //! write waiting (at most `max`), writes them in one statement, and answers each.
 //!
-//! - Nothing waits for a group to fill: a lone write goes at once, and groups form from the
-//!   writes that arrive while the previous statement runs. At light load a write costs what
-//!   it did plus a hand-off; under load, groups grow with the queue.
+//! - Nothing waits for a group to fill. A write that finds no other write of its kind under
+//!   way on this instance goes at once, alone, as the one-row statement it always was (at
+//!   light load the array statement would cost more than the row it writes); the writes
+//!   that arrive while one is under way queue, and the task writes them together.
 //! - A write is answered only after its statement committed, as before.
 //! - If the database refuses the statement for what one write holds (a constraint, a value),
 //!   the writes are made one by one, so that the refusal reaches only that caller: the group's
@@ -20,6 +21,8 @@
 //! The task ends when the last handle is dropped, after answering what was queued.
 
 use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -46,6 +49,8 @@ struct Pending<W: GroupWrite> {
 pub(crate) struct Group<W: GroupWrite> {
     queue: mpsc::Sender<Pending<W>>,
     writer: Arc<W>,
+    /// Writes of this kind under way: alone, or a group's statement.
+    under_way: Arc<AtomicUsize>,
 }
 
 impl<W: GroupWrite> Clone for Group<W> {
@@ -53,7 +58,25 @@ impl<W: GroupWrite> Clone for Group<W> {
         Self {
             queue: self.queue.clone(),
             writer: Arc::clone(&self.writer),
+            under_way: Arc::clone(&self.under_way),
         }
+    }
+}
+
+/// One write under way, counted until it is dropped (also when its caller gives up).
+struct UnderWay<'a>(&'a AtomicUsize);
+
+impl<'a> UnderWay<'a> {
+    /// Counts a write; true if it is the only one.
+    fn start(count: &'a AtomicUsize) -> (Self, bool) {
+        let before = count.fetch_add(1, Ordering::SeqCst);
+        (Self(count), before == 0)
+    }
+}
+
+impl Drop for UnderWay<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -73,15 +96,41 @@ impl<W: GroupWrite> Group<W> {
     /// statement; up to `capacity` wait for it before callers write alone.
     pub(crate) fn start(writer: W, max: usize, capacity: usize) -> Self {
         let writer = Arc::new(writer);
+        let under_way = Arc::new(AtomicUsize::new(0));
         let (queue, waiting) = mpsc::channel(capacity);
-        tokio::spawn(run(Arc::clone(&writer), waiting, max.max(1)));
-        Self { queue, writer }
+        tokio::spawn(run(
+            Arc::clone(&writer),
+            waiting,
+            max.max(1),
+            Arc::clone(&under_way),
+        ));
+        Self {
+            queue,
+            writer,
+            under_way,
+        }
     }
 
-    /// Writes `item` with the others waiting now, and answers when its statement committed.
-    pub(crate) async fn write(&self, item: W::Item) -> StoreResult<W::Answer> {
+    /// Writes with `alone` when no other write of this kind is under way here; else queues
+    /// `item()` for the next group. Answers when its statement committed.
+    pub(crate) async fn write<Fut>(
+        &self,
+        item: impl FnOnce() -> W::Item,
+        alone: impl FnOnce() -> Fut,
+    ) -> StoreResult<W::Answer>
+    where
+        Fut: Future<Output = StoreResult<W::Answer>>,
+    {
+        let (under_way, only) = UnderWay::start(&self.under_way);
+        if only {
+            return alone().await;
+        }
+        drop(under_way);
         let (answer, answered) = oneshot::channel();
-        match self.queue.try_send(Pending { item, answer }) {
+        match self.queue.try_send(Pending {
+            item: item(),
+            answer,
+        }) {
             Ok(()) => answered.await.unwrap_or_else(|_| {
                 // Only a task that panicked drops an answer: the write may or may not be
                 // stored, as when a connection fails mid-statement.
@@ -95,9 +144,15 @@ impl<W: GroupWrite> Group<W> {
     }
 }
 
-async fn run<W: GroupWrite>(writer: Arc<W>, mut waiting: mpsc::Receiver<Pending<W>>, max: usize) {
+async fn run<W: GroupWrite>(
+    writer: Arc<W>,
+    mut waiting: mpsc::Receiver<Pending<W>>,
+    max: usize,
+    under_way: Arc<AtomicUsize>,
+) {
     let mut group = Vec::with_capacity(max);
     while waiting.recv_many(&mut group, max).await > 0 {
+        let _counted = UnderWay::start(&under_way);
         write_group(&*writer, &mut group).await;
     }
 }

@@ -17,7 +17,7 @@ use sqlx::Connection;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::grouped::{first_of, repeats_after, Group, GroupWrite};
+use super::grouped::{repeats_after, Group, GroupWrite};
 use super::reads::{self, Arg, Decoded, Dialect, Reader};
 use super::rows::{convert_all, delivery_columns, OutboxRow, PaymentRow};
 use super::*;
@@ -1214,10 +1214,179 @@ impl GroupWrite for PaymentInserts {
     }
 }
 
+/// The hot path's writes as statements of their own: what a write runs when no other write
+/// of its kind is under way on this instance (`store/grouped.rs`), and what the rarer cases
+/// always run.
+impl PostgresStore {
+    /// A code's insert as a statement of its own.
+    async fn insert_code_alone(&self, code: &QrCodeRecord) -> StoreResult<InsertOutcome> {
+        let done = sqlx::query(
+            "INSERT INTO qr_code (tran_id, client_id, message_id, scheme, payload, created_at, \
+             expires_at, amount_minor, currency, part_payment_allowed, over_payment_allowed) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             ON CONFLICT (client_id, message_id) DO NOTHING",
+        )
+        .bind(&code.tran_id)
+        .bind(&code.client_id)
+        .bind(&code.message_id)
+        .bind(&code.scheme)
+        .bind(&code.payload)
+        .bind(code.created_at)
+        .bind(code.expires_at)
+        .bind(code.terms.amount.as_ref().map(|(a, _)| *a))
+        .bind(code.terms.amount.as_ref().map(|(_, c)| c.as_str()))
+        .bind(code.terms.part_payment_allowed)
+        .bind(code.terms.over_payment_allowed)
+        .execute(&self.pool)
+        .await?;
+        Ok(if done.rows_affected() == 1 {
+            InsertOutcome::Inserted
+        } else {
+            InsertOutcome::Duplicate
+        })
+    }
+
+    /// One try of the pay's insert as a statement of its own: true if stored, false if
+    /// refused (a duplicate id, a busy tranId, an id the POS reversed first; the caller
+    /// looks up which).
+    async fn insert_payment_alone(&self, payment: &NewPayment) -> StoreResult<bool> {
+        let riders = Riders {
+            outbox: None,
+            events: &payment.events,
+            wake: self.wake(payment.wake.as_deref()),
+        };
+        // The payment's id is also written to `payment_message`, which a reversal that
+        // finds no payment writes too (insert_orphan_reversal): whichever is second waits
+        // for the first's commit. A reversal that got there first makes this statement fail
+        // on that key, undoing the payment with it.
+        let sql = format!(
+            "WITH ins AS (INSERT INTO payment (id, client_id, message_id, tran_id, state, \
+             amount_minor, currency, request, created_at, scan_deadline, updated_at) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $9 WHERE NOT EXISTS \
+             (SELECT 1 FROM advice WHERE client_id = $2 AND request_id = $3 AND kind = $11) \
+             ON CONFLICT DO NOTHING RETURNING id, client_id, message_id), \
+             msg AS (INSERT INTO payment_message (client_id, message_id) \
+             SELECT client_id, message_id FROM ins){} \
+             SELECT (SELECT count(*) FROM ins) AS changed{}",
+            riders.ctes("ins", 12),
+            riders.select()
+        );
+        let query = sqlx::query(&sql)
+            .bind(payment.id)
+            .bind(&payment.client_id)
+            .bind(&payment.message_id)
+            .bind(&payment.tran_id)
+            .bind(PaymentState::WaitingForScan.as_str())
+            .bind(payment.amount_minor)
+            .bind(&payment.currency)
+            .bind(&payment.request)
+            .bind(payment.created_at)
+            .bind(payment.scan_deadline)
+            .bind(AdviceKind::Reversal.as_str());
+        match riders.bind(query).fetch_one(&self.pool).await {
+            Ok(row) => Ok(count(&row, "changed")? == 1),
+            // A reversal of this id took the key first: looked up by the caller.
+            Err(e) if violates(&e, "payment_message_pkey") => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A partner's answer as a statement of its own (with the reversal it queues, if any).
+    async fn record_answer_alone(&self, answer: &PartnerAnswerRecord) -> StoreResult<bool> {
+        let riders = Riders {
+            outbox: answer.reversal.as_ref(),
+            events: &answer.events,
+            wake: self.wake(answer.wake.as_deref()),
+        };
+        let sql = format!(
+            "WITH upd AS (UPDATE payment SET state = $3, partner_status = $4, \
+             partner_response = $5, updated_at = $6, approved_minor = $8, amount_refused = $9 \
+             WHERE id = $1 AND state = $2 AND reversed_by_pos = $7 RETURNING id){} \
+             SELECT (SELECT count(*) FROM upd) AS changed{}",
+            riders.ctes("upd", 10),
+            riders.select()
+        );
+        let query = sqlx::query(&sql)
+            .bind(answer.payment_id)
+            .bind(PaymentState::Forwarded.as_str())
+            .bind(answer.to.as_str())
+            .bind(answer.status)
+            .bind(&answer.body)
+            .bind(answer.at)
+            .bind(answer.expected_reversed_by_pos)
+            .bind(answer.approved_minor)
+            .bind(answer.amount_refused);
+        let row = riders.bind(query).fetch_one(&self.pool).await?;
+        Ok(count(&row, "changed")? == 1)
+    }
+
+    /// An advice as a statement of its own.
+    async fn apply_advice_alone(&self, apply: &ApplyAdvice) -> StoreResult<ApplyAdviceOutcome> {
+        // One statement: lock the payment while it is still in `from`, store the advice
+        // (nothing more happens if its id is known), then change the payment; the outbox
+        // row, the events and the wake-up ride on that change. The lock keeps `from` true
+        // from the advice's insert to the update. With `to` None the state is written back
+        // unchanged.
+        let touched = apply.to.is_some() || apply.mark_reversed_by_pos;
+        let riders = Riders {
+            outbox: apply.outbox.as_ref(),
+            events: &apply.events,
+            wake: self.wake(apply.wake.as_deref()),
+        };
+        let sql = format!(
+            "WITH locked AS (SELECT id FROM payment WHERE id = $1 AND state = $2 FOR UPDATE), \
+             adv AS (INSERT INTO advice (client_id, message_id, kind, request_id, payment_id, \
+             body, received_at) SELECT $7, $8, $9, $10, $11, $12, $6 FROM locked \
+             ON CONFLICT (client_id, message_id) DO NOTHING RETURNING 1), \
+             upd AS (UPDATE payment SET state = $3, reversed_by_pos = (reversed_by_pos OR $4), \
+             updated_at = CASE WHEN $5 THEN $6 ELSE updated_at END, \
+             settled_minor = COALESCE($13, settled_minor), fee_minor = COALESCE($14, fee_minor) \
+             WHERE id = $1 AND EXISTS (SELECT 1 FROM adv) RETURNING id){} \
+             SELECT (SELECT count(*) FROM locked) AS locked, \
+             (SELECT count(*) FROM adv) AS inserted, \
+             (SELECT count(*) FROM upd) AS changed{}",
+            riders.ctes("upd", 15),
+            riders.select()
+        );
+        let advice = &apply.advice;
+        let query = sqlx::query(&sql)
+            .bind(apply.payment_id)
+            .bind(apply.from.as_str())
+            .bind(apply.to.unwrap_or(apply.from).as_str())
+            .bind(apply.mark_reversed_by_pos)
+            .bind(touched)
+            .bind(advice.received_at)
+            .bind(&advice.client_id)
+            .bind(&advice.message_id)
+            .bind(advice.kind.as_str())
+            .bind(&advice.request_id)
+            .bind(advice.payment_id)
+            .bind(&advice.body)
+            .bind(apply.settlement.map(|s| s.settled_minor))
+            .bind(apply.settlement.map(|s| s.fee_minor));
+        let row = riders.bind(query).fetch_one(&self.pool).await?;
+        if count(&row, "locked")? == 0 {
+            return Ok(ApplyAdviceOutcome::StateChanged);
+        }
+        if count(&row, "inserted")? == 0 {
+            return Ok(ApplyAdviceOutcome::DuplicateAdvice);
+        }
+        if count(&row, "changed")? != 1 {
+            return Err(StoreError::Corrupt(format!(
+                "advice {} was stored but payment {} did not change",
+                advice.message_id, apply.payment_id
+            )));
+        }
+        Ok(ApplyAdviceOutcome::Applied)
+    }
+}
+
 #[async_trait]
 impl PaymentStore for PostgresStore {
     async fn insert_qr_code(&self, code: &QrCodeRecord) -> StoreResult<InsertOutcome> {
-        self.qr_codes.write(code.clone()).await
+        self.qr_codes
+            .write(|| code.clone(), || self.insert_code_alone(code))
+            .await
     }
 
     async fn qr_code(&self, tran_id: &str) -> StoreResult<Option<QrCodeRecord>> {
@@ -1225,13 +1394,14 @@ impl PaymentStore for PostgresStore {
     }
 
     async fn insert_payment(&self, payment: &NewPayment) -> StoreResult<NewPaymentOutcome> {
-        // The happy path is a share of one statement: the insert refuses a payment (no row)
-        // on a duplicate id, a busy tranId (both unique indexes) or an id the POS reversed
-        // first; the reason is looked up only then. The payment's id is also written to
-        // `payment_message`, which a reversal that finds no payment writes too
-        // (insert_orphan_reversal): whichever is second waits for the first's commit.
+        // The happy path is one statement (alone, or a group's): the insert refuses a
+        // payment (no row) on a duplicate id, a busy tranId (both unique indexes) or an id
+        // the POS reversed first; the reason is looked up only then.
         let queued = || QueuedPayment::of(payment, self.wake(payment.wake.as_deref()));
-        let mut inserted = self.payments.write(queued()).await?;
+        let mut inserted = self
+            .payments
+            .write(queued, || self.insert_payment_alone(payment))
+            .await?;
         // A conflicting payment that ended between the insert and the look-up frees its
         // tranId: try again, a few times, alone.
         for tries in 1.. {
@@ -1263,10 +1433,7 @@ impl PaymentStore for PostgresStore {
             if tries == 3 {
                 break;
             }
-            let alone = PaymentInserts {
-                pool: self.pool.clone(),
-            };
-            inserted = first_of(alone.write(std::slice::from_ref(&queued())).await)?;
+            inserted = self.insert_payment_alone(payment).await?;
         }
         Err(StoreError::Corrupt(format!(
             "payment {} was refused by the database for no reason it could name",
@@ -1358,35 +1525,16 @@ impl PaymentStore for PostgresStore {
 
     async fn record_partner_answer(&self, answer: &PartnerAnswerRecord) -> StoreResult<bool> {
         check_move(PaymentState::Forwarded, answer.to)?;
-        if answer.reversal.is_none() {
-            let wake = self.wake(answer.wake.as_deref());
-            return self.answers.write(QueuedAnswer::of(answer, wake)).await;
+        if answer.reversal.is_some() {
+            return self.record_answer_alone(answer).await;
         }
-        let riders = Riders {
-            outbox: answer.reversal.as_ref(),
-            events: &answer.events,
-            wake: self.wake(answer.wake.as_deref()),
-        };
-        let sql = format!(
-            "WITH upd AS (UPDATE payment SET state = $3, partner_status = $4, \
-             partner_response = $5, updated_at = $6, approved_minor = $8, amount_refused = $9 \
-             WHERE id = $1 AND state = $2 AND reversed_by_pos = $7 RETURNING id){} \
-             SELECT (SELECT count(*) FROM upd) AS changed{}",
-            riders.ctes("upd", 10),
-            riders.select()
-        );
-        let query = sqlx::query(&sql)
-            .bind(answer.payment_id)
-            .bind(PaymentState::Forwarded.as_str())
-            .bind(answer.to.as_str())
-            .bind(answer.status)
-            .bind(&answer.body)
-            .bind(answer.at)
-            .bind(answer.expected_reversed_by_pos)
-            .bind(answer.approved_minor)
-            .bind(answer.amount_refused);
-        let row = riders.bind(query).fetch_one(&self.pool).await?;
-        Ok(count(&row, "changed")? == 1)
+        let wake = self.wake(answer.wake.as_deref());
+        self.answers
+            .write(
+                || QueuedAnswer::of(answer, wake),
+                || self.record_answer_alone(answer),
+            )
+            .await
     }
 
     async fn abandon_waiting(&self, abandoned: &AbandonedPay) -> StoreResult<bool> {
@@ -1504,7 +1652,10 @@ impl PaymentStore for PostgresStore {
         }
         let wake = self.wake(apply.wake.as_deref());
         self.advices
-            .write(QueuedAdvice::of(apply, wake))
+            .write(
+                || QueuedAdvice::of(apply, wake),
+                || async { Ok(Some(self.apply_advice_alone(apply).await)) },
+            )
             .await?
             .unwrap_or_else(|| {
                 Err(StoreError::Corrupt(format!(
