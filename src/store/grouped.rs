@@ -3,9 +3,10 @@
 //!
 //! On PostgreSQL a one-row statement in a transaction of its own pays a round trip, an
 //! executor start-up and a commit for one row; eight rows in one statement cost about a
-//! quarter as much each (BENCHMARKS.md, issue 14 sixth round). So a write that every flow
-//! makes, and that needs nothing but its own row, goes through a [`Group`]: a task takes every
-//! write waiting (at most `max`), writes them in one statement, and answers each.
+//! quarter as much each (BENCHMARKS.md, issue 14 sixth round). So each write that every flow
+//! makes, and whose statement touches only its own payment's rows, goes through a [`Group`]:
+//! a task takes every write waiting (at most `max`), writes them in one statement, and
+//! answers each.
 //!
 //! - Nothing waits for a group to fill. A write that finds no other write of its kind under
 //!   way on this instance goes at once, alone, as the one-row statement it always was (at

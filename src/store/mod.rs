@@ -44,7 +44,8 @@ pub enum StoreError {
     #[error("write not stored: {0}")]
     WriteNotStored(Arc<sqlx::Error>),
     /// The database failed a statement that wrote for several callers at once (delivery
-    /// outcomes recorded in groups; on PostgreSQL, new QR codes); each of them gets it. Whether the statement committed
+    /// outcomes recorded in groups; on PostgreSQL, the hot path's writes, see
+    /// `store/grouped.rs`); each of them gets it. Whether the statement committed
     /// is as unknown as for a write of one's own that failed the same way.
     #[error("database error (a statement shared with other writes): {0}")]
     Grouped(Arc<sqlx::Error>),
