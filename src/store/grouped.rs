@@ -17,6 +17,10 @@
 //!   the writes are made one by one, so that the refusal reaches only that caller: the group's
 //!   statement was atomic, so none of them is stored twice. If the database or the pool failed
 //!   (a connection, a timeout), every caller gets that error at once, as each would have alone.
+//! - Writes of one group that touch the same rows (two answers for one payment, an advice id
+//!   twice: [`GroupWrite::repeats`]) would be decided against each other inside one
+//!   statement; the later ones are written after the group's statement, each in one of its
+//!   own, and answered alone, so what the group's statement committed stays answered.
 //! - A full queue, or a task that has stopped, makes the caller write alone.
 //!
 //! The task ends when the last handle is dropped, after answering what was queued.
@@ -39,6 +43,14 @@ pub(crate) trait GroupWrite: Send + Sync + 'static {
     /// Writes `items` in one statement (one transaction): all of them or none; one answer
     /// per item, in order.
     async fn write(&self, items: &[Self::Item]) -> StoreResult<Vec<Self::Answer>>;
+
+    /// Marks the items that touch what an earlier item of `items` touches: inside one
+    /// statement they would be decided against each other, so they are written after the
+    /// others, each in a statement of its own, in order, as they would have been alone.
+    /// None, unless a kind says otherwise.
+    fn repeats(&self, items: &[Self::Item]) -> Vec<bool> {
+        vec![false; items.len()]
+    }
 }
 
 struct Pending<W: GroupWrite> {
@@ -162,6 +174,34 @@ async fn run<W: GroupWrite>(
 async fn write_group<W: GroupWrite>(writer: &W, group: &mut Vec<Pending<W>>) {
     let (items, answers): (Vec<W::Item>, Vec<_>) =
         group.drain(..).map(|p| (p.item, p.answer)).unzip();
+    let repeat = writer.repeats(&items);
+    let mut firsts = (Vec::new(), Vec::new());
+    let mut later = Vec::new();
+    for ((item, answer), repeat) in items.into_iter().zip(answers).zip(repeat) {
+        if repeat {
+            later.push((item, answer));
+        } else {
+            firsts.0.push(item);
+            firsts.1.push(answer);
+        }
+    }
+    write_together(writer, firsts.0, firsts.1).await;
+    // Each after the group's statement, alone, and answered alone: what the group's
+    // statement committed stays answered whatever happens to these.
+    for (item, answer) in later {
+        let _ = answer.send(first_of(writer.write(std::slice::from_ref(&item)).await));
+    }
+}
+
+/// Writes `items` in one statement and answers each (see the module's comment for failures).
+async fn write_together<W: GroupWrite>(
+    writer: &W,
+    items: Vec<W::Item>,
+    answers: Vec<oneshot::Sender<StoreResult<W::Answer>>>,
+) {
+    if items.is_empty() {
+        return;
+    }
     match writer.write(&items).await {
         Ok(written) if written.len() == items.len() => {
             for (answer, written) in answers.into_iter().zip(written) {
@@ -215,38 +255,4 @@ pub(crate) fn first_of<T>(result: StoreResult<Vec<T>>) -> StoreResult<T> {
         .into_iter()
         .next()
         .ok_or_else(|| StoreError::Corrupt("a write of one item had no answer".into()))
-}
-
-/// Writes `items` as if one after the other when some of them touch the same rows: every
-/// item `fresh` accepts (it sees them in order, and refuses one whose rows an earlier item
-/// touches) in one call of `write`, then each refused one alone, in order, after it.
-pub(crate) async fn repeats_after<'i, T, A, F, Fut>(
-    items: &'i [T],
-    mut fresh: impl FnMut(&'i T) -> bool,
-    write: F,
-) -> StoreResult<Vec<A>>
-where
-    A: Default,
-    F: Fn(Vec<&'i T>) -> Fut,
-    Fut: std::future::Future<Output = StoreResult<Vec<A>>>,
-{
-    let (firsts, later): (Vec<_>, Vec<_>) = items.iter().enumerate().partition(|(_, i)| fresh(*i));
-    let mut answers: Vec<A> = std::iter::repeat_with(A::default)
-        .take(items.len())
-        .collect();
-    let written = write(firsts.iter().map(|(_, item)| *item).collect()).await?;
-    if written.len() != firsts.len() {
-        return Err(StoreError::Corrupt(format!(
-            "a group of {} writes got {} answers",
-            firsts.len(),
-            written.len()
-        )));
-    }
-    for ((i, _), answer) in firsts.iter().zip(written) {
-        answers[*i] = answer;
-    }
-    for (i, item) in later {
-        answers[i] = first_of(write(vec![item]).await)?;
-    }
-    Ok(answers)
 }

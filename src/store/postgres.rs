@@ -17,7 +17,7 @@ use sqlx::Connection;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::grouped::{repeats_after, Group, GroupWrite};
+use super::grouped::{Group, GroupWrite};
 use super::reads::{self, Arg, Decoded, Dialect, Reader};
 use super::rows::{convert_all, delivery_columns, OutboxRow, PaymentRow};
 use super::*;
@@ -733,13 +733,12 @@ impl GroupWrite for AnswerRecords {
     type Answer = bool;
 
     async fn write(&self, answers: &[QueuedAnswer]) -> StoreResult<Vec<bool>> {
+        self.write_distinct(answers.iter().collect()).await
+    }
+
+    fn repeats(&self, answers: &[QueuedAnswer]) -> Vec<bool> {
         let mut seen = std::collections::HashSet::new();
-        repeats_after(
-            answers,
-            |a| seen.insert(a.payment_id),
-            |group| self.write_distinct(group),
-        )
-        .await
+        answers.iter().map(|a| !seen.insert(a.payment_id)).collect()
     }
 }
 
@@ -911,17 +910,19 @@ impl GroupWrite for AdviceApplications {
         &self,
         applies: &[QueuedAdvice],
     ) -> StoreResult<Vec<Option<StoreResult<ApplyAdviceOutcome>>>> {
+        self.write_distinct(applies.iter().collect()).await
+    }
+
+    fn repeats(&self, applies: &[QueuedAdvice]) -> Vec<bool> {
         let mut payments = std::collections::HashSet::new();
         let mut ids = std::collections::HashSet::new();
-        repeats_after(
-            applies,
-            |a| {
-                let fresh_id = ids.insert((a.client_id.as_str(), a.message_id.as_str()));
-                payments.insert(a.payment_id) & fresh_id
-            },
-            |group| self.write_distinct(group),
-        )
-        .await
+        applies
+            .iter()
+            .map(|a| {
+                let new_id = ids.insert((a.client_id.as_str(), a.message_id.as_str()));
+                !(payments.insert(a.payment_id) & new_id)
+            })
+            .collect()
     }
 }
 
