@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::Hub;
-use crate::store::{FinishedDelivery, StoreError, StoreResult};
+use crate::store::{first_of, FinishedDelivery, StoreError, StoreResult};
 
 /// Tries recorded by one statement at most.
 const BATCH: usize = 128;
@@ -106,13 +106,9 @@ impl Hub {
                     let _ = finished.recorded.send(Ok(changed));
                 }
             }
-            Err(e) if !refused_for_its_data(&e) => {
+            Err(e) if !e.refused_for_its_data() => {
                 tracing::warn!(error = %e, count = batch.len(), "could not record a group of deliveries; they are tried again when their leases end");
-                let shared = match e {
-                    StoreError::Database(e) => Arc::new(e),
-                    StoreError::WriteNotStored(e) | StoreError::Grouped(e) => e,
-                    other => Arc::new(sqlx::Error::Protocol(other.to_string())),
-                };
+                let shared = e.into_shared();
                 for finished in batch.drain(..) {
                     let _ = finished
                         .recorded
@@ -135,17 +131,4 @@ impl Hub {
             }
         }
     }
-}
-
-/// Whether the database refused a statement for the values it held (a constraint, a type),
-/// rather than failing to run it: only then can writing the tries one by one help.
-fn refused_for_its_data(e: &StoreError) -> bool {
-    matches!(e, StoreError::Database(sqlx::Error::Database(_)))
-}
-
-fn first_of(result: StoreResult<Vec<bool>>) -> StoreResult<bool> {
-    result?
-        .first()
-        .copied()
-        .ok_or_else(|| StoreError::Corrupt("a recorded delivery had no answer".into()))
 }

@@ -33,7 +33,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{StoreError, StoreResult};
+use super::{first_of, StoreError, StoreResult};
 
 /// Writes of one kind, many in one statement.
 #[async_trait]
@@ -208,13 +208,9 @@ async fn write_together<W: GroupWrite>(
                 let _ = answer.send(Ok(written));
             }
         }
-        Err(e) if !refused_for_its_data(&e) => {
+        Err(e) if !e.refused_for_its_data() => {
             tracing::warn!(error = %e, count = items.len(), "a group of writes failed");
-            let shared = match e {
-                StoreError::Database(e) => Arc::new(e),
-                StoreError::WriteNotStored(e) | StoreError::Grouped(e) => e,
-                other => Arc::new(sqlx::Error::Protocol(other.to_string())),
-            };
+            let shared = e.into_shared();
             for answer in answers {
                 let _ = answer.send(Err(StoreError::Grouped(Arc::clone(&shared))));
             }
@@ -241,18 +237,4 @@ async fn write_together<W: GroupWrite>(
             }
         }
     }
-}
-
-/// Whether the database refused a statement for the values it held (a constraint, a type),
-/// rather than failing to run it: only then can writing the items one by one help.
-pub(crate) fn refused_for_its_data(e: &StoreError) -> bool {
-    matches!(e, StoreError::Database(sqlx::Error::Database(_)))
-}
-
-/// The one answer of a write of one item.
-pub(crate) fn first_of<T>(result: StoreResult<Vec<T>>) -> StoreResult<T> {
-    result?
-        .into_iter()
-        .next()
-        .ok_or_else(|| StoreError::Corrupt("a write of one item had no answer".into()))
 }

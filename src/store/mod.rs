@@ -62,6 +62,32 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// Whether the database refused a statement for the values it held (a constraint, a
+    /// type), rather than failing to run it: only then can writing a group's items one by
+    /// one help.
+    pub(crate) fn refused_for_its_data(&self) -> bool {
+        matches!(self, StoreError::Database(sqlx::Error::Database(_)))
+    }
+
+    /// This error as [`StoreError::Grouped`] shares it: one for every write of a group.
+    pub(crate) fn into_shared(self) -> Arc<sqlx::Error> {
+        match self {
+            StoreError::Database(e) => Arc::new(e),
+            StoreError::WriteNotStored(e) | StoreError::Grouped(e) => e,
+            other => Arc::new(sqlx::Error::Protocol(other.to_string())),
+        }
+    }
+}
+
+/// The one answer of a write of one item.
+pub(crate) fn first_of<T>(result: StoreResult<Vec<T>>) -> StoreResult<T> {
+    result?
+        .into_iter()
+        .next()
+        .ok_or_else(|| StoreError::Corrupt("a write of one item had no answer".into()))
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
         // Every failed statement passes here: one that found its connection gone makes the

@@ -337,6 +337,15 @@ impl EventColumns {
         self.body.append(&mut other.body);
     }
 
+    /// `events`, each of payment `payment_id` unless it names one.
+    fn of_payment(events: &[NewEvent], payment_id: Uuid) -> Self {
+        let mut columns = Self::of(events);
+        for id in &mut columns.payment_id {
+            id.get_or_insert(payment_id);
+        }
+        columns
+    }
+
     fn of(events: &[NewEvent]) -> Self {
         Self {
             payment_id: events.iter().map(|e| e.payment_id).collect(),
@@ -698,10 +707,7 @@ struct QueuedAnswer {
 
 impl QueuedAnswer {
     fn of(answer: &PartnerAnswerRecord, wake: Option<&str>) -> Self {
-        let mut events = EventColumns::of(&answer.events);
-        for id in &mut events.payment_id {
-            id.get_or_insert(answer.payment_id);
-        }
+        let events = EventColumns::of_payment(&answer.events, answer.payment_id);
         Self {
             payment_id: answer.payment_id,
             to: answer.to.as_str(),
@@ -853,10 +859,7 @@ struct QueuedOutbox {
 
 impl QueuedAdvice {
     fn of(apply: &ApplyAdvice, wake: Option<&str>) -> Self {
-        let mut events = EventColumns::of(&apply.events);
-        for id in &mut events.payment_id {
-            id.get_or_insert(apply.payment_id);
-        }
+        let events = EventColumns::of_payment(&apply.events, apply.payment_id);
         let advice = &apply.advice;
         Self {
             payment_id: apply.payment_id,
@@ -1117,10 +1120,7 @@ struct QueuedPayment {
 
 impl QueuedPayment {
     fn of(payment: &NewPayment, wake: Option<&str>) -> Self {
-        let mut events = EventColumns::of(&payment.events);
-        for id in &mut events.payment_id {
-            id.get_or_insert(payment.id);
-        }
+        let events = EventColumns::of_payment(&payment.events, payment.id);
         Self {
             id: payment.id,
             client_id: payment.client_id.clone(),
