@@ -23,7 +23,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::migrate::Migrator;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::Connection;
 use sqlx::SqlitePool;
 use tokio::sync::oneshot;
 use uuid::Uuid;
@@ -32,6 +35,7 @@ use super::reads::{self, Arg, Decoded, Dialect, Reader};
 use super::*;
 use crate::domain::PaymentState;
 
+mod checkpoint;
 mod events;
 mod writer;
 mod writes;
@@ -130,15 +134,23 @@ impl SqliteStore {
             .max_lifetime(None)
             .test_before_acquire(false)
             .acquire_timeout(WRITE_ACQUIRE_TIMEOUT)
-            .connect_with(options.clone().pragma("cache_size", WRITER_CACHE_SIZE))
+            .connect_with(
+                options
+                    .clone()
+                    .pragma("cache_size", WRITER_CACHE_SIZE)
+                    .pragma("wal_autocheckpoint", checkpoint::WRITER_BACKSTOP_PAGES),
+            )
             .await?;
+        let checkpoints = SqliteConnection::connect_with(&options).await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(READ_CONNECTIONS)
             .acquire_timeout(READ_ACQUIRE_TIMEOUT)
             .connect_with(options)
             .await?;
+        let writer = Writer::start(writer_pool.clone(), WRITE_ACQUIRE_TIMEOUT);
+        checkpoint::start(checkpoints, writer.commits());
         Ok(Self {
-            writer: Writer::start(writer_pool.clone(), WRITE_ACQUIRE_TIMEOUT),
+            writer,
             writer_pool,
             reader,
             one_pool: false,
@@ -548,7 +560,7 @@ impl BackOfficeStore for SqliteStore {
 
 #[cfg(test)]
 mod tests {
-    use super::{admin, is_in_memory, reads, SqliteStore, Store};
+    use super::{admin, is_in_memory, reads, PaymentStore, SqliteStore, Store};
 
     /// The steps of a statement's plan (`EXPLAIN QUERY PLAN`), one line each.
     async fn plan(store: &SqliteStore, sql: &str) -> Vec<String> {
@@ -617,6 +629,67 @@ mod tests {
                 .any(|s| s.starts_with("SCAN payment_event USING")),
             "{purge_old:?}"
         );
+    }
+
+    /// The WAL is copied into the database file by a task of its own soon after the writer
+    /// commits, not by the commit that takes the WAL past a threshold: the writer's own
+    /// threshold is only a backstop, far above what this test writes.
+    #[tokio::test]
+    async fn the_wal_is_checkpointed_off_the_writer_soon_after_it_commits() {
+        let dir = tempfile::tempdir().expect("dir");
+        let file = dir.path().join("hub.db");
+        let store = SqliteStore::connect(&format!("sqlite://{}", file.display()))
+            .await
+            .expect("store");
+        store.migrate().await.expect("migrate");
+        let at = chrono::DateTime::UNIX_EPOCH;
+        for n in 0..20 {
+            let code = super::QrCodeRecord {
+                tran_id: format!("t{n}"),
+                client_id: "pos".into(),
+                message_id: format!("m{n}"),
+                scheme: "EMV".into(),
+                payload: "000201".into(),
+                created_at: at,
+                expires_at: at,
+                terms: crate::domain::CodeTerms::default(),
+            };
+            store.insert_qr_code(&code).await.expect("code");
+        }
+        let backstop: i64 = store
+            .writer
+            .write(|conn| {
+                Box::pin(async move {
+                    let pages = sqlx::query_scalar("PRAGMA wal_autocheckpoint")
+                        .fetch_one(conn)
+                        .await?;
+                    Ok(super::Written::Undone(pages))
+                })
+            })
+            .await
+            .expect("threshold");
+        assert_eq!(
+            backstop.to_string(),
+            super::checkpoint::WRITER_BACKSTOP_PAGES
+        );
+
+        // The database's size as its readers see it (through the WAL) is in the file only
+        // once a checkpoint copied every page the migrations and the codes wrote.
+        let (pages, page_size): (i64, i64) =
+            sqlx::query_as("SELECT page_count, page_size FROM pragma_page_count, pragma_page_size")
+                .fetch_one(&store.reader)
+                .await
+                .expect("size");
+        let logical = u64::try_from(pages * page_size).expect("size");
+        let mut copied = 0;
+        for _ in 0..200 {
+            copied = std::fs::metadata(&file).expect("file").len();
+            if copied == logical {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        assert_eq!(copied, logical, "the WAL was not checkpointed");
     }
 
     #[test]

@@ -22,7 +22,7 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
@@ -61,6 +61,18 @@ pub struct WriterStats {
     pub jobs: u64,
     /// Batches that ended in a `COMMIT` (each one WAL fsync with `synchronous=FULL`).
     pub commits: u64,
+}
+
+/// The writer's commits so far, read from outside; `None` once the writer is gone.
+#[derive(Debug, Clone)]
+pub(super) struct CommitCount(Weak<Counts>);
+
+impl CommitCount {
+    pub(super) fn read(&self) -> Option<u64> {
+        self.0
+            .upgrade()
+            .map(|counts| counts.commits.load(Ordering::Relaxed))
+    }
 }
 
 /// A handle to the writer task; clones share it, and the task ends when the last is dropped.
@@ -123,6 +135,12 @@ impl Writer {
 
     pub(super) fn stats(&self) -> WriterStats {
         self.counts.read()
+    }
+
+    /// The writer's count of commits, for whoever acts after them without keeping the
+    /// writer alive (the checkpointer).
+    pub(super) fn commits(&self) -> CommitCount {
+        CommitCount(Arc::downgrade(&self.counts))
     }
 
     /// Whether the task still takes writes (it ends only when every handle is dropped, or
@@ -339,11 +357,19 @@ async fn run_batch(pool: &SqlitePool, batch: Vec<Box<dyn Pending>>) -> bool {
     let mut jobs = batch.into_iter();
     let mut broken = None;
     for job in jobs.by_ref() {
-        // Savepoints of one name nest; `ROLLBACK TO` goes back to the newest and leaves
-        // it open, which the commit then ends with the rest. No `RELEASE`: it would cost
-        // a round trip to the connection's thread per job and change nothing.
+        // Each job's savepoint is released as the next one opens, in the same round trip
+        // to the connection's thread. Left open, they nested, and SQLite marked every page
+        // a job wrote in every savepoint still open: a batch of n jobs cost n² (about a
+        // tenth of the writer's time at 64 lanes; BENCHMARKS.md, issue 14, seventh round).
+        // `ROLLBACK TO` goes back to the job's savepoint and leaves it open; the next
+        // `RELEASE`, or the commit, ends it.
         if isolate {
-            if let Err(e) = execute(&mut conn, "SAVEPOINT job").await {
+            let sql = if ran.is_empty() {
+                "SAVEPOINT job"
+            } else {
+                "RELEASE job; SAVEPOINT job"
+            };
+            if let Err(e) = execute(&mut conn, sql).await {
                 broken = Some(e);
                 break;
             }
