@@ -12,10 +12,14 @@
 //! writer goes on. Durability does not change: a write is durable at its commit's WAL fsync,
 //! as before; a checkpoint only moves committed pages.
 //!
-//! The writer keeps an automatic checkpoint, at a higher threshold ([`WRITER_BACKSTOP_PAGES`]),
-//! as a backstop: under steady writes a passive checkpoint rarely reaches the WAL's end, and
-//! SQLite starts the WAL over from its beginning only after a checkpoint that did. When the
-//! backstop runs, this task has copied all but the last few commits' pages.
+//! The writer keeps SQLite's automatic checkpoint, at a higher threshold
+//! ([`WRITER_BACKSTOP_PAGES`]): under steady writes a passive checkpoint rarely reaches the
+//! WAL's end, and SQLite starts the WAL over from its beginning only after a checkpoint that
+//! did. Once the WAL holds that many pages, the writer's commit checkpoints; by then this
+//! task has copied all but the last few commits' pages, and the WAL starts over at the next
+//! write. The threshold is a trigger, not a bound: a checkpoint cannot copy past the oldest
+//! snapshot a reader still holds, so a long read lets the WAL grow (as it always did), and
+//! until the WAL can start over the writer checkpoints at every commit.
 
 use std::time::Duration;
 
@@ -30,12 +34,12 @@ use super::writer::CommitCount;
 /// copied once.
 const EVERY: Duration = Duration::from_millis(50);
 
-/// The writer's own automatic checkpoint, in WAL pages (SQLite's default is 1,000). The
-/// passes above keep it from having much to copy; it bounds the WAL at about this size
-/// (16 MiB of 4 KiB pages) when they cannot keep up.
+/// The writer's own automatic checkpoint, in WAL pages (SQLite's default is 1,000): a WAL of
+/// about 16 MiB of 4 KiB pages in steady use. The passes above leave it little to copy.
 pub(super) const WRITER_BACKSTOP_PAGES: &str = "4096";
 
-/// Starts the task; it ends when the writer is gone.
+/// Starts the task; it ends when the writer is gone. (An in-memory store has no WAL and
+/// no task.)
 pub(super) fn start(conn: SqliteConnection, commits: CommitCount) {
     tokio::spawn(run(conn, commits));
 }
@@ -51,18 +55,23 @@ async fn run(mut conn: SqliteConnection, commits: CommitCount) {
         if now == checkpointed_after {
             continue;
         }
-        checkpointed_after = now;
-        // (busy, pages in the WAL, pages copied). Busy only means another checkpoint
-        // (the writer's backstop) is running: this pass is skipped, the next one comes.
+        // (busy, pages in the WAL, pages copied). Busy: another checkpoint was running
+        // (the writer's, or another process's on the same file). Fewer pages copied than
+        // the WAL holds: a reader's snapshot stopped it, or the writer committed meanwhile.
+        // Either way the next tick tries again, new commits or not; only a pass that
+        // copied everything waits for the next commit.
         let pass: Result<(i64, i64, i64), sqlx::Error> =
             sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
                 .fetch_one(&mut conn)
                 .await;
+        if matches!(pass, Ok((0, in_wal, copied)) if in_wal == copied) {
+            checkpointed_after = now;
+        }
         // The writer's backstop still bounds the WAL, so a failure costs speed only; it
         // is told once, and its end once, not at every pass.
         match pass {
             Err(e) if !failing => {
-                tracing::warn!(error = %e, "WAL checkpoints fail; the writer's own checkpoint takes over until they succeed again");
+                tracing::warn!(error = %e, "WAL checkpoints fail; the writer checkpoints once the WAL reaches its threshold, until they succeed again");
                 failing = true;
             }
             Ok(_) if failing => {

@@ -362,7 +362,9 @@ async fn run_batch(pool: &SqlitePool, batch: Vec<Box<dyn Pending>>) -> bool {
         // a job wrote in every savepoint still open: a batch of n jobs cost n² (about a
         // tenth of the writer's time at 64 lanes; BENCHMARKS.md, issue 14, seventh round).
         // `ROLLBACK TO` goes back to the job's savepoint and leaves it open; the next
-        // `RELEASE`, or the commit, ends it.
+        // `RELEASE`, or the commit, ends it. (sqlx runs the statements of one string in
+        // order and stops at the first error; if it ever stopped running the second, the
+        // next `ROLLBACK TO` would find no savepoint and fail the batch, not pass quietly.)
         if isolate {
             let sql = if ran.is_empty() {
                 "SAVEPOINT job"
