@@ -67,8 +67,8 @@ async fn run(mut conn: SqliteConnection, commits: CommitCount) {
         if matches!(pass, Ok((0, in_wal, copied)) if in_wal == copied) {
             checkpointed_after = now;
         }
-        // The writer's backstop still bounds the WAL, so a failure costs speed only; it
-        // is told once, and its end once, not at every pass.
+        // The writer still checkpoints once the WAL reaches its threshold, so a failure
+        // here costs speed only; it is told once, and its end once, not at every pass.
         match pass {
             Err(e) if !failing => {
                 tracing::warn!(error = %e, "WAL checkpoints fail; the writer checkpoints once the WAL reaches its threshold, until they succeed again");
