@@ -337,7 +337,7 @@ impl Hub {
     ) -> NewOutboxMessage {
         let now = self.now();
         NewOutboxMessage {
-            id: Uuid::new_v4(),
+            id: super::ids::new_id(now),
             payment_id: payment.id,
             partner_id: payment.partner_id.clone().unwrap_or_default(),
             kind,

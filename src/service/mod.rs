@@ -8,6 +8,7 @@ mod deliveries;
 mod error;
 mod events;
 mod forward;
+mod ids;
 pub(crate) mod outbox;
 pub(crate) mod partner_health;
 mod payments;

@@ -28,7 +28,7 @@ impl Hub {
         let (message_id, tran_id) = (request.id.clone(), request.tran_id.clone());
         // Armed before the payment is stored: a scan may claim it, the partner answer and
         // the forwarder wake us before this task runs again, and that wake-up must count.
-        let id = Uuid::new_v4();
+        let id = super::ids::new_id(self.now());
         let subscription = self.waiters.subscribe(Waiters::payment_key(id));
         let first_wake = subscription.notify.notified();
         tokio::pin!(first_wake);

@@ -11,11 +11,6 @@ use crate::model::{
 use crate::qr;
 use crate::store::{event_kind, Direction, InsertOutcome, NewEvent, QrCodeRecord};
 
-/// A new tranId: 32 lower-case hex characters, as in Electrum's published example.
-pub(super) fn new_tran_id() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
-}
-
 impl Hub {
     pub async fn create_qr_code(
         &self,
@@ -56,7 +51,7 @@ impl Hub {
                 ));
             }
         }
-        let tran_id = new_tran_id();
+        let tran_id = super::ids::new_tran_id(now);
         let content = self.qr_content(&tran_id, &request, &properties);
         let payload = qr::encode(scheme, &content).map_err(|e| {
             HubError::refuse(

@@ -3,12 +3,14 @@
 
 use reqwest::StatusCode;
 use serde_json::Value;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::common::db::TestDb;
 use crate::common::hub::{
     confirmation, new_id, pay_request, reversal, Options, TestHub, POS_PASSWORD,
 };
+use qrhub::clock::ManualClock;
 use qrhub::domain::PaymentState;
 use qrhub::model::ErrorType;
 use qrhub::simulator::{AdviceBehaviour, LedgerEntry, MessageKind, PayBehaviour};
@@ -627,8 +629,44 @@ async fn a_claimed_payment_left_unsent_is_sent_by_its_holder(db: TestDb) {
     hub.stop().await;
 }
 
+/// The ids the hub mints (tranIds, payments, the advices it owes partners) sort in the order
+/// it minted them, by its clock: its indexes then take each new entry beside the last one
+/// instead of in a random page (`service/ids.rs`).
+async fn ids_the_hub_mints_sort_in_the_order_it_minted_them(db: TestDb) {
+    let clock = ManualClock::new(chrono::Utc::now());
+    let hub = TestHub::start(
+        db,
+        Options {
+            clock: Some(Arc::new(clock.clone())),
+            ..Options::default()
+        },
+    )
+    .await;
+    let (mut tran_ids, mut payment_ids, mut outbox_ids) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..6 {
+        clock.advance(chrono::Duration::milliseconds(2));
+        let (request, status, answer) = hub.paid(15000).await;
+        assert_eq!(status, StatusCode::CREATED, "{answer}");
+        let confirm = confirmation(request["id"].as_str().expect("id"));
+        let (status, echo) = hub.pos("/qr/v1/payments/confirmations", &confirm).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{echo}");
+        let stored = hub.stored(&request).await;
+        tran_ids.push(stored.tran_id);
+        payment_ids.push(stored.id);
+        let advices = hub.outbox_of(&request).await;
+        assert_eq!(advices.len(), 1, "one confirmation owed");
+        outbox_ids.push(advices[0].id);
+    }
+    let ordered = |what: &str, ascending: bool| assert!(ascending, "{what} out of order");
+    ordered("tranIds", tran_ids.windows(2).all(|w| w[0] < w[1]));
+    ordered("payment ids", payment_ids.windows(2).all(|w| w[0] < w[1]));
+    ordered("outbox ids", outbox_ids.windows(2).all(|w| w[0] < w[1]));
+    hub.stop().await;
+}
+
 both_stores!(
     a_claimed_payment_left_unsent_is_sent_by_its_holder,
+    ids_the_hub_mints_sort_in_the_order_it_minted_them,
     happy_path_end_to_end,
     s1_no_scan_is_final_and_the_partner_is_never_asked,
     s3_an_early_scan_waits_for_its_pay_within_the_grace,
