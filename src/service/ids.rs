@@ -2,13 +2,17 @@
 //!
 //! Each is a UUID of version 7: the first 48 bits are the creation time in milliseconds (from
 //! the hub's clock), the other 74 are random. Ids minted close together in time sort close
-//! together, so the indexes keyed on them (a payment's id and its tranId in five of them, on
-//! both stores) take new entries at their right-hand edge, in pages a moment's other writes
+//! together, so the indexes they lead (most of those a flow writes, on both stores) take new
+//! entries at their right-hand edge, in pages a moment's other writes
 //! just touched, instead of in a random leaf page each. A random id (version 4) made each
 //! write of a flow dirty pages of its own: on SQLite that is whole pages in the WAL and its
 //! fsync, on PostgreSQL a full-page image after each checkpoint (BENCHMARKS.md, issue 14
-//! eighth round). 74 random bits keep an id as hard to guess as a random one is to find by
-//! trying; what the time part tells, when the hub minted it, a tranId's QR code says anyway.
+//! eighth round).
+//!
+//! What the time part tells: when the hub minted the id. For a tranId, anyone who reads the
+//! QR code learns when the POS asked for it, while the customer stands at that POS; nothing
+//! the hub decides depends on it. The 74 random bits still put a live tranId out of reach
+//! of guessing.
 
 use chrono::{DateTime, Utc};
 use uuid::{NoContext, Timestamp, Uuid};

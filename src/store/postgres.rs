@@ -72,7 +72,7 @@ impl GroupWrite for QrCodeInserts {
     type Answer = InsertOutcome;
 
     /// A code whose (client, message id) is already stored, or repeated earlier in `codes`,
-    /// is a duplicate; its tranId (fresh and random) tells which rows went in.
+    /// is a duplicate; its tranId (freshly minted, so unique) tells which rows went in.
     async fn write(&self, codes: &[QrCodeRecord]) -> StoreResult<Vec<InsertOutcome>> {
         let column = |f: fn(&QrCodeRecord) -> &str| codes.iter().map(f).collect::<Vec<_>>();
         let inserted: Vec<String> = sqlx::query_scalar(

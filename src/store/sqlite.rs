@@ -52,7 +52,8 @@ const WRITE_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 const READ_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 const READ_CONNECTIONS: u32 = 4;
 /// The writer's page cache, in KiB (a negative `cache_size`). SQLite's default is 2 MiB per
-/// connection; the writer inserts into indexes keyed by random ids (uuids, tranIds), so
+/// connection; the writer inserts into indexes keyed by ids that come in no order (the POS's
+/// and partners' message ids; the hub's own were random until they were time-ordered), so
 /// with 2 MiB most pages it touched were read back from the operating system's cache, one
 /// system call and copy each (a profile of the writer's thread under load; BENCHMARKS.md,
 /// issue 14, fifth round). The readers keep the default.

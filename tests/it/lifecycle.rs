@@ -10,7 +10,7 @@ use crate::common::db::TestDb;
 use crate::common::hub::{
     confirmation, new_id, pay_request, reversal, Options, TestHub, POS_PASSWORD,
 };
-use qrhub::clock::ManualClock;
+use qrhub::clock::{Clock, ManualClock};
 use qrhub::domain::PaymentState;
 use qrhub::model::ErrorType;
 use qrhub::simulator::{AdviceBehaviour, LedgerEntry, MessageKind, PayBehaviour};
@@ -629,9 +629,9 @@ async fn a_claimed_payment_left_unsent_is_sent_by_its_holder(db: TestDb) {
     hub.stop().await;
 }
 
-/// The ids the hub mints (tranIds, payments, the advices it owes partners) sort in the order
-/// it minted them, by its clock: its indexes then take each new entry beside the last one
-/// instead of in a random page (`service/ids.rs`).
+/// The ids the hub mints (tranIds, payments, the advices it owes partners) carry the hub's
+/// clock's millisecond, so they sort in the order it minted them: its indexes then take each
+/// new entry beside the last one instead of in a random page (`service/ids.rs`).
 async fn ids_the_hub_mints_sort_in_the_order_it_minted_them(db: TestDb) {
     let clock = ManualClock::new(chrono::Utc::now());
     let hub = TestHub::start(
@@ -643,8 +643,14 @@ async fn ids_the_hub_mints_sort_in_the_order_it_minted_them(db: TestDb) {
     )
     .await;
     let (mut tran_ids, mut payment_ids, mut outbox_ids) = (Vec::new(), Vec::new(), Vec::new());
+    // The millisecond an id says it was minted in.
+    let minted_in = |id: uuid::Uuid| {
+        let (seconds, nanos) = id.get_timestamp().expect("a time-ordered id").to_unix();
+        seconds * 1000 + u64::from(nanos) / 1_000_000
+    };
     for _ in 0..6 {
         clock.advance(chrono::Duration::milliseconds(2));
+        let now = u64::try_from(clock.now().timestamp_millis()).expect("after 1970");
         let (request, status, answer) = hub.paid(15000).await;
         assert_eq!(status, StatusCode::CREATED, "{answer}");
         let confirm = confirmation(request["id"].as_str().expect("id"));
@@ -656,6 +662,10 @@ async fn ids_the_hub_mints_sort_in_the_order_it_minted_them(db: TestDb) {
         let advices = hub.outbox_of(&request).await;
         assert_eq!(advices.len(), 1, "one confirmation owed");
         outbox_ids.push(advices[0].id);
+        let tran_id = uuid::Uuid::parse_str(tran_ids.last().expect("pushed")).expect("a uuid");
+        for id in [tran_id, stored.id, advices[0].id] {
+            assert_eq!(minted_in(id), now, "{id} minted by the hub's clock");
+        }
     }
     let ordered = |what: &str, ascending: bool| assert!(ascending, "{what} out of order");
     ordered("tranIds", tran_ids.windows(2).all(|w| w[0] < w[1]));
