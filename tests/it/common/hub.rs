@@ -183,6 +183,9 @@ pub async fn start_simulator() -> SimulatorHandle {
 
 pub struct TestHub {
     pub url: String,
+    /// The operations listener's base URL, when `server.operations_listen` is set (port 0
+    /// lets the system choose one that is free).
+    pub operations_url: Option<String>,
     pub sim: SimulatorHandle,
     pub hub: Arc<Hub>,
     pub http: reqwest::Client,
@@ -210,11 +213,16 @@ impl TestHub {
             .unwrap_or_else(|| Arc::new(SystemClock));
         let app = App::build(settings, clock).await.expect("hub builds");
         let url = format!("http://{}", app.local_addr().expect("bound"));
+        let operations_url = app
+            .operations_addr()
+            .expect("bound")
+            .map(|addr| format!("http://{addr}"));
         let hub = app.hub();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(app.run(shutdown.clone()));
         Self {
             url,
+            operations_url,
             sim,
             hub,
             http: reqwest::Client::new(),
