@@ -1,13 +1,31 @@
 //! A hub as its own process (`qrhub serve`), for tests that kill it or run several.
 
 use reqwest::StatusCode;
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
+/// A port nothing listens on now, for a listener the test starts later (often in another
+/// process, which cannot tell the test a port it chose itself).
+///
+/// Chosen below the system's range of ephemeral ports (32768-60999 on Linux), which it hands
+/// out for every outgoing connection and every bind to port 0: a port from that range can be
+/// taken by any of the suite's connections between this check and the later bind (seen in
+/// CI: "Address already in use"). Random, so that tests in other processes rarely pick the
+/// same one, and never the same one twice in this process.
 pub fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
+    use rand::Rng;
+    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    loop {
+        let port = rand::thread_rng().gen_range(20_000..32_000);
+        let mut given = GIVEN.lock().unwrap_or_else(PoisonError::into_inner);
+        if !given.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.insert(port);
+            return port;
+        }
+    }
 }
 
 pub struct HubProcess {
