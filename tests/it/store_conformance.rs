@@ -261,24 +261,38 @@ fn code_for(client_id: &str, message_id: &str) -> QrCodeRecord {
     }
 }
 
-/// Inserts `codes` all at once, each from a task of its own, as concurrent requests do.
+/// Runs `write` on each of `items` at once, each from a task of its own, as concurrent
+/// requests do; the answers in the items' order.
+async fn all_at_once<T, R, Fut>(
+    store: &SharedStore,
+    items: &[T],
+    write: impl Fn(SharedStore, T) -> Fut,
+) -> Vec<R>
+where
+    T: Clone,
+    R: Send + 'static,
+    Fut: std::future::Future<Output = R> + Send + 'static,
+{
+    let tasks: Vec<_> = items
+        .iter()
+        .map(|item| tokio::spawn(write(Arc::clone(store), item.clone())))
+        .collect();
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.unwrap());
+    }
+    answers
+}
+
+/// Inserts `codes` all at once.
 async fn insert_concurrently(
     store: &SharedStore,
     codes: &[QrCodeRecord],
 ) -> Vec<StoreResult<InsertOutcome>> {
-    let tasks: Vec<_> = codes
-        .iter()
-        .cloned()
-        .map(|code| {
-            let store = Arc::clone(store);
-            tokio::spawn(async move { store.insert_qr_code(&code).await })
-        })
-        .collect();
-    let mut outcomes = Vec::new();
-    for task in tasks {
-        outcomes.push(task.await.unwrap());
-    }
-    outcomes
+    all_at_once(store, codes, |store, code| async move {
+        store.insert_qr_code(&code).await
+    })
+    .await
 }
 
 /// Codes inserted at the same moment (which PostgreSQL's store writes many to a statement)
@@ -356,18 +370,10 @@ async fn concurrent_pays_each_get_their_own_answer(store: SharedStore) {
     pays.push(with_event(&new_tran(), "pay-5"));
     pays.push(with_event(&pays[6].tran_id.clone(), "pay-busy"));
     pays.push(with_event(&new_tran(), "gone-1"));
-    let tasks: Vec<_> = pays
-        .iter()
-        .cloned()
-        .map(|p| {
-            let store = Arc::clone(&store);
-            tokio::spawn(async move { store.insert_payment(&p).await.unwrap() })
-        })
-        .collect();
-    let mut outcomes = Vec::new();
-    for task in tasks {
-        outcomes.push(task.await.unwrap());
-    }
+    let outcomes = all_at_once(&store, &pays, |store, p| async move {
+        store.insert_payment(&p).await.unwrap()
+    })
+    .await;
 
     use NewPaymentOutcome::*;
     let pair = |a: usize, b: usize| {
@@ -459,18 +465,10 @@ async fn concurrent_answers_are_each_their_own_compare_and_set(store: SharedStor
         events: vec![event(ids[5], "STALE")],
         ..answer(ids[5], PaymentState::Declined, None)
     });
-    let tasks: Vec<_> = answers
-        .iter()
-        .cloned()
-        .map(|a| {
-            let store = Arc::clone(&store);
-            tokio::spawn(async move { store.record_partner_answer(&a).await.unwrap() })
-        })
-        .collect();
-    let mut won = Vec::new();
-    for task in tasks {
-        won.push(task.await.unwrap());
-    }
+    let won = all_at_once(&store, &answers, |store, a| async move {
+        store.record_partner_answer(&a).await.unwrap()
+    })
+    .await;
     assert_eq!(
         won[4] as u8 + won[24] as u8,
         1,
@@ -555,18 +553,10 @@ async fn concurrent_advices_are_each_applied_as_if_alone(store: SharedStore) {
         to: None,
         ..confirmation_of(&store, ids[7], "conf-7-stale").await
     });
-    let tasks: Vec<_> = applies
-        .iter()
-        .cloned()
-        .map(|a| {
-            let store = Arc::clone(&store);
-            tokio::spawn(async move { store.apply_advice(&a).await.unwrap() })
-        })
-        .collect();
-    let mut outcomes = Vec::new();
-    for task in tasks {
-        outcomes.push(task.await.unwrap());
-    }
+    let outcomes = all_at_once(&store, &applies, |store, a| async move {
+        store.apply_advice(&a).await.unwrap()
+    })
+    .await;
 
     use ApplyAdviceOutcome::*;
     let pair = |a: usize, b: usize| {
@@ -988,6 +978,125 @@ async fn concurrent_claims_one_wins(store: SharedStore) {
         let stored = store.payment(p.id).await.unwrap().unwrap();
         assert_eq!(stored.state, PaymentState::Matched);
         assert_eq!(stored.partner_id, winners[0].partner_id);
+    }
+}
+
+/// Scans' claims made at the same moment (which PostgreSQL's store makes many to a
+/// statement) are each their own compare-and-set: of two claims of one tranId one wins, a
+/// claim of a tranId with nothing waiting finds nothing, a scan id another payment holds is
+/// refused, and only a winner keeps its events, filed under the payment it claimed.
+async fn concurrent_claims_are_each_their_own_compare_and_set(store: SharedStore) {
+    let mut payments = Vec::new();
+    for _ in 0..24 {
+        payments.push(waiting(&store).await);
+    }
+    // A scan id that an earlier scan of another payment already holds.
+    let holder = waiting(&store).await;
+    let held = scan(&holder.tran_id, "wallet-a", "held-scan", t0() + secs(1));
+    assert!(matches!(
+        store.claim_for_scan(&held).await.unwrap(),
+        ScanClaimOutcome::Claimed(_)
+    ));
+    let with_event = |claim: ScanClaim| ScanClaim {
+        events: vec![NewEvent::new(
+            event_kind::SCAN,
+            Direction::In,
+            claim.tran_id.clone(),
+            claim.partner_id.clone(),
+            t0() + secs(1),
+            claim.scan_message_id.clone(),
+        )],
+        ..claim
+    };
+    let mut claims: Vec<ScanClaim> = payments
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            with_event(ScanClaim {
+                to: if i % 2 == 0 {
+                    PaymentState::Forwarded
+                } else {
+                    PaymentState::Matched
+                },
+                ..scan(&p.tran_id, "wallet-a", &format!("many-{i}"), t0() + secs(1))
+            })
+        })
+        .collect();
+    // 24: a second partner's claim of payment 3; 25: a tranId nothing waits for; 26: a
+    // claim of a payment no other claim names, under a scan id another payment holds.
+    let refused = waiting(&store).await;
+    claims.push(with_event(scan(
+        &payments[3].tran_id,
+        "wallet-b",
+        "rival-3",
+        t0() + secs(1),
+    )));
+    claims.push(with_event(scan(
+        &new_tran(),
+        "wallet-a",
+        "nobody-waits",
+        t0() + secs(1),
+    )));
+    claims.push(with_event(scan(
+        &refused.tran_id,
+        "wallet-a",
+        "held-scan",
+        t0() + secs(1),
+    )));
+    let outcomes = all_at_once(&store, &claims, |store, claim| async move {
+        store.claim_for_scan(&claim).await.unwrap()
+    })
+    .await;
+    let won = |i: usize| matches!(outcomes[i], ScanClaimOutcome::Claimed(_));
+    assert_eq!(
+        won(3) as u8 + won(24) as u8,
+        1,
+        "one claim of payment 3 wins: {:?} / {:?}",
+        outcomes[3],
+        outcomes[24]
+    );
+    assert_eq!(outcomes[25], ScanClaimOutcome::NothingWaiting);
+    assert_eq!(outcomes[26], ScanClaimOutcome::ScanIdInUse);
+    assert_eq!(
+        state_of(&store, refused.id).await,
+        PaymentState::WaitingForScan
+    );
+    assert!(store
+        .payment_timeline(refused.id, &refused.tran_id)
+        .await
+        .unwrap()
+        .iter()
+        .all(|e| e.kind != event_kind::SCAN));
+    for (i, claim) in claims.iter().enumerate() {
+        if i < 24 && i != 3 {
+            assert!(won(i), "claim {i}: {:?}", outcomes[i]);
+        }
+        let Some(p) = payments.iter().find(|p| p.tran_id == claim.tran_id) else {
+            continue;
+        };
+        let stored = store.payment(p.id).await.unwrap().unwrap();
+        let timeline = store.payment_timeline(p.id, &p.tran_id).await.unwrap();
+        let kept: Vec<_> = timeline
+            .iter()
+            .filter(|e| e.kind == event_kind::SCAN && e.outcome == claim.scan_message_id)
+            .collect();
+        if let ScanClaimOutcome::Claimed(record) = &outcomes[i] {
+            assert_eq!(record.id, p.id, "claim {i} answers with its own payment");
+            assert_eq!(
+                (record.state, record.partner_id.as_deref()),
+                (claim.to, Some(claim.partner_id.as_str())),
+                "claim {i}"
+            );
+            assert_eq!(
+                (stored.state, stored.scan_message_id.as_deref()),
+                (claim.to, Some(claim.scan_message_id.as_str())),
+                "claim {i} is what is stored"
+            );
+            assert_eq!(kept.len(), 1, "claim {i} keeps its event: {timeline:?}");
+            assert_eq!(kept[0].payment_id, Some(p.id), "claim {i}'s event");
+        } else {
+            assert!(kept.is_empty(), "claim {i} leaves no event: {timeline:?}");
+        }
     }
 }
 
@@ -2972,23 +3081,16 @@ async fn postgres_concurrent_codes_answers_and_advices_share_a_statement() {
     for _ in 0..24 {
         ids.push(forwarded(&store, t0()).await);
     }
-    let tasks: Vec<_> = ids
+    let answers: Vec<_> = ids
         .iter()
-        .map(|&id| {
-            let store = Arc::clone(&store);
-            let answer = answer(id, PaymentState::Approved, None);
-            tokio::spawn(async move { store.record_partner_answer(&answer).await.unwrap() })
-        })
+        .map(|&id| answer(id, PaymentState::Approved, None))
         .collect();
-    for task in tasks {
-        assert!(task.await.unwrap());
-    }
-    let transactions: i64 =
-        sqlx::query_scalar("SELECT count(DISTINCT xmin::text) FROM payment WHERE id = ANY($1)")
-            .bind(&ids)
-            .fetch_one(&raw)
-            .await
-            .unwrap();
+    let won = all_at_once(&store, &answers, |store, answer| async move {
+        store.record_partner_answer(&answer).await.unwrap()
+    })
+    .await;
+    assert!(won.iter().all(|&won| won), "{won:?}");
+    let transactions = transactions_that_wrote(&raw, "payment", "id", &ids).await;
     assert!(
         transactions <= 24 / 4,
         "24 concurrent answers took {transactions} transactions"
@@ -2999,34 +3101,80 @@ async fn postgres_concurrent_codes_answers_and_advices_share_a_statement() {
     for (i, &id) in ids.iter().enumerate() {
         applies.push(confirmation_of(&store, id, &format!("shared-conf-{i}")).await);
     }
-    let tasks: Vec<_> = applies
-        .into_iter()
-        .map(|apply| {
-            let store = Arc::clone(&store);
-            tokio::spawn(async move { store.apply_advice(&apply).await.unwrap() })
-        })
-        .collect();
-    for task in tasks {
-        assert_eq!(task.await.unwrap(), ApplyAdviceOutcome::Applied);
-    }
+    let outcomes = all_at_once(&store, &applies, |store, apply| async move {
+        store.apply_advice(&apply).await.unwrap()
+    })
+    .await;
+    assert!(
+        outcomes.iter().all(|o| *o == ApplyAdviceOutcome::Applied),
+        "{outcomes:?}"
+    );
     for table in ["payment", "advice", "outbox"] {
         let column = if table == "payment" {
             "id"
         } else {
             "payment_id"
         };
-        let transactions: i64 = sqlx::query_scalar(&format!(
-            "SELECT count(DISTINCT xmin::text) FROM {table} WHERE {column} = ANY($1)"
-        ))
-        .bind(&ids)
-        .fetch_one(&raw)
-        .await
-        .unwrap();
+        let transactions = transactions_that_wrote(&raw, table, column, &ids).await;
         assert!(
             transactions <= 24 / 4,
             "24 concurrent confirmations took {transactions} transactions in {table}"
         );
     }
+    raw.close().await;
+    drop(store);
+    db.cleanup().await;
+}
+
+/// How many transactions last wrote the rows of `table` whose `column` is one of `ids`
+/// (their distinct `xmin`s).
+async fn transactions_that_wrote(
+    raw: &sqlx::PgPool,
+    table: &str,
+    column: &str,
+    ids: &[Uuid],
+) -> i64 {
+    sqlx::query_scalar(&format!(
+        "SELECT count(DISTINCT xmin::text) FROM {table} WHERE {column} = ANY($1)"
+    ))
+    .bind(ids)
+    .fetch_one(raw)
+    .await
+    .unwrap()
+}
+
+/// Every flow's scan claims its payment; concurrent claims share a statement, and so a
+/// transaction: the payments they move carry the same `xmin`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_concurrent_claims_share_a_statement() {
+    let db = TestDb::postgres().await;
+    let store = db.store().await;
+    let mut payments = Vec::new();
+    for _ in 0..24 {
+        payments.push(waiting(&store).await);
+    }
+    let claims: Vec<_> = payments
+        .iter()
+        .enumerate()
+        .map(|(i, p)| scan(&p.tran_id, PARTNER, &format!("shared-{i}"), t0() + secs(1)))
+        .collect();
+    let outcomes = all_at_once(&store, &claims, |store, claim| async move {
+        store.claim_for_scan(&claim).await.unwrap()
+    })
+    .await;
+    for (outcome, p) in outcomes.into_iter().zip(&payments) {
+        match outcome {
+            ScanClaimOutcome::Claimed(claimed) => assert_eq!(claimed.id, p.id),
+            other => panic!("{other:?}"),
+        }
+    }
+    let ids: Vec<Uuid> = payments.iter().map(|p| p.id).collect();
+    let raw = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let transactions = transactions_that_wrote(&raw, "payment", "id", &ids).await;
+    assert!(
+        transactions <= 24 / 4,
+        "24 concurrent claims took {transactions} transactions"
+    );
     raw.close().await;
     drop(store);
     db.cleanup().await;
@@ -3349,6 +3497,7 @@ conformance!(
     an_orphan_reversal_of_a_stored_payment_is_refused,
     claim_for_scan_records_the_scan,
     concurrent_claims_one_wins,
+    concurrent_claims_are_each_their_own_compare_and_set,
     claim_races_expiry,
     abandon_waiting_is_compare_and_set,
     claim_races_abandon,
