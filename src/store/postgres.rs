@@ -54,8 +54,9 @@ const QR_CODES_QUEUED: usize = 4096;
 /// Sorts a group's writes by the payment each locks, so that two groups (of answers, of
 /// advices) that lock some of the same payments take them in the same order and never wait
 /// for each other in a circle; returns, for each position after the sort, the position the
-/// write had before.
-fn in_lock_order<T, K: Ord>(items: &mut Vec<&T>, payment: impl Fn(&T) -> K) -> Vec<usize> {
+/// write had before. (Claims know their tranIds, not their payments: their statement locks
+/// the payments it found in the same order.)
+fn in_lock_order<T>(items: &mut Vec<&T>, payment: impl Fn(&T) -> Uuid) -> Vec<usize> {
     let mut order: Vec<usize> = (0..items.len()).collect();
     order.sort_by_key(|&i| payment(items[i]));
     *items = order.iter().map(|&i| items[i]).collect();
@@ -817,10 +818,19 @@ impl AnswerRecords {
             .await?;
         let mut changed = vec![false; answers.len()];
         for row in &rows {
+            // The statement committed: a row no answer asked for is a bug to report, not
+            // an answer to call lost.
             let ord = sqlx::Row::try_get::<i64, _>(row, "ord")?;
-            if let Some(&i) = usize::try_from(ord - 1).ok().and_then(|k| order.get(k)) {
-                changed[i] = true;
-            }
+            let i = usize::try_from(ord - 1)
+                .ok()
+                .and_then(|k| order.get(k))
+                .ok_or_else(|| {
+                    StoreError::Corrupt(format!(
+                        "a group of {} answers returned a payment for answer {ord}",
+                        answers.len()
+                    ))
+                })?;
+            changed[*i] = true;
         }
         Ok(changed)
     }
@@ -871,16 +881,18 @@ struct ScanClaims {
 #[async_trait]
 impl GroupWrite for ScanClaims {
     type Item = QueuedClaim;
-    type Answer = ScanClaimOutcome;
+    /// Each claim's own: a payment row that cannot be read back fails only its claim, not
+    /// the others that the same statement committed.
+    type Answer = StoreResult<ScanClaimOutcome>;
 
-    async fn write(&self, claims: &[QueuedClaim]) -> StoreResult<Vec<ScanClaimOutcome>> {
-        match self.write_distinct(claims.iter().collect()).await {
+    async fn write(&self, claims: &[QueuedClaim]) -> StoreResult<Vec<Self::Answer>> {
+        match self.write_distinct(claims).await {
             // Alone (also each write of a refused group, one by one), a scan id another
             // payment holds is this claim's answer, as it always was.
             Err(StoreError::Database(e))
                 if claims.len() == 1 && violates(&e, "payment_partner_scan_key") =>
             {
-                Ok(vec![ScanClaimOutcome::ScanIdInUse])
+                Ok(vec![Ok(ScanClaimOutcome::ScanIdInUse)])
             }
             other => other,
         }
@@ -946,25 +958,30 @@ impl ScanClaims {
     /// [`GroupWrite::write`] for claims of distinct tranIds and scan ids.
     async fn write_distinct(
         &self,
-        mut claims: Vec<&QueuedClaim>,
-    ) -> StoreResult<Vec<ScanClaimOutcome>> {
-        // Locked in the tranIds' order, so that two groups never wait for each other in a
-        // circle (see `in_lock_order`). Each claim finds its payment through the tranId's
-        // index, in a subquery the planner cannot merge (`OFFSET 0`), then updates it by
-        // its key: joined to the group's tranIds directly, the planner hashed them and read
-        // every payment whenever its statistics were young (a new database's first minute,
-        // before autovacuum's first ANALYZE), 6 ms a group in a 20 s benchmark.
-        let order = in_lock_order(&mut claims, |c| c.tran_id.clone());
+        claims: &[QueuedClaim],
+    ) -> StoreResult<Vec<StoreResult<ScanClaimOutcome>>> {
+        // Each claim finds its payment through the tranId's index, in a subquery the
+        // planner cannot merge (`OFFSET 0`): joined to the group's tranIds directly, the
+        // planner hashed them against every payment whenever its statistics were young (a
+        // new database's first minute, before autovacuum's first ANALYZE), 6 ms a group in
+        // a 20 s benchmark. The payments found are then locked one by one in the order
+        // of their ids, as the answers' and the advices' groups lock theirs, and only
+        // those still waiting are updated, found by their keys as an array (a join, even
+        // on the key, was hashed the same way).
         let sql = format!(
             "WITH d AS (SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], \
              $5::text[], $6::text[], $7::timestamptz[]) WITH ORDINALITY AS d(tran_id, state, \
              partner_id, token, scan_message_id, partner_message_id, at, ord)), \
              w AS (SELECT d.*, t.id FROM d CROSS JOIN LATERAL (SELECT id FROM payment \
              WHERE tran_id = d.tran_id AND {CLAIM_WHERE} OFFSET 0) t), \
+             locked AS (SELECT l.id FROM (SELECT id FROM w ORDER BY id OFFSET 0) o \
+             CROSS JOIN LATERAL (SELECT id FROM payment WHERE id = o.id AND {CLAIM_WHERE} \
+             FOR UPDATE) l), \
              claimed AS (UPDATE payment p SET state = w.state, partner_id = w.partner_id, \
              partner_payment_token = w.token, scan_message_id = w.scan_message_id, \
              partner_message_id = w.partner_message_id, updated_at = w.at FROM w \
-             WHERE p.id = w.id AND p.{CLAIM_WHERE} RETURNING p.*, w.ord), \
+             WHERE p.id = ANY (ARRAY(SELECT id FROM locked)) AND p.id = w.id \
+             AND p.{CLAIM_WHERE} RETURNING p.*, w.ord), \
              ev AS (INSERT INTO payment_event ({EVENT_COLUMNS}) \
              SELECT COALESCE(e.payment_id, claimed.id), e.tran_id, e.at, e.kind, \
              e.direction, e.counterparty, e.message_id, e.http_status, e.outcome, \
@@ -974,12 +991,12 @@ impl ScanClaims {
         );
         let mut events = EventColumns::default();
         let mut event_of = Vec::new();
-        for (i, claim) in (1_i64..).zip(&claims) {
+        for (i, claim) in (1_i64..).zip(claims) {
             event_of.extend(std::iter::repeat_n(i, claim.events.tran_id.len()));
             // Bound by value: each claim's events were turned into text when queued.
             events.append(&mut claim.events.clone());
         }
-        let column = |f: fn(&QueuedClaim) -> &str| claims.iter().map(|c| f(c)).collect::<Vec<_>>();
+        let column = |f: fn(&QueuedClaim) -> &str| claims.iter().map(f).collect::<Vec<_>>();
         let query = sqlx::query(&sql)
             .bind(column(|c| &c.tran_id))
             .bind(column(|c| c.to))
@@ -997,13 +1014,27 @@ impl ScanClaims {
             .bind(event_of)
             .fetch_all(&self.pool)
             .await?;
-        let mut outcomes = vec![ScanClaimOutcome::NothingWaiting; claims.len()];
+        let mut outcomes: Vec<StoreResult<ScanClaimOutcome>> = claims
+            .iter()
+            .map(|_| Ok(ScanClaimOutcome::NothingWaiting))
+            .collect();
         for row in &rows {
+            // The statement committed: a row no claim asked for is a bug to report, not a
+            // claim to answer "nothing waiting".
             let ord = sqlx::Row::try_get::<i64, _>(row, "ord")?;
-            let payment = <PaymentRow as sqlx::FromRow<_>>::from_row(row)?;
-            if let Some(&i) = usize::try_from(ord - 1).ok().and_then(|k| order.get(k)) {
-                outcomes[i] = ScanClaimOutcome::Claimed(payment.try_into()?);
-            }
+            let outcome = usize::try_from(ord - 1)
+                .ok()
+                .and_then(|i| outcomes.get_mut(i))
+                .ok_or_else(|| {
+                    StoreError::Corrupt(format!(
+                        "a group of {} claims returned a payment for claim {ord}",
+                        claims.len()
+                    ))
+                })?;
+            *outcome = <PaymentRow as sqlx::FromRow<_>>::from_row(row)
+                .map_err(StoreError::from)
+                .and_then(PaymentRecord::try_from)
+                .map(ScanClaimOutcome::Claimed);
         }
         Ok(outcomes)
     }
@@ -1663,9 +1694,9 @@ impl PaymentStore for PostgresStore {
         self.claims
             .write(
                 || QueuedClaim::of(claim),
-                || ScanClaims::claim_alone(&self.pool, claim),
+                || async { Ok(ScanClaims::claim_alone(&self.pool, claim).await) },
             )
-            .await
+            .await?
     }
 
     async fn transition(

@@ -3141,14 +3141,28 @@ async fn until_only_this_connection_is_left(raw: &sqlx::PgPool) {
     }
 }
 
-/// How many times the payments and the advices were read whole.
+/// How many times the payments and the advices were read whole, once the count has stood
+/// still for a while: a backend leaves `pg_stat_activity` a moment before it reports its
+/// scans.
 async fn whole_reads(raw: &sqlx::PgPool) -> i64 {
-    sqlx::query_scalar(
-        "SELECT sum(seq_scan)::int8 FROM pg_stat_user_tables WHERE relname IN ('payment', 'advice')",
-    )
-    .fetch_one(raw)
-    .await
-    .unwrap()
+    let read = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT sum(seq_scan)::int8 FROM pg_stat_user_tables \
+             WHERE relname IN ('payment', 'advice')",
+        )
+        .fetch_one(raw)
+        .await
+        .unwrap()
+    };
+    let mut last = read().await;
+    let mut still = 0;
+    while still < 5 {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let now = read().await;
+        still = if now == last { still + 1 } else { 0 };
+        last = now;
+    }
+    last
 }
 
 /// The claims' and the pays' groups reach each write's rows through an index whatever the
@@ -3183,6 +3197,7 @@ async fn postgres_grouped_claims_and_pays_never_read_every_row() {
     let before = whole_reads(&raw).await;
 
     let store = db.store().await;
+    let mut claimed_ids = Vec::new();
     for round in 0..4 {
         let pays: Vec<NewPayment> = (0..24)
             .map(|i| new_payment(&new_tran(), &format!("young-{round}-{i}")))
@@ -3210,7 +3225,14 @@ async fn postgres_grouped_claims_and_pays_never_read_every_row() {
                 .all(|o| matches!(o, ScanClaimOutcome::Claimed(_))),
             "{claimed:?}"
         );
+        claimed_ids.extend(pays.iter().map(|p| p.id));
     }
+    // Groups formed: otherwise the test would pass with any statement.
+    let transactions = transactions_that_wrote(&raw, "payment", "id", &claimed_ids).await;
+    assert!(
+        transactions <= 96 / 4,
+        "96 claims in rounds of 24 took {transactions} transactions"
+    );
     drop(store);
     until_only_this_connection_is_left(&raw).await;
     let reads = whole_reads(&raw).await - before;
@@ -3249,20 +3271,47 @@ async fn postgres_concurrent_claims_share_a_statement() {
     for _ in 0..24 {
         payments.push(waiting(&store).await);
     }
+    // Each with an event, in an order that is not the payments' (nor their tranIds').
     let claims: Vec<_> = payments
         .iter()
         .enumerate()
-        .map(|(i, p)| scan(&p.tran_id, PARTNER, &format!("shared-{i}"), t0() + secs(1)))
+        .rev()
+        .map(|(i, p)| ScanClaim {
+            events: vec![NewEvent::new(
+                event_kind::SCAN,
+                Direction::In,
+                p.tran_id.clone(),
+                PARTNER,
+                t0() + secs(1),
+                format!("shared-{i}"),
+            )],
+            ..scan(&p.tran_id, PARTNER, &format!("shared-{i}"), t0() + secs(1))
+        })
         .collect();
     let outcomes = all_at_once(&store, &claims, |store, claim| async move {
         store.claim_for_scan(&claim).await.unwrap()
     })
     .await;
-    for (outcome, p) in outcomes.into_iter().zip(&payments) {
+    for (outcome, claim) in outcomes.into_iter().zip(&claims) {
+        let p = payments
+            .iter()
+            .find(|p| p.tran_id == claim.tran_id)
+            .unwrap();
         match outcome {
             ScanClaimOutcome::Claimed(claimed) => assert_eq!(claimed.id, p.id),
             other => panic!("{other:?}"),
         }
+        let timeline = store.payment_timeline(p.id, &p.tran_id).await.unwrap();
+        let events: Vec<_> = timeline
+            .iter()
+            .filter(|e| e.kind == event_kind::SCAN)
+            .map(|e| (e.payment_id, e.outcome.as_str()))
+            .collect();
+        assert_eq!(
+            events,
+            [(Some(p.id), claim.scan_message_id.as_str())],
+            "{timeline:?}"
+        );
     }
     let ids: Vec<Uuid> = payments.iter().map(|p| p.id).collect();
     let raw = sqlx::PgPool::connect(&db.url).await.unwrap();
